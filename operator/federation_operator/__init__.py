@@ -1,0 +1,3 @@
+"""federation-operator: declarative bilateral federation between Ampora-style servers."""
+
+__version__ = "0.1.0"

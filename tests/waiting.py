@@ -1,0 +1,50 @@
+"""Poll-until-deadline helpers: tests wait for a condition, never for a fixed time."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class ConditionTimeout(AssertionError):
+    pass
+
+
+def wait_for(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> T:
+    """Call `probe` until it returns something truthy; return that, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise ConditionTimeout(f"{message} not met within {timeout}s (last: {last!r})")
+        time.sleep(interval)
+
+
+async def async_wait_for(
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> T:
+    """The asyncio twin of `wait_for`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = await probe()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise ConditionTimeout(f"{message} not met within {timeout}s (last: {last!r})")
+        await asyncio.sleep(interval)
