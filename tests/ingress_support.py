@@ -1,0 +1,131 @@
+"""Test support for the ingress tests: client certificates and offline schema validation.
+
+Certificates are shaped like the ones FederationCert issues (self-signed ECDSA P-256, CA:FALSE,
+KeyUsage digitalSignature, EKU clientAuth), with free validity so expired ones can be made.
+Schema validation follows ../shared/schemas/README.md: the upstream CRD schema, made strict
+(`additionalProperties: false`) so a misspelt field fails the test.
+"""
+
+import datetime
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from jsonschema import Draft202012Validator
+
+SHARED = Path(__file__).parents[1].parent / "shared"
+SCHEMAS = SHARED / "schemas"
+
+CRD_FILES = {
+    "Gateway": "gateway-api/standard/gateway.networking.k8s.io_gateways.yaml",
+    "HTTPRoute": "gateway-api/standard/gateway.networking.k8s.io_httproutes.yaml",
+    "ClientTrafficPolicy": "envoy-gateway/gateway.envoyproxy.io_clienttrafficpolicies.yaml",
+    "SecurityPolicy": "envoy-gateway/gateway.envoyproxy.io_securitypolicies.yaml",
+}
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    pem: str
+    key_pem: str
+    der: bytes
+
+    @property
+    def pin(self) -> dict[str, str]:
+        return {"pem": self.pem}
+
+
+def make_client_cert(
+    common_name: str, *, not_before: datetime.datetime, not_after: datetime.datetime
+) -> ClientCert:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+    return ClientCert(
+        pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        key_pem=key_pem,
+        der=certificate.public_bytes(serialization.Encoding.DER),
+    )
+
+
+def require_shared_schemas() -> None:
+    if not SCHEMAS.is_dir():
+        pytest.skip(f"upstream CRD schemas not found at {SCHEMAS} (the ../shared checkout is missing)")
+
+
+def _strict(schema: Any) -> Any:
+    # Copied in spirit from ../shared/schemas/README.md: reject unknown fields, but leave
+    # combinators and preserve-unknown-fields objects alone.
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        key: (
+            value
+            if key in ("anyOf", "allOf", "oneOf", "not", "default", "enum", "x-kubernetes-validations")
+            else {name: _strict(sub) for name, sub in value.items()}
+            if key == "properties"
+            else _strict(value)
+        )
+        for key, value in schema.items()
+    }
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def _validator(kind: str, api_version: str) -> Draft202012Validator:
+    version = api_version.split("/")[-1]
+    with (SCHEMAS / CRD_FILES[kind]).open() as handle:
+        crd = yaml.safe_load(handle)
+    entry = next(v for v in crd["spec"]["versions"] if v["name"] == version and v["served"])
+    return Draft202012Validator(_strict(entry["schema"]["openAPIV3Schema"]))
+
+
+def schema_errors(obj: dict[str, Any]) -> list[str]:
+    """Errors of `obj` against its upstream CRD schema, made strict; empty when valid."""
+    validator = _validator(obj["kind"], obj["apiVersion"])
+    return sorted(
+        f"{'.'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(obj)
+    )
