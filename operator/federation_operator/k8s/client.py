@@ -7,7 +7,6 @@ Secret write cannot leak the Secret into a log line.
 """
 
 import asyncio
-import base64
 import json
 import os
 from collections.abc import Mapping
@@ -150,10 +149,14 @@ class Kube:
             "PATCH", resource.path(namespace, name, subresource), body=body, content_type=_CONTENT_TYPES[kind]
         )
 
-    async def replace(self, resource: Resource, namespace: str | None, name: str, body: Mapping[str, Any]) -> Obj:
+    async def replace(
+        self, resource: Resource, namespace: str | None, name: str, body: Mapping[str, Any]
+    ) -> Obj:
         return await self._run("PUT", resource.path(namespace, name), body=dict(body))
 
-    async def delete(self, resource: Resource, namespace: str | None, name: str, *, uid: str | None = None) -> bool:
+    async def delete(
+        self, resource: Resource, namespace: str | None, name: str, *, uid: str | None = None
+    ) -> bool:
         """Delete; with `uid`, only that incarnation (never a same-named object made since)."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         if uid is not None:
@@ -163,14 +166,3 @@ class Kube:
         except NotFound:
             return False
         return True
-
-
-def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
-    """Decoded `data` of a Secret (plus `stringData`, which a real server folds in on write)."""
-    result = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
-    result.update({key: value.encode() for key, value in (secret.get("stringData") or {}).items()})
-    return result
-
-
-def encode_secret_data(values: Mapping[str, bytes]) -> dict[str, str]:
-    return {key: base64.b64encode(value).decode("ascii") for key, value in values.items()}

@@ -17,7 +17,9 @@ class Resource:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace is not None:
             base += f"/namespaces/{namespace}"
@@ -37,7 +39,9 @@ FEDERATION_PEERS = Resource(api.GROUP, api.VERSION, api.PEER_PLURAL, api.PEER_KI
 INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
 GATEWAYS = Resource("gateway.networking.k8s.io", "v1", "gateways", "Gateway")
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
-CLIENT_TRAFFIC_POLICIES = Resource("gateway.envoyproxy.io", "v1alpha1", "clienttrafficpolicies", "ClientTrafficPolicy")
+CLIENT_TRAFFIC_POLICIES = Resource(
+    "gateway.envoyproxy.io", "v1alpha1", "clienttrafficpolicies", "ClientTrafficPolicy"
+)
 SECURITY_POLICIES = Resource("gateway.envoyproxy.io", "v1alpha1", "securitypolicies", "SecurityPolicy")
 
 BY_KIND: dict[tuple[str, str], Resource] = {

@@ -1,0 +1,252 @@
+"""What to do about a FederationCert, decided purely from its spec, its status and its Secret.
+
+The rule that matters most: a key is generated only when none was ever issued for this object
+(no Secret and no thumbprint in status), or when a user asked for it explicitly with the
+`federation.ampora.io/reissue` annotation. Restarts, repeated events, unrelated edits and even a
+lost status (the Secret is adopted) never re-issue. A deleted or tampered Secret is reported, not
+silently replaced: the remote pins the old certificate, so a quiet re-issue would break the link.
+"""
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from federation_operator import api, certs, conditions, durations, objects
+from federation_operator.certs import Algorithm, CertificateInfo, SecretBytes
+
+DEFAULT_DURATION = "2160h"
+TLS_SECRET_TYPE = "kubernetes.io/tls"
+
+
+class InvalidSpec(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    subject: str
+    validity: timedelta
+    renew_before: timedelta | None
+    algorithm: Algorithm
+    secret_name: str
+
+
+def parse_cert_spec(spec: Mapping[str, Any], *, name: str, namespace: str) -> CertSpec:
+    try:
+        validity = durations.parse_duration(str(spec.get("duration") or DEFAULT_DURATION))
+        renew_text = spec.get("renewBefore")
+        renew_before = durations.parse_duration(str(renew_text)) if renew_text else None
+    except durations.InvalidDuration as error:
+        raise InvalidSpec(str(error)) from None
+    if renew_before is not None and renew_before >= validity:
+        raise InvalidSpec("renewBefore must be shorter than duration")
+    algorithm_text = str((spec.get("privateKey") or {}).get("algorithm") or Algorithm.ECDSA.value)
+    try:
+        algorithm = Algorithm(algorithm_text)
+    except ValueError:
+        raise InvalidSpec(
+            f"unknown privateKey.algorithm {algorithm_text!r}: use ECDSA, RSA or Ed25519"
+        ) from None
+    return CertSpec(
+        subject=str(spec.get("subject") or f"{namespace}/{name}")[:64],
+        validity=validity,
+        renew_before=renew_before,
+        algorithm=algorithm,
+        secret_name=str(spec.get("secretName") or f"{name}-tls"),
+    )
+
+
+@dataclass(frozen=True)
+class SecretObservation:
+    exists: bool
+    managed: bool = False  # labelled for this FederationCert and owned by this incarnation of it
+    cert_pem: bytes | None = None
+    key_pem: SecretBytes | None = None
+    secret_type: str = ""
+
+
+def observe_secret(secret: Mapping[str, Any] | None, *, cert_name: str, cert_uid: str) -> SecretObservation:
+    if secret is None:
+        return SecretObservation(exists=False)
+    managed = objects.labels_of(secret).get(api.LABEL_CERT) == cert_name and objects.is_owned_by(
+        secret, cert_uid
+    )
+    data = objects.secret_data(secret)
+    key = data.get(api.TLS_KEY_KEY)
+    return SecretObservation(
+        exists=True,
+        managed=managed,
+        cert_pem=data.get(api.TLS_CERT_KEY),
+        key_pem=SecretBytes(key) if key is not None else None,
+        secret_type=str(secret.get("type") or ""),
+    )
+
+
+class Action(enum.Enum):
+    ISSUE = "issue"  # generate a key and certificate and write the Secret
+    REPORT = "report"  # the Secret is good: publish what it holds
+    BLOCKED = "blocked"  # something is wrong; say what, change nothing
+
+
+@dataclass(frozen=True)
+class Assessment:
+    action: Action
+    reason: str
+    message: str
+    info: CertificateInfo | None = None
+
+
+def assess(
+    *, spec: CertSpec, status: Mapping[str, Any], observed: SecretObservation, reissue_requested: bool
+) -> Assessment:
+    issued_before = bool(status.get("thumbprint"))
+    secret = spec.secret_name
+    if not observed.exists:
+        if not issued_before:
+            return Assessment(Action.ISSUE, "Issuing", "issuing a new key and certificate")
+        if reissue_requested:
+            return Assessment(Action.ISSUE, "Reissuing", "re-issuing on request")
+        return Assessment(
+            Action.BLOCKED,
+            "SecretMissing",
+            f"Secret {secret} holding the key was deleted; the certificate pinned by remotes is gone. "
+            f"To issue a new key, annotate this FederationCert with {api.ANNOTATION_REISSUE}=true "
+            "and hand the new certificate to every remote.",
+        )
+    if not observed.managed:
+        return Assessment(
+            Action.BLOCKED,
+            "SecretConflict",
+            f"Secret {secret} exists and is not managed by this FederationCert; it is left untouched. "
+            "Delete it or choose another spec.secretName.",
+        )
+    problem = _tamper_problem(observed, status)
+    if problem is None:
+        assert observed.cert_pem is not None  # checked by _tamper_problem
+        return Assessment(
+            Action.REPORT, "Issued", "certificate issued", certs.describe_pem(observed.cert_pem)
+        )
+    if reissue_requested:
+        return Assessment(Action.ISSUE, "Reissuing", "re-issuing on request")
+    return Assessment(
+        Action.BLOCKED,
+        "SecretTampered",
+        f"Secret {secret} {problem}; it is left as it is. To issue a new key, annotate this "
+        f"FederationCert with {api.ANNOTATION_REISSUE}=true and hand the new certificate to every remote.",
+    )
+
+
+def _tamper_problem(observed: SecretObservation, status: Mapping[str, Any]) -> str | None:
+    if observed.secret_type != TLS_SECRET_TYPE:
+        return f"has type {observed.secret_type or '(none)'} instead of {TLS_SECRET_TYPE}"
+    if not observed.cert_pem or observed.key_pem is None:
+        return f"lacks {api.TLS_CERT_KEY} or {api.TLS_KEY_KEY}"
+    try:
+        info = certs.describe_pem(observed.cert_pem)
+    except certs.InvalidCertificate:
+        return f"holds no valid certificate in {api.TLS_CERT_KEY}"
+    if not certs.key_matches_certificate(key_pem=observed.key_pem, cert_pem=observed.cert_pem):
+        return "holds a key that does not belong to its certificate"
+    published = status.get("thumbprint")
+    if published and published != info.thumbprint:
+        return f"holds certificate {info.thumbprint}, not the issued {published}"
+    return None
+
+
+def build_secret(
+    *, spec: CertSpec, cert_name: str, cert_uid: str, namespace: str, issued: certs.IssuedCertificate
+) -> dict[str, Any]:
+    labels = api.managed_labels(role=api.ROLE_CLIENT_CERT) | {api.LABEL_CERT: cert_name}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": TLS_SECRET_TYPE,
+        "metadata": {
+            "name": spec.secret_name,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [objects.owner_reference(kind=api.CERT_KIND, name=cert_name, uid=cert_uid)],
+        },
+        "data": objects.encode_secret_data(
+            {api.TLS_CERT_KEY: issued.info.pem.encode("ascii"), api.TLS_KEY_KEY: issued.key_pem.reveal()}
+        ),
+    }
+
+
+def cert_status(
+    *,
+    old: Mapping[str, Any],
+    spec: CertSpec | None,
+    assessment: Assessment,
+    generation: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole status from (old status, what we found, now). Equal inputs give an equal status."""
+    result: dict[str, Any] = {key: value for key, value in old.items() if key != "conditions"}
+    old_conditions: list[Mapping[str, Any]] = list(old.get("conditions") or [])
+    if spec is not None:
+        result["secretName"] = spec.secret_name
+    info = assessment.info
+    if info is not None and spec is not None:
+        renewal = certs.renewal_time(
+            not_before=info.not_before, not_after=info.not_after, renew_before=spec.renew_before
+        )
+        result.update(
+            certificate=info.pem,
+            thumbprint=info.thumbprint,
+            spkiSha256=info.spki_sha256,
+            notBefore=conditions.rfc3339(info.not_before),
+            notAfter=conditions.rfc3339(info.not_after),
+            renewalTime=conditions.rfc3339(renewal),
+        )
+        expired = now >= info.not_after
+        ready: conditions.Status = "False" if expired else "True"
+        reason, message = (
+            ("Expired", f"certificate expired at {result['notAfter']}")
+            if expired
+            else (
+                assessment.reason,
+                assessment.message,
+            )
+        )
+        new_conditions = conditions.set_condition(
+            old_conditions,
+            type_="Ready",
+            status=ready,
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+        expiring = now >= renewal
+        new_conditions = conditions.set_condition(
+            new_conditions,
+            type_="Expiring",
+            status="True" if expiring else "False",
+            reason="RenewalDue" if expiring else "Valid",
+            message=(
+                f"certificate expires at {result['notAfter']}: issue a new FederationCert, hand its PEM to "
+                "the remote, point the peer's clientCertificateRef at it, then delete this one"
+                if expiring
+                else f"renewal due at {result['renewalTime']}"
+            ),
+            generation=generation,
+            now=now,
+        )
+    else:
+        status_value: conditions.Status = "Unknown" if assessment.action is Action.ISSUE else "False"
+        new_conditions = conditions.set_condition(
+            old_conditions,
+            type_="Ready",
+            status=status_value,
+            reason=assessment.reason,
+            message=assessment.message,
+            generation=generation,
+            now=now,
+        )
+    result["conditions"] = new_conditions
+    if generation is not None:
+        result["observedGeneration"] = generation
+    return result

@@ -1,0 +1,39 @@
+"""Small pure helpers for the plain-dict Kubernetes objects the operator reads and builds."""
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from federation_operator import api
+
+
+def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    """Decoded `data` of a Secret (plus `stringData`, which a real server folds in on write)."""
+    result = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+    result.update({key: value.encode() for key, value in (secret.get("stringData") or {}).items()})
+    return result
+
+
+def encode_secret_data(values: Mapping[str, bytes]) -> dict[str, str]:
+    return {key: base64.b64encode(value).decode("ascii") for key, value in values.items()}
+
+
+def owner_reference(*, kind: str, name: str, uid: str) -> dict[str, Any]:
+    """Controller reference to one of our objects: the API server garbage-collects dependents."""
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def is_owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(owner.get("uid") == uid for owner in owners)
+
+
+def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})

@@ -1,0 +1,250 @@
+"""`federation-operator run`: the kopf operator, built per instance so that two can share a process.
+
+Handlers are registered into a fresh `kopf.OperatorRegistry` for every operator, never into
+kopf's global registry, and get their configuration and API connection from kopf's `memo`. This
+is what lets the tests and the demo run an EU and a US operator side by side, each against its
+own API server, and what lets `run_in_thread` start and stop operators at will.
+"""
+
+import argparse
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import kopf
+import yaml
+
+from federation_operator import api, certs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    kubeconfig: Path | None = None
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    site: str = "federation"
+    ingress_provider: str = "none"
+    with_server: bool = False
+    peering: str | None = None
+    priority: int = 0
+    liveness: str | None = None
+    # How often a FederationCert is re-checked (its Secret still there and intact, expiry close).
+    cert_check_interval: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OperatorContext:
+    """What every handler needs, handed over through kopf's memo."""
+
+    config: OperatorConfig
+    kube: Any  # federation_operator.k8s.client.Kube; typed loosely to keep import time low here
+    clock: Callable[[], datetime] = certs.utcnow
+
+
+def context_of(memo: Any) -> OperatorContext:
+    context: OperatorContext = memo["context"]
+    return context
+
+
+def connection_info(kubeconfig: Path | None) -> kopf.ConnectionInfo | None:
+    """kopf credentials from a kubeconfig file (token or client certificate; what our sandbox writes)."""
+    if kubeconfig is None:
+        return None
+    config = yaml.safe_load(kubeconfig.read_text())
+    context_name = config.get("current-context")
+    context = next(item["context"] for item in config["contexts"] if item["name"] == context_name)
+    cluster = next(item["cluster"] for item in config["clusters"] if item["name"] == context["cluster"])
+    user: dict[str, Any] = next(
+        (item["user"] for item in config.get("users", []) if item["name"] == context.get("user")), {}
+    )
+    return kopf.ConnectionInfo(
+        server=cluster["server"],
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        ca_path=cluster.get("certificate-authority"),
+        scheme="Bearer" if user.get("token") else None,
+        token=user.get("token"),
+        certificate_path=user.get("client-certificate"),
+        private_key_path=user.get("client-key"),
+        default_namespace=context.get("namespace"),
+    )
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    from federation_operator import controller
+
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry, id="configure")
+    def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = api.FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=api.GROUP, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 30
+
+    if config.kubeconfig is not None:
+
+        @kopf.on.login(registry=registry, id="login")
+        def login(**_: Any) -> kopf.ConnectionInfo | None:
+            return connection_info(config.kubeconfig)
+
+    controller.register(registry, config)
+    return registry
+
+
+async def run_operator(
+    *,
+    config: OperatorConfig,
+    stop: asyncio.Event | threading.Event,
+    ready: asyncio.Event | threading.Event | None = None,
+    context: OperatorContext | None = None,
+) -> None:
+    """Run one operator until `stop` is set."""
+    from federation_operator.k8s.client import Kube
+
+    context = context or OperatorContext(config=config, kube=Kube.from_kubeconfig(config.kubeconfig))
+    try:
+        await kopf.operator(
+            registry=build_registry(config),
+            memo=kopf.Memo(context=context),
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            standalone=config.peering is None,
+            peering_name=config.peering,
+            priority=config.priority,
+            liveness_endpoint=config.liveness,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    finally:
+        context.kube.close()
+
+
+class OperatorThread:
+    """An operator in its own thread and event loop: how tests and the sandbox run it."""
+
+    def __init__(self, config: OperatorConfig, *, context: OperatorContext | None = None) -> None:
+        self.config = config
+        self.context = context
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="federation-operator", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(
+                run_operator(config=self.config, stop=self._stop, ready=self._ready, context=self.context)
+            )
+        except BaseException as error:  # reported to the starting thread
+            self._error = error
+            self._ready.set()
+
+    def start(self, *, timeout: float = 30.0) -> "OperatorThread":
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("operator did not become ready")
+        if self._error is not None:
+            raise RuntimeError("operator failed to start") from self._error
+        return self
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> "OperatorThread":
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)"
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces (default)")
+    parser.add_argument(
+        "--site", default="federation", help="this site's name, told to remotes in ping replies"
+    )
+    parser.add_argument(
+        "--ingress-provider",
+        choices=["envoy-gateway", "ingress-nginx", "gateway-api", "none"],
+        default="none",
+        help="which edge objects to write (see docs/ingress.md)",
+    )
+    parser.add_argument(
+        "--with-server", action="store_true", help="also run the federation server in-process"
+    )
+    parser.add_argument(
+        "--peering", help="kopf peering name: a second replica with a lower priority stands by"
+    )
+    parser.add_argument(
+        "--priority", type=int, default=0, help="kopf peering priority (replicas must differ)"
+    )
+    parser.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument(
+        "--cert-check-interval", type=float, default=60.0, help="seconds between certificate checks"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace) -> OperatorConfig:
+    return OperatorConfig(
+        kubeconfig=args.kubeconfig,
+        namespaces=tuple(args.namespace),
+        site=args.site,
+        ingress_provider=args.ingress_provider,
+        with_server=args.with_server,
+        peering=args.peering,
+        priority=args.priority,
+        liveness=args.liveness,
+        cert_check_interval=args.cert_check_interval,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    stop = asyncio.Event()
+
+    async def _run() -> None:
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_operator(config=config_from_args(args), stop=stop)
+
+    asyncio.run(_run())
+    return 0
+
+
+def run_in_thread(config: OperatorConfig, *, context: OperatorContext | None = None) -> OperatorThread:
+    return OperatorThread(config, context=context).start()
+
+
+__all__: Sequence[str] = [
+    "OperatorConfig",
+    "OperatorContext",
+    "OperatorThread",
+    "build_registry",
+    "run_operator",
+]
