@@ -1,0 +1,392 @@
+"""The federation server's in-memory view of who may call us, and the one authentication rule.
+
+Every inbound call is decided here without an API call: watches (server/watch.py) feed the index
+with FederationPeer objects and the operator-owned `<peer>-inbound` Secrets, exactly as the API
+returns them (plain dicts; Secret `data` base64). The index keeps, ready for O(1) lookups:
+
+- normalised thumbprint -> the peers that pin it (a set: two namespaces may pin one certificate);
+- per peer: the accepted inbound hashes (current + previous until `expiresAt`), `spec.suspend`,
+  and our view of the link (its status), which the ping reply carries back;
+- tombstones: thumbprints of recently deleted peers, so that a caller whose peer object we deleted
+  hears `UnknownPeer` rather than a bare `Certificate`. A replica only knows about deletions it
+  watched, so tombstones are bounded (TOMBSTONE_TTL, TOMBSTONE_LIMIT) and a replica started after
+  the deletion answers `Certificate`: both are refusals, only the diagnosis differs.
+
+Authentication binds the two factors to the SAME peer: the certificate selects the candidate
+peers, and the token is checked only against those candidates' hashes (constant time, every
+candidate checked, no early exit). Pure: no I/O.
+"""
+
+import base64
+import binascii
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from federation_operator import api, tokens
+from federation_operator.certs import InvalidCertificate
+from federation_operator.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
+from federation_operator.server.wire import (
+    FACTOR_CERTIFICATE,
+    FACTOR_SECRET,
+    FACTOR_SUSPENDED,
+    FACTOR_UNKNOWN_PEER,
+    LinkFailure,
+    LinkView,
+)
+from federation_operator.tokens import SecretText
+
+TOMBSTONE_TTL: Final = timedelta(hours=24)
+TOMBSTONE_LIMIT: Final = 4096
+_BEARER_PREFIX: Final = "bearer "
+
+PeerKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """The decision on one call. `message` is one human line and never holds the token."""
+
+    ok: bool
+    factor: str | None
+    message: str
+    namespace: str | None = None
+    name: str | None = None
+    thumbprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Peer:
+    key: PeerKey
+    thumbprints: frozenset[str]
+    pems: tuple[str, ...]
+    suspended: bool
+    link: LinkView
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashes:
+    current: str | None
+    previous: tuple[tuple[str, datetime], ...]
+
+    def accepted(self, now: datetime) -> list[str]:
+        found = [digest for digest, expires in self.previous if expires > now]
+        if self.current is not None:
+            found.append(self.current)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Tombstone:
+    key: PeerKey
+    expires: datetime
+    pems: tuple[str, ...]
+
+
+def parse_bearer(header: str | None) -> SecretText | None:
+    """The token of an `Authorization: Bearer <token>` header, or None if absent or malformed.
+
+    Only the documented token shape (43 base64url characters) is accepted, so nothing odd (non
+    ASCII, huge) reaches the hash.
+    """
+    if header is None or len(header) > 256:
+        return None
+    if header[: len(_BEARER_PREFIX)].lower() != _BEARER_PREFIX:
+        return None
+    value = header[len(_BEARER_PREFIX) :].strip()
+    if not tokens.is_token(value):
+        return None
+    return SecretText(value)
+
+
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _decode_hashes(secret: Mapping[str, Any]) -> _Hashes:
+    """`hashes.json` of an inbound Secret; anything unreadable accepts nothing (fail closed)."""
+    data = secret.get("data") or {}
+    encoded = data.get(api.INBOUND_HASHES_KEY) if isinstance(data, Mapping) else None
+    if not isinstance(encoded, str):
+        return _Hashes(current=None, previous=())
+    try:
+        document = json.loads(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError):
+        return _Hashes(current=None, previous=())
+    if not isinstance(document, dict):
+        return _Hashes(current=None, previous=())
+    current = document.get("current")
+    previous: list[tuple[str, datetime]] = []
+    for entry in document.get("previous") or []:
+        if not isinstance(entry, dict):
+            continue
+        digest, expires = entry.get("hash"), _parse_time(entry.get("expiresAt"))
+        if isinstance(digest, str) and tokens.is_hash(digest) and expires is not None:
+            previous.append((digest, expires))
+    return _Hashes(
+        current=current if isinstance(current, str) and tokens.is_hash(current) else None,
+        previous=tuple(previous),
+    )
+
+
+def _link_view(status: Mapping[str, Any]) -> LinkView:
+    """The parts of our FederationPeer status that the caller may see (no secrets live there)."""
+    view = LinkView()
+    if isinstance(status.get("reachability"), str):
+        view["reachability"] = status["reachability"]
+    if isinstance(status.get("lastSuccessTime"), str):
+        view["lastSuccessTime"] = status["lastSuccessTime"]
+    if isinstance(status.get("latencyMilliseconds"), int):
+        view["latencyMilliseconds"] = status["latencyMilliseconds"]
+    failure = status.get("lastFailure")
+    if isinstance(failure, Mapping) and isinstance(failure.get("factor"), str):
+        shown = LinkFailure(factor=failure["factor"])
+        if isinstance(failure.get("message"), str):
+            shown["message"] = failure["message"]
+        if isinstance(failure.get("time"), str):
+            shown["time"] = failure["time"]
+        view["lastFailure"] = shown
+    for side, key in (("inbound", "inboundFingerprint"), ("outbound", "outboundFingerprint")):
+        part = status.get(side)
+        if isinstance(part, Mapping) and isinstance(part.get("fingerprint"), str):
+            view[key] = part["fingerprint"]  # type: ignore[literal-required]
+    return view
+
+
+def _pins(spec: Mapping[str, Any]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Normalised thumbprints and PEMs of a peer's pins; an invalid pin pins nothing."""
+    thumbprints: set[str] = set()
+    pems: list[str] = []
+    for pin in spec.get("remoteCertificates") or []:
+        if not isinstance(pin, Mapping):
+            continue
+        try:
+            thumbprints.add(pin_thumbprint(pin))
+        except (InvalidPin, InvalidCertificate):
+            continue
+        if isinstance(pin.get("pem"), str):
+            pems.append(pin["pem"].strip() + "\n")
+    return frozenset(thumbprints), tuple(pems)
+
+
+def _metadata_key(obj: Mapping[str, Any]) -> PeerKey:
+    metadata = obj.get("metadata") or {}
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+
+
+class PeerIndex:
+    """Peers and inbound hashes by thumbprint; see the module docstring for the rules."""
+
+    def __init__(
+        self, *, tombstone_ttl: timedelta = TOMBSTONE_TTL, tombstone_limit: int = TOMBSTONE_LIMIT
+    ) -> None:
+        self._peers: dict[PeerKey, _Peer] = {}
+        self._by_thumbprint: dict[str, set[PeerKey]] = {}
+        self._hashes: dict[PeerKey, _Hashes] = {}
+        self._secret_owner: dict[PeerKey, PeerKey] = {}
+        self._tombstones: OrderedDict[str, _Tombstone] = OrderedDict()
+        self._tombstone_ttl = tombstone_ttl
+        self._tombstone_limit = tombstone_limit
+        self._synced = False
+        # Bumped whenever the set of pinned PEMs may have changed: the direct-TLS listener
+        # rebuilds its trust store when it sees a new version.
+        self.version = 0
+
+    # --- readiness -------------------------------------------------------------------------
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    def mark_synced(self) -> None:
+        self._synced = True
+
+    # --- feeding ---------------------------------------------------------------------------
+    def upsert_peer(self, obj: Mapping[str, Any], *, now: datetime | None = None) -> None:
+        key = _metadata_key(obj)
+        metadata = obj.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
+            # Being deleted (our finalizer still holds it): refuse as if already gone.
+            self.delete_peer(*key, now=now)
+            return
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        thumbprints, pems = _pins(spec)
+        self._unlink(key)
+        self._peers[key] = _Peer(
+            key=key,
+            thumbprints=thumbprints,
+            pems=pems,
+            suspended=spec.get("suspend") is True,
+            link=_link_view(status if isinstance(status, Mapping) else {}),
+        )
+        for thumbprint in thumbprints:
+            self._by_thumbprint.setdefault(thumbprint, set()).add(key)
+            self._tombstones.pop(thumbprint, None)
+        self.version += 1
+
+    def delete_peer(self, namespace: str, name: str, *, now: datetime | None = None) -> None:
+        key = (namespace, name)
+        peer = self._unlink(key)
+        if peer is None:
+            return
+        expires = (now or datetime.now(tz=UTC)) + self._tombstone_ttl
+        for thumbprint in peer.thumbprints:
+            if thumbprint not in self._by_thumbprint:
+                self._tombstones.pop(thumbprint, None)
+                self._tombstones[thumbprint] = _Tombstone(key=key, expires=expires, pems=peer.pems)
+        while len(self._tombstones) > self._tombstone_limit:
+            self._tombstones.popitem(last=False)
+        self.version += 1
+
+    def upsert_inbound_secret(self, obj: Mapping[str, Any]) -> None:
+        namespace, secret_name = _metadata_key(obj)
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        peer_name = labels.get(api.LABEL_PEER)
+        if not isinstance(peer_name, str) or not peer_name:
+            if not secret_name.endswith(api.INBOUND_SECRET_SUFFIX):
+                return
+            peer_name = secret_name[: -len(api.INBOUND_SECRET_SUFFIX)]
+        self.delete_inbound_secret(namespace, secret_name)
+        peer_key = (namespace, peer_name)
+        self._secret_owner[(namespace, secret_name)] = peer_key
+        self._hashes[peer_key] = _decode_hashes(obj)
+
+    def delete_inbound_secret(self, namespace: str, name: str) -> None:
+        peer_key = self._secret_owner.pop((namespace, name), None)
+        if peer_key is not None:
+            self._hashes.pop(peer_key, None)
+
+    def peer_keys(self) -> set[PeerKey]:
+        return set(self._peers)
+
+    def inbound_secret_keys(self) -> set[PeerKey]:
+        return set(self._secret_owner)
+
+    # --- reading ---------------------------------------------------------------------------
+    def link_view(self, namespace: str, name: str) -> LinkView:
+        peer = self._peers.get((namespace, name))
+        return peer.link if peer is not None else LinkView()
+
+    def trust_anchors(self, *, now: datetime) -> list[str]:
+        """PEMs the direct-TLS handshake accepts: pinned by a live peer or a fresh tombstone.
+
+        Tombstoned certificates still pass the handshake so that the caller hears `UnknownPeer`
+        in a JSON reply instead of a bare TLS alert.
+        """
+        found: dict[str, None] = {}
+        for peer in self._peers.values():
+            found.update(dict.fromkeys(peer.pems))
+        for tombstone in self._tombstones.values():
+            if tombstone.expires > now:
+                found.update(dict.fromkeys(tombstone.pems))
+        return sorted(found)
+
+    def authenticate(self, *, thumbprint: str | None, token: SecretText | None, now: datetime) -> AuthResult:
+        if thumbprint is None:
+            return AuthResult(ok=False, factor=FACTOR_CERTIFICATE, message="no client certificate presented")
+        try:
+            normalised = normalize_thumbprint(thumbprint)
+        except InvalidPin:
+            return AuthResult(
+                ok=False, factor=FACTOR_CERTIFICATE, message="unreadable certificate thumbprint"
+            )
+        candidates = self._by_thumbprint.get(normalised)
+        if not candidates:
+            return self._unpinned(normalised, now=now)
+        peers = sorted((self._peers[key] for key in candidates), key=lambda peer: peer.key)
+        matched = [peer for peer in peers if token is not None and self._token_matches(peer, token, now)]
+        active = [peer for peer in matched if not peer.suspended]
+        if active:
+            # Several peers pinning one certificate and accepting one token is a configuration
+            # the operator cannot tell apart; pick deterministically (first namespace/name).
+            namespace, name = active[0].key
+            return AuthResult(
+                ok=True,
+                factor=None,
+                message="certificate and secret accepted",
+                namespace=namespace,
+                name=name,
+                thumbprint=normalised,
+            )
+        if matched or all(peer.suspended for peer in peers):
+            namespace, name = (matched or peers)[0].key
+            return AuthResult(
+                ok=False,
+                factor=FACTOR_SUSPENDED,
+                message="this link is suspended on our side (spec.suspend)",
+                namespace=namespace,
+                name=name,
+                thumbprint=normalised,
+            )
+        namespace, name = next(peer for peer in peers if not peer.suspended).key
+        return AuthResult(
+            ok=False,
+            factor=FACTOR_SECRET,
+            message=self._secret_message(peers, token),
+            namespace=namespace if len(peers) == 1 else None,
+            name=name if len(peers) == 1 else None,
+            thumbprint=normalised,
+        )
+
+    # --- internals -------------------------------------------------------------------------
+    def _unlink(self, key: PeerKey) -> _Peer | None:
+        peer = self._peers.pop(key, None)
+        if peer is None:
+            return None
+        for thumbprint in peer.thumbprints:
+            holders = self._by_thumbprint.get(thumbprint)
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self._by_thumbprint[thumbprint]
+        return peer
+
+    def _token_matches(self, peer: _Peer, token: SecretText, now: datetime) -> bool:
+        hashes = self._hashes.get(peer.key)
+        return hashes is not None and tokens.matches_any(token, hashes.accepted(now))
+
+    def _unpinned(self, thumbprint: str, *, now: datetime) -> AuthResult:
+        tombstone = self._tombstones.get(thumbprint)
+        if tombstone is not None and tombstone.expires > now:
+            namespace, name = tombstone.key
+            return AuthResult(
+                ok=False,
+                factor=FACTOR_UNKNOWN_PEER,
+                message="the FederationPeer that pinned this certificate has been deleted here",
+                namespace=namespace,
+                name=name,
+                thumbprint=thumbprint,
+            )
+        return AuthResult(
+            ok=False,
+            factor=FACTOR_CERTIFICATE,
+            message=f"client certificate {thumbprint} is pinned by no FederationPeer here",
+            thumbprint=thumbprint,
+        )
+
+    def _secret_message(self, peers: Iterable[_Peer], token: SecretText | None) -> str:
+        if token is None:
+            return "missing or malformed Authorization header: expected `Bearer <token>`"
+        expected = sorted(
+            {
+                tokens.fingerprint(hashes.current)
+                for peer in peers
+                if (hashes := self._hashes.get(peer.key)) is not None and hashes.current is not None
+            }
+        )
+        presented = tokens.fingerprint(tokens.hash_token(token))
+        if not expected:
+            return "no inbound secret is known here for the peer that pins this certificate yet"
+        return (
+            f"the bearer token (fingerprint {presented}) does not match the inbound secret "
+            f"of the peer that pins this certificate (fingerprint {', '.join(expected)})"
+        )
