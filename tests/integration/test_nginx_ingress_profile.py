@@ -1,0 +1,298 @@
+"""The ingress-nginx profile, run in real nginx with real curl: only pinned certificates pass.
+
+nginx is configured from the Ingress and the trust-bundle Secret our code generates (see
+tests/nginx_profile.py). The upstream is a stand-in for the federation server (no app factory
+exists yet): its forward-auth path maps the thumbprint in `ssl-client-cert` (decoded with the
+server's own parser) to a peer, and every other path echoes what nginx forwarded.
+"""
+
+import asyncio
+import datetime
+import json
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from tests.ingress_support import ClientCert, make_client_cert
+from tests.nginx_profile import Nginx, free_port, render_nginx_conf, write_ca_file
+from tests.waiting import async_wait_for
+
+from federation_operator import api, certs
+from federation_operator.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
+from federation_operator.ingress.config import IngressConfig
+from federation_operator.ingress.providers import PROVIDERS
+from federation_operator.server.clientcert import thumbprint_from_nginx
+
+pytestmark = [
+    pytest.mark.nginx,
+    pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed (CI installs nginx-light)"),
+]
+
+HOST = "federation.eu.example.com"
+NAMESPACE = "federation"
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+def _peer_cert(name: str) -> ClientCert:
+    return make_client_cert(
+        name, not_before=NOW - datetime.timedelta(minutes=5), not_after=NOW + datetime.timedelta(days=90)
+    )
+
+
+@dataclass
+class Identities:
+    """us-east: issued by the product's own `certs.issue_certificate`; ap-south and stranger: fixtures."""
+
+    us_east: ClientCert
+    ap_south: ClientCert
+    stranger: ClientCert
+    files: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory: pytest.TempPathFactory) -> Identities:
+    issued = certs.issue_certificate(subject="us-east", validity=datetime.timedelta(days=90), now=NOW)
+    us_east = ClientCert(
+        pem=issued.info.pem,
+        key_pem=issued.key_pem.reveal().decode("ascii"),
+        der=x509.load_pem_x509_certificate(issued.info.pem.encode()).public_bytes(serialization.Encoding.DER),
+    )
+    result = Identities(us_east=us_east, ap_south=_peer_cert("ap-south"), stranger=_peer_cert("stranger"))
+    directory = tmp_path_factory.mktemp("client-certs")
+    for name, cert in (
+        ("us-east", result.us_east),
+        ("ap-south", result.ap_south),
+        ("stranger", result.stranger),
+    ):
+        crt, key = directory / f"{name}.crt", directory / f"{name}.key"
+        crt.write_text(cert.pem)
+        key.write_text(cert.key_pem)
+        key.chmod(0o600)
+        result.files[name] = (crt, key)
+    return result
+
+
+def _server_certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(minutes=5))
+        .not_valid_after(NOW + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    crt, key_path = directory / "server.crt", directory / "server.key"
+    crt.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return crt, key_path
+
+
+@dataclass
+class Upstream:
+    port: int
+    peers_by_thumbprint: dict[str, str]
+    auth_requests: list[dict[str, str]] = field(default_factory=list)
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def upstream(identities: Identities) -> AsyncIterator[Upstream]:
+    state = Upstream(
+        port=free_port(),
+        peers_by_thumbprint={
+            certs.describe_pem(identities.us_east.pem).thumbprint: "us-east",
+            certs.describe_pem(identities.ap_south.pem).thumbprint: "ap-south",
+        },
+    )
+
+    async def forward_auth(request: web.Request) -> web.Response:
+        state.auth_requests.append(dict(request.headers))
+        peer = state.peers_by_thumbprint.get(thumbprint_from_nginx(request.headers["ssl-client-cert"]))
+        if peer is None:
+            return web.Response(status=401)
+        return web.Response(status=200, headers={api.HEADER_PEER: peer, api.HEADER_NAMESPACE: NAMESPACE})
+
+    async def echo(request: web.Request) -> web.Response:
+        state.requests.append(dict(request.headers))
+        return web.json_response({"path": request.path, "headers": dict(request.headers)})
+
+    app = web.Application()
+    app.router.add_get(api.FORWARD_AUTH_PATH, forward_auth)
+    app.router.add_get("/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", state.port).start()
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Edge:
+    """nginx plus what regenerating its profile needs."""
+
+    nginx: Nginx
+    ca_file: Path
+    server_cert: Path
+
+    def publish(self, peers: list[PeerPins]) -> None:
+        """Regenerate the trust bundle, write the Secret's ca.crt where nginx reads it."""
+        bundle = build_trust_bundle(peers, now=datetime.datetime.now(datetime.UTC), needs_pem=True)
+        objects = build_trust_bundle_objects(
+            namespace=NAMESPACE, bundle=bundle, labels=api.managed_labels(role=api.ROLE_TRUST_BUNDLE)
+        )
+        [secret] = [obj for obj in objects if obj["kind"] == "Secret"]
+        write_ca_file(secret, self.ca_file)
+
+
+def _peers(identities: Identities, *, with_ap_south: bool = True) -> list[PeerPins]:
+    peers = [PeerPins(name="us-east", namespace=NAMESPACE, pins=[identities.us_east.pin])]
+    if with_ap_south:
+        peers.append(PeerPins(name="ap-south", namespace=NAMESPACE, pins=[identities.ap_south.pin]))
+    return peers
+
+
+@pytest.fixture
+def edge(identities: Identities, upstream: Upstream, tmp_path: Path) -> Iterator[Edge]:
+    server_cert, server_key = _server_certificate(tmp_path)
+    config = IngressConfig(host=HOST, labels=api.managed_labels(role=api.ROLE_INGRESS))
+    probe_bundle = build_trust_bundle(_peers(identities), now=NOW, needs_pem=True)
+    [ingress] = PROVIDERS["ingress-nginx"].build_objects(
+        namespace=NAMESPACE, bundle=probe_bundle, config=config
+    )
+    nginx = Nginx(
+        binary=shutil.which("nginx") or "nginx",
+        prefix=tmp_path,
+        conf=tmp_path / "nginx.conf",
+        port=free_port(),
+    )
+    result = Edge(
+        nginx=nginx, ca_file=tmp_path / "ca-federation-federation-trust-bundle.pem", server_cert=server_cert
+    )
+    result.publish(_peers(identities))
+    nginx.conf.write_text(
+        render_nginx_conf(
+            ingress=ingress,
+            prefix=tmp_path,
+            listen_port=nginx.port,
+            upstream_port=upstream.port,
+            ca_file=result.ca_file,
+            server_cert=server_cert,
+            server_key=server_key,
+        )
+    )
+    nginx.start()
+    try:
+        yield result
+    finally:
+        nginx.stop()
+
+
+@dataclass
+class CurlResult:
+    exit_code: int
+    status: int
+    body: str
+
+
+async def _curl(edge: Edge, identities: Identities, who: str | None, path: str = api.PING_PATH) -> CurlResult:
+    argv = [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "10",
+        "--cacert",
+        str(edge.server_cert),
+        "--resolve",
+        f"{HOST}:{edge.nginx.port}:127.0.0.1",
+        "--write-out",
+        "\n%{http_code}",
+    ]
+    if who is not None:
+        crt, key = identities.files[who]
+        argv += ["--cert", str(crt), "--key", str(key)]
+    argv.append(f"https://{HOST}:{edge.nginx.port}{path}")
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    body, _, status = stdout.decode().rpartition("\n")
+    assert process.returncode is not None
+    return CurlResult(exit_code=process.returncode, status=int(status or 0), body=body)
+
+
+def _headers(result: CurlResult) -> dict[str, Any]:
+    headers: dict[str, Any] = json.loads(result.body)["headers"]
+    return {name.lower(): value for name, value in headers.items()}
+
+
+async def test_a_pinned_certificate_passes_with_its_certificate_and_peer_forwarded(
+    edge: Edge, identities: Identities, upstream: Upstream
+) -> None:
+    result = await _curl(edge, identities, "us-east")
+    assert (result.exit_code, result.status) == (0, 200), result.body
+    headers = _headers(result)
+    assert (
+        thumbprint_from_nginx(headers["ssl-client-cert"])
+        == certs.describe_pem(identities.us_east.pem).thumbprint
+    )
+    assert headers["x-federation-peer"] == "us-east"
+    assert headers["x-federation-namespace"] == NAMESPACE
+    [auth] = upstream.auth_requests
+    assert "ssl-client-cert" in {name.lower() for name in auth}
+
+
+async def test_an_unpinned_certificate_is_refused_before_anything_reaches_the_server(
+    edge: Edge, identities: Identities, upstream: Upstream
+) -> None:
+    # nginx completes the handshake and answers 400 itself (its verify callback defers the
+    # verdict to the HTTP layer): no auth subrequest, no proxied request.
+    result = await _curl(edge, identities, "stranger")
+    assert (result.exit_code, result.status) == (0, 400)
+    assert "The SSL certificate error" in result.body
+    assert "client SSL certificate verify error" in edge.nginx.error_log()
+
+    no_cert = await _curl(edge, identities, None)
+    assert no_cert.status == 400
+    assert "No required SSL certificate was sent" in no_cert.body
+    assert upstream.auth_requests == []
+    assert upstream.requests == []
+
+
+async def test_a_removed_peer_is_refused_once_the_bundle_is_updated_and_nginx_reloaded(
+    edge: Edge, identities: Identities, upstream: Upstream
+) -> None:
+    assert (await _curl(edge, identities, "ap-south")).status == 200
+
+    generations = edge.nginx.worker_generations()
+    edge.publish(_peers(identities, with_ap_south=False))
+    edge.nginx.reload()
+
+    async def refused() -> bool:
+        return (
+            edge.nginx.worker_generations() > generations
+            and (await _curl(edge, identities, "ap-south")).status == 400
+        )
+
+    await async_wait_for(refused, timeout=10, message="ap-south refused after reload")
+    assert (await _curl(edge, identities, "us-east")).status == 200
+    assert [h.get("X-Federation-Peer") for h in upstream.requests] == ["ap-south", "us-east"]
