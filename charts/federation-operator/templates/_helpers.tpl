@@ -52,16 +52,13 @@ app.kubernetes.io/part-of: federation
 {{- end -}}
 {{- end -}}
 
-{{- define "federation-operator.gatewayNamespace" -}}
-{{- .Values.ingress.gateway.namespace | default .Release.Namespace -}}
-{{- end -}}
-
 {{/* Namespaces that get the operator's namespaced Role: the watched ones, plus the Gateway's
-     namespace where the provider writes or patches objects next to the Gateway. */}}
+     namespace where the provider writes or patches objects next to a Gateway that lives elsewhere
+     (no Gateway namespace = the Gateway sits in each peers' namespace). */}}
 {{- define "federation-operator.operatorRoleNamespaces" -}}
 {{- $namespaces := .Values.watchNamespaces -}}
-{{- if and (has .Values.ingress.provider (list "envoy-gateway" "gateway-api")) .Values.ingress.gateway.name -}}
-{{- $namespaces = append $namespaces (include "federation-operator.gatewayNamespace" .) -}}
+{{- if and (has .Values.ingress.provider (list "envoy-gateway" "gateway-api")) .Values.ingress.gateway.namespace -}}
+{{- $namespaces = append $namespaces .Values.ingress.gateway.namespace -}}
 {{- end -}}
 {{- toJson (uniq $namespaces) -}}
 {{- end -}}
