@@ -34,7 +34,7 @@ def wait_for(
 async def async_wait_for(
     probe: Callable[[], Awaitable[T | None]],
     *,
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109  (a deadline for polling, not an I/O timeout)
     interval: float = 0.02,
     message: str = "condition",
 ) -> T:

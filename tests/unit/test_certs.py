@@ -1,0 +1,69 @@
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from federation_operator import certs, pinning
+from federation_operator.certs import Algorithm
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", params=list(Algorithm))
+def issued(request: pytest.FixtureRequest) -> certs.IssuedCertificate:
+    return certs.issue_certificate(
+        subject="eu client", validity=timedelta(days=90), algorithm=request.param, now=NOW
+    )
+
+
+def test_certificate_is_a_backdated_client_leaf(issued: certs.IssuedCertificate) -> None:
+    cert = x509.load_pem_x509_certificate(issued.info.pem.encode())
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    assert cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    assert (
+        ExtendedKeyUsageOID.CLIENT_AUTH
+        in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    )
+    assert issued.info.not_before == NOW - certs.BACKDATE
+    assert issued.info.not_after == NOW + timedelta(days=90)
+    assert issued.info.subject == "eu client"
+
+
+def test_key_belongs_to_certificate_and_never_prints(issued: certs.IssuedCertificate) -> None:
+    assert certs.key_matches_certificate(key_pem=issued.key_pem, cert_pem=issued.info.pem)
+    other = certs.issue_certificate(subject="x", validity=timedelta(days=1), now=NOW)
+    assert not certs.key_matches_certificate(key_pem=other.key_pem, cert_pem=issued.info.pem)
+    assert b"PRIVATE KEY" in issued.key_pem.reveal()
+    assert "PRIVATE" not in repr(issued) + str(issued.key_pem)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_thumbprint_equals_what_openssl_prints(issued: certs.IssuedCertificate, tmp_path: Path) -> None:
+    pem = tmp_path / "client.crt"
+    pem.write_text(issued.info.pem)
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", str(pem)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    printed = out.strip().split("=", 1)[1]
+    assert pinning.normalize_thumbprint(printed) == issued.info.thumbprint
+    assert issued.info.thumbprint == "sha256:" + printed.replace(":", "").lower()
+
+
+def test_renewal_defaults_to_a_third_of_the_lifetime() -> None:
+    start, end = NOW, NOW + timedelta(days=90)
+    assert certs.renewal_time(not_before=start, not_after=end, renew_before=None) == NOW + timedelta(days=60)
+    assert certs.renewal_time(
+        not_before=start, not_after=end, renew_before=timedelta(days=10)
+    ) == end - timedelta(days=10)
+
+
+def test_garbage_is_not_a_certificate() -> None:
+    with pytest.raises(certs.InvalidCertificate):
+        certs.describe_pem("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")

@@ -1,0 +1,44 @@
+from datetime import UTC, datetime, timedelta
+
+from federation_operator import conditions
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_transition_time_moves_only_when_status_flips() -> None:
+    first = conditions.set_condition(
+        [], type_="Ready", status="True", reason="A", message="a", generation=1, now=T0
+    )
+    same = conditions.set_condition(
+        first,
+        type_="Ready",
+        status="True",
+        reason="B",
+        message="b",
+        generation=1,
+        now=T0 + timedelta(hours=1),
+    )
+    assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert same[0]["reason"] == "B"
+    flipped = conditions.set_condition(
+        same,
+        type_="Ready",
+        status="False",
+        reason="C",
+        message="c",
+        generation=1,
+        now=T0 + timedelta(hours=2),
+    )
+    assert flipped[0]["lastTransitionTime"] == "2026-01-01T02:00:00Z"
+
+
+def test_other_condition_types_are_kept() -> None:
+    base = conditions.set_condition(
+        [], type_="Reachable", status="True", reason="A", message="", generation=None, now=T0
+    )
+    both = conditions.set_condition(
+        base, type_="Ready", status="False", reason="B", message="", generation=2, now=T0
+    )
+    assert [c["type"] for c in both] == ["Reachable", "Ready"]
+    assert conditions.is_true(both, "Reachable")
+    assert not conditions.is_true(both, "Ready")
