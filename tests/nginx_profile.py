@@ -15,6 +15,7 @@ The cluster DNS name of `auth-url` and of the backend Service is mapped to a loo
 
 import base64
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -150,11 +151,17 @@ class Nginx:
             return False
 
     def reload(self) -> None:
-        subprocess.run(self._argv("-s", "reload"), check=True, capture_output=True)
+        """`nginx -s reload`, then wait until the old workers are gone.
 
-    def worker_generations(self) -> int:
-        """How many worker processes nginx has started so far (one per start and per reload)."""
-        return self.error_log().count("start worker process")
+        New workers start before the old ones stop accepting, so until the master has reaped
+        the old ones a request may still be served under the old configuration.
+        """
+        exited = self._exited_workers()
+        subprocess.run(self._argv("-s", "reload"), check=True, capture_output=True)
+        wait_for(lambda: self._exited_workers() > exited, timeout=10, message="old nginx workers exited")
+
+    def _exited_workers(self) -> int:
+        return len(re.findall(r"worker process \d+ exited with code", self.error_log()))
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
