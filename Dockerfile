@@ -15,7 +15,7 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 # Dependencies first, from the lock alone, so that a code change reuses this layer.
 COPY requirements/runtime.lock requirements/runtime.lock
-# --no-deps: the lock is complete (pip check below proves it); hashes in it are enforced by pip.
+# --no-deps: the lock is complete (pip check below proves it); pip enforces hashes if it has them.
 RUN /opt/venv/bin/pip install --no-deps -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY operator/ operator/

@@ -223,6 +223,7 @@ def test_operator_is_one_recreated_replica_with_peering_and_liveness(helm: str) 
     assert "--peering=federation-operator" in container["args"]
     assert "--priority=100" in container["args"]
     assert "--ingress-provider=envoy-gateway" in container["args"]
+    assert "--site=fed" in container["args"], "site defaults to the release name"
     assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["image"] == "ghcr.io/ampora/federation-operator:0.1.0"
