@@ -1,0 +1,72 @@
+"""Fault injection and call recording for the sandbox API: what later tests need to be honest.
+
+A real API server fails: 500s during upgrades, 409s on races, 429s under load, requests that hang,
+watch streams that drop. Resilience tests switch those on here, per verb and resource, with a
+probability; they are off by default. `Call` records (verb, group, resource, subresource,
+namespace) of every resource request, so a test can derive the RBAC rules the operator needs
+from what it actually did. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+TIMEOUT: Final = 0  # a FaultRule status meaning "hang, then 504", as a stuck API server would
+
+
+class Call(NamedTuple):
+    """One resource request, in RBAC's terms (`verb` is get/list/watch/create/update/patch/delete/...)."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+
+
+@dataclass
+class FaultRule:
+    """Fail requests of `verb` on `resource` (`"*"` = any) with `status`, with `probability`."""
+
+    verb: str = "*"
+    resource: str = "*"
+    status: int = 500
+    probability: float = 1.0
+
+    def applies(self, *, verb: str, resource: str) -> bool:
+        return self.verb in ("*", verb) and self.resource in ("*", resource)
+
+
+@dataclass
+class Faults:
+    """The fault switchboard of one SandboxAPI; empty = a well-behaved server."""
+
+    rules: list[FaultRule] = field(default_factory=list)
+    # Per watch event about to be sent: the chance that the stream is cut instead.
+    watch_drop_probability: float = 0.0
+    # How long a TIMEOUT fault holds a request before answering 504.
+    hang_seconds: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def add(
+        self, *, verb: str = "*", resource: str = "*", status: int = 500, probability: float = 1.0
+    ) -> FaultRule:
+        rule = FaultRule(verb=verb, resource=resource, status=status, probability=probability)
+        self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        self.rules.clear()
+        self.watch_drop_probability = 0.0
+
+    def pick(self, *, verb: str, resource: str) -> FaultRule | None:
+        """The first rule that applies and fires this time, if any."""
+        for rule in self.rules:
+            if rule.applies(verb=verb, resource=resource) and self.rng.random() < rule.probability:
+                return rule
+        return None
+
+    def drop_watch(self) -> bool:
+        return self.watch_drop_probability > 0 and self.rng.random() < self.watch_drop_probability
