@@ -1,0 +1,266 @@
+"""The federation server's HTTP surface (aiohttp): ping, forward-auth, health, readiness, metrics.
+
+Every inbound call goes through one function, `_decide`: find the presented certificate
+(clientcert), read the bearer token, ask the index (pure, in memory), then answer, count and audit.
+Status codes, chosen so that every proxy's forward-auth understands them (nginx `auth_request`
+accepts only 2xx, 401 and 403) and kept the same on ping:
+
+- 200: both factors passed (forward-auth adds `X-Federation-Peer` / `X-Federation-Namespace`);
+- 401: factor `Certificate` or `Secret` (the credentials are missing or wrong);
+- 403: factor `UnknownPeer` or `Suspended` (we know the caller and refuse it), and forward-auth
+  when the source is rate limited;
+- 429 (ping only): the source failed too often; `Retry-After` says when to try again.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final, TextIO
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from federation_operator import api
+from federation_operator.server.clientcert import CertSourceConfig, is_trusted, resolve
+from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
+from federation_operator.server.ratelimit import FailureLimiter
+from federation_operator.server.wire import (
+    FACTOR_CERTIFICATE,
+    HEADER_FACTOR,
+    HEADER_REQUEST_ID,
+    DeniedReply,
+    PingReply,
+)
+
+HEALTH_PATH: Final = "/healthz"
+READY_PATH: Final = "/readyz"
+METRICS_PATH: Final = "/metrics"
+# aiohttp's request-parser limits: a forwarded PEM (XFCC, ssl-client-cert) of an RSA-3072 leaf is
+# ~3 KiB URL-encoded; anything beyond these gets a 4xx from the parser, never reaches us.
+MAX_LINE_SIZE: Final = 8190
+MAX_FIELD_SIZE: Final = 32768
+MAX_HEADERS: Final = 64
+STATUS_OF_FACTOR: Final = {"Certificate": 401, "Secret": 401, "UnknownPeer": 403, "Suspended": 403}
+_ROUTE_PING: Final = "ping"
+_ROUTE_AUTH: Final = "auth"
+_JSON: Final = "application/json"
+
+
+class AuditLog:
+    """One JSON line per inbound call. Fields are chosen by the caller; a token is never one."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, record: Mapping[str, object]) -> None:
+        self._stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._stream.flush()
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    site: str
+    cert_sources: CertSourceConfig = field(default_factory=CertSourceConfig)
+    rate_limit_burst: int = 20
+    rate_limit_window_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    requests: Counter
+    latency: Histogram
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _metrics(registry: CollectorRegistry) -> _Metrics:
+    return _Metrics(
+        requests=Counter(
+            "federation_server_requests",
+            "Inbound federation calls by route, result and failed factor.",
+            ["route", "result", "factor"],
+            registry=registry,
+        ),
+        latency=Histogram(
+            "federation_server_auth_seconds",
+            "Time to decide an inbound call (certificate, token, index lookup).",
+            ["route"],
+            registry=registry,
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+        ),
+    )
+
+
+class _Server:
+    """Handlers sharing the index, config, limiter, metrics and audit of one application."""
+
+    def __init__(
+        self,
+        *,
+        index: PeerIndex,
+        config: AppConfig,
+        audit: AuditLog | None,
+        registry: CollectorRegistry,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.index = index
+        self.config = config
+        self.audit = audit
+        self.registry = registry
+        self.metrics = _metrics(registry)
+        self.clock = clock
+        self.limiter = FailureLimiter(
+            burst=config.rate_limit_burst, window_seconds=config.rate_limit_window_seconds
+        )
+        self.header_names = config.cert_sources.header_names
+
+    def _source(self, request: web.Request) -> str:
+        """Whom to rate-limit: behind a trusted proxy, the address the proxy saw (last XFF hop)."""
+        remote = request.remote or ""
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded and is_trusted(remote, self.config.cert_sources.trusted_proxies):
+            return forwarded.rsplit(",", 1)[-1].strip() or remote
+        return remote
+
+    def _authenticate(self, request: web.Request, now: datetime) -> AuthResult:
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        tls_der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        headers = {name: request.headers.getall(name, []) for name in self.header_names}
+        presented = resolve(
+            config=self.config.cert_sources, remote=request.remote, headers=headers, tls_der=tls_der
+        )
+        if presented.refusal is not None:
+            return AuthResult(ok=False, factor=FACTOR_CERTIFICATE, message=presented.refusal)
+        token = parse_bearer(request.headers.get("Authorization"))
+        return self.index.authenticate(thumbprint=presented.thumbprint, token=token, now=now)
+
+    async def _decide(self, request: web.Request, route: str) -> web.Response:
+        started = time.perf_counter()
+        now = self.clock()
+        request_id = str(uuid.uuid4())
+        source = self._source(request)
+        limited = self.limiter.blocked(source, now=time.monotonic())
+        if limited is not None:
+            retry_after, last_factor = limited
+            result = AuthResult(
+                ok=False,
+                factor=last_factor,
+                message="too many failed attempts from this address; retry later",
+            )
+            response = self._denied(
+                result, status=429 if route == _ROUTE_PING else 403, retry_after=retry_after
+            )
+            outcome = "rate-limited"
+        else:
+            result = self._authenticate(request, now)
+            if result.ok:
+                response = self._accepted(result, route=route, now=now)
+                outcome = "ok"
+            else:
+                self.limiter.record_failure(source, factor=result.factor or "", now=time.monotonic())
+                response = self._denied(result, status=STATUS_OF_FACTOR.get(result.factor or "", 401))
+                outcome = "denied"
+        response.headers[HEADER_REQUEST_ID] = request_id
+        self.metrics.requests.labels(route, outcome, result.factor or "").inc()
+        self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+        if self.audit is not None:
+            self.audit.write(
+                {
+                    "time": _rfc3339(now),
+                    "requestId": request_id,
+                    "route": route,
+                    "result": outcome,
+                    "factor": result.factor,
+                    "message": result.message,
+                    "peer": result.name,
+                    "namespace": result.namespace,
+                    "thumbprint": result.thumbprint,
+                    "remote": request.remote,
+                    "source": source,
+                    "method": request.method,
+                    "path": request.path,
+                }
+            )
+        return response
+
+    def _accepted(self, result: AuthResult, *, route: str, now: datetime) -> web.Response:
+        namespace, name = result.namespace or "", result.name or ""
+        if route == _ROUTE_AUTH:
+            return web.Response(status=200, headers={api.HEADER_PEER: name, api.HEADER_NAMESPACE: namespace})
+        reply = PingReply(
+            ok=True,
+            site=self.config.site,
+            peer={"name": name, "namespace": namespace},
+            time=_rfc3339(now),
+            link=self.index.link_view(namespace, name),
+        )
+        return web.json_response(reply)
+
+    def _denied(self, result: AuthResult, *, status: int, retry_after: float | None = None) -> web.Response:
+        factor = result.factor or FACTOR_CERTIFICATE
+        reply = DeniedReply(ok=False, factor=factor, message=result.message)
+        headers = {HEADER_FACTOR: factor}
+        if retry_after is not None:
+            seconds = max(1, round(retry_after + 0.5))
+            reply["retryAfterSeconds"] = seconds
+            headers["Retry-After"] = str(seconds)
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="federation"'
+        return web.json_response(reply, status=status, headers=headers)
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return await self._decide(request, _ROUTE_PING)
+
+    async def forward_auth(self, request: web.Request) -> web.Response:
+        return await self._decide(request, _ROUTE_AUTH)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.index.synced:
+            return web.json_response({"ok": True})
+        return web.json_response({"ok": False, "message": "peer index not synced yet"}, status=503)
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+
+def create_app(
+    *,
+    index: PeerIndex,
+    config: AppConfig,
+    audit: AuditLog | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
+) -> web.Application:
+    server = _Server(
+        index=index, config=config, audit=audit, registry=registry or CollectorRegistry(), clock=clock
+    )
+    app = web.Application()
+    app.router.add_get(api.PING_PATH, server.ping)
+    # Envoy's ext_authz appends the original path to the auth path; any method, any tail.
+    app.router.add_route("*", api.FORWARD_AUTH_PATH, server.forward_auth)
+    app.router.add_route("*", api.FORWARD_AUTH_PATH + "/{tail:.*}", server.forward_auth)
+    app.router.add_get(HEALTH_PATH, server.healthz)
+    app.router.add_get(READY_PATH, server.readyz)
+    app.router.add_get(METRICS_PATH, server.metrics_page)
+    return app
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """A runner with our header limits and without aiohttp's access log (the audit log is ours)."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
+    )

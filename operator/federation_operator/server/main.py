@@ -1,0 +1,175 @@
+"""`federation-operator serve`: the federation server (ping + forward-auth), pin + secret enforced.
+
+Listeners: `--port` terminates mTLS itself (direct mode; needs --tls-cert/--tls-key), `--http-port`
+serves plain HTTP behind a proxy (forward-auth and the header modes). Both serve /healthz,
+/readyz and /metrics. Peers and inbound hashes come from list+watch streams, never per request.
+Audit lines (JSON) go to --audit-log (stdout by default); diagnostics go to stderr.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+
+from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
+from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
+from federation_operator.server.index import PeerIndex
+from federation_operator.server.tls import PinnedTLS
+from federation_operator.server.watch import IndexWatcher, load_connection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    site: str
+    kubeconfig: Path | None = None
+    namespaces: tuple[str, ...] = ()
+    host: str = "0.0.0.0"  # noqa: S104 - a server's listener; NetworkPolicy narrows it in the chart
+    port: int = 8443
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    http_port: int | None = 8080
+    cert_sources: CertSourceConfig = field(default_factory=CertSourceConfig)
+    audit_log: str | None = "-"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)"
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--site", default=os.environ.get("FEDERATION_SITE"), help="our site name, sent in ping replies"
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="listen address")  # noqa: S104
+    parser.add_argument(
+        "--port", type=int, default=8443, help="direct mTLS port (needs --tls-cert/--tls-key)"
+    )
+    parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM) for direct mTLS")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM) for direct mTLS")
+    parser.add_argument("--http-port", type=int, default=8080, help="plain HTTP port (0 = none)")
+    parser.add_argument(
+        "--client-cert-source",
+        action="append",
+        choices=[source.value for source in CertSource],
+        default=[],
+        help="where the client certificate comes from (repeatable; default: direct)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        help="CIDR whose forwarded certificate headers are believed (repeatable)",
+    )
+    parser.add_argument("--audit-log", default="-", help="audit JSON lines: a file path, or - for stdout")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    if not args.site:
+        raise SystemExit("serve: --site (or $FEDERATION_SITE) is required")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SystemExit("serve: --tls-cert and --tls-key go together")
+    sources = frozenset(CertSource(value) for value in args.client_cert_source) or frozenset(
+        {CertSource.DIRECT}
+    )
+    try:
+        networks = parse_networks(args.trusted_proxy)
+    except ValueError as error:
+        raise SystemExit(f"serve: --trusted-proxy: {error}") from error
+    if sources - {CertSource.DIRECT} and not networks:
+        raise SystemExit("serve: header client-certificate sources need at least one --trusted-proxy")
+    return ServerConfig(
+        site=args.site,
+        kubeconfig=args.kubeconfig,
+        namespaces=tuple(args.namespace),
+        host=args.host,
+        port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        http_port=args.http_port or None,
+        cert_sources=CertSourceConfig(sources=sources, trusted_proxies=networks),
+        audit_log=args.audit_log,
+    )
+
+
+@contextlib.contextmanager
+def _audit_stream(target: str | None) -> Iterator[TextIO | None]:
+    if target is None:
+        yield None
+    elif target == "-":
+        yield sys.stdout
+    else:
+        with open(target, "a", encoding="utf-8") as stream:
+            yield stream
+
+
+async def run_server(
+    *,
+    config: ServerConfig,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+    index: PeerIndex | None = None,
+) -> None:
+    """Serve until `stop` is set. Without `index`, one is built and fed from the API's watches;
+    with one, the caller feeds it (tests, the sandbox) and marks it synced."""
+    watcher_task: asyncio.Task[None] | None = None
+    if index is None:
+        index = PeerIndex()
+        connection = load_connection(config.kubeconfig)
+        watcher = IndexWatcher(connection=connection, index=index, namespaces=list(config.namespaces) or None)
+        watcher_task = asyncio.create_task(watcher.run(), name="federation-index-watch")
+    with _audit_stream(config.audit_log) as stream:
+        app = create_app(
+            index=index,
+            config=AppConfig(site=config.site, cert_sources=config.cert_sources),
+            audit=AuditLog(stream) if stream is not None else None,
+        )
+        runner = make_runner(app)
+        await runner.setup()
+        try:
+            if config.tls_cert is not None and config.tls_key is not None:
+                tls = PinnedTLS(index=index, cert_file=config.tls_cert, key_file=config.tls_key)
+                await web.TCPSite(runner, config.host, config.port, ssl_context=tls.context).start()
+                logger.info("federation server: mTLS on %s:%d", config.host, config.port)
+            if config.http_port is not None:
+                await web.TCPSite(runner, config.host, config.http_port).start()
+                logger.info("federation server: HTTP on %s:%d", config.host, config.http_port)
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+        finally:
+            if watcher_task is not None:
+                watcher_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher_task
+            await runner.cleanup()
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    config = config_from_args(args)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_server(config=config, stop=stop)
+
+    asyncio.run(serve())
+    return 0
