@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.ingress_support import ClientCert, make_client_cert
 
 from federation_operator.ingress.bundle import (
     REASON_CERTIFICATE_EXPIRED,
@@ -15,6 +14,7 @@ from federation_operator.ingress.bundle import (
     PeerPins,
     build_trust_bundle,
 )
+from tests.ingress_support import ClientCert, make_client_cert
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 

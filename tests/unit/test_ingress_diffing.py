@@ -5,13 +5,13 @@ import datetime
 from typing import Any
 
 import pytest
-from tests.ingress_support import make_client_cert
 
 from federation_operator import api
 from federation_operator.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
 from federation_operator.ingress.config import IngressConfig
 from federation_operator.ingress.diffing import needs_write
 from federation_operator.ingress.providers import PROVIDERS
+from tests.ingress_support import make_client_cert
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 OWNER = {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": "us-east", "uid": "3f1c9a4e-1b2d"}

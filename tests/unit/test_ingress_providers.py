@@ -6,7 +6,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from tests.ingress_support import make_client_cert, require_shared_schemas, schema_errors
 
 from federation_operator import api
 from federation_operator.ingress.bundle import (
@@ -18,6 +17,7 @@ from federation_operator.ingress.bundle import (
 from federation_operator.ingress.config import IngressConfig
 from federation_operator.ingress.providers import PROVIDERS
 from federation_operator.ingress.providers.gateway_api import apply_merge_patch, build_gateway_frontend_patch
+from tests.ingress_support import make_client_cert, require_shared_schemas, schema_errors
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 CORE_KINDS = {"ConfigMap", "Secret", "Ingress"}
