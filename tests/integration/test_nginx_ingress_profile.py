@@ -1,13 +1,14 @@
 """The ingress-nginx profile, run in real nginx with real curl: only pinned certificates pass.
 
 nginx is configured from the Ingress and the trust-bundle Secret our code generates (see
-tests/nginx_profile.py). The upstream is a stand-in for the federation server (no app factory
-exists yet): its forward-auth path maps the thumbprint in `ssl-client-cert` (decoded with the
-server's own parser) to a peer, and every other path echoes what nginx forwarded.
+tests/nginx_profile.py). Behind it runs the real federation server (`server.app.create_app`,
+plain HTTP, certificate taken from nginx's `ssl-client-cert`), its index fed with both peers.
 """
 
 import asyncio
+import base64
 import datetime
+import io
 import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -21,14 +22,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.ingress_support import ClientCert, make_client_cert
-from tests.nginx_profile import Nginx, free_port, render_nginx_conf, write_ca_file
 
 from federation_operator import api, certs
 from federation_operator.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
 from federation_operator.ingress.config import IngressConfig
 from federation_operator.ingress.providers import PROVIDERS
-from federation_operator.server.clientcert import thumbprint_from_nginx
+from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
+from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
+from federation_operator.server.index import PeerIndex
+from federation_operator.tokens import SecretText, generate_token, hash_token
+from tests.ingress_support import ClientCert, make_client_cert
+from tests.nginx_profile import Nginx, free_port, render_nginx_conf, write_ca_file
 
 pytestmark = [
     pytest.mark.nginx,
@@ -105,37 +109,57 @@ def _server_certificate(directory: Path) -> tuple[Path, Path]:
 
 @dataclass
 class Upstream:
+    """The real federation server (plain HTTP, certificate from nginx's `ssl-client-cert`)."""
+
     port: int
-    peers_by_thumbprint: dict[str, str]
-    auth_requests: list[dict[str, str]] = field(default_factory=list)
-    requests: list[dict[str, str]] = field(default_factory=list)
+    tokens: dict[str, SecretText]
+    audit: io.StringIO
+
+    def audited(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.audit.getvalue().splitlines()]
+
+
+def _peer_object(name: str, cert: ClientCert) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.PEER_KIND,
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"endpoint": f"https://{name}.example.com", "remoteCertificates": [cert.pin]},
+    }
+
+
+def _inbound_secret(name: str, token: SecretText) -> dict[str, Any]:
+    document = json.dumps({"current": hash_token(token), "previous": []}).encode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{name}{api.INBOUND_SECRET_SUFFIX}",
+            "namespace": NAMESPACE,
+            "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: name},
+        },
+        "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document).decode()},
+    }
 
 
 @pytest.fixture
 async def upstream(identities: Identities) -> AsyncIterator[Upstream]:
-    state = Upstream(
-        port=free_port(),
-        peers_by_thumbprint={
-            certs.describe_pem(identities.us_east.pem).thumbprint: "us-east",
-            certs.describe_pem(identities.ap_south.pem).thumbprint: "ap-south",
-        },
+    # The server's index knows both peers for the whole test: what refuses a removed peer below
+    # is the edge alone.
+    index = PeerIndex()
+    state = Upstream(port=free_port(), tokens={}, audit=io.StringIO())
+    for name, cert in (("us-east", identities.us_east), ("ap-south", identities.ap_south)):
+        state.tokens[name] = generate_token()
+        index.upsert_peer(_peer_object(name, cert))
+        index.upsert_inbound_secret(_inbound_secret(name, state.tokens[name]))
+    index.mark_synced()
+    config = AppConfig(
+        site="eu",
+        cert_sources=CertSourceConfig(
+            sources=frozenset({CertSource.NGINX}), trusted_proxies=parse_networks(["127.0.0.1/32"])
+        ),
     )
-
-    async def forward_auth(request: web.Request) -> web.Response:
-        state.auth_requests.append(dict(request.headers))
-        peer = state.peers_by_thumbprint.get(thumbprint_from_nginx(request.headers["ssl-client-cert"]))
-        if peer is None:
-            return web.Response(status=401)
-        return web.Response(status=200, headers={api.HEADER_PEER: peer, api.HEADER_NAMESPACE: NAMESPACE})
-
-    async def echo(request: web.Request) -> web.Response:
-        state.requests.append(dict(request.headers))
-        return web.json_response({"path": request.path, "headers": dict(request.headers)})
-
-    app = web.Application()
-    app.router.add_get(api.FORWARD_AUTH_PATH, forward_auth)
-    app.router.add_get("/{tail:.*}", echo)
-    runner = web.AppRunner(app)
+    runner = make_runner(create_app(index=index, config=config, audit=AuditLog(state.audit)))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", state.port).start()
     try:
@@ -212,7 +236,9 @@ class CurlResult:
     body: str
 
 
-async def _curl(edge: Edge, identities: Identities, who: str | None, path: str = api.PING_PATH) -> CurlResult:
+async def _curl(
+    edge: Edge, identities: Identities, who: str | None, *, token: SecretText | None = None
+) -> CurlResult:
     argv = [
         "curl",
         "--silent",
@@ -229,7 +255,12 @@ async def _curl(edge: Edge, identities: Identities, who: str | None, path: str =
     if who is not None:
         crt, key = identities.files[who]
         argv += ["--cert", str(crt), "--key", str(key)]
-    argv.append(f"https://{HOST}:{edge.nginx.port}{path}")
+    if token is not None:
+        # From a file, so the token is not on curl's command line.
+        header_file = edge.nginx.prefix / "authorization.header"
+        header_file.write_text(f"Authorization: Bearer {token.reveal()}\n")
+        argv += ["--header", f"@{header_file}"]
+    argv.append(f"https://{HOST}:{edge.nginx.port}{api.PING_PATH}")
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -239,25 +270,31 @@ async def _curl(edge: Edge, identities: Identities, who: str | None, path: str =
     return CurlResult(exit_code=process.returncode, status=int(status or 0), body=body)
 
 
-def _headers(result: CurlResult) -> dict[str, Any]:
-    headers: dict[str, Any] = json.loads(result.body)["headers"]
-    return {name.lower(): value for name, value in headers.items()}
+async def _ping(edge: Edge, identities: Identities, upstream: Upstream, who: str) -> CurlResult:
+    return await _curl(edge, identities, who, token=upstream.tokens.get(who))
 
 
-async def test_a_pinned_certificate_passes_with_its_certificate_and_peer_forwarded(
+async def test_a_pinned_certificate_passes_forward_auth_and_reaches_the_server_as_its_peer(
     edge: Edge, identities: Identities, upstream: Upstream
 ) -> None:
-    result = await _curl(edge, identities, "us-east")
+    result = await _ping(edge, identities, upstream, "us-east")
     assert (result.exit_code, result.status) == (0, 200), result.body
-    headers = _headers(result)
-    assert (
-        thumbprint_from_nginx(headers["ssl-client-cert"])
-        == certs.describe_pem(identities.us_east.pem).thumbprint
-    )
-    assert headers["x-federation-peer"] == "us-east"
-    assert headers["x-federation-namespace"] == NAMESPACE
-    [auth] = upstream.auth_requests
-    assert "ssl-client-cert" in {name.lower() for name in auth}
+    reply = json.loads(result.body)
+    assert reply["peer"] == {"name": "us-east", "namespace": NAMESPACE}
+    # The server saw the certificate nginx forwarded, first in the auth subrequest, then proxied.
+    thumbprint = certs.describe_pem(identities.us_east.pem).thumbprint
+    assert [(r["route"], r["result"], r["thumbprint"]) for r in upstream.audited()] == [
+        ("auth", "ok", thumbprint),
+        ("ping", "ok", thumbprint),
+    ]
+
+
+async def test_a_pinned_certificate_with_the_wrong_secret_is_stopped_by_forward_auth(
+    edge: Edge, identities: Identities, upstream: Upstream
+) -> None:
+    result = await _curl(edge, identities, "us-east", token=upstream.tokens["ap-south"])
+    assert result.status == 401
+    assert [(r["route"], r["factor"]) for r in upstream.audited()] == [("auth", "Secret")]
 
 
 async def test_an_unpinned_certificate_is_refused_before_anything_reaches_the_server(
@@ -265,28 +302,26 @@ async def test_an_unpinned_certificate_is_refused_before_anything_reaches_the_se
 ) -> None:
     # nginx completes the handshake and answers 400 itself (its verify callback defers the
     # verdict to the HTTP layer): no auth subrequest, no proxied request.
-    result = await _curl(edge, identities, "stranger")
+    result = await _curl(edge, identities, "stranger", token=upstream.tokens["us-east"])
     assert (result.exit_code, result.status) == (0, 400)
     assert "The SSL certificate error" in result.body
     assert "client SSL certificate verify error" in edge.nginx.error_log()
 
-    no_cert = await _curl(edge, identities, None)
+    no_cert = await _curl(edge, identities, None, token=upstream.tokens["us-east"])
     assert no_cert.status == 400
     assert "No required SSL certificate was sent" in no_cert.body
-    assert upstream.auth_requests == []
-    assert upstream.requests == []
+    assert upstream.audited() == []
 
 
 async def test_a_removed_peer_is_refused_once_the_bundle_is_updated_and_nginx_reloaded(
     edge: Edge, identities: Identities, upstream: Upstream
 ) -> None:
-    assert (await _curl(edge, identities, "ap-south")).status == 200
+    assert (await _ping(edge, identities, upstream, "ap-south")).status == 200
 
     edge.publish(_peers(identities, with_ap_south=False))
     edge.nginx.reload()
-    reached = len(upstream.requests)
+    reached = len(upstream.audited())
     for _ in range(5):
-        assert (await _curl(edge, identities, "ap-south")).status == 400
-    assert len(upstream.requests) == reached
-    assert (await _curl(edge, identities, "us-east")).status == 200
-    assert upstream.requests[-1]["X-Federation-Peer"] == "us-east"
+        assert (await _ping(edge, identities, upstream, "ap-south")).status == 400
+    assert len(upstream.audited()) == reached
+    assert (await _ping(edge, identities, upstream, "us-east")).status == 200
