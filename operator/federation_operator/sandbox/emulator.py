@@ -189,7 +189,7 @@ def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(eq=False)  # identity: each watch is its own subscriber
 class _Watcher:
     group_plural: str
     namespace: str | None
@@ -286,6 +286,14 @@ class SandboxAPI(kmock.KubernetesEmulator):
         obj = self._fresh_object(self._crd_with_status(crd), namespace=None)
         self._insert(rt, obj)
         self._serve_crd(obj)
+
+    def ensure_namespace(self, name: str) -> None:
+        """Create namespace `name` unless it exists (call from the sandbox's event loop)."""
+        rt = self._type("", "v1", _NAMESPACES)
+        if self._lookup(rt, None, name) is None:
+            self._create(
+                _Target(rt, None, None, None), {"metadata": {"name": name}}, dry_run=False, strict=False
+            )
 
     @property
     def resource_version(self) -> str:
@@ -432,6 +440,12 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 return self._required(resources.api_group(types, group))
             case ["apis", group, version]:
                 return self._required(resources.api_resource_list(types, group, version))
+            case ["openapi", "v3"]:
+                return resources.openapi_v3_index(types)
+            case ["openapi", "v3", "api", version]:
+                return self._required(resources.openapi_v3_document(types, "", version))
+            case ["openapi", "v3", "apis", group, version]:
+                return self._required(resources.openapi_v3_document(types, group, version))
             case ["api" | "apis", *_]:
                 return None
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -508,6 +522,13 @@ class SandboxAPI(kmock.KubernetesEmulator):
     def _decode(body: bytes, content_type: str) -> Any:
         if not body:
             return None
+        if content_type.startswith(("application/vnd.kubernetes.protobuf", "application/cbor")):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the sandbox API speaks JSON only, not {content_type} "
+                "(use `kubectl apply -f` instead of `kubectl create <kind>`)",
+            )
         try:
             if content_type == patching.APPLY_PATCH:
                 return yaml.safe_load(body)
@@ -577,50 +598,23 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if target.name is not None:
             selector = Selector(selector.labels, (*selector.fields, ("metadata.name", True, target.name)))
         since = query.get("resourceVersion", "")
+        timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
-        await response.prepare(request)
-        watcher = _Watcher(group_plural=target.rt.group_plural, namespace=target.namespace, selector=selector)
-        initial: list[dict[str, Any]]
-        if since not in ("", "0") and since.isdigit() and int(since) < self._compacted:
+        if since.isdigit() and since != "0" and int(since) < self._compacted:
             expired = ApiError(410, "Expired", f"too old resource version: {since} ({self._compacted})")
+            await response.prepare(request)
             await response.write(json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n")
             await response.write_eof()
             return response
-        if since in ("", "0") or not since.isdigit():
-            initial = [
-                {"type": "ADDED", "object": obj}
-                for obj in self._matching(target.rt, target.namespace, selector)
-            ]
-        else:
-            initial = [
-                {"type": kind, "object": obj}
-                for revision, group_plural, kind, obj in self._history
-                if revision > int(since) and group_plural == target.rt.group_plural and watcher.wants(obj)
-            ]
+        # The initial events and the subscription are taken together, without awaiting in between,
+        # so that no write falls between them (the API server's "consistent" watch start).
+        watcher = _Watcher(group_plural=target.rt.group_plural, namespace=target.namespace, selector=selector)
+        initial = self._initial_events(target, watcher, since)
         self._watchers.add(watcher)
         try:
-            for event in initial:
-                if not await self._send(request, response, target.rt, event):
-                    return response
-            if query.get("sendInitialEvents") == "true":
-                bookmark = {
-                    "kind": target.rt.kind,
-                    "apiVersion": target.rt.api_version,
-                    "metadata": {
-                        "resourceVersion": self.resource_version,
-                        "annotations": {"k8s.io/initial-events-end": "true"},
-                    },
-                }
-                await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
-            timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
-            async with asyncio.timeout(timeout):
-                while True:
-                    queued = await watcher.queue.get()
-                    if queued is None or not await self._send(request, response, target.rt, queued):
-                        break
-        except TimeoutError:
-            pass
+            await response.prepare(request)
+            await self._stream(request, response, target, watcher, initial, close_after=timeout)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             return response
         finally:
@@ -628,6 +622,46 @@ class SandboxAPI(kmock.KubernetesEmulator):
         with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
             await response.write_eof()
         return response
+
+    def _initial_events(self, target: _Target, watcher: _Watcher, since: str) -> list[dict[str, Any]]:
+        if since in ("", "0") or not since.isdigit():
+            objects = self._matching(target.rt, target.namespace, watcher.selector)
+            return [{"type": "ADDED", "object": copy.deepcopy(obj)} for obj in objects]
+        return [
+            {"type": kind, "object": obj}
+            for revision, group_plural, kind, obj in self._history
+            if revision > int(since) and group_plural == target.rt.group_plural and watcher.wants(obj)
+        ]
+
+    async def _stream(
+        self,
+        request: aiohttp.web.BaseRequest,
+        response: aiohttp.web.StreamResponse,
+        target: _Target,
+        watcher: _Watcher,
+        initial: list[dict[str, Any]],
+        *,
+        close_after: float | None,
+    ) -> None:
+        for event in initial:
+            if not await self._send(request, response, target.rt, event):
+                return
+        if request.query.get("sendInitialEvents") == "true":
+            bookmark = {
+                "kind": target.rt.kind,
+                "apiVersion": target.rt.api_version,
+                "metadata": {
+                    "resourceVersion": self.resource_version,
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            }
+            await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(close_after):
+                while True:
+                    queued = await watcher.queue.get()
+                    if queued is None or not await self._send(request, response, target.rt, queued):
+                        return
 
     async def _send(
         self,

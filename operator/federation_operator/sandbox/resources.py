@@ -259,3 +259,46 @@ def api_resource_list(types: Iterable[ResourceType], group: str, version: str) -
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": [entry for resource_type in selected for entry in resource_type.discovery_entries()],
     }
+
+
+def openapi_v3_index(types: Iterable[ResourceType]) -> dict[str, Any]:
+    """`GET /openapi/v3`: one document per group/version.
+
+    kubectl's default `--validate=strict` asks this index whether a kind's PATCH takes the
+    `fieldValidation` query parameter; if it does, kubectl leaves validation to the server (which
+    the sandbox does) instead of validating client-side against `/openapi/v2`, which is not served.
+    """
+    paths = {}
+    for rt in types:
+        prefix = f"apis/{rt.group}/{rt.version}" if rt.group else f"api/{rt.version}"
+        paths[prefix] = {"serverRelativeURL": f"/openapi/v3/{prefix}"}
+    return {"paths": paths}
+
+
+def openapi_v3_document(types: Iterable[ResourceType], group: str, version: str) -> dict[str, Any] | None:
+    """`GET /openapi/v3/apis/<group>/<version>`: only the PATCH operations and their parameters."""
+    selected = [rt for rt in types if rt.group == group and rt.version == version]
+    if not selected:
+        return None
+    paths: dict[str, Any] = {}
+    for rt in selected:
+        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        scope = "/namespaces/{namespace}" if rt.namespaced else ""
+        paths[f"{prefix}{scope}/{rt.plural}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{rt.kind}",
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": rt.kind},
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+                    for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+                ],
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
