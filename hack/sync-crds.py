@@ -11,7 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "crds"
-TARGETS = (ROOT / "charts" / "federation-operator" / "crds", ROOT / "operator" / "federation_operator" / "crds")
+TARGETS = (
+    ROOT / "charts" / "federation-operator" / "crds",
+    ROOT / "operator" / "federation_operator" / "crds",
+)
 
 
 def main() -> int:
