@@ -1,0 +1,903 @@
+"""What to do about a FederationPeer's two shared secrets, decided purely from spec, status and Secrets.
+
+The rules that matter most:
+- A token is generated only when its Secret does not exist and status says none was ever
+  generated, or when a user asked for it with the `federation.ampora.io/rotate` annotation.
+  Restarts, repeated events and unrelated spec edits never regenerate; a vanished Secret is
+  reported (`SecretMissing`), not silently replaced, because the remote holds the old token.
+- Every inbound source (generated, `secretHash`, `secretRef`) is mirrored as hashes into the one
+  `<peer>-inbound` Secret that the federation server reads. Inbound plaintext is never stored
+  there; it lives only in the short-lived handoff Secret until `kubectl federation export`
+  consumes it or it expires.
+- Writes are ordered handoff -> outbound -> inbound, and the handoff remembers which request
+  (`initial` or the rotation nonce) its tokens belong to. A crash between writes is therefore
+  resumed with the same tokens taken from the handoff instead of new ones that nobody could see.
+
+Pure: no I/O. Randomness comes in through `new_token`, so tests can pin it.
+"""
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from federation_operator import api, conditions, durations, objects, tokens
+from federation_operator.tokens import MalformedCredential, SecretText
+
+SOURCE_GENERATED: Final = "Generated"
+SOURCE_SECRET_HASH: Final = "SecretHash"
+SOURCE_SECRET_REF: Final = "SecretRef"
+
+CONDITION: Final = "CredentialsReady"
+DEFAULT_HANDOFF_TTL: Final = timedelta(hours=1)
+DEFAULT_ROTATION_OVERLAP: Final = timedelta(hours=1)
+DEFAULT_REF_KEY: Final = "token"
+SECRET_TYPE: Final = "Opaque"
+INITIAL_GENERATION: Final = "initial"
+
+# On `<peer>-inbound`: which spec source the hashes mirror, so that a switch to generated
+# credentials is seen as one (the hashes alone do not say where they came from).
+ANNOTATION_INBOUND_SOURCE: Final = f"{api.GROUP}/inbound-source"
+# On `<peer>-handoff`: the request its tokens were generated for, and when it is deleted unread.
+ANNOTATION_GENERATION: Final = f"{api.GROUP}/generation"
+ANNOTATION_EXPIRES_AT: Final = f"{api.GROUP}/expires-at"
+
+ROTATE_INBOUND: Final = "inbound"
+ROTATE_OUTBOUND: Final = "outbound"
+
+_ZERO_SPAN_RE: Final = re.compile(r"^(?:0+(?:\.0+)?(?:ms|s|m|h))+$")
+
+
+class InvalidSpec(ValueError):
+    pass
+
+
+class InvalidRotation(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class CredentialSpec:
+    inbound_hash: str | None
+    inbound_ref: SecretRef | None
+    outbound_ref: SecretRef | None
+    handoff_ttl: timedelta
+    rotation_overlap: timedelta
+
+    @property
+    def inbound_source(self) -> str:
+        if self.inbound_hash is not None:
+            return SOURCE_SECRET_HASH
+        return SOURCE_SECRET_REF if self.inbound_ref is not None else SOURCE_GENERATED
+
+    @property
+    def outbound_source(self) -> str:
+        return SOURCE_SECRET_REF if self.outbound_ref is not None else SOURCE_GENERATED
+
+
+def _parse_span(text: str, *, field_name: str, allow_zero: bool) -> timedelta:
+    # The CRD pattern allows "0s"; parse_duration refuses non-positive spans, and an overlap of
+    # zero is meaningful here (the previous token stops working at once).
+    if allow_zero and _ZERO_SPAN_RE.match(text):
+        return timedelta(0)
+    try:
+        return durations.parse_duration(text)
+    except durations.InvalidDuration as error:
+        raise InvalidSpec(f"spec.credentials.{field_name}: {error}") from None
+
+
+def _ref(value: Any, *, where: str) -> SecretRef | None:
+    if not value:
+        return None
+    name = str(value.get("name") or "")
+    if not name:
+        raise InvalidSpec(f"{where}.name is required")
+    return SecretRef(name=name, key=str(value.get("key") or DEFAULT_REF_KEY))
+
+
+def parse_credential_spec(spec: Mapping[str, Any]) -> CredentialSpec:
+    inbound = spec.get("inbound") or {}
+    outbound = spec.get("outbound") or {}
+    secret_hash = inbound.get("secretHash")
+    if secret_hash is not None and not tokens.is_hash(str(secret_hash)):
+        raise InvalidSpec("spec.inbound.secretHash must match ^sha256:[0-9a-f]{64}$")
+    inbound_ref = _ref(inbound.get("secretRef"), where="spec.inbound.secretRef")
+    if secret_hash is not None and inbound_ref is not None:
+        raise InvalidSpec("spec.inbound takes secretHash or secretRef, not both")
+    lifetimes = spec.get("credentials") or {}
+    return CredentialSpec(
+        inbound_hash=str(secret_hash) if secret_hash is not None else None,
+        inbound_ref=inbound_ref,
+        outbound_ref=_ref(outbound.get("secretRef"), where="spec.outbound.secretRef"),
+        handoff_ttl=_parse_span(
+            str(lifetimes.get("handoffTTL") or "1h"), field_name="handoffTTL", allow_zero=False
+        ),
+        rotation_overlap=_parse_span(
+            str(lifetimes.get("rotationOverlap") or "1h"), field_name="rotationOverlap", allow_zero=True
+        ),
+    )
+
+
+def inbound_secret_name(peer_name: str) -> str:
+    return peer_name + api.INBOUND_SECRET_SUFFIX
+
+
+def outbound_secret_name(peer_name: str) -> str:
+    return peer_name + api.OUTBOUND_SECRET_SUFFIX
+
+
+def handoff_secret_name(peer_name: str) -> str:
+    return peer_name + api.HANDOFF_SECRET_SUFFIX
+
+
+def own_secret_names(peer_name: str) -> tuple[str, str, str]:
+    return inbound_secret_name(peer_name), outbound_secret_name(peer_name), handoff_secret_name(peer_name)
+
+
+def referenced_secret_names(spec: Mapping[str, Any]) -> set[str]:
+    """Users' Secrets a peer reads: a change to any of them must re-reconcile the peer."""
+    names = set()
+    for side in ("inbound", "outbound"):
+        ref = (spec.get(side) or {}).get("secretRef") or {}
+        if ref.get("name"):
+            names.add(str(ref["name"]))
+    return names
+
+
+# ---- hashes.json -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviousHash:
+    hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class InboundHashes:
+    current: str
+    previous: tuple[PreviousHash, ...] = ()
+
+    def accepted(self, now: datetime) -> list[str]:
+        return [self.current, *(item.hash for item in self.previous if item.expires_at > now)]
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def parse_hashes(raw: bytes) -> InboundHashes:
+    try:
+        document = json.loads(raw)
+        current = str(document["current"])
+        previous = tuple(
+            PreviousHash(hash=str(item["hash"]), expires_at=_parse_time(str(item["expiresAt"])))
+            for item in document.get("previous") or []
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise MalformedCredential("not a {current, previous} hashes document") from None
+    if not tokens.is_hash(current) or not all(tokens.is_hash(item.hash) for item in previous):
+        raise MalformedCredential("holds a value that is not a sha256:<64 hex> hash")
+    return InboundHashes(current=current, previous=previous)
+
+
+def render_hashes(hashes: InboundHashes) -> bytes:
+    document = {
+        "current": hashes.current,
+        "previous": [
+            {"hash": item.hash, "expiresAt": conditions.rfc3339(item.expires_at)} for item in hashes.previous
+        ],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+def roll_hashes(
+    old: InboundHashes | None, *, current: str, now: datetime, overlap: timedelta
+) -> InboundHashes:
+    """A new accepted hash; the one it replaces stays valid for `overlap` (zero: not at all)."""
+    previous = [
+        item for item in (old.previous if old else ()) if item.expires_at > now and item.hash != current
+    ]
+    if old is not None and old.current != current and overlap > timedelta(0):
+        previous.append(PreviousHash(hash=old.current, expires_at=now + overlap))
+    return InboundHashes(current=current, previous=tuple(previous))
+
+
+# ---- rotation requests -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RotationRequest:
+    inbound: bool
+    outbound: bool
+    nonce: str
+
+
+def rotation_value(*, inbound: bool, outbound: bool, nonce: str) -> str:
+    """The annotation `kubectl federation rotate` sets: `inbound:<nonce>`, `outbound:<nonce>`, or both."""
+    sides = [side for side, wanted in ((ROTATE_INBOUND, inbound), (ROTATE_OUTBOUND, outbound)) if wanted]
+    if not sides:
+        raise InvalidRotation("choose inbound, outbound or both")
+    return ",".join(sides) + ":" + nonce
+
+
+def parse_rotation(value: str | None) -> RotationRequest | None:
+    if value is None:
+        return None
+    sides_text, _, nonce = value.partition(":")
+    sides = {side.strip() for side in sides_text.split(",") if side.strip()}
+    if not sides or not sides <= {ROTATE_INBOUND, ROTATE_OUTBOUND}:
+        raise InvalidRotation(
+            f"annotation {api.ANNOTATION_ROTATE}={value!r} is not inbound:<nonce>, outbound:<nonce> "
+            "or inbound,outbound:<nonce>"
+        )
+    return RotationRequest(
+        inbound=ROTATE_INBOUND in sides, outbound=ROTATE_OUTBOUND in sides, nonce=nonce or value
+    )
+
+
+# ---- observations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservedSecret:
+    name: str
+    exists: bool
+    managed: bool = False  # labelled for this peer and owned by this incarnation of it
+    data: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    uid: str | None = None
+    resource_version: str | None = None
+
+
+def observe_secret(
+    secret: Mapping[str, Any] | None, *, name: str, peer_name: str, peer_uid: str
+) -> ObservedSecret:
+    if secret is None:
+        return ObservedSecret(name=name, exists=False)
+    meta = secret.get("metadata") or {}
+    managed = objects.labels_of(secret).get(api.LABEL_PEER) == peer_name and objects.is_owned_by(
+        secret, peer_uid
+    )
+    return ObservedSecret(
+        name=name,
+        exists=True,
+        managed=managed,
+        data=objects.secret_data(secret),
+        annotations=dict(meta.get("annotations") or {}),
+        uid=meta.get("uid"),
+        resource_version=meta.get("resourceVersion"),
+    )
+
+
+@dataclass(frozen=True)
+class PeerIdentity:
+    name: str
+    namespace: str
+    uid: str
+    generation: int | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    inbound: ObservedSecret  # <peer>-inbound
+    outbound: ObservedSecret  # <peer>-outbound
+    handoff: ObservedSecret  # <peer>-handoff
+    inbound_ref: ObservedSecret | None = None  # the user's Secret named by spec.inbound.secretRef
+    outbound_ref: ObservedSecret | None = None  # the user's Secret named by spec.outbound.secretRef
+
+
+# ---- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SecretWrite:
+    """A whole Secret to create (no resourceVersion) or replace (ours, at the version we judged)."""
+
+    name: str
+    body: dict[str, Any] = field(repr=False)
+
+    @property
+    def replace(self) -> bool:
+        return bool(self.body["metadata"].get("resourceVersion"))
+
+
+@dataclass(frozen=True)
+class SecretDelete:
+    name: str
+    uid: str | None
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    writes: tuple[SecretWrite, ...]
+    deletes: tuple[SecretDelete, ...]
+    status: dict[str, Any]  # the credential part: inbound, outbound, handoff, conditions
+    events: tuple[Event, ...]
+    problems: tuple[Problem, ...]
+
+
+def build_secret(
+    *,
+    peer: PeerIdentity,
+    name: str,
+    role: str,
+    data: Mapping[str, bytes],
+    annotations: Mapping[str, str] | None = None,
+    resource_version: str | None = None,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": peer.namespace,
+        "labels": api.managed_labels(role=role) | {api.LABEL_PEER: peer.name},
+        "ownerReferences": [objects.owner_reference(kind=api.PEER_KIND, name=peer.name, uid=peer.uid)],
+    }
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": SECRET_TYPE,
+        "metadata": metadata,
+        "data": objects.encode_secret_data(data),
+    }
+
+
+def _rotate_hint(peer: PeerIdentity, side: str) -> str:
+    return (
+        f"To issue new tokens on purpose run `kubectl federation rotate {peer.name} --{side} "
+        f"-n {peer.namespace}` and hand them over again with `kubectl federation export`."
+    )
+
+
+def _text(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode("ascii", errors="replace").strip()
+
+
+@dataclass
+class _Side:
+    """What one direction ends up as in this pass (mutable while planning)."""
+
+    source: str
+    hash: str | None = None
+    problem: Problem | None = None
+    generate: bool = False
+    rotated: bool = False
+    previous_expires_at: datetime | None = None
+
+
+def _read_ref(
+    observed: ObservedSecret | None, ref: SecretRef, *, field_path: str
+) -> tuple[str | None, Problem | None]:
+    """The stored text of a user's Secret key, or the problem, naming Secret and key, never the value."""
+    if observed is None or not observed.exists:
+        return None, Problem("SecretNotFound", f"Secret {ref.name} ({field_path}) not found")
+    value = _text(observed.data.get(ref.key))
+    if value is None:
+        return None, Problem("SecretKeyMissing", f"Secret {ref.name} ({field_path}) has no key {ref.key}")
+    return value, None
+
+
+def _plan_inbound(
+    *,
+    spec: CredentialSpec,
+    status: Mapping[str, Any],
+    observed: Observation,
+    rotate: bool,
+    peer: PeerIdentity,
+) -> tuple[_Side, InboundHashes | None, list[Event]]:
+    side = _Side(source=spec.inbound_source)
+    events: list[Event] = []
+    own = observed.inbound
+    existing: InboundHashes | None = None
+    if own.exists and own.managed:
+        try:
+            existing = parse_hashes(own.data.get(api.INBOUND_HASHES_KEY) or b"")
+        except MalformedCredential as error:
+            if not rotate or spec.inbound_source != SOURCE_GENERATED:
+                side.problem = Problem(
+                    "SecretMalformed",
+                    f"Secret {own.name} key {api.INBOUND_HASHES_KEY} {error}. "
+                    + _rotate_hint(peer, ROTATE_INBOUND),
+                )
+                return side, None, events
+    elif own.exists:
+        side.problem = Problem(
+            "SecretConflict",
+            f"Secret {own.name} exists and is not managed by this FederationPeer; it is left untouched. "
+            "Delete or rename it.",
+        )
+        return side, None, events
+
+    if spec.inbound_source == SOURCE_GENERATED:
+        mirrors_generated = own.annotations.get(ANNOTATION_INBOUND_SOURCE) == SOURCE_GENERATED
+        ever_generated = (status.get("inbound") or {}).get("source") == SOURCE_GENERATED
+        if rotate:
+            side.generate, side.rotated = True, True
+        elif existing is not None and mirrors_generated:
+            side.hash = existing.current
+        elif existing is not None or not ever_generated:
+            side.generate = True  # first generation, or a switch from a user's source to generated
+        else:
+            side.problem = Problem(
+                "SecretMissing",
+                f"Secret {own.name} holding the inbound hash was deleted; the remote still presents the "
+                "old token, which is not regenerated behind your back. " + _rotate_hint(peer, ROTATE_INBOUND),
+            )
+        return side, existing, events
+
+    if rotate:
+        events.append(
+            Event(
+                "Warning",
+                "RotationIgnored",
+                f"inbound comes from spec.inbound ({spec.inbound_source}); rotate it by changing that source",
+            )
+        )
+    if spec.inbound_hash is not None:
+        side.hash = spec.inbound_hash
+        return side, existing, events
+    assert spec.inbound_ref is not None
+    value, problem = _read_ref(observed.inbound_ref, spec.inbound_ref, field_path="spec.inbound.secretRef")
+    if problem is not None or value is None:
+        side.problem = problem
+        return side, existing, events
+    try:
+        side.hash = tokens.hash_from_stored(value)
+    except MalformedCredential as error:
+        side.problem = Problem(
+            "SecretMalformed",
+            f"Secret {spec.inbound_ref.name} (spec.inbound.secretRef) key {spec.inbound_ref.key}: {error}",
+        )
+    return side, existing, events
+
+
+@dataclass(frozen=True)
+class _OutboundNow:
+    current: SecretText | None
+    previous: SecretText | None
+    previous_expires_at: datetime | None
+
+
+def _read_own_outbound(own: ObservedSecret) -> _OutboundNow | None:
+    current = _text(own.data.get(api.OUTBOUND_TOKEN_KEY))
+    if current is None or not tokens.is_token(current):
+        return None
+    previous = _text(own.data.get(api.OUTBOUND_PREVIOUS_TOKEN_KEY))
+    expires = _text(own.data.get(api.OUTBOUND_PREVIOUS_EXPIRES_KEY))
+    try:
+        expires_at = _parse_time(expires) if expires else None
+    except ValueError:
+        expires_at = None
+    usable_previous = previous is not None and tokens.is_token(previous) and expires_at is not None
+    return _OutboundNow(
+        current=SecretText(current),
+        previous=SecretText(previous) if usable_previous and previous else None,
+        previous_expires_at=expires_at if usable_previous else None,
+    )
+
+
+def _plan_outbound(
+    *,
+    spec: CredentialSpec,
+    status: Mapping[str, Any],
+    observed: Observation,
+    rotate: bool,
+    peer: PeerIdentity,
+) -> tuple[_Side, _OutboundNow | None, list[Event]]:
+    side = _Side(source=spec.outbound_source)
+    events: list[Event] = []
+    if spec.outbound_ref is not None:
+        if rotate:
+            events.append(
+                Event(
+                    "Warning",
+                    "RotationIgnored",
+                    "outbound comes from spec.outbound.secretRef; rotate it by changing that Secret",
+                )
+            )
+        ref = spec.outbound_ref
+        value, problem = _read_ref(observed.outbound_ref, ref, field_path="spec.outbound.secretRef")
+        if problem is not None or value is None:
+            side.problem = problem
+        elif not tokens.is_token(value):
+            side.problem = Problem(
+                "SecretMalformed",
+                f"Secret {ref.name} (spec.outbound.secretRef) key {ref.key} is not a 43-character "
+                "base64url token (outbound needs the token itself, not a hash)",
+            )
+        else:
+            side.hash = tokens.hash_token(SecretText(value))
+        return side, None, events
+
+    own = observed.outbound
+    ever_generated = (status.get("outbound") or {}).get("source") == SOURCE_GENERATED
+    if own.exists and not own.managed:
+        side.problem = Problem(
+            "SecretConflict",
+            f"Secret {own.name} exists and is not managed by this FederationPeer; it is left untouched. "
+            "Delete or rename it.",
+        )
+        return side, None, events
+    now_tokens = _read_own_outbound(own) if own.exists else None
+    if rotate:
+        side.generate, side.rotated = True, True
+    elif now_tokens is not None and now_tokens.current is not None:
+        side.hash = tokens.hash_token(now_tokens.current)
+        side.previous_expires_at = now_tokens.previous_expires_at
+    elif own.exists:
+        side.problem = Problem(
+            "SecretMalformed",
+            f"Secret {own.name} key {api.OUTBOUND_TOKEN_KEY} is missing or not a 43-character base64url "
+            "token. " + _rotate_hint(peer, ROTATE_OUTBOUND),
+        )
+    elif ever_generated:
+        side.problem = Problem(
+            "SecretMissing",
+            f"Secret {own.name} holding the outbound token was deleted; it is not regenerated behind "
+            "your back. " + _rotate_hint(peer, ROTATE_OUTBOUND),
+        )
+    else:
+        side.generate = True
+    return side, now_tokens, events
+
+
+def _handoff_expiry(handoff: ObservedSecret, status: Mapping[str, Any]) -> datetime | None:
+    text = handoff.annotations.get(ANNOTATION_EXPIRES_AT) or (status.get("handoff") or {}).get("expiresAt")
+    try:
+        return _parse_time(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def plan(
+    *,
+    peer: PeerIdentity,
+    spec: CredentialSpec,
+    status: Mapping[str, Any],
+    observed: Observation,
+    rotation: RotationRequest | None,
+    now: datetime,
+    new_token: Callable[[], SecretText] = tokens.generate_token,
+) -> Plan:
+    """Everything this pass writes, deletes, reports and announces. Equal inputs, equal plan."""
+    writes: list[SecretWrite] = []
+    deletes: list[SecretDelete] = []
+    inbound, existing_hashes, events = _plan_inbound(
+        spec=spec, status=status, observed=observed, rotate=bool(rotation and rotation.inbound), peer=peer
+    )
+    outbound, outbound_now, outbound_events = _plan_outbound(
+        spec=spec, status=status, observed=observed, rotate=bool(rotation and rotation.outbound), peer=peer
+    )
+    events.extend(outbound_events)
+    handoff = observed.handoff
+    overlap = spec.rotation_overlap
+
+    new_inbound_token: SecretText | None = None
+    new_outbound_token: SecretText | None = None
+    if (inbound.generate or outbound.generate) and handoff.exists and not handoff.managed:
+        problem = Problem(
+            "SecretConflict",
+            f"Secret {handoff.name} exists and is not managed by this FederationPeer, so new tokens could "
+            "not be shown to anyone; nothing was generated. Delete or rename it.",
+        )
+        for side in (inbound, outbound):
+            if side.generate:
+                side.generate, side.problem = False, problem
+    if inbound.generate or outbound.generate:
+        generation = rotation.nonce if rotation is not None else INITIAL_GENERATION
+        # Resume an interrupted generation with the tokens already shown in the handoff.
+        reuse = handoff.managed and handoff.annotations.get(ANNOTATION_GENERATION) == generation
+
+        def token_for(key: str) -> SecretText:
+            stored = _text(handoff.data.get(key)) if reuse else None
+            return SecretText(stored) if stored and tokens.is_token(stored) else new_token()
+
+        if inbound.generate:
+            new_inbound_token = token_for(api.HANDOFF_REMOTE_OUTBOUND_KEY)
+            inbound.hash = tokens.hash_token(new_inbound_token)
+        if outbound.generate:
+            new_outbound_token = token_for(api.HANDOFF_REMOTE_INBOUND_KEY)
+            outbound.hash = tokens.hash_token(new_outbound_token)
+
+        handoff_data: dict[str, bytes] = {}
+        remote_outbound = new_inbound_token or _unconsumed_inbound(handoff, inbound.hash, status, now)
+        if remote_outbound is not None:
+            handoff_data[api.HANDOFF_REMOTE_OUTBOUND_KEY] = remote_outbound.reveal().encode("ascii")
+        remote_inbound = new_outbound_token or (outbound_now.current if outbound_now else None)
+        if remote_inbound is not None:
+            handoff_data[api.HANDOFF_REMOTE_INBOUND_KEY] = remote_inbound.reveal().encode("ascii")
+        expires_at = now + spec.handoff_ttl
+        if reuse and (old_expiry := _handoff_expiry(handoff, status)) is not None:
+            expires_at = old_expiry
+        writes.append(
+            SecretWrite(
+                name=handoff.name,
+                body=build_secret(
+                    peer=peer,
+                    name=handoff.name,
+                    role=api.ROLE_HANDOFF,
+                    data=handoff_data,
+                    annotations={
+                        ANNOTATION_GENERATION: generation,
+                        ANNOTATION_EXPIRES_AT: conditions.rfc3339(expires_at),
+                    },
+                    resource_version=handoff.resource_version if handoff.exists else None,
+                ),
+            )
+        )
+        handoff_state: dict[str, Any] | None = {
+            "secretName": handoff.name,
+            "expiresAt": conditions.rfc3339(expires_at),
+        }
+        generated = [
+            side
+            for side, token in (("inbound", new_inbound_token), ("outbound", new_outbound_token))
+            if token
+        ]
+        rotated = inbound.rotated or outbound.rotated
+        verb = "rotated" if rotated else "generated"
+        events.append(
+            Event(
+                "Normal",
+                "Rotated" if rotated else "Generated",
+                f"{verb} {' and '.join(generated)} token(s); hand them to the remote with "
+                f"`kubectl federation export {peer.name}` before {conditions.rfc3339(expires_at)} "
+                f"(Secret {handoff.name})",
+            )
+        )
+    else:
+        handoff_state = _maintain_handoff(handoff, status=status, now=now, deletes=deletes, events=events)
+
+    if new_outbound_token is not None:
+        writes.append(
+            _outbound_write(peer, observed.outbound, outbound_now, new_outbound_token, now, overlap)
+        )
+        if outbound_now is not None and outbound_now.current is not None and overlap > timedelta(0):
+            if not tokens.matches(new_outbound_token, tokens.hash_token(outbound_now.current)):
+                outbound.previous_expires_at = now + overlap
+            else:
+                outbound.previous_expires_at = outbound_now.previous_expires_at
+    elif (
+        outbound_now is not None
+        and outbound_now.previous is not None
+        and outbound_now.previous_expires_at is not None
+        and outbound_now.previous_expires_at <= now
+        and outbound.problem is None
+    ):
+        assert outbound_now.current is not None
+        writes.append(
+            SecretWrite(
+                name=observed.outbound.name,
+                body=build_secret(
+                    peer=peer,
+                    name=observed.outbound.name,
+                    role=api.ROLE_OUTBOUND,
+                    data={api.OUTBOUND_TOKEN_KEY: outbound_now.current.reveal().encode("ascii")},
+                    resource_version=observed.outbound.resource_version,
+                ),
+            )
+        )
+        outbound.previous_expires_at = None
+
+    if inbound.hash is not None and inbound.problem is None:
+        hashes = roll_hashes(existing_hashes, current=inbound.hash, now=now, overlap=overlap)
+        rendered = render_hashes(hashes)
+        own = observed.inbound
+        if (
+            not own.exists
+            or own.data.get(api.INBOUND_HASHES_KEY) != rendered
+            or own.annotations.get(ANNOTATION_INBOUND_SOURCE) != inbound.source
+        ):
+            writes.append(
+                SecretWrite(
+                    name=own.name,
+                    body=build_secret(
+                        peer=peer,
+                        name=own.name,
+                        role=api.ROLE_INBOUND,
+                        data={api.INBOUND_HASHES_KEY: rendered},
+                        annotations={ANNOTATION_INBOUND_SOURCE: inbound.source},
+                        resource_version=own.resource_version if own.exists else None,
+                    ),
+                )
+            )
+        expiries = [item.expires_at for item in hashes.previous]
+        inbound.previous_expires_at = max(expiries) if expiries else None
+
+    problems = tuple(side.problem for side in (inbound, outbound) if side.problem is not None)
+    status_part = credential_status(
+        old=status,
+        inbound=inbound,
+        outbound=outbound,
+        handoff=handoff_state,
+        problems=problems,
+        generation=peer.generation,
+        now=now,
+    )
+    return Plan(
+        writes=tuple(writes),
+        deletes=tuple(deletes),
+        status=status_part,
+        events=tuple(events),
+        problems=problems,
+    )
+
+
+def _unconsumed_inbound(
+    handoff: ObservedSecret, inbound_hash: str | None, status: Mapping[str, Any], now: datetime
+) -> SecretText | None:
+    """Our inbound token from a handoff nobody exported yet, still the accepted one: carried over."""
+    if not handoff.managed or inbound_hash is None:
+        return None
+    expiry = _handoff_expiry(handoff, status)
+    stored = _text(handoff.data.get(api.HANDOFF_REMOTE_OUTBOUND_KEY))
+    if expiry is None or expiry <= now or not stored or not tokens.is_token(stored):
+        return None
+    token = SecretText(stored)
+    return token if tokens.matches(token, inbound_hash) else None
+
+
+def _outbound_write(
+    peer: PeerIdentity,
+    own: ObservedSecret,
+    now_tokens: _OutboundNow | None,
+    new: SecretText,
+    now: datetime,
+    overlap: timedelta,
+) -> SecretWrite:
+    data = {api.OUTBOUND_TOKEN_KEY: new.reveal().encode("ascii")}
+    current = now_tokens.current if now_tokens else None
+    if current is not None and tokens.matches(new, tokens.hash_token(current)):
+        # Resuming an interrupted rotation: the token is already in place; keep what is there.
+        assert now_tokens is not None
+        if now_tokens.previous is not None and now_tokens.previous_expires_at is not None:
+            data[api.OUTBOUND_PREVIOUS_TOKEN_KEY] = now_tokens.previous.reveal().encode("ascii")
+            data[api.OUTBOUND_PREVIOUS_EXPIRES_KEY] = conditions.rfc3339(
+                now_tokens.previous_expires_at
+            ).encode()
+    elif current is not None and overlap > timedelta(0):
+        data[api.OUTBOUND_PREVIOUS_TOKEN_KEY] = current.reveal().encode("ascii")
+        data[api.OUTBOUND_PREVIOUS_EXPIRES_KEY] = conditions.rfc3339(now + overlap).encode("ascii")
+    return SecretWrite(
+        name=own.name,
+        body=build_secret(
+            peer=peer,
+            name=own.name,
+            role=api.ROLE_OUTBOUND,
+            data=data,
+            resource_version=own.resource_version if own.exists else None,
+        ),
+    )
+
+
+def _maintain_handoff(
+    handoff: ObservedSecret,
+    *,
+    status: Mapping[str, Any],
+    now: datetime,
+    deletes: list[SecretDelete],
+    events: list[Event],
+) -> dict[str, Any] | None:
+    recorded = status.get("handoff") or None
+    if handoff.exists and handoff.managed:
+        expiry = _handoff_expiry(handoff, status)
+        if expiry is None or expiry <= now:
+            deletes.append(SecretDelete(name=handoff.name, uid=handoff.uid))
+            events.append(
+                Event(
+                    "Normal",
+                    "HandoffExpired",
+                    f"handoff Secret {handoff.name} expired unread and was deleted; "
+                    "rotate to hand over new tokens",
+                )
+            )
+            return None
+        return {"secretName": handoff.name, "expiresAt": conditions.rfc3339(expiry)}
+    if recorded:
+        events.append(
+            Event(
+                "Normal",
+                "HandoffConsumed",
+                f"handoff Secret {recorded.get('secretName', handoff.name)} is gone (consumed by "
+                "`kubectl federation export`); our inbound token now exists only as a hash",
+            )
+        )
+    return None
+
+
+def credential_status(
+    *,
+    old: Mapping[str, Any],
+    inbound: _Side,
+    outbound: _Side,
+    handoff: Mapping[str, Any] | None,
+    problems: tuple[Problem, ...],
+    generation: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The credential part of status. A side with a problem keeps what it said before: in particular
+    `source: Generated`, which is what forbids a silent regeneration later."""
+
+    def side_status(side: _Side, previous: Mapping[str, Any]) -> dict[str, Any]:
+        if side.problem is not None or side.hash is None:
+            return dict(previous)
+        result = dict(previous)
+        result["fingerprint"] = tokens.fingerprint(side.hash)
+        result["source"] = side.source
+        if side.rotated:
+            result["rotatedAt"] = conditions.rfc3339(now)
+        if side.previous_expires_at is not None:
+            result["previousExpiresAt"] = conditions.rfc3339(side.previous_expires_at)
+        else:
+            result.pop("previousExpiresAt", None)
+        return result
+
+    new_inbound = side_status(inbound, old.get("inbound") or {})
+    new_outbound = side_status(outbound, old.get("outbound") or {})
+    if problems:
+        ready: conditions.Status = "False"
+        reason = problems[0].reason
+        message = "; ".join(problem.message for problem in problems)
+    else:
+        ready, reason = "True", "CredentialsReady"
+        message = (
+            f"inbound {new_inbound.get('source')} {new_inbound.get('fingerprint')}, "
+            f"outbound {new_outbound.get('source')} {new_outbound.get('fingerprint')}"
+        )
+    result: dict[str, Any] = {
+        "inbound": new_inbound,
+        "outbound": new_outbound,
+        "handoff": dict(handoff) if handoff else None,
+        "conditions": conditions.set_condition(
+            list(old.get("conditions") or []),
+            type_=CONDITION,
+            status=ready,
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+        ),
+    }
+    return result
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch turning `old` into `new` for the keys in `new` (None removes); empty if equal."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if value == before or (value is None and before is None):
+            continue
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = {k: None for k in before if k not in value}
+            nested.update({k: v for k, v in value.items() if before.get(k) != v})
+            patch[key] = nested
+        else:
+            patch[key] = value
+    return patch

@@ -1,0 +1,214 @@
+"""FederationPeer credentials: observe the Secrets, ask `credentials.plan`, carry the plan out.
+
+Every trigger (create, update, resume, the periodic check, a change to one of the peer's Secrets or
+to a user's Secret it references) goes through `reconcile`, which re-reads the peer under a
+per-peer lock. So two triggers never plan from the same stale view, and the status written is
+always the one computed from what the Secrets hold right now. Status is written only when the
+credential part of it differs; no token ever reaches a log line, an Event or the status.
+"""
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from federation_operator import api, conditions, credentials
+from federation_operator.k8s import client as k8s
+from federation_operator.k8s.resources import FEDERATION_PEERS, SECRETS
+from federation_operator.runner import OperatorContext
+
+# A create that loses a race (409) is re-judged from a fresh read this many times in one pass.
+_ATTEMPTS = 3
+
+
+class PeerLocks:
+    """One lock per peer for one operator instance: reconciles of one peer never interleave."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def of(self, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._locks.pop((namespace, name), None)
+
+
+def watched_secret_names(name: str, spec: Mapping[str, Any]) -> set[str]:
+    """Every Secret whose change must re-reconcile this peer: ours and the users' it references."""
+    return set(credentials.own_secret_names(name)) | credentials.referenced_secret_names(spec)
+
+
+async def reconcile(
+    context: OperatorContext, *, namespace: str, name: str, locks: PeerLocks, logger: kopf.Logger
+) -> None:
+    async with locks.of(namespace, name):
+        for _ in range(_ATTEMPTS):
+            try:
+                await _reconcile_once(context, namespace=namespace, name=name, logger=logger)
+                return
+            except k8s.Conflict:
+                # Another writer got there first (a replica, or our own pass before a crash):
+                # re-read and judge what is there now, adopting it if it is ours.
+                logger.info("a Secret of peer %s changed while writing; re-reading", name)
+    raise kopf.TemporaryError(f"Secrets of peer {name} keep changing while writing; retrying", delay=2)
+
+
+async def _reconcile_once(
+    context: OperatorContext, *, namespace: str, name: str, logger: kopf.Logger
+) -> None:
+    kube: k8s.Kube = context.kube
+    peer = await kube.get(FEDERATION_PEERS, namespace, name)
+    if peer is None or peer["metadata"].get("deletionTimestamp"):
+        return
+    meta = peer["metadata"]
+    now = context.clock()
+    identity = credentials.PeerIdentity(
+        name=name, namespace=namespace, uid=meta["uid"], generation=meta.get("generation")
+    )
+    status: Mapping[str, Any] = peer.get("status") or {}
+    annotation = (meta.get("annotations") or {}).get(api.ANNOTATION_ROTATE)
+    try:
+        spec = credentials.parse_credential_spec(peer.get("spec") or {})
+    except credentials.InvalidSpec as error:
+        await _write_status(kube, peer, _invalid_spec_status(status, str(error), identity, now))
+        return
+    try:
+        rotation = credentials.parse_rotation(annotation)
+    except credentials.InvalidRotation as error:
+        _post(peer, "Warning", reason="InvalidRotation", message=str(error))
+        rotation = None
+
+    observed = await _observe(kube, identity=identity, spec=spec)
+    the_plan = credentials.plan(
+        peer=identity, spec=spec, status=status, observed=observed, rotation=rotation, now=now
+    )
+    for write in the_plan.writes:
+        if write.replace:
+            await kube.replace(SECRETS, namespace, write.name, write.body)
+        else:
+            await kube.create(SECRETS, namespace, write.body)
+        logger.info("wrote Secret %s for peer %s", write.name, name)
+    for delete in the_plan.deletes:
+        await kube.delete(SECRETS, namespace, delete.name, uid=delete.uid)
+        logger.info("deleted Secret %s for peer %s", delete.name, name)
+    await _write_status(kube, peer, the_plan.status)
+    _announce(peer, status, the_plan)
+    if annotation is not None:
+        await _clear_rotation(kube, peer, annotation, logger=logger)
+
+
+async def _observe(
+    kube: k8s.Kube, *, identity: credentials.PeerIdentity, spec: credentials.CredentialSpec
+) -> credentials.Observation:
+    async def read(secret_name: str) -> credentials.ObservedSecret:
+        secret = await kube.get(SECRETS, identity.namespace, secret_name)
+        return credentials.observe_secret(
+            secret, name=secret_name, peer_name=identity.name, peer_uid=identity.uid
+        )
+
+    inbound_name, outbound_name, handoff_name = credentials.own_secret_names(identity.name)
+    inbound, outbound, handoff = await asyncio.gather(
+        read(inbound_name), read(outbound_name), read(handoff_name)
+    )
+    return credentials.Observation(
+        inbound=inbound,
+        outbound=outbound,
+        handoff=handoff,
+        inbound_ref=await read(spec.inbound_ref.name) if spec.inbound_ref else None,
+        outbound_ref=await read(spec.outbound_ref.name) if spec.outbound_ref else None,
+    )
+
+
+def _invalid_spec_status(
+    status: Mapping[str, Any], message: str, identity: credentials.PeerIdentity, now: Any
+) -> dict[str, Any]:
+    return {
+        "conditions": conditions.set_condition(
+            list(status.get("conditions") or []),
+            type_=credentials.CONDITION,
+            status="False",
+            reason="InvalidSpec",
+            message=message,
+            generation=identity.generation,
+            now=now,
+        )
+    }
+
+
+async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    patch = credentials.status_patch(peer.get("status") or {}, new)
+    if patch:
+        meta = peer["metadata"]
+        await kube.patch(
+            FEDERATION_PEERS, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
+        )
+
+
+async def _clear_rotation(
+    kube: k8s.Kube, peer: Mapping[str, Any], value: str, *, logger: kopf.Logger
+) -> None:
+    """Remove the request we acted on, and only that one: a newer request set meanwhile stays."""
+    meta = peer["metadata"]
+    path = "/metadata/annotations/" + api.ANNOTATION_ROTATE.replace("~", "~0").replace("/", "~1")
+    try:
+        await kube.patch(
+            FEDERATION_PEERS,
+            meta["namespace"],
+            meta["name"],
+            [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}],
+            kind="json",
+        )
+    except (k8s.Invalid, k8s.Conflict, k8s.NotFound):
+        logger.info(
+            "rotation request on peer %s changed meanwhile; it is handled on the next event", meta["name"]
+        )
+
+
+def _announce(peer: Mapping[str, Any], old_status: Mapping[str, Any], plan: credentials.Plan) -> None:
+    for event in plan.events:
+        _post(peer, event.type, reason=event.reason, message=event.message)
+    new = conditions.get_condition(plan.status["conditions"], credentials.CONDITION) or {}
+    old = conditions.get_condition(list(old_status.get("conditions") or []), credentials.CONDITION) or {}
+    if new.get("status") == "False" and (old.get("status"), old.get("reason")) != (
+        new.get("status"),
+        new.get("reason"),
+    ):
+        _post(peer, "Warning", reason=str(new.get("reason")), message=str(new.get("message")))
+
+
+def _post(peer: Mapping[str, Any], type_: str, *, reason: str, message: str) -> None:
+    kopf.event(cast(kopf.Body, peer), type=type_, reason=reason, message=message)
+
+
+async def clean_up(
+    context: OperatorContext, *, body: kopf.Body, locks: PeerLocks, logger: kopf.Logger
+) -> None:
+    """Delete the Secrets we created for this peer (never a user's): handoff first, it holds plaintext."""
+    namespace, name, uid = str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid)
+    kube: k8s.Kube = context.kube
+    async with locks.of(namespace, name):
+        for secret_name in reversed(credentials.own_secret_names(name)):
+            secret = await kube.get(SECRETS, namespace, secret_name)
+            observed = credentials.observe_secret(secret, name=secret_name, peer_name=name, peer_uid=uid)
+            if observed.managed:
+                await kube.delete(SECRETS, namespace, secret_name, uid=observed.uid)
+                logger.info("deleted Secret %s of deleted peer %s", secret_name, name)
+    locks.forget(namespace, name)
+
+
+async def secret_changed(
+    context: OperatorContext,
+    *,
+    event: kopf.RawEvent,
+    peers: Iterable[str],
+    locks: PeerLocks,
+    logger: kopf.Logger,
+) -> None:
+    """A Secret a peer depends on changed or vanished: re-judge those peers now, not at the next timer."""
+    if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+        return
+    namespace = str((event["object"].get("metadata") or {}).get("namespace"))
+    for peer_name in sorted(set(peers)):
+        await reconcile(context, namespace=namespace, name=peer_name, locks=locks, logger=logger)

@@ -1,0 +1,333 @@
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from federation_operator import api, credentials, tokens
+from federation_operator.credentials import Observation, PeerIdentity, Plan
+from federation_operator.tokens import SecretText
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+PEER = PeerIdentity(name="us", namespace="fed", uid="uid-1", generation=1)
+NAMES = credentials.own_secret_names("us")
+
+
+def token_source() -> Iterator[SecretText]:
+    for index in range(100):
+        yield SecretText(base64.urlsafe_b64encode(bytes([index]) * 32).rstrip(b"=").decode())
+
+
+def run(
+    *,
+    spec: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    secrets: dict[str, dict[str, Any]] | None = None,
+    rotation: str | None = None,
+    now: datetime = NOW,
+    fresh: Iterator[SecretText] | None = None,
+) -> Plan:
+    secrets = secrets or {}
+    parsed = credentials.parse_credential_spec(spec or {})
+    fresh = fresh or token_source()
+
+    def observe(name: str | None) -> credentials.ObservedSecret | None:
+        if name is None:
+            return None
+        return credentials.observe_secret(secrets.get(name), name=name, peer_name="us", peer_uid="uid-1")
+
+    observed = Observation(
+        inbound=observe(NAMES[0]),  # type: ignore[arg-type]
+        outbound=observe(NAMES[1]),  # type: ignore[arg-type]
+        handoff=observe(NAMES[2]),  # type: ignore[arg-type]
+        inbound_ref=observe(parsed.inbound_ref.name if parsed.inbound_ref else None),
+        outbound_ref=observe(parsed.outbound_ref.name if parsed.outbound_ref else None),
+    )
+    return credentials.plan(
+        peer=PEER,
+        spec=parsed,
+        status=status or {},
+        observed=observed,
+        rotation=credentials.parse_rotation(rotation),
+        now=now,
+        new_token=lambda: next(fresh),
+    )
+
+
+def apply(plan: Plan, secrets: dict[str, dict[str, Any]], status: dict[str, Any]) -> None:
+    """What the handler does with a plan, on plain dicts: the next pass sees the result."""
+    for number, write in enumerate(plan.writes):
+        body = json.loads(json.dumps(write.body))
+        body["metadata"].update(uid=f"secret-{write.name}", resourceVersion=str(number + 1))
+        secrets[write.name] = body
+    for delete in plan.deletes:
+        secrets.pop(delete.name)
+    for key, value in plan.status.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+
+
+def data(secret: dict[str, Any]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
+def condition(status: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == "CredentialsReady")
+
+
+def user_secret(name: str, **values: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "fed", "uid": "user"},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
+    }
+
+
+def generated() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    secrets: dict[str, dict[str, Any]] = {}
+    status: dict[str, Any] = {}
+    apply(run(), secrets, status)
+    return secrets, status
+
+
+def test_generated_credentials_store_inbound_as_hash_outbound_as_token_and_both_in_the_handoff() -> None:
+    secrets, status = generated()
+    handoff = data(secrets["us-handoff"])
+    outbound = data(secrets["us-outbound"])
+    hashes = json.loads(data(secrets["us-inbound"])[api.INBOUND_HASHES_KEY])
+    our_inbound = SecretText(handoff[api.HANDOFF_REMOTE_OUTBOUND_KEY])
+    assert handoff[api.HANDOFF_REMOTE_INBOUND_KEY] == outbound[api.OUTBOUND_TOKEN_KEY]
+    assert hashes == {"current": tokens.hash_token(our_inbound), "previous": []}
+    assert our_inbound.reveal() not in json.dumps(secrets["us-inbound"])
+    assert status["inbound"] == {"fingerprint": tokens.fingerprint(hashes["current"]), "source": "Generated"}
+    assert status["outbound"]["fingerprint"] == tokens.fingerprint(
+        tokens.hash_token(SecretText(outbound["token"]))
+    )
+    assert status["handoff"] == {"secretName": "us-handoff", "expiresAt": "2026-11-28T13:00:00Z"}
+    assert condition(status)["status"] == "True"
+    for secret in secrets.values():
+        assert secret["metadata"]["labels"][api.LABEL_PEER] == "us"
+        assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_a_second_pass_changes_nothing() -> None:
+    secrets, status = generated()
+    plan = run(secrets=secrets, status=status)
+    assert plan.writes == ()
+    assert plan.deletes == ()
+    assert credentials.status_patch(status, plan.status) == {}
+
+
+def test_deleted_generated_secrets_are_reported_not_regenerated() -> None:
+    secrets, status = generated()
+    del secrets["us-inbound"], secrets["us-outbound"], secrets["us-handoff"]
+    plan = run(secrets=secrets, status=status)
+    assert [write.name for write in plan.writes] == []
+    reasons = [problem.reason for problem in plan.problems]
+    assert reasons == ["SecretMissing", "SecretMissing"]
+    assert "kubectl federation rotate us --inbound -n fed" in plan.problems[0].message
+    assert plan.status["inbound"]["source"] == "Generated"
+    assert condition(plan.status)["status"] == "False"
+
+
+def test_interrupted_generation_resumes_with_the_tokens_already_in_the_handoff() -> None:
+    first = run()
+    secrets: dict[str, dict[str, Any]] = {}
+    handoff_write = first.writes[0]
+    assert handoff_write.name == "us-handoff"
+    secrets["us-handoff"] = json.loads(json.dumps(handoff_write.body))
+    secrets["us-handoff"]["metadata"].update(uid="h", resourceVersion="1")
+    fresh = token_source()
+    for _ in range(50):
+        next(fresh)  # a resumed pass must not use these
+    resumed = run(secrets=secrets, fresh=fresh)
+    by_name = {write.name: write.body for write in resumed.writes}
+    assert data(by_name["us-outbound"])["token"] == data(secrets["us-handoff"])["remote-inbound"]
+    assert resumed.status["inbound"]["fingerprint"] == first.status["inbound"]["fingerprint"]
+
+
+def test_inbound_rotation_keeps_the_previous_hash_for_the_overlap_then_drops_it() -> None:
+    secrets, status = generated()
+    old_hash = json.loads(data(secrets["us-inbound"])["hashes.json"])["current"]
+    old_outbound = data(secrets["us-outbound"])["token"]
+    fresh = token_source()
+    for _ in range(10):
+        next(fresh)
+    rotated = run(secrets=secrets, status=status, rotation="inbound:n1", fresh=fresh)
+    apply(rotated, secrets, status)
+    hashes = json.loads(data(secrets["us-inbound"])["hashes.json"])
+    assert hashes["current"] != old_hash
+    assert hashes["previous"] == [{"hash": old_hash, "expiresAt": "2026-11-28T13:00:00Z"}]
+    assert status["inbound"]["previousExpiresAt"] == "2026-11-28T13:00:00Z"
+    assert status["inbound"]["rotatedAt"] == "2026-11-28T12:00:00Z"
+    # The new handoff carries the new inbound token and the unchanged outbound token.
+    handoff = data(secrets["us-handoff"])
+    assert tokens.hash_token(SecretText(handoff["remote-outbound"])) == hashes["current"]
+    assert handoff["remote-inbound"] == old_outbound == data(secrets["us-outbound"])["token"]
+    later = run(secrets=secrets, status=status, now=NOW + timedelta(hours=1, seconds=1))
+    apply(later, secrets, status)
+    assert json.loads(data(secrets["us-inbound"])["hashes.json"])["previous"] == []
+    assert "previousExpiresAt" not in status["inbound"]
+
+
+def test_zero_overlap_rotation_drops_the_previous_hash_at_once() -> None:
+    secrets, status = generated()
+    spec = {"credentials": {"rotationOverlap": "0s"}}
+    fresh = token_source()
+    for _ in range(10):
+        next(fresh)
+    apply(run(spec=spec, secrets=secrets, status=status, rotation="inbound:n1", fresh=fresh), secrets, status)
+    assert json.loads(data(secrets["us-inbound"])["hashes.json"])["previous"] == []
+
+
+def test_outbound_rotation_keeps_the_previous_token_until_expiry() -> None:
+    secrets, status = generated()
+    old = data(secrets["us-outbound"])["token"]
+    fresh = token_source()
+    for _ in range(10):
+        next(fresh)
+    apply(run(secrets=secrets, status=status, rotation="outbound:n2", fresh=fresh), secrets, status)
+    outbound = data(secrets["us-outbound"])
+    assert outbound["previous-token"] == old
+    assert outbound["previous-expires-at"] == "2026-11-28T13:00:00Z"
+    assert outbound["token"] != old
+    assert status["outbound"]["previousExpiresAt"] == "2026-11-28T13:00:00Z"
+    apply(run(secrets=secrets, status=status, now=NOW + timedelta(hours=2)), secrets, status)
+    assert set(data(secrets["us-outbound"])) == {"token"}
+
+
+def test_a_rotation_pass_repeated_after_a_crash_does_not_rotate_twice() -> None:
+    secrets, status = generated()
+    fresh = token_source()
+    for _ in range(10):
+        next(fresh)
+    apply(run(secrets=secrets, status=status, rotation="outbound:n2", fresh=fresh), secrets, status)
+    after_first = data(secrets["us-outbound"])
+    again = run(secrets=secrets, status=status, rotation="outbound:n2")
+    apply(again, secrets, status)
+    assert data(secrets["us-outbound"]) == after_first
+
+
+def test_expired_handoff_is_deleted_and_a_vanished_one_is_reported_consumed() -> None:
+    secrets, status = generated()
+    expired = run(secrets=secrets, status=status, now=NOW + timedelta(hours=1))
+    assert [delete.name for delete in expired.deletes] == ["us-handoff"]
+    assert expired.status["handoff"] is None
+    assert [event.reason for event in expired.events] == ["HandoffExpired"]
+    del secrets["us-handoff"]
+    consumed = run(secrets=secrets, status=status)
+    assert consumed.status["handoff"] is None
+    assert [event.reason for event in consumed.events] == ["HandoffConsumed"]
+    assert credentials.status_patch(status, consumed.status)["handoff"] is None
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("sha256:" + "a" * 64, "sha256:" + "a" * 64),
+        ("A" * 43, tokens.hash_token(SecretText("A" * 43))),
+    ],
+)
+def test_inbound_secret_ref_holding_a_token_or_hash_is_mirrored_as_a_hash(stored: str, expected: str) -> None:
+    spec = {
+        "inbound": {"secretRef": {"name": "mine", "key": "in"}},
+        "outbound": {"secretRef": {"name": "mine"}},
+    }
+    secrets = {"mine": user_secret("mine", **{"in": stored, "token": "B" * 43})}
+    plan = run(spec=spec, secrets=secrets)
+    written = {write.name: write.body for write in plan.writes}
+    assert set(written) == {"us-inbound"}
+    assert json.loads(data(written["us-inbound"])["hashes.json"])["current"] == expected
+    assert plan.status["inbound"]["source"] == "SecretRef"
+    assert plan.status["outbound"]["source"] == "SecretRef"
+    assert "A" * 43 not in json.dumps(plan.status)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "reason", "words"),
+    [
+        ({}, "SecretNotFound", ["Secret mine", "not found"]),
+        ({"mine": user_secret("mine", other="x")}, "SecretKeyMissing", ["Secret mine", "no key in"]),
+        (
+            {"mine": user_secret("mine", **{"in": "not-a-token"})},
+            "SecretMalformed",
+            ["Secret mine", "key in"],
+        ),
+    ],
+)
+def test_a_broken_user_secret_names_the_secret_and_key(
+    secrets: dict[str, dict[str, Any]], reason: str, words: list[str]
+) -> None:
+    spec = {
+        "inbound": {"secretRef": {"name": "mine", "key": "in"}},
+        "outbound": {"secretRef": {"name": "out"}},
+    }
+    secrets = dict(secrets) | {"out": user_secret("out", token="B" * 43)}
+    plan = run(spec=spec, secrets=secrets)
+    assert plan.problems[0].reason == reason
+    assert all(word in plan.problems[0].message for word in words)
+    assert "not-a-token" not in plan.problems[0].message
+    assert condition(plan.status)["reason"] == reason
+    assert plan.writes == ()
+
+
+def test_a_changed_secret_hash_keeps_the_old_one_for_the_overlap() -> None:
+    secrets: dict[str, dict[str, Any]] = {}
+    status: dict[str, Any] = {}
+    apply(run(spec={"inbound": {"secretHash": "sha256:" + "a" * 64}}), secrets, status)
+    apply(
+        run(spec={"inbound": {"secretHash": "sha256:" + "b" * 64}}, secrets=secrets, status=status),
+        secrets,
+        status,
+    )
+    hashes = json.loads(data(secrets["us-inbound"])["hashes.json"])
+    assert hashes["current"] == "sha256:" + "b" * 64
+    assert [item["hash"] for item in hashes["previous"]] == ["sha256:" + "a" * 64]
+    assert status["inbound"] == {
+        "fingerprint": "b" * 12,
+        "source": "SecretHash",
+        "previousExpiresAt": "2026-11-28T13:00:00Z",
+    }
+
+
+def test_a_foreign_secret_with_our_name_is_never_written() -> None:
+    secrets = {"us-outbound": user_secret("us-outbound", token="C" * 43)}
+    plan = run(secrets=secrets)
+    assert "us-outbound" not in [write.name for write in plan.writes]
+    assert [problem.reason for problem in plan.problems] == ["SecretConflict"]
+    assert "Secret us-outbound exists and is not managed" in plan.problems[0].message
+
+
+def test_rotation_of_a_user_source_is_refused_with_a_warning() -> None:
+    spec = {"inbound": {"secretHash": "sha256:" + "a" * 64}, "outbound": {"secretRef": {"name": "out"}}}
+    plan = run(spec=spec, secrets={"out": user_secret("out", token="B" * 43)}, rotation="inbound:x")
+    assert [event.reason for event in plan.events] == ["RotationIgnored"]
+    assert "us-handoff" not in [write.name for write in plan.writes]
+
+
+def test_rotation_annotation_round_trip_and_rejects_garbage() -> None:
+    value = credentials.rotation_value(inbound=True, outbound=False, nonce="abc")
+    assert credentials.parse_rotation(value) == credentials.RotationRequest(True, False, "abc")
+    with pytest.raises(credentials.InvalidRotation):
+        credentials.parse_rotation("everything:abc")
+
+
+def test_hashes_document_round_trips_and_rejects_tokens() -> None:
+    hashes = credentials.InboundHashes(
+        current="sha256:" + "a" * 64,
+        previous=(credentials.PreviousHash("sha256:" + "b" * 64, NOW),),
+    )
+    assert credentials.parse_hashes(credentials.render_hashes(hashes)) == hashes
+    with pytest.raises(tokens.MalformedCredential):
+        credentials.parse_hashes(json.dumps({"current": "A" * 43}).encode())
+
+
+def test_secrets_in_a_plan_do_not_print() -> None:
+    plan = run()
+    text = repr(plan)
+    for write in plan.writes:
+        for value in write.body["data"].values():
+            assert value not in text
