@@ -81,7 +81,7 @@ def test_pinned_certificate_with_its_token_gets_a_green_ping(
 def test_unpinned_certificate_is_refused_in_the_handshake(
     server: ServerThread, ids: dict[str, Identity]
 ) -> None:
-    status, body, stderr = curl(server, cert=ids["stranger"], token=ids["a"])
+    status, body, _ = curl(server, cert=ids["stranger"], token=ids["a"])
     assert status < 0, "curl must fail: the server refuses an unpinned certificate during TLS"
     assert body is None
 
@@ -213,7 +213,7 @@ def test_httpx_cert_argument_with_verify_path_sends_no_certificate(
 ) -> None:
     """The DESIGN.md warning, observed: `cert=` with `verify=<path>` reaches us without a cert."""
     with (
-        pytest.warns(DeprecationWarning),
+        pytest.warns(DeprecationWarning, match="verify=<str>"),
         httpx.Client(verify=str(server.keys.ca), cert=(str(ids["a"].cert), str(ids["a"].key))) as client,
     ):
         reply = client.get(
@@ -225,7 +225,7 @@ def test_httpx_cert_argument_with_verify_path_sends_no_certificate(
 def test_audit_has_one_line_per_call_and_never_a_token(
     server: ServerThread, ids: dict[str, Identity]
 ) -> None:
-    status, _, headers = curl(server, cert=ids["a"], token=ids["b"])
+    _, _, headers = curl(server, cert=ids["a"], token=ids["b"])
     request_id = next(
         line.split(":", 1)[1].strip()
         for line in headers.splitlines()
