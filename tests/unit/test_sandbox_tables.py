@@ -68,7 +68,8 @@ def test_ages_print_like_kubectl(seconds: int, text: str) -> None:
 
 def test_table_has_name_column_typed_cells_and_partial_metadata() -> None:
     table = build_table([PEER], printer_columns=COLUMNS, resource_version="7", now=NOW)
-    assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+    assert table["kind"] == "Table"
+    assert table["apiVersion"] == "meta.k8s.io/v1"
     assert [c["name"] for c in table["columnDefinitions"]] == [
         "Name",
         "Endpoint",

@@ -202,7 +202,8 @@ def test_transition_rules_only_on_update_with_an_old_value() -> None:
 def test_cel_evaluation_errors_are_field_errors_not_crashes() -> None:
     crd = spec_schema({}, **{"x-kubernetes-validations": [{"rule": "self.missing == 1"}]})
     (error,) = validate_object(crd, thing({}))
-    assert error.field == "spec" and "evaluating rule" in error.detail
+    assert error.field == "spec"
+    assert "evaluating rule" in error.detail
 
 
 @pytest.mark.parametrize(
