@@ -1,0 +1,112 @@
+"""Helpers for the heartbeat's integration tests (this module holds no tests).
+
+`StandInRemote` is a deliberately small HTTPS server on 127.0.0.1 in its own thread: it requires
+a client certificate from a given trust store, answers every request with a canned ping reply
+after a configurable delay, and records each handshake (client thumbprint, whether the TLS
+session was resumed). The heartbeat tests use it where the real federation server cannot
+misbehave on purpose: a remote slower than `slowThreshold`, one that never answers, redirects,
+or sends too much.
+"""
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+
+@dataclass
+class Handshake:
+    thumbprint: str | None
+    resumed: bool
+    authorization: str | None = None
+
+
+@dataclass
+class StandInRemote:
+    server_cert: Path
+    server_key: Path
+    client_pems: list[str]
+    delay: float = 0.0
+    status: int = 200
+    body: bytes = (
+        b'{"ok": true, "site": "stand-in", "peer": {"name": "x", "namespace": "default"}, "link": {}}'
+    )
+    headers: dict[str, str] = field(default_factory=dict)
+    handshakes: list[Handshake] = field(default_factory=list)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="stand-in-remote", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def reply(self, *, status: int = 200, body: object = None, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        if body is not None:
+            self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.headers = headers or {}
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.server_cert, self.server_key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        context.load_verify_locations(cadata="".join(self.client_pems))
+        return context
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        handshake = Handshake(
+            thumbprint="sha256:" + hashlib.sha256(der).hexdigest() if der else None,
+            resumed=bool(ssl_object and ssl_object.session_reused),
+        )
+        self.handshakes.append(handshake)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            for line in head.decode("latin-1").split("\r\n"):
+                if line.lower().startswith("authorization:"):
+                    handshake.authorization = line.split(":", 1)[1].strip()
+            await asyncio.sleep(self.delay)
+            extra = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
+            writer.write(
+                f"HTTP/1.1 {self.status} X\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(self.body)}\r\n{extra}Connection: close\r\n\r\n".encode()
+                + self.body
+            )
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self._context())
+        self._ready.set_result(server.sockets[0].getsockname()[1])
+        async with server:
+            await self._stop.wait()
+
+    def start(self) -> Self:
+        self._thread.start()
+        self.port = self._ready.result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
