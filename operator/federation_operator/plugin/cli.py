@@ -1,0 +1,46 @@
+"""`kubectl-federation SUBCOMMAND ...`: argument parsing and dispatch only.
+
+A subcommand is a module with `HELP: str`, `configure(parser)` and `run(args) -> int`; adding one
+is one module and one line in `SUBCOMMANDS`.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from federation_operator.k8s.client import ApiError
+from federation_operator.plugin import export, rotate
+from federation_operator.plugin.connection import PluginError, add_connection_flags
+
+SUBCOMMANDS: dict[str, ModuleType] = {
+    "export": export,
+    "rotate": rotate,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubectl federation", description="Manage federation peers: export, rotate."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        add_connection_flags(sub)
+        module.configure(sub)
+        run: Callable[[argparse.Namespace], int] = module.run
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ApiError as error:
+        print(f"error: the Kubernetes API refused: {error}", file=sys.stderr)
+        return 1
+    return result
