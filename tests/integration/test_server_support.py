@@ -177,11 +177,20 @@ def _listen() -> socket.socket:
 class ServerThread:
     """The federation app on 127.0.0.1 (TLS + plain) in its own thread and event loop."""
 
-    def __init__(self, *, keys: Keys, cert_sources: CertSourceConfig | None = None, site: str = "eu") -> None:
+    def __init__(
+        self,
+        *,
+        keys: Keys,
+        cert_sources: CertSourceConfig | None = None,
+        site: str = "eu",
+        rate_limit_burst: int = 20,
+    ) -> None:
         self.index = PeerIndex()
         self.keys = keys
         self.audit = io.StringIO()
-        self._config = AppConfig(site=site, cert_sources=cert_sources or CertSourceConfig())
+        self._config = AppConfig(
+            site=site, cert_sources=cert_sources or CertSourceConfig(), rate_limit_burst=rate_limit_burst
+        )
         self._tls_sock, self._http_sock = _listen(), _listen()
         self.tls_port = self._tls_sock.getsockname()[1]
         self.http_port = self._http_sock.getsockname()[1]
