@@ -532,3 +532,10 @@ async def test_dropped_watch_streams_end_early(sandbox: Sandbox, http: aiohttp.C
     with pytest.raises(aiohttp.ClientPayloadError):
         async with http.get(f"{CERTS}?watch=true") as rsp:
             await asyncio.wait_for(rsp.read(), 5)
+
+
+async def test_secret_string_data_is_folded_into_data(http: aiohttp.ClientSession) -> None:
+    body = {"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"token": "t0k"}}
+    _, created = await call(http, "POST", "/api/v1/namespaces/default/secrets", body)
+    assert created["data"] == {"a": "eA==", "token": "dDBr"}
+    assert "stringData" not in created

@@ -42,6 +42,7 @@ lost when the process exits. Treat it as a test double with good manners, never 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import datetime
@@ -187,6 +188,17 @@ def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: value for key, value in obj.items() if key not in ("metadata", "status", "apiVersion", "kind")
     }
+
+
+def _fold_string_data(secret: dict[str, Any]) -> None:
+    """As the API server does: `stringData` is write-only, merged into `data` as base64."""
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, Mapping) and string_data:
+        data = dict(secret.get("data") or {})
+        data.update(
+            {key: base64.b64encode(str(value).encode()).decode() for key, value in string_data.items()}
+        )
+        secret["data"] = data
 
 
 @dataclass(eq=False)  # identity: each watch is its own subscriber
@@ -768,6 +780,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
         """Defaults, pruning and validation of a custom object (built-in kinds pass as they are)."""
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
+        if rt.group_plural == "secrets":
+            _fold_string_data(obj)
         if rt.crd is None:
             return obj
         prepared = validation.prepare_object(rt.crd, obj, old=old)
