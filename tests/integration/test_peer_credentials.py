@@ -1,0 +1,224 @@
+"""FederationPeer credentials end to end: a real kopf operator against the sandbox API."""
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from federation_operator import api, tokens
+from federation_operator.plugin import cli
+from federation_operator.tokens import SecretText
+from tests.integration.conftest import Site, SiteFactory
+from tests.waiting import wait_for
+
+PEERS = api.PEER_PLURAL
+CHECK = {"extra": {"peer_credentials_interval": 0.3}}
+PIN = {"thumbprint": "sha256:" + "1" * 64}
+
+
+@pytest.fixture
+def site(site_factory: SiteFactory) -> Site:
+    return site_factory("eu", **CHECK)
+
+
+def peer_spec(**extra: Any) -> dict[str, Any]:
+    return {"endpoint": "https://us.example:8443", "remoteCertificates": [PIN], **extra}
+
+
+def secret_data(site: Site, name: str) -> dict[str, str] | None:
+    secret = site.secret(name)
+    if secret is None:
+        return None
+    return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
+
+
+def status(site: Site, name: str = "us") -> dict[str, Any]:
+    return dict((site.get(PEERS, name) or {}).get("status") or {})
+
+
+def ready(site: Site, name: str = "us") -> dict[str, Any]:
+    site.wait_condition(PEERS, name, "CredentialsReady", "True")
+    return status(site, name)
+
+
+def hashes(site: Site, name: str = "us") -> dict[str, Any]:
+    data = secret_data(site, f"{name}-inbound")
+    assert data is not None
+    result: dict[str, Any] = json.loads(data[api.INBOUND_HASHES_KEY])
+    return result
+
+
+def own_secrets(site: Site, name: str = "us") -> dict[str, dict[str, str] | None]:
+    return {suffix: secret_data(site, name + suffix) for suffix in ("-inbound", "-outbound", "-handoff")}
+
+
+def put_secret(site: Site, name: str, **values: str) -> None:
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+    body = {"metadata": {"name": name}, "data": data}
+    if site.secret(name) is None:
+        site.core.create_namespaced_secret(site.namespace, body)
+    else:
+        site.core.replace_namespaced_secret(name, site.namespace, body)
+
+
+def test_generated_credentials_are_stored_owned_labelled_and_reported(site: Site) -> None:
+    peer = site.create(PEERS, "us", peer_spec())
+    current = ready(site)
+    secrets = own_secrets(site)
+    handoff, outbound = secrets["-handoff"], secrets["-outbound"]
+    assert handoff is not None
+    assert outbound is not None
+    our_inbound = SecretText(handoff[api.HANDOFF_REMOTE_OUTBOUND_KEY])
+    assert hashes(site) == {"current": tokens.hash_token(our_inbound), "previous": []}
+    assert handoff[api.HANDOFF_REMOTE_INBOUND_KEY] == outbound[api.OUTBOUND_TOKEN_KEY]
+    assert current["inbound"] == {
+        "fingerprint": tokens.fingerprint(tokens.hash_token(our_inbound)),
+        "source": "Generated",
+    }
+    assert current["outbound"]["fingerprint"] == tokens.fingerprint(
+        tokens.hash_token(SecretText(outbound["token"]))
+    )
+    assert current["handoff"]["secretName"] == "us-handoff"
+    for suffix in ("-inbound", "-outbound", "-handoff"):
+        meta = site.secret("us" + suffix).metadata
+        assert meta.owner_references[0].uid == peer["metadata"]["uid"]
+        assert meta.labels[api.LABEL_PEER] == "us"
+        assert meta.labels[api.LABEL_MANAGED_BY] == api.MANAGER
+        assert meta.labels[api.LABEL_ROLE] == suffix[1:]
+
+
+def test_restarts_events_and_unrelated_edits_never_regenerate(site: Site) -> None:
+    site.create(PEERS, "us", peer_spec())
+    ready(site)
+    before = own_secrets(site)
+    site.stop_operator()
+    site.start_operator()
+    site.patch(PEERS, "us", {"spec": {"endpoint": "https://us2.example"}})
+    site.patch(PEERS, "us", {"spec": {"remoteCertificates": [PIN, {"thumbprint": "sha256:" + "2" * 64}]}})
+    site.patch(
+        PEERS, "us", {"spec": {"heartbeat": {"interval": "20s", "timeout": "5s", "slowThreshold": "1s"}}}
+    )
+    site.patch(PEERS, "us", {"metadata": {"labels": {"team": "a"}}})
+    generation = site.get(PEERS, "us")["metadata"]["generation"]  # type: ignore[index]
+    wait_for(
+        lambda: next(
+            (c for c in status(site).get("conditions", []) if c.get("observedGeneration") == generation), None
+        ),
+        message="the edits were reconciled",
+    )
+    site.stop_operator()
+    site.start_operator()
+    ready(site)
+    assert own_secrets(site) == before
+
+
+def test_a_deleted_generated_secret_is_reported_not_regenerated_and_rotate_recovers(site: Site) -> None:
+    site.create(PEERS, "us", peer_spec())
+    first = ready(site)["inbound"]["fingerprint"]
+    site.core.delete_namespaced_secret("us-inbound", site.namespace)
+    condition = site.wait_condition(PEERS, "us", "CredentialsReady", "False", reason="SecretMissing")
+    assert "kubectl federation rotate us --inbound" in condition["message"]
+    assert site.secret("us-inbound") is None
+    assert cli.main(["rotate", "us", "--inbound", "--kubeconfig", str(site.kubeconfig), "--wait"]) == 0
+    after = ready(site)
+    assert after["inbound"]["fingerprint"] != first
+    assert site.secret("us-inbound") is not None
+
+
+def test_inbound_rotation_keeps_the_previous_hash_for_the_overlap_then_drops_it(site: Site) -> None:
+    site.create(PEERS, "us", peer_spec(credentials={"rotationOverlap": "2s"}))
+    old = ready(site)
+    old_hash = hashes(site)["current"]
+    outbound_before = secret_data(site, "us-outbound")
+    assert cli.main(["rotate", "us", "--inbound", "--kubeconfig", str(site.kubeconfig), "--wait"]) == 0
+    rotated = wait_for(lambda: hashes(site)["previous"] and hashes(site), message="previous hash kept")
+    assert rotated["previous"][0]["hash"] == old_hash
+    assert rotated["current"] != old_hash
+    assert api.ANNOTATION_ROTATE not in (site.get(PEERS, "us")["metadata"].get("annotations") or {})  # type: ignore[index]
+    current = ready(site)
+    assert current["inbound"]["fingerprint"] != old["inbound"]["fingerprint"]
+    assert "rotatedAt" in current["inbound"]
+    assert secret_data(site, "us-outbound") == outbound_before
+    handoff = secret_data(site, "us-handoff")
+    assert handoff is not None
+    assert tokens.hash_token(SecretText(handoff["remote-outbound"])) == rotated["current"]
+    wait_for(
+        lambda: hashes(site)["previous"] == [], timeout=10, message="previous hash gone after the overlap"
+    )
+    wait_for(lambda: "previousExpiresAt" not in status(site)["inbound"], message="status says so")
+
+
+def test_outbound_rotation_keeps_the_previous_token_for_the_fallback(site: Site) -> None:
+    site.create(PEERS, "us", peer_spec(credentials={"rotationOverlap": "0s"}))
+    ready(site)
+    old = secret_data(site, "us-outbound")
+    assert cli.main(["rotate", "us", "--outbound", "--kubeconfig", str(site.kubeconfig), "--wait"]) == 0
+    new = wait_for(lambda: (data := secret_data(site, "us-outbound")) != old and data, message="rotated")
+    assert old is not None
+    assert new["token"] != old["token"]
+    assert "previous-token" not in new  # an overlap of 0s means immediate
+
+
+def test_user_secrets_are_mirrored_and_their_changes_apply_without_restart(site: Site) -> None:
+    put_secret(site, "creds", inbound="sha256:" + "a" * 64, outbound="B" * 43)
+    spec = peer_spec(
+        inbound={"secretRef": {"name": "creds", "key": "inbound"}},
+        outbound={"secretRef": {"name": "creds", "key": "outbound"}},
+    )
+    site.create(PEERS, "us", spec)
+    current = ready(site)
+    assert current["inbound"] == {"fingerprint": "a" * 12, "source": "SecretRef"}
+    assert current["outbound"]["source"] == "SecretRef"
+    assert hashes(site)["current"] == "sha256:" + "a" * 64
+    assert site.secret("us-outbound") is None
+    assert site.secret("us-handoff") is None
+    token = "C" * 43
+    put_secret(site, "creds", inbound=token, outbound="B" * 43)
+    wait_for(lambda: hashes(site)["current"] == tokens.hash_token(SecretText(token)), message="mirrored")
+    put_secret(site, "creds", inbound="not-a-token", outbound="B" * 43)
+    condition = site.wait_condition(PEERS, "us", "CredentialsReady", "False", reason="SecretMalformed")
+    assert "Secret creds" in condition["message"]
+    assert "key inbound" in condition["message"]
+    site.core.delete_namespaced_secret("creds", site.namespace)
+    condition = site.wait_condition(PEERS, "us", "CredentialsReady", "False", reason="SecretNotFound")
+    assert "Secret creds" in condition["message"]
+
+
+def test_a_broken_peer_leaves_other_peers_ready(site: Site) -> None:
+    site.create(PEERS, "broken", peer_spec(outbound={"secretRef": {"name": "absent", "key": "token"}}))
+    site.create(PEERS, "us", peer_spec(inbound={"secretHash": "sha256:" + "d" * 64}))
+    site.wait_condition(PEERS, "broken", "CredentialsReady", "False", reason="SecretNotFound")
+    assert ready(site)["inbound"]["fingerprint"] == "d" * 12
+
+
+def test_the_operator_never_writes_spec_or_a_users_secret(site: Site) -> None:
+    put_secret(site, "creds", outbound="B" * 43)
+    spec = peer_spec(outbound={"secretRef": {"name": "creds", "key": "outbound"}})
+    created = site.create(PEERS, "us", spec)
+    ready(site)
+    assert cli.main(["rotate", "us", "--inbound", "--kubeconfig", str(site.kubeconfig), "--wait"]) == 0
+    ready(site)
+    user_secret = site.secret("creds")
+    assert user_secret.metadata.owner_references is None
+    assert site.get(PEERS, "us")["spec"] == created["spec"]  # type: ignore[index]
+    site.delete(PEERS, "us")
+    wait_for(lambda: site.get(PEERS, "us") is None, message="peer deleted")
+    assert secret_data(site, "creds") == {"outbound": "B" * 43}
+
+
+def test_deletion_removes_every_secret_the_operator_created(site: Site) -> None:
+    site.create(PEERS, "us", peer_spec())
+    ready(site)
+    site.delete(PEERS, "us")
+    wait_for(lambda: site.get(PEERS, "us") is None, message="peer deleted")
+    assert own_secrets(site) == {"-inbound": None, "-outbound": None, "-handoff": None}
+
+
+def test_an_unread_handoff_is_deleted_after_its_ttl(site: Site) -> None:
+    site.create(PEERS, "us", peer_spec(credentials={"handoffTTL": "1s"}))
+    assert ready(site)["handoff"]["secretName"] == "us-handoff"
+    wait_for(lambda: site.secret("us-handoff") is None, timeout=10, message="handoff deleted")
+    wait_for(lambda: "handoff" not in status(site), message="status.handoff cleared")
+    reasons = {event.reason for event in site.events()}
+    assert "HandoffExpired" in reasons
