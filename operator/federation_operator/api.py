@@ -37,6 +37,10 @@ ROLE_INGRESS: Final = "ingress"
 # acts on them once and removes them. Never used to carry secrets.
 ANNOTATION_REISSUE: Final = f"{GROUP}/reissue"
 ANNOTATION_ROTATE: Final = f"{GROUP}/rotate"
+# On a client-certificate Secret: the thumbprint it was issued with (public), and the reissue
+# request it answered, so that a repeated or stale event never re-issues twice for one request.
+ANNOTATION_THUMBPRINT: Final = f"{GROUP}/thumbprint"
+ANNOTATION_REISSUED_FOR: Final = f"{GROUP}/reissued-for"
 
 # Secret layouts.
 # FederationCert: a kubernetes.io/tls Secret with the standard keys.

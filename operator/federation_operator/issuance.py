@@ -5,6 +5,11 @@ The rule that matters most: a key is generated only when none was ever issued fo
 `federation.ampora.io/reissue` annotation. Restarts, repeated events, unrelated edits and even a
 lost status (the Secret is adopted) never re-issue. A deleted or tampered Secret is reported, not
 silently replaced: the remote pins the old certificate, so a quiet re-issue would break the link.
+
+kopf runs a change handler and a timer of one object concurrently, each with the body it was
+given, so a decision must not depend on status being fresh. The Secret therefore records what
+it holds (the thumbprint it was issued with, and the reissue request it answered): tampering is
+judged against the Secret's own record, and one reissue request is answered exactly once.
 """
 
 import enum
@@ -65,6 +70,8 @@ class SecretObservation:
     cert_pem: bytes | None = None
     key_pem: SecretBytes | None = None
     secret_type: str = ""
+    recorded_thumbprint: str | None = None
+    reissued_for: str | None = None
 
 
 def observe_secret(secret: Mapping[str, Any] | None, *, cert_name: str, cert_uid: str) -> SecretObservation:
@@ -75,12 +82,15 @@ def observe_secret(secret: Mapping[str, Any] | None, *, cert_name: str, cert_uid
     )
     data = objects.secret_data(secret)
     key = data.get(api.TLS_KEY_KEY)
+    annotations = (secret.get("metadata") or {}).get("annotations") or {}
     return SecretObservation(
         exists=True,
         managed=managed,
         cert_pem=data.get(api.TLS_CERT_KEY),
         key_pem=SecretBytes(key) if key is not None else None,
         secret_type=str(secret.get("type") or ""),
+        recorded_thumbprint=annotations.get(api.ANNOTATION_THUMBPRINT),
+        reissued_for=annotations.get(api.ANNOTATION_REISSUED_FOR),
     )
 
 
@@ -99,14 +109,15 @@ class Assessment:
 
 
 def assess(
-    *, spec: CertSpec, status: Mapping[str, Any], observed: SecretObservation, reissue_requested: bool
+    *, spec: CertSpec, status: Mapping[str, Any], observed: SecretObservation, reissue_request: str | None
 ) -> Assessment:
+    """Decide; `reissue_request` is the value of the reissue annotation, if the user set one."""
     issued_before = bool(status.get("thumbprint"))
     secret = spec.secret_name
     if not observed.exists:
         if not issued_before:
             return Assessment(Action.ISSUE, "Issuing", "issuing a new key and certificate")
-        if reissue_requested:
+        if reissue_request is not None:
             return Assessment(Action.ISSUE, "Reissuing", "re-issuing on request")
         return Assessment(
             Action.BLOCKED,
@@ -122,14 +133,14 @@ def assess(
             f"Secret {secret} exists and is not managed by this FederationCert; it is left untouched. "
             "Delete it or choose another spec.secretName.",
         )
-    problem = _tamper_problem(observed, status)
+    if reissue_request is not None and observed.reissued_for != reissue_request:
+        return Assessment(Action.ISSUE, "Reissuing", "re-issuing on request")
+    problem = _tamper_problem(observed)
     if problem is None:
         assert observed.cert_pem is not None  # checked by _tamper_problem
         return Assessment(
             Action.REPORT, "Issued", "certificate issued", certs.describe_pem(observed.cert_pem)
         )
-    if reissue_requested:
-        return Assessment(Action.ISSUE, "Reissuing", "re-issuing on request")
     return Assessment(
         Action.BLOCKED,
         "SecretTampered",
@@ -138,7 +149,7 @@ def assess(
     )
 
 
-def _tamper_problem(observed: SecretObservation, status: Mapping[str, Any]) -> str | None:
+def _tamper_problem(observed: SecretObservation) -> str | None:
     if observed.secret_type != TLS_SECRET_TYPE:
         return f"has type {observed.secret_type or '(none)'} instead of {TLS_SECRET_TYPE}"
     if not observed.cert_pem or observed.key_pem is None:
@@ -149,14 +160,20 @@ def _tamper_problem(observed: SecretObservation, status: Mapping[str, Any]) -> s
         return f"holds no valid certificate in {api.TLS_CERT_KEY}"
     if not certs.key_matches_certificate(key_pem=observed.key_pem, cert_pem=observed.cert_pem):
         return "holds a key that does not belong to its certificate"
-    published = status.get("thumbprint")
-    if published and published != info.thumbprint:
-        return f"holds certificate {info.thumbprint}, not the issued {published}"
+    recorded = observed.recorded_thumbprint
+    if recorded != info.thumbprint:
+        return f"holds certificate {info.thumbprint}, not the issued {recorded or '(unrecorded)'}"
     return None
 
 
 def build_secret(
-    *, spec: CertSpec, cert_name: str, cert_uid: str, namespace: str, issued: certs.IssuedCertificate
+    *,
+    spec: CertSpec,
+    cert_name: str,
+    cert_uid: str,
+    namespace: str,
+    issued: certs.IssuedCertificate,
+    reissue_request: str | None = None,
 ) -> dict[str, Any]:
     labels = api.managed_labels(role=api.ROLE_CLIENT_CERT) | {api.LABEL_CERT: cert_name}
     return {
@@ -167,6 +184,8 @@ def build_secret(
             "name": spec.secret_name,
             "namespace": namespace,
             "labels": labels,
+            "annotations": {api.ANNOTATION_THUMBPRINT: issued.info.thumbprint}
+            | ({api.ANNOTATION_REISSUED_FOR: reissue_request} if reissue_request is not None else {}),
             "ownerReferences": [objects.owner_reference(kind=api.CERT_KIND, name=cert_name, uid=cert_uid)],
         },
         "data": objects.encode_secret_data(

@@ -41,12 +41,12 @@ def test_invalid_specs_are_reported_not_raised_elsewhere(spec: dict[str, Any]) -
 
 
 def test_first_time_with_no_secret_issues() -> None:
-    result = issuance.assess(spec=SPEC, status={}, observed=observe(None), reissue_requested=False)
+    result = issuance.assess(spec=SPEC, status={}, observed=observe(None), reissue_request=None)
     assert result.action is Action.ISSUE
 
 
 def test_our_secret_is_adopted_even_when_status_was_lost() -> None:
-    result = issuance.assess(spec=SPEC, status={}, observed=observe(secret()), reissue_requested=False)
+    result = issuance.assess(spec=SPEC, status={}, observed=observe(secret()), reissue_request=None)
     assert result.action is Action.REPORT
     assert result.info is not None
     assert result.info.thumbprint == ISSUED.info.thumbprint
@@ -54,32 +54,50 @@ def test_our_secret_is_adopted_even_when_status_was_lost() -> None:
 
 def test_a_deleted_secret_is_reported_and_not_silently_reissued() -> None:
     status = {"thumbprint": ISSUED.info.thumbprint}
-    result = issuance.assess(spec=SPEC, status=status, observed=observe(None), reissue_requested=False)
+    result = issuance.assess(spec=SPEC, status=status, observed=observe(None), reissue_request=None)
     assert (result.action, result.reason) == (Action.BLOCKED, "SecretMissing")
     assert api.ANNOTATION_REISSUE in result.message
-    again = issuance.assess(spec=SPEC, status=status, observed=observe(None), reissue_requested=True)
+    again = issuance.assess(spec=SPEC, status=status, observed=observe(None), reissue_request="r1")
     assert again.action is Action.ISSUE
 
 
 def test_a_secret_of_someone_else_is_never_overwritten() -> None:
     foreign = secret(uid="other-uid")
-    result = issuance.assess(spec=SPEC, status={}, observed=observe(foreign), reissue_requested=True)
+    result = issuance.assess(spec=SPEC, status={}, observed=observe(foreign), reissue_request="r1")
     assert (result.action, result.reason) == (Action.BLOCKED, "SecretConflict")
+
+
+def test_one_reissue_request_is_answered_exactly_once() -> None:
+    done = secret(issued=ISSUED)
+    done["metadata"]["annotations"][api.ANNOTATION_REISSUED_FOR] = "r1"
+    status = {"thumbprint": ISSUED.info.thumbprint}
+    again = issuance.assess(spec=SPEC, status=status, observed=observe(done), reissue_request="r1")
+    assert again.action is Action.REPORT
+    fresh = issuance.assess(spec=SPEC, status=status, observed=observe(done), reissue_request="r2")
+    assert fresh.action is Action.ISSUE
+
+
+def test_a_stale_status_thumbprint_does_not_make_our_secret_look_tampered() -> None:
+    stale = {"thumbprint": "sha256:" + "0" * 64}
+    result = issuance.assess(spec=SPEC, status=stale, observed=observe(secret()), reissue_request=None)
+    assert result.action is Action.REPORT
 
 
 def test_tampering_is_detected() -> None:
     other = certs.issue_certificate(subject="x", validity=timedelta(days=1), now=NOW)
     swapped_key = secret()
     swapped_key["data"]["tls.key"] = secret(issued=other)["data"]["tls.key"]
+    swapped_pair = secret()
+    swapped_pair["data"] = secret(issued=other)["data"]  # a consistent pair, but not the one we issued
     status = {"thumbprint": ISSUED.info.thumbprint}
-    for body in (swapped_key, secret(type="Opaque"), secret(issued=other)):
-        result = issuance.assess(spec=SPEC, status=status, observed=observe(body), reissue_requested=False)
+    for body in (swapped_key, secret(type="Opaque"), swapped_pair):
+        result = issuance.assess(spec=SPEC, status=status, observed=observe(body), reissue_request=None)
         assert (result.action, result.reason) == (Action.BLOCKED, "SecretTampered"), body.get("type")
         assert "PRIVATE KEY" not in result.message
 
 
 def test_status_publishes_public_facts_only_and_is_stable() -> None:
-    report = issuance.assess(spec=SPEC, status={}, observed=observe(secret()), reissue_requested=False)
+    report = issuance.assess(spec=SPEC, status={}, observed=observe(secret()), reissue_request=None)
     status = issuance.cert_status(old={}, spec=SPEC, assessment=report, generation=1, now=NOW)
     assert status["thumbprint"] == ISSUED.info.thumbprint
     assert status["certificate"] == ISSUED.info.pem
@@ -96,7 +114,7 @@ def test_status_publishes_public_facts_only_and_is_stable() -> None:
 
 
 def test_expiring_turns_true_after_renewal_time_and_ready_false_after_not_after() -> None:
-    report = issuance.assess(spec=SPEC, status={}, observed=observe(secret()), reissue_requested=False)
+    report = issuance.assess(spec=SPEC, status={}, observed=observe(secret()), reissue_request=None)
     due = issuance.cert_status(
         old={}, spec=SPEC, assessment=report, generation=1, now=NOW + timedelta(days=61)
     )

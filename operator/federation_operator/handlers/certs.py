@@ -42,13 +42,15 @@ async def evaluate(
             old=old_status, spec=None, assessment=assessment, generation=generation, now=now
         )
 
-    reissue = api.ANNOTATION_REISSUE in (meta.get("annotations") or {})
+    reissue = (meta.get("annotations") or {}).get(api.ANNOTATION_REISSUE)
     secret = await context.kube.get(SECRETS, namespace, spec.secret_name)
     observed = issuance.observe_secret(secret, cert_name=name, cert_uid=uid)
-    assessment = issuance.assess(spec=spec, status=old_status, observed=observed, reissue_requested=reissue)
+    assessment = issuance.assess(spec=spec, status=old_status, observed=observed, reissue_request=reissue)
 
     if assessment.action is issuance.Action.ISSUE:
-        assessment = await _issue(context, spec=spec, body=body, existing=secret, logger=logger)
+        assessment = await _issue(
+            context, spec=spec, body=body, existing=secret, reissue_request=reissue, logger=logger
+        )
 
     new_status = issuance.cert_status(
         old=old_status, spec=spec, assessment=assessment, generation=generation, now=now
@@ -63,6 +65,7 @@ async def _issue(
     spec: issuance.CertSpec,
     body: Mapping[str, Any],
     existing: Mapping[str, Any] | None,
+    reissue_request: str | None,
     logger: kopf.Logger,
 ) -> issuance.Assessment:
     meta = body["metadata"]
@@ -70,7 +73,12 @@ async def _issue(
         subject=spec.subject, validity=spec.validity, algorithm=spec.algorithm, now=context.clock()
     )
     secret = issuance.build_secret(
-        spec=spec, cert_name=meta["name"], cert_uid=meta["uid"], namespace=meta["namespace"], issued=issued
+        spec=spec,
+        cert_name=meta["name"],
+        cert_uid=meta["uid"],
+        namespace=meta["namespace"],
+        issued=issued,
+        reissue_request=reissue_request,
     )
     try:
         if existing is None:
