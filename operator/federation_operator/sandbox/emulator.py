@@ -25,17 +25,20 @@ subclass takes over request handling entirely and implements what our clients de
 - namespaces: `default` exists; creating into a missing namespace is 404; deleting a namespace
   deletes its content;
 - `meta.k8s.io/v1 Table` answers from `additionalPrinterColumns` (see `tables.py`), legacy discovery
-  (kubectl falls back to it from aggregated discovery), `/version` 1.32;
+  (kubectl falls back to it from aggregated discovery), `/version` 1.32; Secret `stringData` folded
+  into `data`;
 - `faults` (injected 500/409/429/timeouts, dropped watches) and `calls` (what was requested).
 
 Where it is NOT faithful: no authentication or authorization (any token is accepted; RBAC is not
 enforced, `calls` records what RBAC would need); no admission webhooks, no built-in controllers (no
-Pods run, Services get no endpoints, namespaces finalize at once), no schema validation of
+Pods run, Services get no endpoints, a namespace goes once its content is gone), no schema checks of
 built-in kinds; one stored version per kind with no conversion (other served versions are the same
 object relabelled); strategic merge and server-side apply are merge patches (no list merge keys, no
 field managers or conflicts, `managedFields` absent); foreground deletion behaves as background;
 the CEL subset of `validation.py`; watch bookmarks are sent only for `sendInitialEvents`; no
-protobuf, no `/openapi` documents (404, kubectl falls back), no aggregated discovery; everything is
+protobuf/CBOR request bodies (415: `kubectl create secret|configmap|namespace` fail, `kubectl apply
+-f` works), `/openapi/v3` only says which PATCH takes `fieldValidation` (so kubectl validates
+server-side), no `/openapi/v2`, no aggregated discovery (kubectl falls back); everything is
 lost when the process exits. Treat it as a test double with good manners, never as a store.
 """
 
