@@ -10,6 +10,7 @@ The private key leaves this module only as `SecretBytes`, which never prints its
 import base64
 import enum
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -185,3 +186,78 @@ def renewal_time(*, not_before: datetime, not_after: datetime, renew_before: tim
 
 def utcnow() -> datetime:
     return datetime.now(tz=UTC)
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """A CA and a server certificate it signed: what a local site (sandbox, demo) serves TLS with."""
+
+    ca_pem: str
+    cert_pem: str
+    key_pem: SecretBytes
+
+
+def issue_server_identity(
+    *, common_name: str, hosts: list[str], validity: timedelta, now: datetime
+) -> ServerIdentity:
+    """A throwaway CA and a server certificate for `hosts` (DNS names or IP addresses).
+
+    Only for local sites: production federation servers sit behind the cluster's own ingress
+    certificates. The CA key is discarded; nothing else can ever be signed by it.
+    """
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} local CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ServerIdentity(
+        ca_pem=ca.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        cert_pem=server.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        key_pem=SecretBytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        ),
+    )

@@ -1,3 +1,4 @@
+import contextlib
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -67,3 +68,32 @@ def test_renewal_defaults_to_a_third_of_the_lifetime() -> None:
 def test_garbage_is_not_a_certificate() -> None:
     with pytest.raises(certs.InvalidCertificate):
         certs.describe_pem("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+
+
+def test_local_server_identity_verifies_for_its_hosts_with_its_ca(tmp_path: Path) -> None:
+    import ssl
+
+    identity = certs.issue_server_identity(
+        common_name="eu",
+        hosts=["127.0.0.1", "localhost"],
+        validity=timedelta(days=1),
+        now=datetime.now(tz=UTC),
+    )
+    (tmp_path / "ca.crt").write_text(identity.ca_pem)
+    (tmp_path / "tls.crt").write_text(identity.cert_pem)
+    (tmp_path / "tls.key").write_bytes(identity.key_pem.reveal())
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    client = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client_side = client.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    server_side = server.wrap_bio(server_in, server_out, server_side=True)
+    for _ in range(10):
+        for side in (client_side, server_side):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        server_in.write(outgoing.read())
+        incoming.write(server_out.read())
+    assert client_side.getpeercert()["subjectAltName"] == (("IP Address", "127.0.0.1"), ("DNS", "localhost"))
+    assert "PRIVATE" not in repr(identity)
