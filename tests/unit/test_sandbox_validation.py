@@ -163,7 +163,9 @@ def test_cel_field_path_message_expression_and_reason() -> None:
             "x-kubernetes-validations": [
                 {
                     "rule": "self.timeout < self.interval",
-                    "messageExpression": "'timeout ' + string(self.timeout) + ' not below ' + string(self.interval)",
+                    "messageExpression": (
+                        "'timeout ' + string(self.timeout) + ' not below ' + string(self.interval)"
+                    ),
                     "fieldPath": ".timeout",
                     "reason": "FieldValueForbidden",
                 }
