@@ -9,8 +9,9 @@ own API server, and what lets `run_in_thread` start and stop operators at will.
 import argparse
 import asyncio
 import logging
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import kopf
 import yaml
 
 from federation_operator import api, certs
+from federation_operator.ingress.config import IngressConfig
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     site: str = "federation"
     ingress_provider: str = "none"
+    # Where the edge objects point (docs/ingress.md); None: the operator writes no ingress object at all.
+    ingress: IngressConfig | None = None
     with_server: bool = False
     peering: str | None = None
     priority: int = 0
@@ -113,6 +117,8 @@ async def run_operator(
     """Run one operator until `stop` is set."""
     from federation_operator.k8s.client import Kube
 
+    # A caller may hand in a context (a test clock, a shared client); we close only what we opened.
+    owned = context is None
     context = context or OperatorContext(config=config, kube=Kube.from_kubeconfig(config.kubeconfig))
     try:
         await kopf.operator(
@@ -128,7 +134,8 @@ async def run_operator(
             ready_flag=ready,
         )
     finally:
-        context.kube.close()
+        if owned:
+            context.kube.close()
 
 
 class OperatorThread:
@@ -204,12 +211,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
+def ingress_config_from_env(provider: str, environ: Mapping[str, str]) -> IngressConfig:
+    """The edge wiring from the chart's environment (docs/ingress.md, "Operator settings").
+
+    A provider that publishes a route needs the public host: without it the route would match
+    any host, and client-certificate verification is per host, so the operator refuses to start.
+    """
+    host = environ.get("FEDERATION_HOST", "")
+    if provider != "none" and not host:
+        raise SystemExit(f"--ingress-provider {provider} needs FEDERATION_HOST (the federation host)")
+    gateway_namespace, _, gateway_name = environ.get("FEDERATION_GATEWAY", "").rpartition("/")
+    return IngressConfig(
+        host=host,
+        labels=api.managed_labels(role=api.ROLE_INGRESS),
+        gateway_name=gateway_name or "federation",
+        gateway_namespace=gateway_namespace or None,
+        server_service=environ.get("FEDERATION_SERVER_SERVICE") or "federation-server",
+        # The chart runs the federation server's Service beside the operator.
+        server_namespace=environ.get("POD_NAMESPACE") or None,
+        ingress_class_name=environ.get("FEDERATION_INGRESS_CLASS") or "nginx",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(args.namespace),
         site=args.site,
         ingress_provider=args.ingress_provider,
+        ingress=ingress_config_from_env(args.ingress_provider, os.environ),
         with_server=args.with_server,
         peering=args.peering,
         priority=args.priority,

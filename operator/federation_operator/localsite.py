@@ -1,0 +1,171 @@
+"""A whole site on loopback: sandbox API, operator, and federation server with real TLS.
+
+The demo runs two of these (EU and US), `federation-operator sandbox` runs one, and the
+end-to-end tests run several. Each part runs in its own thread and event loop, so that one site's
+federation server can be stopped and started (an outage) while its API and operator keep running.
+The federation server keeps its port across restarts: the remote's FederationPeer points at it.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from federation_operator import certs
+from federation_operator.runner import OperatorConfig, OperatorContext, OperatorThread
+from federation_operator.sandbox.server import SandboxThread
+from federation_operator.server.main import ServerConfig, run_server
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """The federation server in its own thread and loop; `start()` returns once it listens."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._main, name=f"federation-server-{config.site}", daemon=True
+        )
+
+    def _main(self) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            ready = asyncio.Event()
+            task = asyncio.create_task(run_server(config=self.config, stop=self._stop, ready=ready))
+            waiter = asyncio.create_task(ready.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            self._ready.set()
+            waiter.cancel()
+            await task
+
+        try:
+            asyncio.run(serve())
+        except BaseException as error:  # reported to the starting thread
+            self._error = error
+            self._ready.set()
+
+    def start(self, *, timeout: float = 15.0) -> "ServerThread":
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("federation server did not start")
+        if self._error is not None or not self._thread.is_alive():
+            raise RuntimeError("federation server failed to start") from self._error
+        return self
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+
+@dataclass
+class LocalSite:
+    """One site. `start()` brings up API, operator and server; `close()` stops all three."""
+
+    name: str
+    workdir: Path
+    api_port: int = 0
+    federation_port: int = 0
+    operator_overrides: dict[str, Any] = field(default_factory=dict)
+    context: OperatorContext | None = None
+    sandbox: SandboxThread | None = None
+    operator: OperatorThread | None = None
+    server: ServerThread | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / f"{self.name}.kubeconfig"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA of this site's federation server certificate, next to the kubeconfig."""
+        return self.workdir / f"{self.name}-federation-ca.crt"
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://{LOOPBACK}:{self.federation_port}"
+
+    def start(self, *, operator: bool = True) -> "LocalSite":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.sandbox = SandboxThread(port=self.api_port).start()
+        self.sandbox.write_kubeconfig(self.kubeconfig)
+        self._write_server_identity()
+        self.federation_port = self.federation_port or free_port()
+        self.start_server()
+        if operator:
+            self.start_operator()
+        return self
+
+    def _write_server_identity(self) -> None:
+        identity = certs.issue_server_identity(
+            common_name=f"{self.name} federation server",
+            hosts=[LOOPBACK, "localhost"],
+            validity=timedelta(days=30),
+            now=certs.utcnow(),
+        )
+        self.ca_file.write_text(identity.ca_pem)
+        (self.workdir / f"{self.name}-federation-tls.crt").write_text(identity.cert_pem)
+        key_file = self.workdir / f"{self.name}-federation-tls.key"
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(identity.key_pem.reveal())
+
+    def server_config(self) -> ServerConfig:
+        return ServerConfig(
+            site=self.name,
+            kubeconfig=self.kubeconfig,
+            host=LOOPBACK,
+            port=self.federation_port,
+            tls_cert=self.workdir / f"{self.name}-federation-tls.crt",
+            tls_key=self.workdir / f"{self.name}-federation-tls.key",
+            http_port=None,
+            audit_log=str(self.workdir / f"{self.name}-audit.jsonl"),
+        )
+
+    def start_server(self) -> None:
+        assert self.server is None, "federation server already running"
+        self.server = ServerThread(self.server_config()).start()
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def operator_config(self) -> OperatorConfig:
+        return dataclasses.replace(
+            OperatorConfig(kubeconfig=self.kubeconfig, site=self.name), **self.operator_overrides
+        )
+
+    def start_operator(self) -> None:
+        assert self.operator is None, "operator already running"
+        self.operator = OperatorThread(self.operator_config(), context=self.context).start()
+
+    def stop_operator(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+            self.operator = None
+
+    def close(self) -> None:
+        self.stop_operator()
+        self.stop_server()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
