@@ -1,0 +1,306 @@
+"""The operator keeps each namespace's edge in line with its peers, against the sandbox API.
+
+For every provider: pinned PEMs become the trust bundle and the provider's objects (validated
+offline like the unit tests validate the pure builders), a suspended or deleted peer leaves them,
+the last peer takes everything with it. Pins the edge cannot enforce are flagged on their peer.
+"""
+
+import base64
+import datetime
+import hashlib
+import logging
+from typing import Any, cast
+
+import kubernetes_validate
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from federation_operator import api
+from federation_operator.ingress.config import IngressConfig
+from tests.ingress_support import ClientCert, make_client_cert, require_shared_schemas, schema_errors
+from tests.integration.conftest import Site, SiteFactory
+from tests.waiting import wait_for
+
+PEERS = api.PEER_PLURAL
+NAMESPACE = "default"
+HOST = "federation.eu.example.test"
+BUNDLE = "federation-trust-bundle"
+CONDITION = "PinsUsable"
+CORE_KINDS = {"ConfigMap", "Secret", "Ingress"}
+# (apiVersion, plural, kind, name) of each provider's objects, all in the peers' namespace here.
+PROVIDER_OBJECTS: dict[str, list[tuple[str, str, str, str]]] = {
+    "envoy-gateway": [
+        ("gateway.envoyproxy.io/v1alpha1", "clienttrafficpolicies", "ClientTrafficPolicy", "federation-mtls"),
+        ("gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute", "federation-api"),
+        ("gateway.envoyproxy.io/v1alpha1", "securitypolicies", "SecurityPolicy", "federation-ext-auth"),
+    ],
+    "ingress-nginx": [("networking.k8s.io/v1", "ingresses", "Ingress", "federation-api")],
+    "gateway-api": [("gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute", "federation-api")],
+    "none": [],
+}
+GATEWAY_PORT = 8443
+log = logging.getLogger(__name__)
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def client_cert(name: str, *, expired: bool = False) -> ClientCert:
+    start = now() - datetime.timedelta(days=30 if expired else 1)
+    end = now() - datetime.timedelta(days=1) if expired else now() + datetime.timedelta(days=90)
+    return make_client_cert(name, not_before=start, not_after=end)
+
+
+def thumbprint(cert: ClientCert) -> str:
+    return "sha256:" + hashlib.sha256(cert.der).hexdigest()
+
+
+def peer_spec(*pins: dict[str, str], **extra: Any) -> dict[str, Any]:
+    # A closed loopback port: the heartbeat pings it, and traffic stays on 127.0.0.1.
+    return {"endpoint": "https://127.0.0.1:9", "remoteCertificates": list(pins), **extra}
+
+
+def ingress_site(site_factory: SiteFactory, provider: str, **overrides: Any) -> Site:
+    values: dict[str, Any] = {
+        "host": HOST,
+        "labels": api.managed_labels(role=api.ROLE_INGRESS),
+        "gateway_name": "edge",
+        "section_name": "federation",
+        "listener_port": GATEWAY_PORT if provider == "gateway-api" else None,
+    }
+    values.update(overrides)
+    site = site_factory("eu", operator=False, ingress_provider=provider, ingress=IngressConfig(**values))
+    if provider == "gateway-api":
+        create_gateway(site)
+    site.start_operator()
+    return site
+
+
+def create_gateway(site: Site) -> None:
+    tls = {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": "edge-tls"}]}
+    site.custom.create_namespaced_custom_object(
+        "gateway.networking.k8s.io",
+        "v1",
+        NAMESPACE,
+        "gateways",
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "edge"},
+            "spec": {
+                "gatewayClassName": "eg",
+                "listeners": [
+                    {"name": "web", "port": 443, "protocol": "HTTPS", "tls": tls},
+                    {
+                        "name": "federation",
+                        "port": GATEWAY_PORT,
+                        "protocol": "HTTPS",
+                        "hostname": HOST,
+                        "tls": tls,
+                    },
+                ],
+            },
+        },
+    )
+
+
+def read(site: Site, api_version: str, plural: str, name: str) -> dict[str, Any] | None:
+    """Any object as the API server returns it, as a plain dict."""
+    try:
+        if "/" in api_version:
+            group, version = api_version.split("/")
+            return cast(
+                dict[str, Any],
+                site.custom.get_namespaced_custom_object(group, version, NAMESPACE, plural, name),
+            )
+        method = {
+            "configmaps": site.core.read_namespaced_config_map,
+            "secrets": site.core.read_namespaced_secret,
+        }
+        obj = method[plural](name, NAMESPACE)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], site.api_client.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+
+def bundle_pems(site: Site) -> set[str] | None:
+    configmap = read(site, "v1", "configmaps", BUNDLE)
+    if configmap is None:
+        return None
+    return split_pems(configmap["data"]["ca.crt"])
+
+
+def split_pems(ca_crt: str) -> set[str]:
+    marker = "-----END CERTIFICATE-----\n"
+    return {part + marker for part in ca_crt.split(marker) if part.strip()}
+
+
+def wait_bundle(site: Site, expected: set[str] | None) -> None:
+    wait_for(
+        lambda: bundle_pems(site) == expected, message=f"trust bundle of {len(expected or ())} certificates"
+    )
+
+
+def edge_objects(site: Site, provider: str) -> list[dict[str, Any]] | None:
+    """The bundle and the provider's objects, as read back; None while one is missing."""
+    found = [read(site, "v1", "configmaps", BUNDLE), read(site, "v1", "secrets", BUNDLE)]
+    found += [read(site, version, plural, name) for version, plural, _, name in PROVIDER_OBJECTS[provider]]
+    present = [obj for obj in found if obj is not None]
+    return present if len(present) == len(found) else None
+
+
+def assert_valid(obj: dict[str, Any]) -> None:
+    """The same offline validation as the unit tests: kubernetes-validate, upstream CRD schemas."""
+    if obj["kind"] in CORE_KINDS:
+        kubernetes_validate.validate(obj, "1.32", strict=True)
+    else:
+        require_shared_schemas()
+        assert schema_errors(obj) == []
+
+
+def gateway_frontend(site: Site) -> Any:
+    gateway = read(site, "gateway.networking.k8s.io/v1", "gateways", "edge")
+    assert gateway is not None
+    return gateway["spec"].get("tls", {}).get("frontend")
+
+
+def peer_uids(site: Site, *names: str) -> set[str]:
+    return {str((site.get(PEERS, name) or {})["metadata"]["uid"]) for name in names}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDER_OBJECTS))
+def test_each_provider_publishes_the_pinned_pems_and_removes_everything_with_the_last_peer(
+    site_factory: SiteFactory, provider: str
+) -> None:
+    site = ingress_site(site_factory, provider)
+    us, ap = client_cert("us-east"), client_cert("ap-south")
+    site.create(PEERS, "us-east", peer_spec(us.pin))
+    site.create(PEERS, "ap-south", peer_spec(ap.pin, us.pin))  # us pinned twice: bundled once
+
+    wait_bundle(site, {us.pem, ap.pem})
+    objects = wait_for(lambda: edge_objects(site, provider), message="the bundle and the provider's objects")
+    owners = peer_uids(site, "us-east", "ap-south")
+    for obj in objects:
+        assert_valid(obj)
+        labels = obj["metadata"]["labels"]
+        assert labels[api.LABEL_MANAGED_BY] == api.MANAGER
+        assert labels[api.LABEL_ROLE] in (api.ROLE_INGRESS, api.ROLE_TRUST_BUNDLE)
+        refs = obj["metadata"]["ownerReferences"]
+        assert {ref["uid"] for ref in refs} == owners
+        assert not any(ref.get("controller") for ref in refs)
+    secret = read(site, "v1", "secrets", BUNDLE)
+    assert secret is not None
+    assert split_pems(base64.b64decode(secret["data"]["ca.crt"]).decode()) == {us.pem, ap.pem}
+    if provider == "gateway-api":
+        frontend = wait_for(lambda: gateway_frontend(site), message="Gateway frontend validation")
+        (entry,) = frontend["perPort"]
+        assert entry["port"] == GATEWAY_PORT
+        assert entry["tls"]["validation"]["caCertificateRefs"][0]["name"] == BUNDLE
+        gateway = read(site, "gateway.networking.k8s.io/v1", "gateways", "edge")
+        assert gateway is not None
+        gateway.pop("status", None)
+        assert_valid(gateway)
+    for name in ("us-east", "ap-south"):
+        site.wait_condition(PEERS, name, CONDITION, "True", reason="Enforced")
+
+    site.delete(PEERS, "us-east")
+    site.delete(PEERS, "ap-south")
+    wait_bundle(site, None)
+    wait_for(
+        lambda: (
+            read(site, "v1", "secrets", BUNDLE) is None
+            and not any(read(site, v, p, n) for v, p, _, n in PROVIDER_OBJECTS[provider])
+        ),
+        message="every edge object removed",
+    )
+    if provider == "gateway-api":
+        wait_for(lambda: gateway_frontend(site) is None, message="our frontend validation removed")
+
+
+def test_the_envoy_policy_pins_exactly_the_bundled_hashes(site_factory: SiteFactory) -> None:
+    site = ingress_site(site_factory, "envoy-gateway")
+    us = client_cert("us-east")
+    site.create(PEERS, "us-east", peer_spec(us.pin))
+
+    def hashes() -> list[str] | None:
+        policy = read(site, "gateway.envoyproxy.io/v1alpha1", "clienttrafficpolicies", "federation-mtls")
+        return (
+            None if policy is None else list(policy["spec"]["tls"]["clientValidation"]["certificateHashes"])
+        )
+
+    assert wait_for(hashes) == [thumbprint(us).removeprefix("sha256:")]
+    ap = client_cert("ap-south")
+    site.patch(PEERS, "us-east", {"spec": {"remoteCertificates": [us.pin, ap.pin]}})
+    wait_for(
+        lambda: sorted(hashes() or []) == sorted(thumbprint(c).removeprefix("sha256:") for c in (us, ap))
+    )
+
+
+def test_a_suspended_peer_leaves_the_bundle_and_comes_back_on_resume(site_factory: SiteFactory) -> None:
+    site = ingress_site(site_factory, "ingress-nginx")
+    us, ap = client_cert("us-east"), client_cert("ap-south")
+    site.create(PEERS, "us-east", peer_spec(us.pin))
+    site.create(PEERS, "ap-south", peer_spec(ap.pin))
+    wait_bundle(site, {us.pem, ap.pem})
+
+    site.patch(PEERS, "ap-south", {"spec": {"suspend": True}})
+    wait_bundle(site, {us.pem})
+    site.wait_condition(PEERS, "ap-south", CONDITION, "Unknown", reason="Suspended")
+    secret = read(site, "v1", "secrets", BUNDLE)
+    assert secret is not None
+    assert split_pems(base64.b64decode(secret["data"]["ca.crt"]).decode()) == {us.pem}
+
+    site.patch(PEERS, "ap-south", {"spec": {"suspend": False}})
+    wait_bundle(site, {us.pem, ap.pem})
+    site.wait_condition(PEERS, "ap-south", CONDITION, "True", reason="Enforced")
+
+
+def test_unusable_pins_are_flagged_on_their_peer_and_left_out(site_factory: SiteFactory) -> None:
+    site = ingress_site(site_factory, "envoy-gateway")
+    good, expired, unseen = client_cert("good"), client_cert("expired", expired=True), client_cert("unseen")
+    site.create(PEERS, "good", peer_spec(good.pin))
+    site.create(PEERS, "stale", peer_spec(expired.pin, good.pin))
+    site.create(PEERS, "hash-only", peer_spec({"thumbprint": thumbprint(unseen)}))
+    # A thumbprint another active peer supplies the PEM for is enforceable after all.
+    site.create(PEERS, "hash-covered", peer_spec({"thumbprint": thumbprint(good)}))
+
+    wait_bundle(site, {good.pem})
+    expired_condition = site.wait_condition(PEERS, "stale", CONDITION, "False", reason="CertificateExpired")
+    assert thumbprint(expired) in expired_condition["message"]
+    pem_condition = site.wait_condition(PEERS, "hash-only", CONDITION, "False", reason="PemRequired")
+    assert thumbprint(unseen) in pem_condition["message"]
+    site.wait_condition(PEERS, "hash-covered", CONDITION, "True")
+    site.wait_condition(PEERS, "good", CONDITION, "True")
+    warnings = wait_for(
+        lambda: [
+            e for e in site.events() if e.reason == "PemRequired" and e.involved_object.name == "hash-only"
+        ],
+        message="a PemRequired Warning event",
+    )
+    assert warnings[0].type == "Warning"
+    # Other helpers' conditions on the same status survive ours.
+    stale = site.get(PEERS, "stale")
+    assert stale is not None
+    assert CONDITION in {c["type"] for c in stale["status"]["conditions"]}
+
+
+def test_many_peers_changing_at_once_end_in_one_consistent_bundle(site_factory: SiteFactory) -> None:
+    site = ingress_site(site_factory, "envoy-gateway")
+    certs = {f"peer-{index}": client_cert(f"peer-{index}") for index in range(8)}
+    for name, cert in certs.items():
+        site.create(PEERS, name, peer_spec(cert.pin))
+    wait_bundle(site, {cert.pem for cert in certs.values()})
+    for name in list(certs)[:4]:
+        site.delete(PEERS, name)
+    wait_bundle(site, {cert.pem for cert in list(certs.values())[4:]})
+    refs = (read(site, "v1", "configmaps", BUNDLE) or {})["metadata"]["ownerReferences"]
+    wait_for(
+        lambda: (
+            {r["name"] for r in (read(site, "v1", "configmaps", BUNDLE) or {})["metadata"]["ownerReferences"]}
+            == set(list(certs)[4:])
+        ),
+        message=f"owners of the remaining peers only (had {refs})",
+    )
