@@ -25,6 +25,8 @@ from federation_operator.ingress.config import IngressConfig
 
 logger = logging.getLogger(__name__)
 
+KOPF_PREFIX = f"kopf.{api.GROUP}"
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
@@ -88,9 +90,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry, id="configure")
     def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = api.FINALIZER
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+        # kopf's bookkeeping under a prefix of its own: kopf leaves every annotation under its
+        # storage prefix out of the diff, so with our API group as the prefix a user's
+        # `federation.ampora.io/reissue` or `/rotate` request would trigger no update handler.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=api.GROUP, key="last-handled-configuration"
+            prefix=KOPF_PREFIX, key="last-handled-configuration"
         )
         settings.posting.level = logging.INFO
         settings.watching.server_timeout = 300

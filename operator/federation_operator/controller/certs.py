@@ -24,7 +24,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def cert_check(
         body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:
-        await cert_handlers.reconcile(context_of(memo), body=body, patch=patch, logger=logger)
+        await cert_handlers.reconcile(
+            context_of(memo), body=body, patch=patch, logger=logger, may_issue=False
+        )
 
     @kopf.on.delete(*CERT, registry=registry, id="cert-delete")
     async def cert_deleted(body: kopf.Body, logger: kopf.Logger, memo: Any, **_: Any) -> None:

@@ -16,19 +16,29 @@ from federation_operator.runner import OperatorContext
 
 
 async def reconcile(
-    context: OperatorContext, *, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger
+    context: OperatorContext,
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    may_issue: bool = True,
 ) -> None:
-    status = await evaluate(context, body=body, logger=logger)
+    status = await evaluate(context, body=body, logger=logger, may_issue=may_issue)
     if status != dict(body.get("status") or {}):
         patch.status.update(status)
-    if api.ANNOTATION_REISSUE in body.metadata.annotations:
+    # The request is answered (or was already): only the handler that may issue takes it away.
+    if may_issue and api.ANNOTATION_REISSUE in body.metadata.annotations:
         patch.metadata.annotations[api.ANNOTATION_REISSUE] = None
 
 
 async def evaluate(
-    context: OperatorContext, *, body: Mapping[str, Any], logger: kopf.Logger
+    context: OperatorContext, *, body: Mapping[str, Any], logger: kopf.Logger, may_issue: bool = True
 ) -> dict[str, Any]:
-    """Observe, decide, act if we must, and return the status that describes the result."""
+    """Observe, decide, act if we must, and return the status that describes the result.
+
+    Only the change handlers issue (`may_issue`): the periodic check and Secret events run
+    concurrently with them and would otherwise race them to create the same Secret.
+    """
     now = context.clock()
     meta = body["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
@@ -47,6 +57,8 @@ async def evaluate(
     observed = issuance.observe_secret(secret, cert_name=name, cert_uid=uid)
     assessment = issuance.assess(spec=spec, status=old_status, observed=observed, reissue_request=reissue)
 
+    if assessment.action is issuance.Action.ISSUE and not may_issue:
+        return dict(old_status)
     if assessment.action is issuance.Action.ISSUE:
         assessment = await _issue(
             context, spec=spec, body=body, existing=secret, reissue_request=reissue, logger=logger
@@ -166,7 +178,7 @@ async def secret_changed(context: OperatorContext, *, event: kopf.RawEvent, logg
     cert = await context.kube.get(FEDERATION_CERTS, meta.get("namespace"), cert_name)
     if cert is None or (cert.get("metadata") or {}).get("deletionTimestamp"):
         return
-    status = await evaluate(context, body=cert, logger=logger)
+    status = await evaluate(context, body=cert, logger=logger, may_issue=False)
     if status != (cert.get("status") or {}):
         await context.kube.patch(
             FEDERATION_CERTS, meta.get("namespace"), cert_name, {"status": status}, subresource="status"
