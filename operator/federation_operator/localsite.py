@@ -11,12 +11,14 @@ import contextlib
 import dataclasses
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from federation_operator import certs
+from federation_operator.k8s.client import Kube
 from federation_operator.runner import OperatorConfig, OperatorContext, OperatorThread
 from federation_operator.sandbox.server import SandboxThread
 from federation_operator.server.main import ServerConfig, run_server
@@ -29,6 +31,37 @@ def free_port() -> int:
         probe.bind((LOOPBACK, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def write_server_identity(directory: Path, name: str) -> Path:
+    """A throwaway CA and server certificate for 127.0.0.1; returns the CA file (public)."""
+    identity = certs.issue_server_identity(
+        common_name=f"{name} federation server",
+        hosts=[LOOPBACK, "localhost"],
+        validity=timedelta(days=30),
+        now=certs.utcnow(),
+    )
+    ca_file = directory / f"{name}-federation-ca.crt"
+    ca_file.write_text(identity.ca_pem)
+    (directory / f"{name}-federation-tls.crt").write_text(identity.cert_pem)
+    key_file = directory / f"{name}-federation-tls.key"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(identity.key_pem.reveal())
+    return ca_file
+
+
+def local_server_config(*, name: str, directory: Path, kubeconfig: Path, port: int) -> ServerConfig:
+    """The federation server of a local site: direct mTLS on loopback, audit log in `directory`."""
+    return ServerConfig(
+        site=name,
+        kubeconfig=kubeconfig,
+        host=LOOPBACK,
+        port=port,
+        tls_cert=directory / f"{name}-federation-tls.crt",
+        tls_key=directory / f"{name}-federation-tls.key",
+        http_port=None,
+        audit_log=str(directory / f"{name}-audit.jsonl"),
+    )
 
 
 class ServerThread:
@@ -86,7 +119,8 @@ class LocalSite:
     api_port: int = 0
     federation_port: int = 0
     operator_overrides: dict[str, Any] = field(default_factory=dict)
-    context: OperatorContext | None = None
+    # A clock the caller can move (the demo compresses time); None: the wall clock.
+    clock: Callable[[], datetime] | None = None
     sandbox: SandboxThread | None = None
     operator: OperatorThread | None = None
     server: ServerThread | None = None
@@ -116,28 +150,11 @@ class LocalSite:
         return self
 
     def _write_server_identity(self) -> None:
-        identity = certs.issue_server_identity(
-            common_name=f"{self.name} federation server",
-            hosts=[LOOPBACK, "localhost"],
-            validity=timedelta(days=30),
-            now=certs.utcnow(),
-        )
-        self.ca_file.write_text(identity.ca_pem)
-        (self.workdir / f"{self.name}-federation-tls.crt").write_text(identity.cert_pem)
-        key_file = self.workdir / f"{self.name}-federation-tls.key"
-        key_file.touch(mode=0o600)
-        key_file.write_bytes(identity.key_pem.reveal())
+        write_server_identity(self.workdir, self.name)
 
     def server_config(self) -> ServerConfig:
-        return ServerConfig(
-            site=self.name,
-            kubeconfig=self.kubeconfig,
-            host=LOOPBACK,
-            port=self.federation_port,
-            tls_cert=self.workdir / f"{self.name}-federation-tls.crt",
-            tls_key=self.workdir / f"{self.name}-federation-tls.key",
-            http_port=None,
-            audit_log=str(self.workdir / f"{self.name}-audit.jsonl"),
+        return local_server_config(
+            name=self.name, directory=self.workdir, kubeconfig=self.kubeconfig, port=self.federation_port
         )
 
     def start_server(self) -> None:
@@ -156,11 +173,19 @@ class LocalSite:
 
     def start_operator(self) -> None:
         assert self.operator is None, "operator already running"
-        self.operator = OperatorThread(self.operator_config(), context=self.context).start()
+        config = self.operator_config()
+        context = None
+        if self.clock is not None:
+            context = OperatorContext(
+                config=config, kube=Kube.from_kubeconfig(self.kubeconfig), clock=self.clock
+            )
+        self.operator = OperatorThread(config, context=context).start()
 
     def stop_operator(self) -> None:
         if self.operator is not None:
             self.operator.stop()
+            if self.operator.context is not None:
+                self.operator.context.kube.close()
             self.operator = None
 
     def close(self) -> None:

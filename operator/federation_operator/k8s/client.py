@@ -97,12 +97,13 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         body: object = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Obj:
         serialized = self._api.param_serialize(
             method=method,
             resource_path=path,
             query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
+            header_params={"Accept": accept, "Content-Type": content_type},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -131,6 +132,12 @@ class Kube:
         query = [("labelSelector", label_selector)] if label_selector else None
         result = await self._run("GET", resource.path(namespace), query=query)
         return cast(list[Obj], result.get("items", []))
+
+    async def table(self, resource: Resource, namespace: str | None = None) -> Obj:
+        """The server-side table `kubectl get` prints (meta.k8s.io/v1 Table, printer columns)."""
+        return await self._run(
+            "GET", resource.path(namespace), accept="application/json;as=Table;v=v1;g=meta.k8s.io"
+        )
 
     async def create(self, resource: Resource, namespace: str | None, body: Mapping[str, Any]) -> Obj:
         return await self._run("POST", resource.path(namespace), body=dict(body))

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--federation-port",
         type=int,
-        help="port for the in-process federation server (accepted now; served once the server lands)",
+        default=0,
+        help="federation server port on 127.0.0.1, TLS with a generated server certificate whose CA "
+        "is written next to the kubeconfig (default 0: a free port)",
     )
+    parser.add_argument("--site", default="sandbox", help="this site's name, told to remotes in ping replies")
     parser.add_argument(
         "--crds", type=Path, help="load CRDs from this file or directory instead of the package's"
     )
@@ -61,26 +62,44 @@ async def _serve(args: argparse.Namespace) -> None:
         path = sandbox.write_kubeconfig(args.kubeconfig, namespace=args.namespace)
         print(f"Sandbox Kubernetes API (in-memory emulation, not a cluster): {sandbox.url}", flush=True)
         print(f"export KUBECONFIG={path.resolve()}", flush=True)
-        if args.federation_port is not None:
-            print(f"--federation-port {args.federation_port}: no federation server to start yet", flush=True)
-        operator = None if args.no_operator else await _start_operator(path)
+        operator = server = None
+        if not args.no_operator:
+            server = await _start_server(args, kubeconfig=path)
+            operator = await _start_operator(path, site=args.site)
         try:
             await stop.wait()
         finally:
-            if operator is not None:
-                # The operator's requests are served by this loop: stop it from a worker thread.
-                await loop.run_in_executor(None, operator.stop)
+            # Both talk to the API this loop serves: stop them from worker threads.
+            for part in (operator, server):
+                if part is not None:
+                    await loop.run_in_executor(None, part.stop)
     print("Sandbox stopped; its objects are gone.", flush=True)
 
 
-async def _start_operator(kubeconfig: Path) -> Any:
+async def _start_server(args: argparse.Namespace, *, kubeconfig: Path) -> Any:
+    """The federation server, terminating TLS itself; its CA is written next to the kubeconfig."""
+    from federation_operator import localsite
+
+    def start() -> Any:
+        directory = kubeconfig.resolve().parent
+        ca_file = localsite.write_server_identity(directory, args.site)
+        port = args.federation_port or localsite.free_port()
+        config = localsite.local_server_config(
+            name=args.site, directory=directory, kubeconfig=kubeconfig, port=port
+        )
+        server = localsite.ServerThread(config).start()
+        print(f"Federation server: https://{localsite.LOOPBACK}:{port} (CA: {ca_file})", flush=True)
+        return server
+
+    # The server's start waits for its index, which needs this loop to answer the API calls.
+    return await asyncio.get_running_loop().run_in_executor(None, start)
+
+
+async def _start_operator(kubeconfig: Path, *, site: str) -> Any:
     """The operator in its own thread and loop (kopf's habit), watching all namespaces."""
-    try:
-        runner = importlib.import_module("federation_operator.runner")
-    except ImportError as exc:
-        print(f"operator not available ({exc}); serving the API alone", file=sys.stderr, flush=True)
-        return None
-    config = runner.OperatorConfig(kubeconfig=kubeconfig)
+    from federation_operator import runner
+
+    config = runner.OperatorConfig(kubeconfig=kubeconfig, site=site)
     thread = runner.OperatorThread(config)
     # Starting waits for kopf to be ready, which needs this loop to answer its API calls.
     await asyncio.get_running_loop().run_in_executor(None, thread.start)
