@@ -6,11 +6,12 @@ every decorator names the registry explicitly and has an explicit `id`.
 
 import kopf
 
-from federation_operator.controller import certs, ingress, peers
+from federation_operator.controller import certs, heartbeat, ingress, peers
 from federation_operator.runner import OperatorConfig
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     certs.register(registry, config)
     peers.register(registry, config)
+    heartbeat.register(registry, config)
     ingress.register(registry, config)

@@ -1,0 +1,44 @@
+"""kopf decorators for the heartbeat: one daemon per FederationPeer.
+
+A daemon rather than a timer, and suspension handled inside it: see `handlers/heartbeat.py`. The
+metrics and the credential cache are made once per operator at startup and reach every daemon
+through kopf's memo.
+"""
+
+from typing import Any
+
+import kopf
+
+from federation_operator import api
+from federation_operator.handlers import heartbeat
+from federation_operator.metrics import HeartbeatMetrics
+from federation_operator.runner import OperatorConfig, context_of
+
+PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
+MEMO_KEY = "heartbeat"
+# After `stopped` is set, how long kopf waits before cancelling the daemon, then before giving up
+# on it. The loop races every ping against `stopped`, so it normally exits at once.
+CANCELLATION_BACKOFF = 1.0
+CANCELLATION_TIMEOUT = 5.0
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    @kopf.on.startup(registry=registry, id="heartbeat-startup")
+    def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
+        context = context_of(memo)
+        memo[MEMO_KEY] = heartbeat.Shared(
+            metrics=HeartbeatMetrics(), cache=heartbeat.CredentialCache(context.kube)
+        )
+
+    @kopf.daemon(
+        *PEER,
+        registry=registry,
+        id="heartbeat",
+        cancellation_backoff=CANCELLATION_BACKOFF,
+        cancellation_timeout=CANCELLATION_TIMEOUT,
+    )
+    async def heartbeat_daemon(
+        body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger, memo: kopf.Memo, **_: Any
+    ) -> None:
+        beat = heartbeat.Heartbeat(context_of(memo), body=body, shared=memo[MEMO_KEY], logger=logger)
+        await beat.run(stopped)

@@ -1,0 +1,490 @@
+"""The heartbeat of one FederationPeer: a drift-free ping loop run as a kopf daemon.
+
+Why a daemon and not a kopf timer: a timer's interval is fixed per decorator (ours comes from each
+peer's `spec.heartbeat.interval`, read again every cycle), and a timer that raises waits kopf's
+60 s backoff instead of its interval. Here the schedule is ours: a jittered first ping (so a
+restart does not fire every peer at once), then slots on a fixed grid (`next += interval`, missed
+slots skipped, so slow pings do not make the schedule drift), every error caught inside the loop,
+and the `stopped` flag raced against the ping in flight so that deletion stops it at once (the
+finalizer is released as soon as the loop returns).
+
+Suspension is a state of the loop, not a stop: a suspended peer's cycles make no ping and only
+assert the `Suspended` status. A ping in flight when `spec.suspend` is set finishes (within its
+timeout) and none follows; the status shows it within one interval.
+
+Each cycle: credentials (cached, see `CredentialCache`), one ping (two when the current outbound
+token is refused and a previous one is still valid), metrics, then `reachability.heartbeat_status`
+decides whether the status changes for a reader; only then is it merge-patched, with the
+resourceVersion as precondition, so that another writer's conditions are never clobbered.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeVar
+
+import kopf
+
+from federation_operator import certs, conditions, durations, objects, tokens
+from federation_operator.k8s import client as k8s
+from federation_operator.k8s.credentials import OutboundTokens, read_outbound
+from federation_operator.k8s.resources import (
+    CONFIGMAPS,
+    FEDERATION_CERTS,
+    FEDERATION_PEERS,
+    SECRETS,
+    Resource,
+)
+from federation_operator.metrics import HeartbeatMetrics
+from federation_operator.probe import Pinger, PingOutcome, TlsMaterial
+from federation_operator.probe_classify import CERTIFICATE, SECRET, TLS
+from federation_operator.reachability import (
+    REFRESH_INTERVAL,
+    Failure,
+    Observation,
+    PingResult,
+    StatusUpdate,
+    heartbeat_status,
+    remembered,
+)
+from federation_operator.runner import OperatorContext
+from federation_operator.tokens import SecretText
+
+T = TypeVar("T")
+
+DEFAULT_INTERVAL: Final = timedelta(seconds=30)
+DEFAULT_TIMEOUT: Final = timedelta(seconds=10)
+DEFAULT_SLOW: Final = timedelta(seconds=1)
+# Credentials are re-read at most this often while pings succeed; at once after a spec change or a
+# failure that a credential change could explain. Shared by all peers of the operator, so a
+# FederationCert used by a thousand peers is read once per period, not a thousand times.
+CREDENTIALS_MAX_AGE: Final = 60.0
+_CREDENTIAL_FACTORS: Final = frozenset({SECRET, CERTIFICATE, TLS})
+_STATUS_ATTEMPTS: Final = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    interval: timedelta
+    timeout: timedelta
+    slow_threshold: timedelta
+
+
+def settings_of(spec: Mapping[str, Any]) -> Settings:
+    """`spec.heartbeat` with defaults; an unparseable value falls back rather than stop the heartbeat."""
+    heartbeat = spec.get("heartbeat") or {}
+
+    def read(key: str, default: timedelta) -> timedelta:
+        try:
+            return durations.parse_duration(str(heartbeat[key])) if heartbeat.get(key) else default
+        except durations.InvalidDuration:
+            return default
+
+    interval = read("interval", DEFAULT_INTERVAL)
+    timeout = min(read("timeout", DEFAULT_TIMEOUT), interval)
+    return Settings(interval=interval, timeout=timeout, slow_threshold=read("slowThreshold", DEFAULT_SLOW))
+
+
+class CredentialCache:
+    """Objects the heartbeat reads (FederationCerts, their Secrets, CA bundles, outbound Secrets),
+    shared by all peers of one operator, each re-read when older than the age a caller accepts.
+    Concurrent readers of one object share one request."""
+
+    def __init__(self, kube: k8s.Kube, *, clock: Any = time.monotonic) -> None:
+        self._kube = kube
+        self._clock = clock
+        self._entries: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
+        self._inflight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any] | None]] = {}
+        self.reads = 0
+
+    async def get(
+        self, resource: Resource, namespace: str, name: str, *, max_age: float
+    ) -> dict[str, Any] | None:
+        key = (resource.plural, namespace, name)
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry[0] <= max_age:
+            return entry[1]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            self.reads += 1
+            value = await self._kube.get(resource, namespace, name)
+            self._entries[key] = (self._clock(), value)
+            future.set_result(value)
+            return value
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved here, so that a future nobody else awaited stays quiet
+            raise
+        finally:
+            del self._inflight[key]
+
+    def forget(self, resource: Resource, namespace: str, name: str) -> None:
+        self._entries.pop((resource.plural, namespace, name), None)
+
+
+@dataclass
+class Shared:
+    """What all heartbeats of one operator share: metrics and the credential cache."""
+
+    metrics: HeartbeatMetrics
+    cache: CredentialCache
+
+
+@dataclass(frozen=True)
+class Credentials:
+    material: TlsMaterial
+    outbound: OutboundTokens
+    presented: dict[str, Any]
+    header: str | None
+
+
+class _KubeReader:
+    """`Kube.get` through the shared cache, with the age this cycle accepts."""
+
+    def __init__(self, cache: CredentialCache, namespace: str, *, max_age: float) -> None:
+        self.cache, self.namespace, self.max_age = cache, namespace, max_age
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return await self.cache.get(resource, namespace or self.namespace, name, max_age=self.max_age)
+
+
+async def load_credentials(
+    reader: _KubeReader, *, peer_name: str, spec: Mapping[str, Any]
+) -> Credentials | Failure:
+    """Everything one ping presents. A Failure names an object and key, never a value."""
+    namespace = reader.namespace
+    cert_name = str((spec.get("clientCertificateRef") or {}).get("name") or "")
+    if not cert_name:
+        return Failure(CERTIFICATE, "spec.clientCertificateRef is not set: no client certificate to present")
+    cert = await reader.get(FEDERATION_CERTS, namespace, cert_name)
+    if cert is None:
+        return Failure(CERTIFICATE, f"FederationCert {cert_name} (spec.clientCertificateRef) not found")
+    secret_name = str((cert.get("spec") or {}).get("secretName") or f"{cert_name}-tls")
+    secret = await reader.get(SECRETS, namespace, secret_name)
+    data = objects.secret_data(secret) if secret is not None else {}
+    cert_pem, key_pem = data.get("tls.crt"), data.get("tls.key")
+    if not cert_pem or not key_pem:
+        return Failure(
+            CERTIFICATE, f"Secret {secret_name} of FederationCert {cert_name} has no certificate yet"
+        )
+    try:
+        info = certs.describe_pem(cert_pem)
+    except certs.InvalidCertificate:
+        return Failure(CERTIFICATE, f"Secret {secret_name} key tls.crt is not a PEM certificate")
+
+    trust = spec.get("serverTrust") or {}
+    ca_pem: str | None = None
+    ref = trust.get("caBundleRef")
+    if ref:
+        kind, name, key = str(ref.get("kind")), str(ref.get("name")), str(ref.get("key") or "ca.crt")
+        source = await reader.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, namespace, name)
+        if source is None:
+            return Failure(TLS, f"{kind} {name} (spec.serverTrust.caBundleRef) not found")
+        if kind == "ConfigMap":
+            ca_pem = (source.get("data") or {}).get(key)
+        else:
+            raw = objects.secret_data(source).get(key)
+            ca_pem = raw.decode("ascii", errors="replace") if raw is not None else None
+        if not ca_pem:
+            return Failure(TLS, f"{kind} {name} has no key {key} (spec.serverTrust.caBundleRef)")
+
+    outbound = await read_outbound(reader, namespace=namespace, peer_name=peer_name, spec=spec)  # type: ignore[arg-type]
+    if outbound.current is None:
+        return Failure(SECRET, outbound.problem or "no outbound token")
+    return Credentials(
+        material=TlsMaterial(
+            cert_pem=cert_pem.decode("ascii"),
+            key_pem=certs.SecretBytes(key_pem),
+            ca_pem=ca_pem,
+            insecure=bool(trust.get("insecureSkipVerify")),
+        ),
+        outbound=outbound,
+        presented={
+            "name": cert_name,
+            "thumbprint": info.thumbprint,
+            "notAfter": conditions.rfc3339(info.not_after),
+        },
+        header=(spec.get("outbound") or {}).get("header") or None,
+    )
+
+
+@dataclass
+class Memory:
+    """What the heartbeat remembers between cycles (and rebuilds from status after a restart)."""
+
+    last_success: datetime | None = None
+    first_probe: datetime | None = None
+    last_failure_factor: str | None = None
+    remote: dict[str, Any] | None = None
+    accepted_fingerprint: str | None = None
+    presented: dict[str, Any] | None = None
+    prefer_previous_until: datetime | None = None
+    credential_key: tuple[str, ...] = ()
+    patched: dict[str, Any] | None = None  # our last write, until the watch brings it back
+    patched_over: str | None = None  # the resourceVersion that write replaced
+
+
+def _credential_key(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    return (
+        repr(spec.get("clientCertificateRef")),
+        repr(spec.get("outbound")),
+        repr(spec.get("serverTrust")),
+    )
+
+
+def _remote_view(reply: Mapping[str, Any]) -> dict[str, Any]:
+    """`status.remote`: the remote's ping reply about this link, in the CRD's shape."""
+    peer = reply.get("peer") or {}
+    link = reply.get("link") or {}
+    view: dict[str, Any] = {
+        "site": reply.get("site"),
+        "peerName": peer.get("name"),
+        "peerNamespace": peer.get("namespace"),
+        "time": reply.get("time"),
+    }
+    for key in (
+        "reachability",
+        "latencyMilliseconds",
+        "lastSuccessTime",
+        "inboundFingerprint",
+        "outboundFingerprint",
+    ):
+        if key in link:
+            view[key] = link[key]
+    return {key: value for key, value in view.items() if value is not None}
+
+
+class _Stopped(Exception):
+    pass
+
+
+async def _unless_stopped(awaitable: Awaitable[T], stopped: kopf.DaemonStopped) -> T:
+    """Run `awaitable`, abandoning it the moment the daemon is told to stop."""
+    work = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(_wait_stopped(stopped))
+    try:
+        done, _ = await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if work in done:
+        return work.result()
+    work.cancel()
+    raise _Stopped
+
+
+async def _wait_stopped(stopped: kopf.DaemonStopped) -> None:
+    await stopped.wait()
+
+
+class Heartbeat:
+    """One peer's heartbeat loop."""
+
+    def __init__(
+        self,
+        context: OperatorContext,
+        *,
+        body: kopf.Body,
+        shared: Shared,
+        logger: kopf.Logger,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.context = context
+        self.body = body
+        self.shared = shared
+        self.logger = logger
+        self.namespace = str(body.metadata.namespace)
+        self.name = str(body.metadata.name)
+        self.pinger = Pinger()
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        last_success, first_probe = remembered(body.get("status") or {})
+        self.memory = Memory(last_success=last_success, first_probe=first_probe)
+
+    async def run(self, stopped: kopf.DaemonStopped) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            settings = settings_of(self.body.get("spec") or {})
+            next_at = loop.time() + self.rng.uniform(0, settings.interval.total_seconds())
+            while not stopped:
+                delay = next_at - loop.time()
+                if delay > 0:
+                    await stopped.wait(delay)
+                    if stopped:
+                        break
+                try:
+                    await _unless_stopped(self.cycle(settings), stopped)
+                except _Stopped:
+                    break
+                except Exception as error:  # a cycle must never end the heartbeat
+                    self.logger.warning(
+                        "heartbeat cycle of peer %s failed: %s", self.name, type(error).__name__
+                    )
+                settings = settings_of(self.body.get("spec") or {})
+                step = settings.interval.total_seconds()
+                next_at += step
+                now = loop.time()
+                if next_at < now:  # the cycle overran: skip the missed slots, stay on the grid
+                    next_at += step * (1 + (now - next_at) // step)
+        finally:
+            await self.pinger.aclose()
+            await self._on_exit(stopped)
+
+    async def _on_exit(self, stopped: kopf.DaemonStopped) -> None:
+        reason = stopped.reason
+        deleted = reason is not None and bool(reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+        if deleted or self.body.metadata.get("deletionTimestamp"):
+            self.shared.metrics.forget(namespace=self.namespace, peer=self.name)
+
+    async def cycle(self, settings: Settings) -> None:
+        spec = self.body.get("spec") or {}
+        if spec.get("suspend"):
+            # No ping. The status says so, and is re-asserted every cycle (cheaply: it is written
+            # only when it differs), so a concurrent writer's stale conditions do not stick.
+            observation = Observation(
+                result=None,
+                slow_threshold=settings.slow_threshold,
+                suspended=True,
+                generation=self.body.metadata.get("generation"),
+            )
+            update = await self._write(observation)
+            self.shared.metrics.set_state(
+                namespace=self.namespace, peer=self.name, state=update.reachability.value
+            )
+            return
+        key = _credential_key(spec)
+        fresh = key != self.memory.credential_key or self.memory.last_failure_factor in _CREDENTIAL_FACTORS
+        self.memory.credential_key = key
+        reader = _KubeReader(self.shared.cache, self.namespace, max_age=0.0 if fresh else CREDENTIALS_MAX_AGE)
+        loaded = await load_credentials(reader, peer_name=self.name, spec=spec)
+        started = time.perf_counter()
+        if isinstance(loaded, Failure):
+            outcome = PingOutcome(False, timedelta(), failure=loaded)
+        else:
+            self.memory.presented = loaded.presented
+            outcome = await self._ping(loaded, settings)
+        self.shared.metrics.observe_ping(
+            seconds=time.perf_counter() - started, factor=outcome.failure.factor if outcome.failure else None
+        )
+        await self._record(outcome, settings)
+
+    async def _ping(self, credentials: Credentials, settings: Settings) -> PingOutcome:
+        """Current outbound token first; the previous one (still valid) when the remote refuses it
+        with factor Secret. While the previous one is what works, it goes first for a while, so
+        the remote's failure limiter does not see a refused token every interval."""
+        now = self.context.clock()
+        outbound = credentials.outbound
+        assert outbound.current is not None
+        candidates: list[SecretText] = [outbound.current]
+        previous = outbound.previous
+        if previous is not None and (
+            outbound.previous_expires_at is None or outbound.previous_expires_at > now
+        ):
+            if self.memory.prefer_previous_until is not None and now < self.memory.prefer_previous_until:
+                candidates.insert(0, previous)
+            else:
+                candidates.append(previous)
+        budget = settings.timeout.total_seconds()
+        started = time.perf_counter()
+        outcome = PingOutcome(False, timedelta(), Failure(SECRET, "no outbound token"))
+        for token in candidates:
+            remaining = budget - (time.perf_counter() - started)
+            if remaining <= 0:
+                break
+            outcome = await self.pinger.ping(
+                endpoint=str((self.body.get("spec") or {}).get("endpoint") or ""),
+                material=credentials.material,
+                token=token,
+                header=credentials.header,
+                time_limit=remaining,
+            )
+            if outcome.ok:
+                self.memory.accepted_fingerprint = tokens.fingerprint(tokens.hash_token(token))
+                if token is previous:
+                    self.memory.prefer_previous_until = now + REFRESH_INTERVAL
+                elif self.memory.prefer_previous_until is not None:
+                    self.memory.prefer_previous_until = None
+                return outcome
+            if outcome.failure is None or outcome.failure.factor != SECRET:
+                return outcome
+        return outcome
+
+    async def _record(self, outcome: PingOutcome, settings: Settings) -> None:
+        now = self.context.clock()
+        if self.memory.first_probe is None and self.memory.last_success is None:
+            self.memory.first_probe = now
+        if outcome.ok:
+            self.memory.last_success = now
+            if outcome.reply is not None:
+                self.memory.remote = _remote_view(outcome.reply)
+        self.memory.last_failure_factor = outcome.failure.factor if outcome.failure else None
+        observation = Observation(
+            result=PingResult(ok=outcome.ok, time=now, latency=outcome.latency),
+            slow_threshold=settings.slow_threshold,
+            last_success=self.memory.last_success,
+            first_probe=self.memory.first_probe,
+            failure=outcome.failure,
+            remote=self.memory.remote if outcome.ok else None,
+            accepted_fingerprint=self.memory.accepted_fingerprint if outcome.ok else None,
+            presented_certificate=self.memory.presented,
+            insecure=bool(((self.body.get("spec") or {}).get("serverTrust") or {}).get("insecureSkipVerify")),
+            generation=self.body.metadata.get("generation"),
+        )
+        update = await self._write(observation)
+        self.shared.metrics.set_state(
+            namespace=self.namespace, peer=self.name, state=update.reachability.value
+        )
+
+    def _current(self) -> tuple[Mapping[str, Any], str | None]:
+        """The freshest status we know: the live body, or our own write the watch has not shown yet."""
+        live_rv = self.body.metadata.get("resourceVersion")
+        if self.memory.patched is not None and live_rv == self.memory.patched_over:
+            patched = self.memory.patched
+            return patched.get("status") or {}, (patched.get("metadata") or {}).get("resourceVersion")
+        self.memory.patched = None
+        return self.body.get("status") or {}, live_rv
+
+    async def _write(self, observation: Observation) -> StatusUpdate:
+        kube: k8s.Kube = self.context.kube
+        status, resource_version = self._current()
+        update = heartbeat_status(status, observation, self.context.clock())
+        for _ in range(_STATUS_ATTEMPTS):
+            if not update.write:
+                return update
+            patch: dict[str, Any] = {"status": update.status}
+            if resource_version is not None:
+                patch["metadata"] = {"resourceVersion": resource_version}
+            try:
+                written = await kube.patch(
+                    FEDERATION_PEERS, self.namespace, self.name, patch, subresource="status"
+                )
+            except k8s.Conflict:
+                # Another writer (the credentials handler) changed the status: judge again from it.
+                fresh = await kube.get(FEDERATION_PEERS, self.namespace, self.name)
+                if fresh is None:
+                    return update
+                status = fresh.get("status") or {}
+                resource_version = fresh["metadata"].get("resourceVersion")
+                update = heartbeat_status(status, observation, self.context.clock())
+                continue
+            self.shared.metrics.status_writes.inc()
+            self.memory.patched = written
+            self.memory.patched_over = self.body.metadata.get("resourceVersion")
+            self._announce(update)
+            return update
+        return update
+
+    def _announce(self, update: StatusUpdate) -> None:
+        if update.transition is None:
+            return
+        old, new = update.transition
+        reachable = conditions.get_condition(update.status.get("conditions") or [], "Reachable") or {}
+        message = f"{old} -> {new}: {reachable.get('message', '')}"
+        event_type = "Normal" if new in {"Reachable", "Unknown"} else "Warning"
+        kopf.event(self.body, type=event_type, reason=new, message=message[:1024])
+        self.logger.info("peer %s is %s (was %s)", self.name, new, old)

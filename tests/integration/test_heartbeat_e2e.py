@@ -1,0 +1,312 @@
+"""The heartbeat end to end: two sites (EU, US) over real mTLS on 127.0.0.1.
+
+Each site is a sandbox API with its operator (heartbeat daemons, credentials handlers) and its
+real federation server (index fed by watches, direct mTLS). They are linked the way admins do it:
+FederationCerts, a FederationPeer on EU, `kubectl federation export`, `kubectl apply` on US.
+Intervals are shortened through `spec.heartbeat`, the settings every user has; the 5-minute rule
+is crossed by advancing the operators' injectable clock (`OperatorContext.clock`).
+"""
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from federation_operator import api, tokens
+from federation_operator.k8s.client import Kube
+from federation_operator.runner import OperatorContext, OperatorThread
+from tests.integration.conftest import Site, SiteFactory
+from tests.integration.test_export import apply, export, issued_pem
+from tests.integration.test_heartbeat_support import FederationServerThread, StandInRemote
+from tests.integration.test_server_support import Keys
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
+INTERVAL = 1.0
+HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
+TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
+
+
+class Clock:
+    """Wall time plus an offset the test can advance: the operators' `now`."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(tz=UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Federation:
+    eu: Site
+    us: Site
+    eu_server: FederationServerThread
+    us_server: FederationServerThread
+    clock: Clock
+    keys: Keys
+
+    def status(self, site: Site, peer: str) -> dict[str, Any]:
+        return dict((site.get(PEERS, peer) or {}).get("status") or {})
+
+    def wait_reachability(
+        self, site: Site, peer: str, state: str, *, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        return wait_for(
+            lambda: (status := self.status(site, peer)).get("reachability") == state and status,
+            timeout=timeout,
+            message=f"{site.name} peer {peer} {state}",
+        )
+
+
+def start_operator(site: Site, clock: Clock) -> None:
+    context = OperatorContext(config=site.config, kube=Kube.from_kubeconfig(site.kubeconfig), clock=clock.now)
+    site.operator = OperatorThread(site.config, context=context).start()
+
+
+def ca_config_map(site: Site, keys: Keys) -> None:
+    site.core.create_namespaced_config_map(
+        site.namespace,
+        {"metadata": {"name": "federation-ca"}, "data": {"ca.crt": keys.ca.read_text()}},
+    )
+
+
+@pytest.fixture
+def federation(
+    site_factory: SiteFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Federation]:
+    keys = Keys.create(tmp_path)
+    clock = Clock()
+    eu = site_factory("eu", operator=False, extra={"peer_credentials_interval": 0.3})
+    us = site_factory("us", operator=False, extra={"peer_credentials_interval": 0.3})
+    servers = []
+    for site in (eu, us):
+        start_operator(site, clock)
+        ca_config_map(site, keys)
+        servers.append(
+            FederationServerThread(
+                site=site.name,
+                kubeconfig=site.kubeconfig,
+                cert=keys.server_cert,
+                key=keys.server_key,
+                port=free_port(),
+                audit=tmp_path / f"audit-{site.name}.jsonl",
+            ).start()
+        )
+    eu_server, us_server = servers
+    us_pem = issued_pem(us, "us-client")
+    issued_pem(eu, "eu-client")
+    eu.create(
+        PEERS,
+        "us",
+        {
+            "endpoint": us_server.url,
+            "remoteCertificates": [{"pem": us_pem}],
+            "clientCertificateRef": {"name": "eu-client"},
+            "heartbeat": HEARTBEAT,
+            "serverTrust": TRUST,
+        },
+    )
+    eu.wait_condition(PEERS, "us", "CredentialsReady", "True")
+    code, bundle, err = export(
+        eu, capsys, "us", "--name", "eu", "--endpoint", eu_server.url, "--client-certificate", "us-client"
+    )
+    assert code == 0, err
+    documents = list(yaml.safe_load_all(bundle))
+    for document in documents:
+        if document["kind"] == api.PEER_KIND:
+            # What an admin adds before applying: the lab's CA and shorter heartbeats.
+            document["spec"].update(heartbeat=HEARTBEAT, serverTrust=TRUST)
+    apply(us, yaml.safe_dump_all(documents), tmp_path)
+    yield Federation(eu=eu, us=us, eu_server=eu_server, us_server=us_server, clock=clock, keys=keys)
+    for server in servers:
+        server.stop()
+
+
+def test_both_sides_become_reachable_within_two_intervals_and_see_each_other(federation: Federation) -> None:
+    eu, us = federation.eu, federation.us
+    us.wait_condition(PEERS, "eu", "CredentialsReady", "True")
+    linked = time.monotonic()
+    federation.wait_reachability(eu, "us", "Reachable", timeout=2 * INTERVAL + 2.0)
+    federation.wait_reachability(us, "eu", "Reachable", timeout=2 * INTERVAL + 2.0)
+    elapsed = time.monotonic() - linked
+    eu_status, us_status = federation.status(eu, "us"), federation.status(us, "eu")
+    # Two-sided view: what US's reply said about the link is EU's status.remote.
+    assert eu_status["remote"]["site"] == "us"
+    assert eu_status["remote"]["peerName"] == "eu"
+    assert us_status["remote"]["site"] == "eu"
+    # The remote accepted the token we hold as current, and we present the cert we were told to.
+    assert eu_status["outbound"]["acceptedFingerprint"] == eu_status["outbound"]["fingerprint"]
+    assert eu_status["presentedCertificate"]["name"] == "eu-client"
+    assert (
+        eu_status["presentedCertificate"]["thumbprint"] == eu.get(CERTS, "eu-client")["status"]["thumbprint"]
+    )  # type: ignore[index]
+    for status in (eu_status, us_status):
+        by_type = {condition["type"]: condition for condition in status["conditions"]}
+        assert by_type["Reachable"]["status"] == "True"
+        assert by_type["Ready"]["status"] == "True"
+        assert by_type["CredentialsReady"]["status"] == "True", "the credentials handler's condition survives"
+        assert isinstance(status["latencyMilliseconds"], int)
+    print(f"both Reachable {elapsed:.2f}s after linking (interval {INTERVAL}s)")
+
+
+def test_remote_down_is_degraded_then_unreachable_after_five_minutes_and_recovers(
+    federation: Federation,
+) -> None:
+    eu = federation.eu
+    federation.wait_reachability(eu, "us", "Reachable")
+    federation.us_server.stop()
+    degraded = federation.wait_reachability(eu, "us", "Degraded", timeout=3 * INTERVAL)
+    assert degraded["lastFailure"]["factor"] == "Network"
+    assert degraded["lastFailure"]["message"] == "connection refused"
+    federation.clock.advance(timedelta(minutes=5, seconds=1))
+    unreachable = federation.wait_reachability(eu, "us", "Unreachable", timeout=3 * INTERVAL)
+    reachable_condition = next(c for c in unreachable["conditions"] if c["type"] == "Reachable")
+    assert (reachable_condition["status"], reachable_condition["reason"]) == ("False", "Network")
+    federation.us_server.start()
+    federation.wait_reachability(eu, "us", "Reachable", timeout=3 * INTERVAL)
+    reasons = [event.reason for event in eu.events() if event.involved_object.name == "us"]
+    for state in ("Reachable", "Degraded", "Unreachable"):
+        assert state in reasons, f"an event for the transition to {state}"
+
+
+def test_wrong_token_on_one_side_is_reported_as_factor_secret_by_the_other(federation: Federation) -> None:
+    us = federation.us
+    federation.wait_reachability(us, "eu", "Reachable")
+    wrong = tokens.generate_token().reveal()
+    us.core.create_namespaced_secret(
+        us.namespace, {"metadata": {"name": "eu-wrong"}, "stringData": {"token": wrong}}
+    )
+    # A spec change reloads credentials at once; an edited Secret is re-read within a minute.
+    us.patch(PEERS, "eu", {"spec": {"outbound": {"secretRef": {"name": "eu-wrong", "key": "token"}}}})
+    status = federation.wait_reachability(us, "eu", "Degraded", timeout=3 * INTERVAL)
+    assert status["lastFailure"]["factor"] == "Secret"
+    assert status["lastFailure"]["message"].startswith("remote says: ")
+    assert wrong not in str(status)
+
+
+def test_unpinned_client_certificate_is_factor_certificate(federation: Federation) -> None:
+    eu = federation.eu
+    federation.wait_reachability(eu, "us", "Reachable")
+    issued_pem(eu, "eu-unpinned")
+    eu.patch(PEERS, "us", {"spec": {"clientCertificateRef": {"name": "eu-unpinned"}}})
+    status = federation.wait_reachability(eu, "us", "Degraded", timeout=3 * INTERVAL)
+    assert status["lastFailure"]["factor"] in {"Certificate", "TLS"}
+    assert status["presentedCertificate"]["name"] == "eu-unpinned"
+
+
+def test_remote_slower_than_the_threshold_is_slow(federation: Federation) -> None:
+    eu, keys = federation.eu, federation.keys
+    eu_pem = eu.get(CERTS, "eu-client")["status"]["certificate"]  # type: ignore[index]
+    slow = StandInRemote(
+        server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[eu_pem], delay=0.6
+    ).start()
+    try:
+        eu.create(
+            PEERS,
+            "slow",
+            {
+                "endpoint": slow.url,
+                "remoteCertificates": [{"pem": eu_pem}],
+                "clientCertificateRef": {"name": "eu-client"},
+                "heartbeat": HEARTBEAT,
+                "serverTrust": TRUST,
+            },
+        )
+        status = federation.wait_reachability(eu, "slow", "Slow", timeout=4 * INTERVAL)
+        assert status["latencyMilliseconds"] >= 500
+        slow.delay = 0.0
+        federation.wait_reachability(eu, "slow", "Reachable", timeout=4 * INTERVAL)
+    finally:
+        slow.stop()
+
+
+def test_certificate_rotation_never_fails_a_ping(federation: Federation) -> None:
+    """US rotates its client certificate; EU's server audits every ping US makes meanwhile."""
+    eu, us = federation.eu, federation.us
+    federation.wait_reachability(eu, "us", "Reachable")
+    federation.wait_reachability(us, "eu", "Reachable")
+    failure_before = federation.status(us, "eu").get("lastFailure")
+
+    def us_pings() -> list[dict[str, object]]:
+        return [
+            line
+            for line in federation.eu_server.audit_lines()
+            if line.get("peer") == "us" or line["result"] != "ok"
+        ]
+
+    def three_more_pings() -> None:
+        start = len(us_pings())
+        wait_for(
+            lambda: len(us_pings()) >= start + 3, timeout=5 * INTERVAL, message="three more pings from US"
+        )
+
+    baseline = len(us_pings())
+    old_pem = us.get(CERTS, "us-client")["status"]["certificate"]  # type: ignore[index]
+    new_pem = issued_pem(us, "us-client-2")
+    eu.patch(PEERS, "us", {"spec": {"remoteCertificates": [{"pem": old_pem}, {"pem": new_pem}]}})
+    three_more_pings()
+    us.patch(PEERS, "eu", {"spec": {"clientCertificateRef": {"name": "us-client-2"}}})
+    wait_for(
+        lambda: federation.status(us, "eu").get("presentedCertificate", {}).get("name") == "us-client-2",
+        timeout=3 * INTERVAL,
+    )
+    three_more_pings()
+    eu.patch(PEERS, "us", {"spec": {"remoteCertificates": [{"pem": new_pem}]}})
+    three_more_pings()
+
+    calls = us_pings()[baseline:]
+    assert [call for call in calls if call["result"] != "ok"] == []
+    new_thumbprint = us.get(CERTS, "us-client-2")["status"]["thumbprint"]  # type: ignore[index]
+    assert calls[-1]["thumbprint"] == new_thumbprint
+    assert federation.status(us, "eu")["reachability"] == "Reachable"
+    assert federation.status(us, "eu").get("lastFailure") == failure_before
+
+
+def test_suspend_stops_pings_and_delete_releases_the_finalizer(federation: Federation) -> None:
+    eu = federation.eu
+    federation.wait_reachability(eu, "us", "Reachable")
+
+    def pings_from_eu() -> list[dict[str, object]]:
+        return [line for line in federation.us_server.audit_lines() if line.get("peer") == "eu"]
+
+    suspended_at = time.monotonic()
+    eu.patch(PEERS, "us", {"spec": {"suspend": True}})
+    # The Suspended status is written by the first cycle that sees the suspension, after any ping
+    # that was in flight: from then on no ping may reach US.
+    status = federation.wait_reachability(eu, "us", "Unknown", timeout=0.8 + 5)
+    assert time.monotonic() - suspended_at < 0.8 + 5, "pings stop within timeout + 5 s"
+    reachable = next(c for c in status["conditions"] if c["type"] == "Reachable")
+    assert reachable["reason"] == "Suspended"
+    count = len(pings_from_eu())
+
+    resumed_at = datetime.now(tz=UTC).replace(microsecond=0)
+    eu.patch(PEERS, "us", {"spec": {"suspend": False}})
+    federation.wait_reachability(eu, "us", "Reachable", timeout=3 * INTERVAL)
+    later = pings_from_eu()[count:]
+    assert later, "pings resume"
+    assert all(str(line["time"]) >= resumed_at.strftime("%Y-%m-%dT%H:%M:%SZ") for line in later), (
+        "no ping between the suspension and its end"
+    )
+
+    deleted = time.monotonic()
+    eu.delete(PEERS, "us")
+    wait_for(lambda: eu.get(PEERS, "us") is None, timeout=0.8 + 5, message="peer gone (finalizer released)")
+    assert time.monotonic() - deleted < 0.8 + 5
