@@ -21,6 +21,7 @@ anybody can write a header. Pure: parsing and decisions only; every parse error 
 import base64
 import binascii
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote
 
-from federation_operator.certs import thumbprint_of_der
+from federation_operator.certs import THUMBPRINT_PREFIX, thumbprint_of_der
 from federation_operator.pinning import InvalidPin, normalize_thumbprint
 
 HEADER_XFCC: Final = "x-forwarded-client-cert"
@@ -37,6 +38,7 @@ HEADER_TRAEFIK: Final = "x-forwarded-tls-client-cert"
 _PEM_RE: Final = re.compile(
     r"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----", re.ASCII
 )
+_HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 # A certificate's DER is a few KiB; anything much larger is not one of ours.
 _MAX_DER: Final = 64 * 1024
 
@@ -87,9 +89,15 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(value.strip(), strict=False) for value in values)
 
 
-def is_trusted(remote: str | None, networks: Sequence[Network]) -> bool:
+def is_trusted(remote: str | None, networks: tuple[Network, ...]) -> bool:
     if remote is None or not networks:
         return False
+    return _is_trusted(remote, networks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_trusted(remote: str, networks: tuple[Network, ...]) -> bool:
+    """Cached: the same proxy addresses come back on every request."""
     try:
         address = ipaddress.ip_address(remote.split("%", 1)[0])
     except ValueError:
@@ -129,6 +137,13 @@ def split_xfcc(value: str) -> list[dict[str, str]]:
     quoted = escaped = False
     if "\x00" in value:
         raise ClientCertError("NUL in x-forwarded-client-cert")
+    if '"' not in value and "\\" not in value:
+        # Nothing quoted (Envoy's usual `Hash=<hex>;Cert=<url-encoded>`): plain splits are
+        # equivalent and several times faster than the character loop on the auth hot path.
+        return [
+            _xfcc_element([pair.replace("=", "\x00", 1) for pair in element.split(";")])
+            for element in value.split(",")
+        ]
     # An unquoted `=` is marked with NUL (refused above as input), so that a quoted `=` stays
     # literal when the pair is split into key and value.
     for char in value:
@@ -180,7 +195,9 @@ def thumbprint_from_xfcc(value: str) -> str:
     if element.get("cert"):
         from_cert = thumbprint_of_der(der_from_pem(unquote(element["cert"])))
     from_hash = None
-    if element.get("hash"):
+    if _HEX64.match(element.get("hash", "")):
+        from_hash = THUMBPRINT_PREFIX + element["hash"]
+    elif element.get("hash"):
         try:
             from_hash = normalize_thumbprint(element["hash"])
         except InvalidPin as error:

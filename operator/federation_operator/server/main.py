@@ -134,10 +134,9 @@ async def run_server(
         watcher = IndexWatcher(connection=connection, index=index, namespaces=list(config.namespaces) or None)
         watcher_task = asyncio.create_task(watcher.run(), name="federation-index-watch")
     with _audit_stream(config.audit_log) as stream:
+        audit = AuditLog(stream) if stream is not None else None
         app = create_app(
-            index=index,
-            config=AppConfig(site=config.site, cert_sources=config.cert_sources),
-            audit=AuditLog(stream) if stream is not None else None,
+            index=index, config=AppConfig(site=config.site, cert_sources=config.cert_sources), audit=audit
         )
         runner = make_runner(app)
         await runner.setup()
@@ -158,6 +157,8 @@ async def run_server(
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher_task
             await runner.cleanup()
+            if audit is not None:
+                audit.close()
 
 
 def main(args: argparse.Namespace) -> int:
