@@ -8,7 +8,6 @@ the last peer takes everything with it. Pins the edge cannot enforce are flagged
 import base64
 import datetime
 import hashlib
-import logging
 from typing import Any, cast
 
 import kubernetes_validate
@@ -17,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from federation_operator import api
 from federation_operator.ingress.config import IngressConfig
+from federation_operator.runner import ingress_config_from_env
 from tests.ingress_support import ClientCert, make_client_cert, require_shared_schemas, schema_errors
 from tests.integration.conftest import Site, SiteFactory
 from tests.waiting import wait_for
@@ -39,7 +39,6 @@ PROVIDER_OBJECTS: dict[str, list[tuple[str, str, str, str]]] = {
     "none": [],
 }
 GATEWAY_PORT = 8443
-log = logging.getLogger(__name__)
 
 
 def now() -> datetime.datetime:
@@ -304,3 +303,27 @@ def test_many_peers_changing_at_once_end_in_one_consistent_bundle(site_factory: 
         ),
         message=f"owners of the remaining peers only (had {refs})",
     )
+
+
+def test_the_charts_environment_becomes_the_ingress_config() -> None:
+    config = ingress_config_from_env(
+        "envoy-gateway",
+        {
+            "FEDERATION_HOST": HOST,
+            "FEDERATION_GATEWAY": "gateways/edge",
+            "FEDERATION_SERVER_SERVICE": "fo-server",
+            "POD_NAMESPACE": "federation-system",
+            "FEDERATION_INGRESS_CLASS": "nginx-internal",
+        },
+    )
+    assert (config.host, config.gateway_namespace, config.gateway_name) == (HOST, "gateways", "edge")
+    assert (config.server_service, config.server_namespace) == ("fo-server", "federation-system")
+    assert config.ingress_class_name == "nginx-internal"
+    assert config.labels == api.managed_labels(role=api.ROLE_INGRESS)
+    same_namespace = ingress_config_from_env(
+        "gateway-api", {"FEDERATION_HOST": HOST, "FEDERATION_GATEWAY": "edge"}
+    )
+    assert (same_namespace.gateway_namespace, same_namespace.gateway_name) == (None, "edge")
+    assert ingress_config_from_env("none", {}).host == ""
+    with pytest.raises(SystemExit, match="FEDERATION_HOST"):
+        ingress_config_from_env("ingress-nginx", {})
