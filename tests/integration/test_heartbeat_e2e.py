@@ -20,6 +20,7 @@ import yaml
 
 from federation_operator import api, tokens
 from federation_operator.k8s.client import Kube
+from federation_operator.plugin import cli
 from federation_operator.runner import OperatorContext, OperatorThread
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_export import apply, export, issued_pem
@@ -200,6 +201,25 @@ def test_wrong_token_on_one_side_is_reported_as_factor_secret_by_the_other(feder
     assert status["lastFailure"]["factor"] == "Secret"
     assert status["lastFailure"]["message"].startswith("remote says: ")
     assert wrong not in str(status)
+
+
+def test_outbound_rotation_falls_back_to_the_previous_token_until_the_remote_learns_the_new_one(
+    federation: Federation,
+) -> None:
+    eu = federation.eu
+    before = federation.wait_reachability(eu, "us", "Reachable")
+    old_fingerprint = before["outbound"]["fingerprint"]
+    assert cli.main(["rotate", "us", "--outbound", "--wait", "--kubeconfig", str(eu.kubeconfig)]) == 0
+    wait_for(
+        lambda: federation.status(eu, "us")["outbound"]["fingerprint"] != old_fingerprint,
+        message="new outbound token in status",
+    )
+    count = len(federation.us_server.audit_lines())
+    wait_for(lambda: len(federation.us_server.audit_lines()) >= count + 4, timeout=4 * INTERVAL)
+    status = federation.status(eu, "us")
+    assert status["reachability"] == "Reachable"
+    assert status["outbound"]["acceptedFingerprint"] == old_fingerprint, "the previous token is what works"
+    assert status["outbound"]["fingerprint"] != old_fingerprint
 
 
 def test_unpinned_client_certificate_is_factor_certificate(federation: Federation) -> None:

@@ -88,6 +88,17 @@ def settings_of(spec: Mapping[str, Any]) -> Settings:
     return Settings(interval=interval, timeout=timeout, slow_threshold=read("slowThreshold", DEFAULT_SLOW))
 
 
+def next_slot(*, previous: float, now: float, step: float) -> float:
+    """The next ping time on the grid `previous + k * step`: never in the past, never drifting.
+
+    A cycle that overran its slot skips the missed slots instead of firing them in a burst.
+    """
+    upcoming = previous + step
+    if upcoming <= now:
+        upcoming += step * (1 + (now - upcoming) // step)
+    return upcoming
+
+
 class CredentialCache:
     """Objects the heartbeat reads (FederationCerts, their Secrets, CA bundles, outbound Secrets),
     shared by all peers of one operator, each re-read when older than the age a caller accepts.
@@ -231,11 +242,17 @@ class Memory:
     patched_over: str | None = None  # the resourceVersion that write replaced
 
 
-def _credential_key(spec: Mapping[str, Any]) -> tuple[str, ...]:
+def _credential_key(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """Changes when what we present may have changed: the spec's references, or a token rotation
+    (the credentials handler shows the new outbound fingerprint in status)."""
+    spec = body.get("spec") or {}
+    outbound_status = (body.get("status") or {}).get("outbound") or {}
     return (
         repr(spec.get("clientCertificateRef")),
         repr(spec.get("outbound")),
         repr(spec.get("serverTrust")),
+        repr(outbound_status.get("fingerprint")),
+        repr(outbound_status.get("previousExpiresAt")),
     )
 
 
@@ -326,11 +343,7 @@ class Heartbeat:
                         "heartbeat cycle of peer %s failed: %s", self.name, type(error).__name__
                     )
                 settings = settings_of(self.body.get("spec") or {})
-                step = settings.interval.total_seconds()
-                next_at += step
-                now = loop.time()
-                if next_at < now:  # the cycle overran: skip the missed slots, stay on the grid
-                    next_at += step * (1 + (now - next_at) // step)
+                next_at = next_slot(previous=next_at, now=loop.time(), step=settings.interval.total_seconds())
         finally:
             await self.pinger.aclose()
             await self._on_exit(stopped)
@@ -357,7 +370,7 @@ class Heartbeat:
                 namespace=self.namespace, peer=self.name, state=update.reachability.value
             )
             return
-        key = _credential_key(spec)
+        key = _credential_key(self.body)
         fresh = key != self.memory.credential_key or self.memory.last_failure_factor in _CREDENTIAL_FACTORS
         self.memory.credential_key = key
         reader = _KubeReader(self.shared.cache, self.namespace, max_age=0.0 if fresh else CREDENTIALS_MAX_AGE)

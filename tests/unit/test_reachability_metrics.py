@@ -1,0 +1,35 @@
+"""Heartbeat metrics: one state series per peer, counts per state, results by factor."""
+
+from federation_operator.metrics import HeartbeatMetrics
+
+
+def sample(metrics: HeartbeatMetrics, name: str, labels: dict[str, str]) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_state_changes_move_the_single_series_and_the_counts() -> None:
+    metrics = HeartbeatMetrics()
+    metrics.set_state(namespace="fed", peer="us", state="Reachable")
+    metrics.set_state(namespace="fed", peer="us", state="Degraded")
+    labels = {"namespace": "fed", "peer": "us"}
+    assert sample(metrics, "federation_heartbeat_peer_state", {**labels, "state": "Reachable"}) is None
+    assert sample(metrics, "federation_heartbeat_peer_state", {**labels, "state": "Degraded"}) == 1
+    assert sample(metrics, "federation_heartbeat_peers", {"state": "Degraded"}) == 1
+    assert sample(metrics, "federation_heartbeat_peers", {"state": "Reachable"}) == 0
+    metrics.forget(namespace="fed", peer="us")
+    assert sample(metrics, "federation_heartbeat_peers", {"state": "Degraded"}) == 0
+
+
+def test_pings_are_counted_by_factor_and_timed_by_result() -> None:
+    metrics = HeartbeatMetrics()
+    metrics.observe_ping(seconds=0.02, factor=None)
+    metrics.observe_ping(seconds=0.5, factor="Secret")
+    assert sample(metrics, "federation_heartbeat_pings_total", {"factor": "ok"}) == 1
+    assert sample(metrics, "federation_heartbeat_pings_total", {"factor": "Secret"}) == 1
+    assert sample(metrics, "federation_heartbeat_ping_duration_seconds_count", {"result": "failed"}) == 1
+
+
+def test_two_operators_in_one_process_have_separate_registries() -> None:
+    first, second = HeartbeatMetrics(), HeartbeatMetrics()
+    first.observe_ping(seconds=0.01, factor=None)
+    assert sample(second, "federation_heartbeat_pings_total", {"factor": "ok"}) is None

@@ -1,0 +1,41 @@
+"""The heartbeat's schedule and settings: drift-free slots, defaults, and what bounds a ping."""
+
+from datetime import timedelta
+
+import pytest
+
+from federation_operator.handlers.heartbeat import next_slot, settings_of
+
+
+def test_slots_stay_on_the_grid_however_long_each_cycle_took() -> None:
+    start, step = 100.0, 30.0
+    slot = start
+    for took in (0.1, 2.0, 29.9, 0.0):
+        slot = next_slot(previous=slot, now=slot + took, step=step)
+    assert slot == start + 4 * step
+
+
+def test_an_overrun_skips_missed_slots_instead_of_bursting() -> None:
+    assert next_slot(previous=100.0, now=175.0, step=30.0) == 190.0
+    assert next_slot(previous=100.0, now=130.0, step=30.0) == 160.0
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    settings = settings_of({})
+    assert (settings.interval, settings.timeout, settings.slow_threshold) == (
+        timedelta(seconds=30),
+        timedelta(seconds=10),
+        timedelta(seconds=1),
+    )
+
+
+def test_spec_settings_are_read_and_the_timeout_never_exceeds_the_interval() -> None:
+    settings = settings_of({"heartbeat": {"interval": "2s", "timeout": "5s", "slowThreshold": "250ms"}})
+    assert settings.interval == timedelta(seconds=2)
+    assert settings.timeout == timedelta(seconds=2)
+    assert settings.slow_threshold == timedelta(milliseconds=250)
+
+
+@pytest.mark.parametrize("bad", ["soon", "-1s", ""])
+def test_an_unparseable_setting_falls_back_to_the_default(bad: str) -> None:
+    assert settings_of({"heartbeat": {"interval": bad}}).interval == timedelta(seconds=30)
