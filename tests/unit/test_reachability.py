@@ -13,6 +13,7 @@ from federation_operator.reachability import (
     Reachability,
     heartbeat_status,
     latency_bucket,
+    latency_moved,
     reachability,
     remembered,
 )
@@ -83,6 +84,14 @@ def test_latency_buckets_end_at_a_low_slow_threshold() -> None:
     threshold = timedelta(milliseconds=200)
     assert latency_bucket(150, slow_threshold=threshold) == 3
     assert latency_bucket(300, slow_threshold=threshold) == latency_bucket(900, slow_threshold=threshold)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "moved"),
+    [(9, 11, False), (9, 12, True), (20, 41, False), (20, 60, True), (60, 41, False), (60, 39, True)],
+)
+def test_latency_must_leave_its_bucket_by_a_margin_to_count(old: int, new: int, moved: bool) -> None:
+    assert latency_moved(old, new, slow_threshold=SLOW) is moved
 
 
 def credentials_ready() -> dict[str, object]:
