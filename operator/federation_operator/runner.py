@@ -15,13 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 import yaml
 
 from federation_operator import api, certs
 from federation_operator.ingress.config import IngressConfig
+
+if TYPE_CHECKING:
+    from federation_operator.server.main import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ class OperatorConfig:
     ingress_provider: str = "none"
     # Where the edge objects point (docs/ingress.md); None: the operator writes no ingress object at all.
     ingress: IngressConfig | None = None
-    with_server: bool = False
+    # The federation server, run in-process beside the operator (`run --with-server`); None: not here.
+    server: "ServerConfig | None" = None
     peering: str | None = None
     priority: int = 0
     liveness: str | None = None
@@ -125,6 +129,14 @@ async def run_operator(
     # A caller may hand in a context (a test clock, a shared client); we close only what we opened.
     owned = context is None
     context = context or OperatorContext(config=config, kube=Kube.from_kubeconfig(config.kubeconfig))
+    server_stop = asyncio.Event()
+    server: asyncio.Task[None] | None = None
+    if config.server is not None:
+        from federation_operator.server.main import run_server
+
+        server = asyncio.create_task(
+            run_server(config=config.server, stop=server_stop), name="federation-server"
+        )
     try:
         await kopf.operator(
             registry=build_registry(config),
@@ -139,6 +151,9 @@ async def run_operator(
             ready_flag=ready,
         )
     finally:
+        server_stop.set()
+        if server is not None:
+            await server
         if owned:
             context.kube.close()
 
@@ -203,6 +218,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--with-server", action="store_true", help="also run the federation server in-process"
     )
+    from federation_operator.server.main import add_listener_arguments
+
+    add_listener_arguments(parser.add_argument_group("federation server (with --with-server)"))
     parser.add_argument(
         "--peering", help="kopf peering name: a second replica with a lower priority stands by"
     )
@@ -238,6 +256,12 @@ def ingress_config_from_env(provider: str, environ: Mapping[str, str]) -> Ingres
     )
 
 
+def server_config_from_args(args: argparse.Namespace) -> "ServerConfig":
+    from federation_operator.server.main import config_from_args as server_config
+
+    return server_config(args)
+
+
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig(
         kubeconfig=args.kubeconfig,
@@ -245,7 +269,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         site=args.site,
         ingress_provider=args.ingress_provider,
         ingress=ingress_config_from_env(args.ingress_provider, os.environ),
-        with_server=args.with_server,
+        server=server_config_from_args(args) if args.with_server else None,
         peering=args.peering,
         priority=args.priority,
         liveness=args.liveness,

@@ -56,6 +56,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--site", default=os.environ.get("FEDERATION_SITE"), help="our site name, sent in ping replies"
     )
+    add_listener_arguments(parser)
+
+
+def add_listener_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Listener and client-certificate options; `run --with-server` takes the same ones."""
     parser.add_argument("--host", default="0.0.0.0", help="listen address")  # noqa: S104
     parser.add_argument(
         "--port", type=int, default=8443, help="direct mTLS port (needs --tls-cert/--tls-key)"
