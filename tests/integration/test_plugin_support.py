@@ -1,0 +1,120 @@
+"""Two linked sites for the plugin tests and the RBAC proof, linked the way the demo links them.
+
+EU and US are `LocalSite`s (sandbox API, operator, federation server on real TLS); the link is
+made with the demo's own steps (`federation_operator.demo`): FederationCerts, a FederationPeer on
+EU, `kubectl federation export`, apply on US, then both sides Reachable. The plugin is run
+in-process through `cli.main` with each site's kubeconfig, its output captured.
+"""
+
+import contextlib
+import functools
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from federation_operator import api, objects, tokens
+from federation_operator.demo import (
+    CERTS,
+    PEERS,
+    MovableClock,
+    Site,
+    export,
+    has_condition,
+    heartbeat,
+    is_state,
+    two_sites,
+    wait_until,
+)
+from federation_operator.k8s.resources import SECRETS
+from federation_operator.plugin import cli
+
+INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class Output:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_plugin(site: Site, *args: str) -> Output:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([*args, "--kubeconfig", str(site.local.kubeconfig)])
+    return Output(code, out.getvalue(), err.getvalue())
+
+
+def link(eu: Site, us: Site, *, interval: float = INTERVAL) -> None:
+    """The demo's steps 1 to 4: certificates, peer, export, apply, both sides Reachable."""
+    for site in (eu, us):
+        site.apply(CERTS, f"{site.name}-client", {"subject": f"ampora-{site.name} federation client"})
+    for site in (eu, us):
+        wait_until(
+            functools.partial(has_condition, site, CERTS, f"{site.name}-client", "Ready"),
+            timeout=30,
+            what="cert Ready",
+        )
+    eu.trust_ca("us-federation-ca", us.local.ca_file.read_text())
+    eu.apply(
+        PEERS,
+        "us-region",
+        {
+            "endpoint": us.local.endpoint,
+            "remoteCertificates": [{"pem": us.status(CERTS, "us-client")["certificate"]}],
+            "clientCertificateRef": {"name": "eu-client"},
+            "heartbeat": heartbeat(interval),
+            "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "us-federation-ca"}},
+        },
+    )
+    wait_until(
+        lambda: eu.condition(PEERS, "us-region", "CredentialsReady") == "True", timeout=30, what="creds"
+    )
+    bundle = export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
+    us.trust_ca("eu-federation-ca", eu.local.ca_file.read_text())
+    us.apply_documents(bundle)
+    us.patch(
+        PEERS,
+        "eu-region",
+        {
+            "spec": {
+                "clientCertificateRef": {"name": "us-client"},
+                "heartbeat": heartbeat(interval),
+                "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "eu-federation-ca"}},
+            }
+        },
+    )
+    for site, peer in ((eu, "us-region"), (us, "eu-region")):
+        wait_until(
+            functools.partial(is_state, site, peer, "Reachable"), timeout=10 * interval + 20, what="Reachable"
+        )
+        wait_until(lambda s=site, p=peer: fingerprints_shown(s, p), timeout=30, what="fingerprints")
+
+
+def fingerprints_shown(site: Site, peer: str) -> bool:
+    status = site.status(PEERS, peer)
+    return bool(
+        (status.get("inbound") or {}).get("fingerprint") and (status.get("outbound") or {}).get("fingerprint")
+    )
+
+
+@contextlib.contextmanager
+def linked_sites(workdir: Path) -> Iterator[tuple[Site, Site]]:
+    with two_sites(workdir, MovableClock()) as (eu, us):
+        link(eu, us)
+        yield eu, us
+
+
+def secrets_of(site: Site) -> list[str]:
+    """What must never be printed: every token and every private key held in a site's Secrets."""
+    found: list[str] = []
+    for secret in site.call(site.kube.list(SECRETS, None)):
+        for key, value in objects.secret_data(secret).items():
+            text = value.decode("ascii", errors="replace").strip()
+            if tokens.is_token(text):
+                found.append(text)
+            elif key == api.TLS_KEY_KEY:
+                # The base64 body of the PEM: any line of it in output would be a leak.
+                found.extend(line for line in text.splitlines() if len(line) >= 16 and not line.startswith("-----"))
+    return found
