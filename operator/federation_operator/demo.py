@@ -216,10 +216,13 @@ def export(site: Site, peer: str, *, name: str, endpoint: str) -> str:
     return out.getvalue()
 
 
-def rotate(site: Site, peer: str, direction: str) -> None:
-    code = plugin.main(["rotate", peer, f"--{direction}", "--kubeconfig", str(site.local.kubeconfig)])
+def rotate(site: Site, peer: str, direction: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = plugin.main(["rotate", peer, f"--{direction}", "--kubeconfig", str(site.local.kubeconfig)])
     if code != 0:
         raise DemoFailure(f"kubectl federation rotate {peer} --{direction} failed")
+    return out.getvalue()
 
 
 def heartbeat(interval: float) -> dict[str, str]:
@@ -358,6 +361,7 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
         )
         console.done("six minutes later (time-compressed on EU's clock): Unreachable")
         console.show(f"[eu] kubectl get federationpeers -o wide\n{eu.table()}")
+        clock.advance(timedelta(minutes=-6))  # time compression ends: back to the wall clock
         us.local.start_server()
         wait_until(
             lambda: reachability(eu, "us-region") == "Reachable", timeout=10 * interval + 20, what="recovery"
@@ -368,7 +372,7 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
             "Secret rotation that stays green: kubectl federation rotate us-region --inbound (on EU)"
         )
         before = eu.status(PEERS, "us-region").get("inbound", {}).get("fingerprint")
-        rotate(eu, "us-region", "inbound")
+        console.show(rotate(eu, "us-region", "inbound"))
         wait_until(
             lambda: eu.status(PEERS, "us-region").get("inbound", {}).get("fingerprint") not in (None, before),
             timeout=30,
