@@ -89,7 +89,7 @@ def link(eu: Site, us: Site, *, interval: float = INTERVAL) -> None:
         wait_until(
             functools.partial(is_state, site, peer, "Reachable"), timeout=10 * interval + 20, what="Reachable"
         )
-        wait_until(lambda s=site, p=peer: fingerprints_shown(s, p), timeout=30, what="fingerprints")
+        wait_until(functools.partial(fingerprints_shown, site, peer), timeout=30, what="fingerprints")
 
 
 def fingerprints_shown(site: Site, peer: str) -> bool:
@@ -116,5 +116,6 @@ def secrets_of(site: Site) -> list[str]:
                 found.append(text)
             elif key == api.TLS_KEY_KEY:
                 # The base64 body of the PEM: any line of it in output would be a leak.
-                found.extend(line for line in text.splitlines() if len(line) >= 16 and not line.startswith("-----"))
+                lines = text.splitlines()
+                found.extend(line for line in lines if len(line) >= 16 and not line.startswith("-----"))
     return found
