@@ -4,7 +4,7 @@
 condition rewritten with the same value produces no status write at all.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, TypedDict
 
@@ -59,3 +59,16 @@ def get_condition(conditions: Sequence[Mapping[str, object]], type_: str) -> Map
 def is_true(conditions: Sequence[Mapping[str, object]], type_: str) -> bool:
     condition = get_condition(conditions, type_)
     return condition is not None and condition.get("status") == "True"
+
+
+def merge_owned(
+    fresh: Sequence[Mapping[str, object]], ours: Sequence[Mapping[str, object]], *, types: Collection[str]
+) -> list[Condition]:
+    """`fresh` conditions with those of `types` taken from `ours`: each handler owns its types.
+
+    Several handlers write conditions of one object; a merge patch replaces the whole list, so a
+    writer that lost a race rebases its own conditions onto the list it has just re-read.
+    """
+    kept = [Condition(**condition) for condition in fresh if condition.get("type") not in types]  # type: ignore[typeddict-item]
+    mine = [Condition(**condition) for condition in ours if condition.get("type") in types]  # type: ignore[typeddict-item]
+    return sorted(kept + mine, key=lambda condition: condition.get("type", ""))

@@ -42,3 +42,17 @@ def test_other_condition_types_are_kept() -> None:
     assert [c["type"] for c in both] == ["Reachable", "Ready"]
     assert conditions.is_true(both, "Reachable")
     assert not conditions.is_true(both, "Ready")
+
+
+def test_a_writer_rebases_only_its_own_condition_types_onto_a_fresh_list() -> None:
+    fresh = conditions.set_condition(
+        [], type_="Reachable", status="True", reason="A", message="", generation=1, now=T0
+    )
+    fresh = conditions.set_condition(
+        fresh, type_="CredentialsReady", status="False", reason="Old", message="", generation=1, now=T0
+    )
+    ours = conditions.set_condition(
+        [], type_="CredentialsReady", status="True", reason="New", message="", generation=1, now=T0
+    )
+    merged = conditions.merge_owned(fresh, ours, types={"CredentialsReady"})
+    assert {c["type"]: c["reason"] for c in merged} == {"CredentialsReady": "New", "Reachable": "A"}

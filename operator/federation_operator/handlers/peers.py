@@ -16,6 +16,7 @@ import kopf
 from federation_operator import api, conditions, credentials
 from federation_operator.k8s import client as k8s
 from federation_operator.k8s.resources import FEDERATION_PEERS, SECRETS
+from federation_operator.k8s.status import patch_status
 from federation_operator.runner import OperatorContext
 
 # A create that loses a race (409) is re-judged from a fresh read this many times in one pass.
@@ -137,13 +138,27 @@ def _invalid_spec_status(
     }
 
 
+# The fields of status.inbound / status.outbound that this handler owns.
+_SIDE_FIELDS = frozenset({"fingerprint", "source", "rotatedAt", "previousExpiresAt"})
+
+
 async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    patch = credentials.status_patch(peer.get("status") or {}, new)
-    if patch:
-        meta = peer["metadata"]
-        await kube.patch(
-            FEDERATION_PEERS, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
-        )
+    """Our part of status; rebased onto a fresh read if another handler wrote meanwhile."""
+
+    def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
+        rebased = dict(new)
+        for side in ("inbound", "outbound"):
+            if isinstance(new.get(side), Mapping):
+                # e.g. outbound.acceptedFingerprint is the heartbeat's: keep the fresh value.
+                theirs = {k: v for k, v in (fresh.get(side) or {}).items() if k not in _SIDE_FIELDS}
+                rebased[side] = theirs | {k: v for k, v in new[side].items() if k in _SIDE_FIELDS}
+        if "conditions" in new:
+            rebased["conditions"] = conditions.merge_owned(
+                list(fresh.get("conditions") or []), list(new["conditions"]), types={credentials.CONDITION}
+            )
+        return credentials.status_patch(fresh, rebased)
+
+    await patch_status(kube, FEDERATION_PEERS, peer, compute)
 
 
 async def _clear_rotation(

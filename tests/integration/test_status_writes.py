@@ -1,0 +1,82 @@
+"""Status writers that lose a race rebase onto what the winner wrote (no clobbered conditions)."""
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from federation_operator import api, conditions
+from federation_operator.k8s.client import Kube
+from federation_operator.k8s.resources import FEDERATION_PEERS
+from federation_operator.k8s.status import patch_status
+from federation_operator.sandbox.server import Sandbox
+
+
+@pytest.fixture
+async def kube(tmp_path: Path) -> AsyncIterator[Kube]:
+    async with Sandbox() as sandbox:
+        path = sandbox.write_kubeconfig(tmp_path / "kubeconfig")
+        client = Kube.from_kubeconfig(path)
+        yield client
+        client.close()
+
+
+def condition(type_: str, reason: str) -> list[Any]:
+    from federation_operator.certs import utcnow
+
+    return list(
+        conditions.set_condition(
+            [], type_=type_, status="True", reason=reason, message="", generation=1, now=utcnow()
+        )
+    )
+
+
+async def test_a_stale_writer_rebases_instead_of_clobbering(kube: Kube) -> None:
+    body = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.PEER_KIND,
+        "metadata": {"name": "us"},
+        "spec": {
+            "endpoint": "https://us.example.com",
+            "remoteCertificates": [{"thumbprint": "sha256:" + "a" * 64}],
+        },
+    }
+    stale = await kube.create(FEDERATION_PEERS, "default", body)
+    # Another handler writes its condition after we read.
+    await kube.patch(
+        FEDERATION_PEERS,
+        "default",
+        "us",
+        {"status": {"conditions": condition("Reachable", "Up")}},
+        subresource="status",
+    )
+    calls = 0
+
+    def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        mine = condition("CredentialsReady", "Ok")
+        return {
+            "conditions": conditions.merge_owned(
+                list(fresh.get("conditions") or []), mine, types={"CredentialsReady"}
+            )
+        }
+
+    await patch_status(kube, FEDERATION_PEERS, stale, compute)
+    final = await kube.get(FEDERATION_PEERS, "default", "us")
+    assert final is not None
+    assert {c["type"] for c in final["status"]["conditions"]} == {"Reachable", "CredentialsReady"}
+    assert calls == 2  # the first attempt hit 409 and was recomputed from the fresh status
+
+
+async def test_nothing_to_write_makes_no_call(kube: Kube) -> None:
+    before = kube.writes
+    result = await patch_status(
+        kube,
+        FEDERATION_PEERS,
+        {"metadata": {"name": "x", "namespace": "default", "resourceVersion": "1"}},
+        lambda _: {},
+    )
+    assert result is None
+    assert kube.writes == before
