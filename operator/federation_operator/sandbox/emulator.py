@@ -398,7 +398,14 @@ class SandboxAPI(kmock.KubernetesEmulator):
         target = self._route(parts)
         verb = self._verb(request.method, target, request.query)
         self.calls.append(
-            Call(verb, target.rt.group, target.rt.plural, target.subresource or "", target.namespace or "")
+            Call(
+                verb,
+                target.rt.group,
+                target.rt.plural,
+                target.subresource or "",
+                target.namespace or "",
+                user_agent=request.headers.get("User-Agent", ""),
+            )
         )
         await self._inject_fault(verb, target.rt)
         query = request.query

@@ -3,27 +3,32 @@
 A real API server fails: 500s during upgrades, 409s on races, 429s under load, requests that hang,
 watch streams that drop. Resilience tests switch those on here, per verb and resource, with a
 probability; they are off by default. `Call` records (verb, group, resource, subresource,
-namespace) of every resource request, so a test can derive the RBAC rules the operator needs
-from what it actually did. Pure: no I/O.
+namespace, and the caller's User-Agent) of every resource request, so a test can derive the RBAC
+rules the operator needs from what it actually did. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Final
 
 TIMEOUT: Final = 0  # a FaultRule status meaning "hang, then 504", as a stuck API server would
 
 
-class Call(NamedTuple):
-    """One resource request, in RBAC's terms (`verb` is get/list/watch/create/update/patch/delete/...)."""
+@dataclass(frozen=True)
+class Call:
+    """One resource request, in RBAC's terms (`verb` is get/list/watch/create/update/patch/delete/...).
+
+    `user_agent` tells the callers apart (the sandbox has no authentication to say who called);
+    it is left out of equality so that a test can look a call up by its RBAC terms alone."""
 
     verb: str
     group: str
     resource: str
     subresource: str
     namespace: str
+    user_agent: str = field(default="", compare=False)
 
 
 @dataclass
