@@ -34,6 +34,7 @@ from federation_operator.ingress.diffing import needs_write
 from federation_operator.ingress.providers import PROVIDERS, Provider
 from federation_operator.k8s import client as k8s
 from federation_operator.k8s.resources import FEDERATION_PEERS, GATEWAYS, Resource, resource_of
+from federation_operator.k8s.status import StatusContention, patch_status
 from federation_operator.runner import OperatorContext
 
 CONDITION = "PinsUsable"
@@ -284,31 +285,29 @@ async def _set_pins_condition(
     now: datetime.datetime,
     logger: kopf.Logger,
 ) -> None:
-    """Write `PinsUsable` when it differs, and only it: other conditions are other handlers'.
-
-    Read-modify-write of the conditions list with the peer's `resourceVersion` in the patch, so
-    a condition another handler wrote since we read is never overwritten (409: read again).
-    """
-    meta = peer["metadata"]
-    name, namespace = str(meta["name"]), str(meta["namespace"])
+    """Write `PinsUsable` when it differs, and only it: other conditions are other handlers'."""
+    if peer["metadata"].get("deletionTimestamp"):
+        return
+    name = str(peer["metadata"]["name"])
     warnings = [warning for warning in bundle.warnings if warning.peer == name]
     status, reason, message = pins_condition(
         suspended=bool((peer.get("spec") or {}).get("suspend")), warnings=warnings
     )
-    current: Mapping[str, Any] | None = peer
-    for _ in range(_ATTEMPTS):
-        if current is None or current["metadata"].get("deletionTimestamp"):
-            return
-        existing = list((current.get("status") or {}).get("conditions") or [])
-        generation = current["metadata"].get("generation")
+    generation = peer["metadata"].get("generation")
+    previous: dict[str, Any] = {}
+
+    def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
+        existing = list(fresh.get("conditions") or [])
         old = conditions.get_condition(existing, CONDITION) or {}
+        previous.clear()
+        previous.update(old)
         if (old.get("status"), old.get("reason"), old.get("message"), old.get("observedGeneration")) == (
             status,
             reason,
             message,
             generation,
         ):
-            return
+            return {}
         updated = conditions.set_condition(
             existing,
             type_=CONDITION,
@@ -318,21 +317,23 @@ async def _set_pins_condition(
             generation=generation,
             now=now,
         )
-        body = {
-            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-            "status": {"conditions": updated},
-        }
-        try:
-            await kube.patch(FEDERATION_PEERS, namespace, name, body, subresource="status")
-        except k8s.Conflict:
-            current = await kube.get(FEDERATION_PEERS, namespace, name)
-            continue
-        except k8s.NotFound:
-            return
-        if status == "False" and (old.get("status"), old.get("reason")) != (status, reason):
-            _post(current, reason=reason, message=message)
+        return {"conditions": updated}
+
+    try:
+        written = await patch_status(kube, FEDERATION_PEERS, peer, compute, attempts=_ATTEMPTS)
+    except StatusContention:
+        logger.info("peer %s keeps changing; %s is set on the next pass", name, CONDITION)
         return
-    logger.info("peer %s keeps changing; %s is set on the next pass", name, CONDITION)
+    if (
+        written is not None
+        and status == "False"
+        and (previous.get("status"), previous.get("reason"))
+        != (
+            status,
+            reason,
+        )
+    ):
+        _post(written, reason=reason, message=message)
 
 
 def _post(peer: Mapping[str, Any], *, reason: str, message: str) -> None:
