@@ -52,11 +52,15 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, check=False, cwd=ROOT)
 
 
+# The one value without a default: the edge needs the public host (the schema requires it).
+REQUIRED_SETS = ("ingress.host=federation.example.com",)
+
+
 def template_args(*, values: Path | None, sets: tuple[str, ...] = ()) -> list[str]:
     args = ["template", "fed", str(CHART), "--namespace", RELEASE_NAMESPACE, "--include-crds"]
     if values is not None:
         args += ["--values", str(values)]
-    for assignment in sets:
+    for assignment in (*REQUIRED_SETS, *sets):
         args += ["--set", assignment]
     return args
 
@@ -99,7 +103,9 @@ def test_representative_values_files_exist() -> None:
 
 @pytest.mark.parametrize("values", SCENARIOS, ids=SCENARIO_IDS)
 def test_chart_passes_strict_lint(helm: str, values: Path | None) -> None:
-    args = ["lint", "--strict", str(CHART)] + (["--values", str(values)] if values else [])
+    args = ["lint", "--strict", str(CHART), "--set", REQUIRED_SETS[0]] + (
+        ["--values", str(values)] if values else []
+    )
     result = run_helm(helm, *args)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -302,3 +308,12 @@ def test_kopf_peering_crds_have_the_scopes_kopf_expects() -> None:
     docs = list(yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text()))
     scopes = {doc["metadata"]["name"]: doc["spec"]["scope"] for doc in docs if doc}
     assert scopes == {"clusterkopfpeerings.kopf.dev": "Cluster", "kopfpeerings.kopf.dev": "Namespaced"}
+
+
+def test_the_public_host_is_required_unless_the_provider_is_none(helm: str) -> None:
+    bare = ["template", "fed", str(CHART), "--namespace", RELEASE_NAMESPACE]
+    missing = run_helm(helm, *bare)
+    assert missing.returncode != 0
+    assert "host" in missing.stderr
+    without_edge = ("--set", "ingress.provider=none", "--set", "server.tls.secretName=federation-tls")
+    assert run_helm(helm, *bare, *without_edge).returncode == 0
