@@ -65,6 +65,8 @@ class _Peer:
     pems: tuple[str, ...]
     suspended: bool
     link: LinkView
+    # The green decision for each pinned thumbprint, built once here instead of per call.
+    accepted: Mapping[str, AuthResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class _Hashes:
     previous: tuple[tuple[str, datetime], ...]
 
     def accepted(self, now: datetime) -> list[str]:
+        if not self.previous:
+            return [self.current] if self.current is not None else []
         found = [digest for digest, expires in self.previous if expires > now]
         if self.current is not None:
             found.append(self.current)
@@ -178,6 +182,18 @@ def _pins(spec: Mapping[str, Any]) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(thumbprints), tuple(pems)
 
 
+def _accepted(key: PeerKey, thumbprint: str) -> AuthResult:
+    namespace, name = key
+    return AuthResult(
+        ok=True,
+        factor=None,
+        message="certificate and secret accepted",
+        namespace=namespace,
+        name=name,
+        thumbprint=thumbprint,
+    )
+
+
 def _metadata_key(obj: Mapping[str, Any]) -> PeerKey:
     metadata = obj.get("metadata") or {}
     return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
@@ -227,6 +243,7 @@ class PeerIndex:
             pems=pems,
             suspended=spec.get("suspend") is True,
             link=_link_view(status if isinstance(status, Mapping) else {}),
+            accepted={thumbprint: _accepted(key, thumbprint) for thumbprint in thumbprints},
         )
         for thumbprint in thumbprints:
             self._by_thumbprint.setdefault(thumbprint, set()).add(key)
@@ -293,30 +310,31 @@ class PeerIndex:
     def authenticate(self, *, thumbprint: str | None, token: SecretText | None, now: datetime) -> AuthResult:
         if thumbprint is None:
             return AuthResult(ok=False, factor=FACTOR_CERTIFICATE, message="no client certificate presented")
-        try:
-            normalised = normalize_thumbprint(thumbprint)
-        except InvalidPin:
-            return AuthResult(
-                ok=False, factor=FACTOR_CERTIFICATE, message="unreadable certificate thumbprint"
-            )
-        candidates = self._by_thumbprint.get(normalised)
-        if not candidates:
-            return self._unpinned(normalised, now=now)
-        peers = sorted((self._peers[key] for key in candidates), key=lambda peer: peer.key)
+        # Keys are normalised thumbprints, and clientcert hands us exactly that form: an exact
+        # hit needs no normalising (normalising a key gives the key back).
+        candidates = self._by_thumbprint.get(thumbprint)
+        if candidates:
+            normalised = thumbprint
+        else:
+            try:
+                normalised = normalize_thumbprint(thumbprint)
+            except InvalidPin:
+                return AuthResult(
+                    ok=False, factor=FACTOR_CERTIFICATE, message="unreadable certificate thumbprint"
+                )
+            candidates = self._by_thumbprint.get(normalised)
+            if not candidates:
+                return self._unpinned(normalised, now=now)
+        if len(candidates) == 1:
+            peers = [self._peers[next(iter(candidates))]]
+        else:
+            peers = sorted((self._peers[key] for key in candidates), key=lambda peer: peer.key)
         matched = [peer for peer in peers if token is not None and self._token_matches(peer, token, now)]
         active = [peer for peer in matched if not peer.suspended]
         if active:
             # Several peers pinning one certificate and accepting one token is a configuration
             # the operator cannot tell apart; pick deterministically (first namespace/name).
-            namespace, name = active[0].key
-            return AuthResult(
-                ok=True,
-                factor=None,
-                message="certificate and secret accepted",
-                namespace=namespace,
-                name=name,
-                thumbprint=normalised,
-            )
+            return active[0].accepted[normalised]
         if matched or all(peer.suspended for peer in peers):
             namespace, name = (matched or peers)[0].key
             return AuthResult(
