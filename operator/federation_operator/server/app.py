@@ -24,7 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from federation_operator import api
-from federation_operator.server.clientcert import CertSourceConfig, is_trusted, resolve
+from federation_operator.server.clientcert import CertSourceConfig, resolve
 from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
 from federation_operator.server.ratelimit import FailureLimiter
 from federation_operator.server.wire import (
@@ -200,7 +200,7 @@ class _Server:
     def _source(self, request: web.Request, remote: str) -> str:
         """Whom to rate-limit: behind a trusted proxy, the address the proxy saw (last XFF hop)."""
         forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded and is_trusted(remote, self.config.cert_sources.trusted_proxies):
+        if forwarded and self.config.cert_sources.trusts(remote):
             return forwarded.rsplit(",", 1)[-1].strip() or remote
         return remote
 

@@ -41,6 +41,12 @@ _PEM_RE: Final = re.compile(
 _HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 # A certificate's DER is a few KiB; anything much larger is not one of ours.
 _MAX_DER: Final = 64 * 1024
+# Parsed header values are remembered (a proxy sends the same value for every call of one
+# client); only values up to this size, a bounded number of them, so memory stays under ~2 MiB.
+_CACHED_VALUE_MAX: Final = 8 * 1024
+_CACHED_VALUES: Final = 256
+# Remote addresses whose trust decision a config remembers before it starts over.
+_REMEMBERED_REMOTES: Final = 4096
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -67,12 +73,25 @@ class ClientCertError(ValueError):
 class CertSourceConfig:
     sources: frozenset[CertSource] = frozenset({CertSource.DIRECT})
     trusted_proxies: tuple[Network, ...] = ()
+    # remote -> trusted, per config: `is_trusted`'s own cache hashes the networks tuple on every
+    # call, which costs more than the lookup on the auth hot path.
+    _trusted: dict[str | None, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def header_names(self) -> list[str]:
         return [
             _HEADER_OF[source] for source in CertSource if source in _HEADER_OF and source in self.sources
         ]
+
+    def trusts(self, remote: str | None) -> bool:
+        """`is_trusted(remote, self.trusted_proxies)`, remembered."""
+        known = self._trusted.get(remote)
+        if known is None:
+            known = is_trusted(remote, self.trusted_proxies)
+            if len(self._trusted) >= _REMEMBERED_REMOTES:
+                self._trusted.clear()
+            self._trusted[remote] = known
+        return known
 
 
 @dataclass(frozen=True)
@@ -228,6 +247,22 @@ _PARSERS: Final = {
 }
 
 
+_SOURCE_OF_HEADER: Final = {header: source for source, header in _HEADER_OF.items()}
+
+
+def _parse(header: str, value: str) -> Presented:
+    """A trusted forwarded header's value (keyed by header name: an enum hashes in Python)."""
+    source = _SOURCE_OF_HEADER[header]
+    try:
+        return Presented(thumbprint=_PARSERS[source](value), source=source)
+    except ClientCertError as error:
+        return Presented(source=source, refusal=str(error))
+
+
+# Pure, and its answers are frozen: safe to share between calls.
+_parse_remembered: Final = functools.lru_cache(maxsize=_CACHED_VALUES)(_parse)
+
+
 def resolve(
     *,
     config: CertSourceConfig,
@@ -241,8 +276,8 @@ def resolve(
     header (enabled mode, trusted source) wins over our own handshake: behind a proxy the TLS
     peer is the proxy, not the caller.
     """
-    trusted = is_trusted(remote, config.trusted_proxies)
-    for source, parse in _PARSERS.items():
+    trusted = config.trusts(remote)
+    for source in _PARSERS:
         if source not in config.sources:
             continue
         values = [value for value in headers.get(_HEADER_OF[source], ()) if value.strip()]
@@ -255,10 +290,10 @@ def resolve(
             )
         if source is not CertSource.XFCC and len(values) > 1:
             return Presented(source=source, refusal=f"several {_HEADER_OF[source]} headers")
-        try:
-            return Presented(thumbprint=parse(",".join(values)), source=source)
-        except ClientCertError as error:
-            return Presented(source=source, refusal=str(error))
+        value = ",".join(values)
+        if len(value) <= _CACHED_VALUE_MAX:
+            return _parse_remembered(_HEADER_OF[source], value)
+        return _parse(_HEADER_OF[source], value)
     if CertSource.DIRECT in config.sources and tls_der is not None:
         return Presented(thumbprint=thumbprint_of_der(tls_der), source=CertSource.DIRECT)
     return Presented()
