@@ -9,10 +9,11 @@ Secret write cannot leak the Secret into a log line.
 import asyncio
 import json
 import os
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -26,6 +27,14 @@ _CONTENT_TYPES: dict[PatchKind, str] = {
     "json": "application/json-patch+json",
     "strategic": "application/strategic-merge-patch+json",
 }
+# An API server that restarts, sheds load or times out answers 5xx/429 for a moment. Without a
+# retry here every such answer fails the whole handler, and kopf retries a failed handler only
+# after a minute. A repeated write is safe: callers already judge a 409 (AlreadyExists, stale
+# resourceVersion) or 404 by re-reading, so a write that landed before its answer was lost is
+# adopted, never duplicated.
+TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+RETRY_DELAYS: Final = (0.2, 0.5, 1.0)
+MAX_RETRY_AFTER: Final = 5.0
 
 
 class ApiError(Exception):
@@ -58,6 +67,15 @@ def _error(status: int, body: bytes | str | None) -> ApiError:
         message = "unparseable error response"
     cls = {404: NotFound, 409: Conflict, 422: Invalid}.get(status, ApiError)
     return cls(status=status, reason=reason, message=message[:500])
+
+
+def _retry_delay(delay: float, retry_after: str | None) -> float:
+    """Our backoff, or the server's Retry-After when it asks for longer (capped)."""
+    try:
+        asked = float(retry_after) if retry_after else 0.0
+    except ValueError:
+        asked = 0.0
+    return min(max(delay, asked), MAX_RETRY_AFTER)
 
 
 def load_api_client(kubeconfig: Path | None) -> k8s_client.ApiClient:
@@ -108,8 +126,15 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         _, url, headers, payload, _ = serialized
-        response = self._api.call_api(method, url, header_params=headers, body=payload, _request_timeout=30)
-        data = response.read()
+        for delay in (*RETRY_DELAYS, None):
+            response = self._api.call_api(
+                method, url, header_params=headers, body=payload, _request_timeout=30
+            )
+            data = response.read()
+            if response.status not in TRANSIENT_STATUSES or delay is None:
+                break
+            # Runs in our own worker thread, never on the event loop.
+            time.sleep(_retry_delay(delay, response.headers.get("Retry-After")))
         if response.status >= 400:
             raise _error(response.status, data)
         return cast(Obj, json.loads(data or b"{}"))
