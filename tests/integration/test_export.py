@@ -117,7 +117,7 @@ def test_export_consumes_the_handoff_and_a_second_export_says_how_to_rotate(
     eu, _, _ = linked
     assert eu.secret("us-handoff") is None
     wait_for(lambda: "handoff" not in eu.get(PEERS, "us")["status"], message="status.handoff cleared")  # type: ignore[index]
-    assert "HandoffConsumed" in {event.reason for event in eu.events()}
+    wait_for(lambda: "HandoffConsumed" in {event.reason for event in eu.events()}, message="HandoffConsumed")
     code, out, err = export(eu, capsys, "us", "--name", "eu", "--endpoint", EU_ENDPOINT)
     assert code == 1
     assert out == ""

@@ -121,8 +121,7 @@ def test_algorithms_are_honoured(site: Site, algorithm: str, marker: bytes) -> N
     key = serialization.load_pem_private_key(secret_bytes(site, "alg-tls")["tls.key"], password=None)
     assert type(key).__name__.lower().startswith(algorithm.lower()[:3])
     if algorithm == "Ed25519":
-        reasons = {event.reason for event in site.events()}
-        assert "AlgorithmWarning" in reasons
+        wait_for(lambda: "AlgorithmWarning" in {event.reason for event in site.events()}, message="warning")
 
 
 def test_deleting_the_cert_leaves_nothing_behind(site: Site) -> None:
