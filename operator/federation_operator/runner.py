@@ -105,6 +105,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 30
+        # Watching chosen namespaces: no cluster-wide list/watch of namespaces and CRDs, which the
+        # chart's namespaced Roles do not grant; kopf then discovers our resources once at start.
+        settings.scanning.disabled = bool(config.namespaces)
 
     if config.kubeconfig is not None:
 

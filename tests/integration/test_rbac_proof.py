@@ -84,17 +84,6 @@ SHAPES = [
 ]
 
 
-# kopf's cluster-wide scanning of namespaces and CRDs. The namespaced chart grants neither, on
-# purpose; kopf falls back to the listed namespaces and a one-time CRD discovery when they are
-# refused (kopf/_core/reactor/observation.py). The sandbox cannot refuse, so these calls are
-# recorded anyway; they are the only ones exempt, and only in the namespaced shape.
-KOPF_SCANNING: frozenset[rbac.Request] = frozenset(
-    rbac.Request(verb, group, resource)
-    for verb in ("list", "watch")
-    for group, resource in (("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions"))
-)
-
-
 def caller(call: Call) -> str:
     agent = call.user_agent
     if agent.startswith(("kopf/", "OpenAPI-Generator/")):
@@ -262,10 +251,9 @@ def test_every_call_of_operator_and_server_is_allowed_by_the_chart(
     assert any(request.resource.endswith("kopfpeerings") for request in seen[OPERATOR])
     assert {request.verb for request in seen[SERVER]} >= {"list", "watch"}
 
-    exempt = KOPF_SCANNING if shape.watch else frozenset()
     denied = {
         component: sorted(
-            (request for request in seen[component] - exempt if not rbac.allowed(grants[component], request)),
+            (request for request in seen[component] if not rbac.allowed(grants[component], request)),
             key=repr,
         )
         for component in (OPERATOR, SERVER)
