@@ -86,11 +86,11 @@ SHAPES = [
 
 def caller(call: Call) -> str:
     agent = call.user_agent
-    if agent.startswith(("kopf/", "OpenAPI-Generator/")):
+    if agent.startswith(("kopf/", "federation-operator/")):
         return OPERATOR
-    if agent.startswith("Python/") and "aiohttp/" in agent:
+    if agent.startswith("federation-server/"):
         return SERVER
-    if agent == DRIVER_AGENT or agent.startswith("kubectl/"):
+    if agent == DRIVER_AGENT or agent.startswith(("kubectl/", "kubectl-federation/")):
         return USER
     raise AssertionError(f"a call from an unknown User-Agent {agent!r}: {call}")
 

@@ -18,9 +18,13 @@ from typing import Any, Final, Literal, cast
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from federation_operator import __version__
 from federation_operator.k8s.resources import Resource
 
 Obj = dict[str, Any]
+OPERATOR_AGENT = f"federation-operator/{__version__}"
+PLUGIN_AGENT = f"kubectl-federation/{__version__}"
+SERVER_AGENT = f"federation-server/{__version__}"
 PatchKind = Literal["merge", "json", "strategic"]
 _CONTENT_TYPES: dict[PatchKind, str] = {
     "merge": "application/merge-patch+json",
@@ -94,14 +98,18 @@ def load_api_client(kubeconfig: Path | None) -> k8s_client.ApiClient:
 class Kube:
     """One cluster connection. Counts its writes so that tests and benchmarks can see them."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, *, workers: int = 16) -> None:
+    def __init__(
+        self, api_client: k8s_client.ApiClient, *, workers: int = 16, user_agent: str = OPERATOR_AGENT
+    ) -> None:
+        # Our own User-Agent: audit logs (and the RBAC proof) can tell the operator's calls apart.
+        api_client.user_agent = user_agent
         self._api = api_client
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
         self.writes = 0
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: Path | None) -> "Kube":
-        return cls(load_api_client(kubeconfig))
+    def from_kubeconfig(cls, kubeconfig: Path | None, *, user_agent: str = OPERATOR_AGENT) -> "Kube":
+        return cls(load_api_client(kubeconfig), user_agent=user_agent)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_operator.k8s.client import Kube
+from federation_operator.k8s.client import PLUGIN_AGENT, Kube
 
 
 class PluginError(Exception):
@@ -52,4 +52,4 @@ def connect(args: argparse.Namespace) -> Kube:
         )
     except (k8s_config.ConfigException, OSError) as error:
         raise PluginError(f"cannot load kubeconfig: {error}") from None
-    return Kube(k8s_client.ApiClient(configuration=configuration), workers=4)
+    return Kube(k8s_client.ApiClient(configuration=configuration), workers=4, user_agent=PLUGIN_AGENT)

@@ -25,7 +25,7 @@ from typing import Any, Final
 import aiohttp
 
 from federation_operator import api
-from federation_operator.k8s.client import load_api_client
+from federation_operator.k8s.client import SERVER_AGENT, load_api_client
 from federation_operator.server.index import PeerIndex
 
 INBOUND_SELECTOR: Final = f"{api.LABEL_ROLE}={api.ROLE_INBOUND}"
@@ -151,7 +151,9 @@ class IndexWatcher:
         listed = [asyncio.Event() for _ in streams]
         connector = aiohttp.TCPConnector(ssl=self._connection.ssl_context or False)
         async with (
-            aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER) as session,
+            aiohttp.ClientSession(
+                connector=connector, read_bufsize=READ_BUFFER, headers={"User-Agent": SERVER_AGENT}
+            ) as session,
             asyncio.TaskGroup() as group,
         ):
             for (path, selector, feed), event in zip(streams, listed, strict=True):
