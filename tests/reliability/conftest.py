@@ -1,0 +1,97 @@
+"""The reliability tier: faults, restarts, bad input, leaks. Real operators against the sandbox API.
+
+Counts default to the issue's (100 peers under faults, 50 peers x 100 restarts, 40 bad specs) and
+can be scaled down for development with environment variables (`RELIABILITY_FAULT_PEERS`,
+`RELIABILITY_STORM_PEERS`, `RELIABILITY_RESTARTS`, `RELIABILITY_BAD_EXAMPLES`,
+`RELIABILITY_SEED`). The tests read the sandbox's store directly (`SandboxThread.call`), never
+through its API: the injected faults are for the operator, and a test's own reads must not be
+the ones that fail.
+"""
+
+import base64
+import os
+from typing import Any
+
+import pytest
+from tests.integration.conftest import Site, SiteFactory, captured_logs, site_factory
+
+from federation_operator import api
+from federation_operator.sandbox.server import SandboxThread
+
+__all__ = ["captured_logs", "site_factory"]
+
+PEERS = api.PEER_PLURAL
+CERTS = api.CERT_PLURAL
+# Where our peers' heartbeats go: nothing listens on port 9 of loopback (discard, never bound
+# here), so every ping fails fast with `Network` and costs no remote.
+DEAD_ENDPOINT = "https://127.0.0.1:9"
+PIN = {"thumbprint": "sha256:" + "1" * 64}
+
+
+def count(variable: str, default: int) -> int:
+    """A count from the environment (development runs scale down), else the issue's default."""
+    return int(os.environ.get(variable, default))
+
+
+def seed() -> int:
+    return count("RELIABILITY_SEED", 20260801)
+
+
+def peer_spec(cert: str | None = None, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"endpoint": DEAD_ENDPOINT, "remoteCertificates": [PIN], **extra}
+    if cert is not None:
+        spec["clientCertificateRef"] = {"name": cert}
+    return spec
+
+
+def body(plural: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.CERT_KIND if plural == CERTS else api.PEER_KIND,
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
+
+
+def stored(sandbox: SandboxThread, plural: str) -> list[dict[str, Any]]:
+    """Every object of a kind as the sandbox holds it (group implied by the plural)."""
+    group = "" if plural in ("secrets", "events") else api.GROUP
+    result: list[dict[str, Any]] = sandbox.call(sandbox.api.snapshot, plural, group)
+    return result
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item.get("type") == type_:
+            return dict(item)
+    return None
+
+
+def is_true(obj: dict[str, Any], type_: str) -> bool:
+    return (condition(obj, type_) or {}).get("status") == "True"
+
+
+def secret_bytes(sandbox: SandboxThread) -> dict[str, dict[str, bytes]]:
+    """name -> key -> decoded bytes of every Secret the operator manages (tokens, hashes, keys)."""
+    result: dict[str, dict[str, bytes]] = {}
+    for secret in stored(sandbox, "secrets"):
+        labels = secret["metadata"].get("labels") or {}
+        if labels.get(api.LABEL_MANAGED_BY) != api.MANAGER:
+            continue
+        data = secret.get("data") or {}
+        result[secret["metadata"]["name"]] = {key: base64.b64decode(value) for key, value in data.items()}
+    return result
+
+
+def secret_names(sandbox: SandboxThread) -> list[str]:
+    """Every Secret's name, duplicates kept (the store is keyed by name, so this checks the API)."""
+    return sorted(secret["metadata"]["name"] for secret in stored(sandbox, "secrets"))
+
+
+@pytest.fixture
+def reliability_site(site_factory: SiteFactory) -> Site:
+    """A site whose periodic checks run every second, so that a missed event is caught quickly."""
+    return site_factory("eu", extra={"peer_credentials_interval": 1.0})
+
+
+Secrets = dict[str, dict[str, bytes]]
