@@ -28,8 +28,10 @@ GIVE_UP_AFTER: Final = timedelta(minutes=5)
 # KEP-589: the full status only on change or every 5 minutes.
 REFRESH_INTERVAL: Final = timedelta(minutes=5)
 # Latency bucket edges in milliseconds; the slow threshold is added as the last edge, so a reader
-# sees the latency move only when it moves by an amount that matters.
-LATENCY_EDGES_MS: Final = (10, 50, 100, 250, 500, 1000)
+# sees the latency move only when it moves by an amount that matters. No edge below 50 ms: under
+# that, the spread is the host's scheduling noise (a loaded loopback varies from 3 to 30 ms), not
+# the link.
+LATENCY_EDGES_MS: Final = (50, 100, 250, 500, 1000)
 HYSTERESIS: Final = 0.2
 
 CONDITION_REACHABLE: Final = "Reachable"
@@ -89,7 +91,7 @@ def _edges(slow_threshold: timedelta) -> list[float]:
 
 
 def latency_bucket(latency_ms: int, *, slow_threshold: timedelta) -> int:
-    """Index of the latency bucket: <10, <50, <100, <250, <500, <1000 ms, < slowThreshold, beyond."""
+    """Index of the latency bucket: <50, <100, <250, <500, <1000 ms, < slowThreshold, beyond."""
     return sum(1 for edge in _edges(slow_threshold) if latency_ms >= edge)
 
 
@@ -134,6 +136,9 @@ class Observation:
     insecure: bool = False
     suspended: bool = False
     generation: int | None = None
+    # The ping before this one, if it succeeded: a latency move is written only when two pings in
+    # a row confirm it, so a single slow handshake on a busy host does not cost a write.
+    previous_latency: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -235,8 +240,15 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
         latency_ms = round(result.latency.total_seconds() * 1000)
         new["latencyMilliseconds"] = latency_ms
         old_latency = old_status.get("latencyMilliseconds")
-        if not isinstance(old_latency, int) or latency_moved(
-            old_latency, latency_ms, slow_threshold=observation.slow_threshold
+        previous_ms = (
+            round(observation.previous_latency.total_seconds() * 1000)
+            if observation.previous_latency is not None
+            else None
+        )
+        if not isinstance(old_latency, int) or (
+            previous_ms is not None
+            and latency_moved(old_latency, latency_ms, slow_threshold=observation.slow_threshold)
+            and latency_moved(old_latency, previous_ms, slow_threshold=observation.slow_threshold)
         ):
             changed.append("latency")
 

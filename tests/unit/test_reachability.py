@@ -74,7 +74,7 @@ def test_never_reachable_is_degraded_for_five_minutes_after_first_ping_then_unre
 
 
 @pytest.mark.parametrize(
-    ("ms", "bucket"), [(0, 0), (9, 0), (10, 1), (49, 1), (99, 2), (100, 3), (999, 5), (1000, 6), (5000, 6)]
+    ("ms", "bucket"), [(0, 0), (9, 0), (49, 0), (50, 1), (99, 1), (100, 2), (999, 4), (1000, 5), (5000, 5)]
 )
 def test_latency_buckets_edges(ms: int, bucket: int) -> None:
     assert latency_bucket(ms, slow_threshold=SLOW) == bucket
@@ -82,13 +82,13 @@ def test_latency_buckets_edges(ms: int, bucket: int) -> None:
 
 def test_latency_buckets_end_at_a_low_slow_threshold() -> None:
     threshold = timedelta(milliseconds=200)
-    assert latency_bucket(150, slow_threshold=threshold) == 3
+    assert latency_bucket(150, slow_threshold=threshold) == 2
     assert latency_bucket(300, slow_threshold=threshold) == latency_bucket(900, slow_threshold=threshold)
 
 
 @pytest.mark.parametrize(
     ("old", "new", "moved"),
-    [(9, 11, False), (9, 12, True), (20, 41, False), (20, 60, True), (60, 41, False), (60, 39, True)],
+    [(9, 55, False), (9, 60, True), (20, 41, False), (70, 41, False), (70, 39, True), (120, 301, True)],
 )
 def test_latency_must_leave_its_bucket_by_a_margin_to_count(old: int, new: int, moved: bool) -> None:
     assert latency_moved(old, new, slow_threshold=SLOW) is moved
@@ -171,13 +171,18 @@ def test_steady_green_pings_write_only_every_refresh_interval() -> None:
     assert status["lastProbeTime"] == "2026-01-01T12:20:00Z"
 
 
-def test_latency_crossing_a_bucket_is_written_at_once() -> None:
+def test_latency_crossing_a_bucket_is_written_when_two_pings_in_a_row_confirm_it() -> None:
     status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0, ms=20), T0).status)
     later = T0 + timedelta(seconds=30)
-    assert not heartbeat_status(status, green(later, ms=40), later).write
-    update = heartbeat_status(status, green(later, ms=60), later)
+    within_margin = green(later, ms=55, previous_latency=timedelta(milliseconds=58))
+    assert not heartbeat_status(status, within_margin, later).write
+    one_spike = green(later, ms=80, previous_latency=timedelta(milliseconds=20))
+    assert not heartbeat_status(status, one_spike, later).write
+    confirmed = green(later, ms=80, previous_latency=timedelta(milliseconds=75))
+    update = heartbeat_status(status, confirmed, later)
     assert update.write
-    assert "latency" in update.changed
+    assert update.changed == ("latency",)
+    assert update.status["latencyMilliseconds"] == 80
 
 
 def test_slow_reply_changes_state_and_is_written() -> None:

@@ -240,6 +240,7 @@ class Memory:
     credential_key: tuple[str, ...] = ()
     patched: dict[str, Any] | None = None  # our last write, until the watch brings it back
     patched_over: str | None = None  # the resourceVersion that write replaced
+    previous_latency: timedelta | None = None  # of the last ping, when it was green
 
 
 def _credential_key(body: Mapping[str, Any]) -> tuple[str, ...]:
@@ -447,7 +448,9 @@ class Heartbeat:
             presented_certificate=self.memory.presented,
             insecure=bool(((self.body.get("spec") or {}).get("serverTrust") or {}).get("insecureSkipVerify")),
             generation=self.body.metadata.get("generation"),
+            previous_latency=self.memory.previous_latency,
         )
+        self.memory.previous_latency = outcome.latency if outcome.ok else None
         update = await self._write(observation)
         self.shared.metrics.set_state(
             namespace=self.namespace, peer=self.name, state=update.reachability.value
@@ -486,6 +489,7 @@ class Heartbeat:
                 update = heartbeat_status(status, observation, self.context.clock())
                 continue
             self.shared.metrics.status_writes.inc()
+            self.logger.debug("heartbeat status written: %s", ", ".join(update.changed) or "refresh")
             self.memory.patched = written
             self.memory.patched_over = self.body.metadata.get("resourceVersion")
             self._announce(update)

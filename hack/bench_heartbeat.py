@@ -1,0 +1,420 @@
+"""Benchmark the heartbeat: API writes, CPU per ping and memory with many peers, time compressed.
+
+Setup (all on 127.0.0.1): a sandbox API (subprocess `federation-operator sandbox --no-operator`),
+the real federation server (subprocess `federation-operator serve`, direct mTLS, index fed by
+watches on that API) and, in this process, the operator with its heartbeat daemons. Every peer
+pings the server and is accepted by it: each peer pins our FederationCert and accepts its own
+outbound token (`spec.inbound.secretHash`), so the server finds the peer by pin + token.
+
+Time compression: the operator's clock (`OperatorContext.clock`, which stamps status times and
+decides the 5-minute rules) runs `--speedup` times faster than wall time, and `spec.heartbeat`
+says `--interval` wall seconds, so one ping is `speedup * interval` seconds of operator time
+(30 s by default, the production interval).
+
+Measured, in a steady-state window after every peer is Reachable:
+- heartbeat status writes per peer-hour (operator time), against writing on every ping;
+- this process's CPU seconds per 1,000 pings (the operator: heartbeat, kopf, API client), against
+  a bare httpx loop in the same process doing the same network work: mTLS GET of the ping with
+  a fresh connection and handshake each time;
+- this process's RSS.
+
+Run: `python hack/bench_heartbeat.py` (defaults: 1,000 peers, 6 s wall interval, speedup 5,
+window 120 s wall = 10 min operator time). `--peers 100 --window 30` for a quick look.
+"""
+
+import argparse
+import asyncio
+import base64
+import ipaddress
+import os
+import resource
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from federation_operator import api, tokens
+from federation_operator.k8s.client import Kube
+from federation_operator.k8s.resources import (
+    CONFIGMAPS,
+    FEDERATION_CERTS,
+    FEDERATION_PEERS,
+    SECRETS,
+    Resource,
+)
+from federation_operator.runner import OperatorConfig, OperatorContext, OperatorThread
+
+NAMESPACE = "bench"
+
+
+class CountingKube(Kube):
+    """Counts the heartbeat's status writes (status patches that set reachability)."""
+
+    heartbeat_writes = 0
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        body: object,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        if (
+            resource is FEDERATION_PEERS
+            and kwargs.get("subresource") == "status"
+            and isinstance(body, dict)
+            and "reachability" in (body.get("status") or {})
+        ):
+            CountingKube.heartbeat_writes += 1
+        return await super().patch(resource, namespace, name, body, **kwargs)
+
+
+def server_keys(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed."""
+    now = datetime.now(tz=UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = directory / "ca.crt", directory / "server.crt", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    paths[2].chmod(0o600)
+    return paths
+
+
+def wait(predicate: Callable[[], object], *, timeout: float, what: str, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(every)
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as stream:
+        return sum(1 for _ in stream)
+
+
+class Compressed:
+    """Operator time: wall time since the start, `speedup` times faster."""
+
+    def __init__(self, speedup: float) -> None:
+        self.speedup = speedup
+        self.wall_start = datetime.now(tz=UTC)
+        self.mono_start = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.wall_start + timedelta(seconds=(time.monotonic() - self.mono_start) * self.speedup)
+
+
+async def bare_loop(*, url: str, ca: Path, cert_pem: str, key_pem: bytes, token: str, count: int) -> float:
+    """The floor: the same mTLS GET with a fresh connection each time, nothing else. CPU seconds."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-"))
+    bundle = directory / "client.pem"
+    bundle.write_bytes(cert_pem.encode() + key_pem)
+    bundle.chmod(0o600)
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(bundle)
+    shutil.rmtree(directory)
+    limits = httpx.Limits(max_keepalive_connections=0)
+    semaphore = asyncio.Semaphore(16)
+    async with httpx.AsyncClient(verify=context, limits=limits, trust_env=False) as client:
+
+        async def one() -> None:
+            async with semaphore:
+                response = await client.get(url, headers={"Authorization": "Bearer " + token})
+                assert response.status_code == 200, response.text
+
+        started = cpu_seconds()
+        await asyncio.gather(*(one() for _ in range(count)))
+        return cpu_seconds() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--peers", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=6.0, help="wall seconds between pings of one peer")
+    parser.add_argument("--speedup", type=float, default=5.0, help="operator time per wall second")
+    parser.add_argument("--window", type=float, default=120.0, help="steady-state window, wall seconds")
+    parser.add_argument("--baseline-pings", type=int, default=2000)
+    args = parser.parse_args()
+    tool = shutil.which("federation-operator") or sys.exit("bench: federation-operator not on PATH")
+    directory = Path(tempfile.mkdtemp(prefix="bench-heartbeat-"))
+    ca, server_cert, server_key = server_keys(directory)
+    kubeconfig = directory / "kubeconfig"
+    audit = directory / "audit.jsonl"
+    processes: list[subprocess.Popen[bytes]] = []
+    thread: OperatorThread | None = None
+    try:
+        processes.append(
+            subprocess.Popen(
+                [tool, "sandbox", "--kubeconfig", str(kubeconfig), "--no-operator", "--namespace", NAMESPACE],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        wait(kubeconfig.exists, timeout=30, what="sandbox kubeconfig")
+        clock = Compressed(args.speedup)
+        kube = CountingKube.from_kubeconfig(kubeconfig)
+        config = OperatorConfig(
+            kubeconfig=kubeconfig,
+            namespaces=(NAMESPACE,),
+            site="bench",
+            # The credentials handler's periodic check is not what is measured here.
+            extra={"peer_credentials_interval": 3600.0},
+        )
+        thread = OperatorThread(
+            config, context=OperatorContext(config=config, kube=kube, clock=clock.now)
+        ).start()
+        loop = asyncio.new_event_loop()
+        admin = Kube.from_kubeconfig(kubeconfig)
+
+        def run(coroutine: Any) -> Any:
+            return loop.run_until_complete(coroutine)
+
+        run(
+            admin.create(
+                FEDERATION_CERTS,
+                NAMESPACE,
+                {
+                    "apiVersion": api.API_VERSION,
+                    "kind": api.CERT_KIND,
+                    "metadata": {"name": "bench-client"},
+                    "spec": {"subject": "bench"},
+                },
+            )
+        )
+        wait(
+            lambda: (
+                (run(admin.get(FEDERATION_CERTS, NAMESPACE, "bench-client")) or {})
+                .get("status", {})
+                .get("certificate")
+            ),
+            timeout=30,
+            what="FederationCert issued",
+        )
+        pem = run(admin.get(FEDERATION_CERTS, NAMESPACE, "bench-client"))["status"]["certificate"]
+        run(
+            admin.create(
+                CONFIGMAPS,
+                NAMESPACE,
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "bench-ca"},
+                    "data": {"ca.crt": ca.read_text()},
+                },
+            )
+        )
+        port = 20000 + os.getpid() % 20000
+        processes.append(
+            subprocess.Popen(
+                [
+                    tool,
+                    "serve",
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--site",
+                    "remote",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--tls-cert",
+                    str(server_cert),
+                    "--tls-key",
+                    str(server_key),
+                    "--http-port",
+                    "0",
+                    "--audit-log",
+                    str(audit),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        wait(audit.exists, timeout=30, what="federation server")
+        endpoint = f"https://127.0.0.1:{port}"
+        timeout = min(args.interval / 2, 10.0)
+        heartbeat = {
+            "interval": f"{args.interval:g}s",
+            "timeout": f"{timeout:g}s",
+            "slowThreshold": f"{timeout / 2:g}s",
+        }
+        first_token = None
+
+        async def create_peers() -> None:
+            nonlocal first_token
+            semaphore = asyncio.Semaphore(16)
+
+            async def one(index: int) -> None:
+                nonlocal first_token
+                token = tokens.generate_token()
+                if index == 0:
+                    first_token = token
+                name = f"p{index:05d}"
+                async with semaphore:
+                    await admin.create(
+                        SECRETS,
+                        NAMESPACE,
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Secret",
+                            "metadata": {"name": f"{name}-out"},
+                            "data": {"token": base64.b64encode(token.reveal().encode()).decode()},
+                        },
+                    )
+                    await admin.create(
+                        FEDERATION_PEERS,
+                        NAMESPACE,
+                        {
+                            "apiVersion": api.API_VERSION,
+                            "kind": api.PEER_KIND,
+                            "metadata": {"name": name},
+                            "spec": {
+                                "endpoint": endpoint,
+                                "remoteCertificates": [{"pem": pem}],
+                                "clientCertificateRef": {"name": "bench-client"},
+                                "inbound": {"secretHash": tokens.hash_token(token)},
+                                "outbound": {"secretRef": {"name": f"{name}-out", "key": "token"}},
+                                "heartbeat": heartbeat,
+                                "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "bench-ca"}},
+                            },
+                        },
+                    )
+
+            await asyncio.gather(*(one(index) for index in range(args.peers)))
+
+        created = time.monotonic()
+        run(create_peers())
+        print(f"created {args.peers} peers in {time.monotonic() - created:.1f}s; waiting for all Reachable")
+
+        def all_reachable() -> bool:
+            peers = run(admin.list(FEDERATION_PEERS, NAMESPACE))
+            reachable = sum(
+                1 for peer in peers if (peer.get("status") or {}).get("reachability") == "Reachable"
+            )
+            print(f"  {reachable}/{args.peers} Reachable", flush=True)
+            return reachable == args.peers
+
+        wait(
+            all_reachable,
+            timeout=max(120.0, args.interval * 10),
+            what="all peers Reachable",
+            every=args.interval,
+        )
+        # Settle past the first writes (Unknown -> Reachable, the remote's view catching up).
+        time.sleep(3 * args.interval)
+
+        writes0, pings0, cpu0 = CountingKube.heartbeat_writes, count_lines(audit), cpu_seconds()
+        time.sleep(args.window)
+        writes = CountingKube.heartbeat_writes - writes0
+        pings = count_lines(audit) - pings0
+        cpu = cpu_seconds() - cpu0
+        rss = rss_mib()
+        thread.stop()
+        thread = None
+
+        key_secret = run(admin.get(SECRETS, NAMESPACE, "bench-client-tls"))
+        assert key_secret is not None and first_token is not None
+        bare_cpu = run(
+            bare_loop(
+                url=endpoint + api.PING_PATH,
+                ca=ca,
+                cert_pem=pem,
+                key_pem=base64.b64decode(key_secret["data"][api.TLS_KEY_KEY]),
+                token=first_token.reveal(),
+                count=args.baseline_pings,
+            )
+        )
+        peer_hours = args.peers * args.window * args.speedup / 3600
+        writes_per_peer_hour = writes / peer_hours
+        pings_per_peer_hour = pings / peer_hours
+        ours_per_1000 = cpu / pings * 1000 if pings else float("nan")
+        bare_per_1000 = bare_cpu / args.baseline_pings * 1000
+        print()
+        print(
+            f"peers {args.peers}, interval {args.interval:g}s wall = {args.interval * args.speedup:g}s operator time, "
+            f"window {args.window:g}s wall = {args.window * args.speedup / 60:g} min operator time"
+        )
+        print(f"pings in window: {pings} ({pings / args.window:.1f}/s wall)")
+        print(f"status writes in window: {writes}")
+        print(
+            f"API writes per peer-hour: {writes_per_peer_hour:.2f} "
+            f"(write-every-ping baseline {pings_per_peer_hour:.1f}; {pings_per_peer_hour / max(writes_per_peer_hour, 1e-9):.1f}x fewer)"
+        )
+        print(
+            f"CPU s per 1,000 pings: operator {ours_per_1000:.3f}, bare httpx mTLS loop {bare_per_1000:.3f} "
+            f"(ratio {ours_per_1000 / bare_per_1000:.2f})"
+        )
+        print(f"operator process RSS: {rss:.0f} MiB")
+        return 0
+    finally:
+        if thread is not None:
+            thread.stop()
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    raise SystemExit(main())
