@@ -8,6 +8,8 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, TypedDict
 
+from federation_operator.times import rfc3339 as rfc3339  # re-exported: conditions carry times
+
 Status = Literal["True", "False", "Unknown"]
 
 
@@ -18,10 +20,6 @@ class Condition(TypedDict, total=False):
     message: str
     lastTransitionTime: str
     observedGeneration: int
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(

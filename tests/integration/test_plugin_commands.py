@@ -30,6 +30,7 @@ from federation_operator.demo import (
 )
 from federation_operator.k8s.resources import SECRETS
 from federation_operator.plugin import check, status
+from federation_operator.times import human_duration
 from tests.integration.test_plugin_support import Output, linked_sites, run_plugin, secrets_of
 from tests.waiting import wait_for
 
@@ -152,8 +153,8 @@ def test_status_relative_ages_read_like_kubectl() -> None:
         3 * 86400: "3d",
     }
     for seconds, expected in cases.items():
-        assert status.human_duration(seconds) == expected
-    assert status.human_duration(timedelta(days=400).total_seconds()) == "400d"
+        assert human_duration(seconds) == expected
+    assert human_duration(timedelta(days=400).total_seconds()) == "400d"
 
 
 def test_no_colour_when_no_color_is_set(monkeypatch: pytest.MonkeyPatch) -> None:

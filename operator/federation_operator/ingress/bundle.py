@@ -20,6 +20,7 @@ from cryptography import x509
 
 from federation_operator import certs, pinning
 from federation_operator.ingress.config import CA_CRT_KEY, TRUST_BUNDLE_NAME, object_metadata
+from federation_operator.times import rfc3339
 
 # Reasons carried by `PeerWarning.reason` (CamelCase, as Kubernetes condition reasons are).
 REASON_CERTIFICATE_EXPIRED = "CertificateExpired"
@@ -87,10 +88,6 @@ class TrustBundle:
         return tuple(cert.thumbprint for cert in self.certificates)
 
 
-def _rfc3339(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _warning(peer: PeerPins, *, reason: str, message: str) -> PeerWarning:
     return PeerWarning(peer=peer.name, namespace=peer.namespace, reason=reason, message=message)
 
@@ -115,7 +112,7 @@ def _read_pem_pin(
             peer,
             reason=REASON_CERTIFICATE_EXPIRED,
             message=(
-                f"certificate {info.thumbprint} expired at {_rfc3339(info.not_after)}; "
+                f"certificate {info.thumbprint} expired at {rfc3339(info.not_after)}; "
                 "left out of the trust bundle"
             ),
         )

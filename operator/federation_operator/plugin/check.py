@@ -28,7 +28,8 @@ from federation_operator.k8s.credentials import read_outbound
 from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
 from federation_operator.plugin import ping
 from federation_operator.plugin.connection import connect, namespace_of
-from federation_operator.plugin.status import add_scope_flags, days_left, paint, parse_time, use_colour
+from federation_operator.plugin.status import add_scope_flags, days_left, paint, use_colour
+from federation_operator.times import parse_rfc3339
 from federation_operator.tokens import MalformedCredential
 
 HELP: Final = "check certificates, tokens, pins and reachability of every peer; non-zero exit on failure"
@@ -166,7 +167,7 @@ def check_certificate(cert: Mapping[str, Any], secret: Mapping[str, Any] | None,
                 section.results.append(passed(secret_check))
 
     expiry_check = "is not expiring"
-    not_after = parse_time((cert.get("status") or {}).get("notAfter"))
+    not_after = parse_rfc3339((cert.get("status") or {}).get("notAfter"))
     rotate_hint = (
         "rotate: create a new FederationCert, give its status.certificate to the remote to pin, point "
         f"clientCertificateRef at it, then delete {name} (docs/plugin.md, `check`)"

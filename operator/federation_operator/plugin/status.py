@@ -20,6 +20,7 @@ from federation_operator import certs
 from federation_operator.k8s.client import Kube
 from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS
 from federation_operator.plugin.connection import connect, namespace_of
+from federation_operator.times import human_duration, parse_rfc3339
 
 HELP: Final = "show every peer's reachability, latency, failing factor, certificate expiry and fingerprints"
 NONE: Final = "-"
@@ -52,47 +53,6 @@ def paint(text: str, code: str | None, *, colour: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if colour and code else text
 
 
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def human_duration(seconds: float) -> str:
-    """kubectl's relative age (apimachinery `duration.HumanDuration`): 45s, 5m30s, 3h, 12d, 2y."""
-    whole = int(seconds)
-    if whole < -1:
-        return "<invalid>"
-    if whole < 0:
-        return "0s"
-    if whole < 120:
-        return f"{whole}s"
-    minutes = whole // 60
-    if minutes < 10:
-        rest = whole % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
-
-
 def days_left(not_after: datetime, now: datetime) -> int:
     return int((not_after - now).total_seconds() // 86400)
 
@@ -103,7 +63,7 @@ def cert_cell(cert_name: str | None, cert: Mapping[str, Any] | None, *, now: dat
         return NONE
     if cert is None:
         return f"{cert_name} (missing)"
-    not_after = parse_time((cert.get("status") or {}).get("notAfter"))
+    not_after = parse_rfc3339((cert.get("status") or {}).get("notAfter"))
     if not_after is None:
         return f"{cert_name} (not issued)"
     if not_after <= now:
@@ -142,7 +102,7 @@ def build_row(
     namespace = str(meta.get("namespace") or "")
     state = str(status.get("reachability") or "Unknown")
     latency = status.get("latencyMilliseconds")
-    last_success = parse_time(status.get("lastSuccessTime"))
+    last_success = parse_rfc3339(status.get("lastSuccessTime"))
     failure = status.get("lastFailure") or {}
     factor = str(failure.get("factor") or NONE) if state not in GREEN_STATES else NONE
     cert_name = presented_cert_name(peer)

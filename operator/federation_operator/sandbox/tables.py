@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from federation_operator.times import human_duration
+
 _SEGMENT: Final = re.compile(
     r"""\.(?P<field>[A-Za-z0-9_\-]+)
       | \[(?P<index>\d+|\*)\]
@@ -82,38 +84,6 @@ def _lookup(element: Any, dotted: str) -> Any:
             return None
         element = element.get(part)
     return element if not isinstance(element, bool) else str(element).lower()
-
-
-def human_duration(seconds: float) -> str:
-    """An age as kubectl prints it (k8s.io/apimachinery/pkg/util/duration.HumanDuration)."""
-    total = int(seconds)
-    if total < -1:
-        return "<invalid>"
-    if total < 0:
-        return "0s"
-    if total < 120:
-        return f"{total}s"
-    minutes = total // 60
-    if minutes < 10:
-        rest = total % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = total // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if rest == 0 else f"{hours // 24 // 365}y{rest}d"
-    return f"{hours // 24 // 365}y"
 
 
 def cell(column_type: str, value: Any, *, now: datetime.datetime) -> Any:
