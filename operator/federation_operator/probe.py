@@ -28,6 +28,7 @@ import os
 import ssl
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -203,6 +204,23 @@ class _TooLarge(Exception):
     pass
 
 
+# One SSL context per distinct TLS material, shared by every Pinger holding it: a context with the
+# system CA store costs ~0.8 MiB, and a thousand peers presenting the same FederationCert would
+# otherwise hold a thousand identical ones (hack/bench_scale.py). Weak values: a context lives as
+# long as some Pinger uses it.
+_SHARED_CONTEXTS: "weakref.WeakValueDictionary[tuple[str, str | None, bool, int], ssl.SSLContext]" = (
+    weakref.WeakValueDictionary()
+)
+
+
+def shared_ssl_context(material: TlsMaterial) -> ssl.SSLContext:
+    context = _SHARED_CONTEXTS.get(material.identity)
+    if context is None:
+        context = build_ssl_context(material)
+        _SHARED_CONTEXTS[material.identity] = context
+    return context
+
+
 class Pinger:
     """One peer's ping client. Rebuilds its SSL context only when the TLS material changes."""
 
@@ -215,7 +233,7 @@ class Pinger:
     def _client_for(self, material: TlsMaterial) -> httpx.AsyncClient:
         if self._client is None or self._identity != material.identity:
             old = self._client
-            self._client_context = build_ssl_context(material)
+            self._client_context = shared_ssl_context(material)
             self._client = httpx.AsyncClient(
                 verify=self._client_context,
                 follow_redirects=False,
