@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 from jsonschema import Draft202012Validator
+
+from federation_operator import certs
 
 SHARED = Path(__file__).parents[1].parent / "shared"
 SCHEMAS = SHARED / "schemas"
@@ -45,41 +45,13 @@ class ClientCert:
 def make_client_cert(
     common_name: str, *, not_before: datetime.datetime, not_after: datetime.datetime
 ) -> ClientCert:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode("ascii")
+    """A client certificate exactly as the operator issues one, valid over the given window."""
+    now = not_before + certs.BACKDATE
+    issued = certs.issue_certificate(subject=common_name, validity=not_after - now, now=now)
     return ClientCert(
-        pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        key_pem=key_pem,
-        der=certificate.public_bytes(serialization.Encoding.DER),
+        pem=issued.info.pem,
+        key_pem=issued.key_pem.reveal().decode("ascii"),
+        der=x509.load_pem_x509_certificate(issued.info.pem.encode()).public_bytes(serialization.Encoding.DER),
     )
 
 
