@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -249,6 +249,56 @@ def is_gone(site: Site, resource: Resource, name: str) -> bool:
     return not site.get(resource, name)
 
 
+def issue_client_certificates(*sites: Site) -> None:
+    """Step 1: a FederationCert `<site>-client` on each site, Ready."""
+    for site in sites:
+        site.apply(CERTS, f"{site.name}-client", {"subject": f"ampora-{site.name} federation client"})
+    for site in sites:
+        ready = functools.partial(has_condition, site, CERTS, f"{site.name}-client", "Ready")
+        wait_until(ready, timeout=30, what=f"{site.name}-client Ready")
+
+
+def server_trust(remote: Site) -> dict[str, Any]:
+    """How a site trusts the remote's federation server: a ConfigMap with the remote's local CA."""
+    return {"caBundleRef": {"kind": "ConfigMap", "name": f"{remote.name}-federation-ca"}}
+
+
+def create_peer(site: Site, remote: Site, *, name: str, interval: float) -> None:
+    """Steps 2-3 on the first side: pin the remote's certificate; the operator generates secrets."""
+    site.trust_ca(f"{remote.name}-federation-ca", remote.local.ca_file.read_text())
+    site.apply(
+        PEERS,
+        name,
+        {
+            "endpoint": remote.local.endpoint,
+            "remoteCertificates": [{"pem": remote.status(CERTS, f"{remote.name}-client")["certificate"]}],
+            "clientCertificateRef": {"name": f"{site.name}-client"},
+            "heartbeat": heartbeat(interval),
+            "serverTrust": server_trust(remote),
+        },
+    )
+    ready = functools.partial(has_condition, site, PEERS, name, "CredentialsReady")
+    wait_until(ready, timeout=30, what=f"{name} CredentialsReady")
+
+
+def accept_bundle(site: Site, remote: Site, bundle: str, *, name: str, interval: float) -> None:
+    """Step 3 on the other side: apply the exported bundle, say which certificate to present."""
+    site.trust_ca(f"{remote.name}-federation-ca", remote.local.ca_file.read_text())
+    site.apply_documents(bundle)
+    spec = {
+        "clientCertificateRef": {"name": f"{site.name}-client"},
+        "heartbeat": heartbeat(interval),
+        "serverTrust": server_trust(remote),
+    }
+    site.patch(PEERS, name, {"spec": spec})
+
+
+def wait_reachable(links: Iterable[tuple[Site, str]], *, interval: float) -> None:
+    for site, peer in links:
+        reachable = functools.partial(is_state, site, peer, "Reachable")
+        wait_until(reachable, timeout=10 * interval + 20, what=f"{peer} Reachable")
+
+
 @contextlib.contextmanager
 def two_sites(workdir: Path, clock: MovableClock) -> Iterator[tuple[Site, Site]]:
     eu_local = LocalSite("eu", workdir / "eu", clock=clock)
@@ -274,36 +324,15 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
             console.done(f"{site.name.upper()}: federation endpoint {site.local.endpoint}")
 
         console.step("1. Issue a federation client certificate on each side (FederationCert)")
+        issue_client_certificates(eu, us)
         for site in (eu, us):
-            site.apply(CERTS, f"{site.name}-client", {"subject": f"ampora-{site.name} federation client"})
-        for site in (eu, us):
-            wait_until(
-                functools.partial(has_condition, site, CERTS, f"{site.name}-client", "Ready"),
-                timeout=30,
-                what="cert",
-            )
             status = site.status(CERTS, f"{site.name}-client")
             console.done(f"{site.name}-client: {status['thumbprint']} valid until {status['notAfter']}")
 
         console.step(
             "2-3. EU creates the peer us-region: US's endpoint, US's certificate pinned, secrets generated"
         )
-        us_cert = us.status(CERTS, "us-client")["certificate"]
-        eu.trust_ca("us-federation-ca", us.local.ca_file.read_text())
-        eu.apply(
-            PEERS,
-            "us-region",
-            {
-                "endpoint": us.local.endpoint,
-                "remoteCertificates": [{"pem": us_cert}],
-                "clientCertificateRef": {"name": "eu-client"},
-                "heartbeat": heartbeat(interval),
-                "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "us-federation-ca"}},
-            },
-        )
-        wait_until(
-            lambda: eu.condition(PEERS, "us-region", "CredentialsReady") == "True", timeout=30, what="creds"
-        )
+        create_peer(eu, us, name="us-region", interval=interval)
         console.done(
             "inbound token kept only as a sha256 hash; outbound token in a Secret; one-time handoff ready"
         )
@@ -314,28 +343,11 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
         console.done(
             f"bundle for US: {', '.join(kinds)} (handoff consumed: our inbound token now exists only there)"
         )
-        us.trust_ca("eu-federation-ca", eu.local.ca_file.read_text())
-        us.apply_documents(bundle)
-        us.patch(
-            PEERS,
-            "eu-region",
-            {
-                "spec": {
-                    "clientCertificateRef": {"name": "us-client"},
-                    "heartbeat": heartbeat(interval),
-                    "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "eu-federation-ca"}},
-                }
-            },
-        )
+        accept_bundle(us, eu, bundle, name="eu-region", interval=interval)
         console.done("US applied the bundle (kubectl apply -f) and chose which FederationCert to present")
 
         console.step("4. Verify: both sides ping every interval over mTLS (pin + secret on every call)")
-        for site, peer in ((eu, "us-region"), (us, "eu-region")):
-            wait_until(
-                functools.partial(is_state, site, peer, "Reachable"),
-                timeout=10 * interval + 20,
-                what="Reachable",
-            )
+        wait_reachable(((eu, "us-region"), (us, "eu-region")), interval=interval)
         eu_status, us_status = eu.status(PEERS, "us-region"), us.status(PEERS, "eu-region")
         if eu_status["outbound"]["fingerprint"] != us_status["inbound"]["fingerprint"] or (
             eu_status["inbound"]["fingerprint"] != us_status["outbound"]["fingerprint"]

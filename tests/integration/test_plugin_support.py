@@ -15,15 +15,15 @@ from pathlib import Path
 
 from federation_operator import api, objects, tokens
 from federation_operator.demo import (
-    CERTS,
     PEERS,
     MovableClock,
     Site,
+    accept_bundle,
+    create_peer,
     export,
-    has_condition,
-    heartbeat,
-    is_state,
+    issue_client_certificates,
     two_sites,
+    wait_reachable,
     wait_until,
 )
 from federation_operator.k8s.resources import SECRETS
@@ -48,47 +48,13 @@ def run_plugin(site: Site, *args: str) -> Output:
 
 def link(eu: Site, us: Site, *, interval: float = INTERVAL) -> None:
     """The demo's steps 1 to 4: certificates, peer, export, apply, both sides Reachable."""
-    for site in (eu, us):
-        site.apply(CERTS, f"{site.name}-client", {"subject": f"ampora-{site.name} federation client"})
-    for site in (eu, us):
-        wait_until(
-            functools.partial(has_condition, site, CERTS, f"{site.name}-client", "Ready"),
-            timeout=30,
-            what="cert Ready",
-        )
-    eu.trust_ca("us-federation-ca", us.local.ca_file.read_text())
-    eu.apply(
-        PEERS,
-        "us-region",
-        {
-            "endpoint": us.local.endpoint,
-            "remoteCertificates": [{"pem": us.status(CERTS, "us-client")["certificate"]}],
-            "clientCertificateRef": {"name": "eu-client"},
-            "heartbeat": heartbeat(interval),
-            "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "us-federation-ca"}},
-        },
-    )
-    wait_until(
-        lambda: eu.condition(PEERS, "us-region", "CredentialsReady") == "True", timeout=30, what="creds"
-    )
+    issue_client_certificates(eu, us)
+    create_peer(eu, us, name="us-region", interval=interval)
     bundle = export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
-    us.trust_ca("eu-federation-ca", eu.local.ca_file.read_text())
-    us.apply_documents(bundle)
-    us.patch(
-        PEERS,
-        "eu-region",
-        {
-            "spec": {
-                "clientCertificateRef": {"name": "us-client"},
-                "heartbeat": heartbeat(interval),
-                "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "eu-federation-ca"}},
-            }
-        },
-    )
-    for site, peer in ((eu, "us-region"), (us, "eu-region")):
-        wait_until(
-            functools.partial(is_state, site, peer, "Reachable"), timeout=10 * interval + 20, what="Reachable"
-        )
+    accept_bundle(us, eu, bundle, name="eu-region", interval=interval)
+    links = ((eu, "us-region"), (us, "eu-region"))
+    wait_reachable(links, interval=interval)
+    for site, peer in links:
         wait_until(functools.partial(fingerprints_shown, site, peer), timeout=30, what="fingerprints")
 
 
