@@ -12,6 +12,7 @@ accepts only 2xx, 401 and 403) and kept the same on ping:
 - 429 (ping only): the source failed too often; `Retry-After` says when to try again.
 """
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from federation_operator import api
-from federation_operator.server.clientcert import CertSourceConfig, resolve
+from federation_operator.server.clientcert import CertSource, CertSourceConfig, resolve
 from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
 from federation_operator.server.ratelimit import FailureLimiter
 from federation_operator.server.wire import (
@@ -51,6 +52,8 @@ _JSON: Final = "application/json"
 _ID_BATCH: Final = 256
 # The RFC 4122 variant bits (10xx) applied to the first hex digit of a uuid's fourth group.
 _UUID_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+# The default clock, called per request: a partial is one Python frame less than a lambda.
+_utc_now: Final = functools.partial(datetime.now, UTC)
 
 
 class AuditLog:
@@ -115,11 +118,6 @@ class _AuditTime:
         return f"{self._prefix}.{moment.microsecond // 1000:03d}Z"
 
 
-def _json_string(value: str | None) -> str:
-    """`value` as json.dumps writes it (ASCII, escaped), None as `null`: for untrusted text."""
-    return "null" if value is None else encode_basestring_ascii(value)
-
-
 @dataclass(frozen=True)
 class AppConfig:
     site: str
@@ -178,6 +176,8 @@ class _Server:
             burst=config.rate_limit_burst, window_seconds=config.rate_limit_window_seconds
         )
         self.header_names = config.cert_sources.header_names
+        # Behind a proxy only (no direct mode) our own handshake's certificate is never used.
+        self._direct = CertSource.DIRECT in config.cert_sources.sources
         # prometheus_client's `labels()` takes a lock and builds a key each call: keep the children.
         self._counters: dict[tuple[str, str, str], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
@@ -205,8 +205,10 @@ class _Server:
         return remote
 
     def _authenticate(self, request: web.Request, *, remote: str, now: datetime) -> AuthResult:
-        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-        tls_der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        tls_der = None
+        if self._direct and request.transport is not None:
+            ssl_object = request.transport.get_extra_info("ssl_object")
+            tls_der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         headers = {name: request.headers.getall(name, []) for name in self.header_names}
         presented = resolve(config=self.config.cert_sources, remote=remote, headers=headers, tls_der=tls_der)
         if presented.refusal is not None:
@@ -247,15 +249,25 @@ class _Server:
         if self.audit is not None:
             # The same line json.dumps(record, separators=(",", ":")) writes, without building
             # the dict: time, requestId, route and result are ours (digits, hex, fixed words) and
-            # need no escaping; every other value goes through json's own string escaper.
+            # need no escaping; every other value goes through json's own string escaper
+            # (`null` for None), inline because a helper call per field costs as much again.
+            esc = encode_basestring_ascii
+            factor, name, namespace, thumbprint = (
+                result.factor,
+                result.name,
+                result.namespace,
+                result.thumbprint,
+            )
             self.audit.write_line(
                 f'{{"time":"{self._audit_time.format(now)}","requestId":"{request_id}",'
-                f'"route":"{route}","result":"{outcome}","factor":{_json_string(result.factor)},'
-                f'"message":{_json_string(result.message)},"peer":{_json_string(result.name)},'
-                f'"namespace":{_json_string(result.namespace)},'
-                f'"thumbprint":{_json_string(result.thumbprint)},"remote":{_json_string(remote)},'
-                f'"source":{_json_string(source)},"method":{_json_string(request.method)},'
-                f'"path":{_json_string(request.path)}}}\n'
+                f'"route":"{route}","result":"{outcome}",'
+                f'"factor":{"null" if factor is None else esc(factor)},'
+                f'"message":{esc(result.message)},'
+                f'"peer":{"null" if name is None else esc(name)},'
+                f'"namespace":{"null" if namespace is None else esc(namespace)},'
+                f'"thumbprint":{"null" if thumbprint is None else esc(thumbprint)},'
+                f'"remote":{esc(remote)},"source":{esc(source)},"method":{esc(request.method)},'
+                f'"path":{esc(request.path)}}}\n'
             )
         return response
 
@@ -310,7 +322,7 @@ def create_app(
     config: AppConfig,
     audit: AuditLog | None = None,
     registry: CollectorRegistry | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
+    clock: Callable[[], datetime] = _utc_now,
 ) -> web.Application:
     server = _Server(
         index=index, config=config, audit=audit, registry=registry or CollectorRegistry(), clock=clock
