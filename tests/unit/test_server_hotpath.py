@@ -1,0 +1,198 @@
+"""The forward-auth fast paths give the same answers as the plain code they replace.
+
+Request ids stay random uuid4 strings, audit lines stay byte-for-byte what `json.dumps` writes
+(hostile paths and forwarded addresses included), the audit time keeps its format across second
+boundaries, and remembered header parses and trust decisions answer like fresh ones.
+"""
+
+import base64
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from federation_operator import api, tokens
+from federation_operator.certs import issue_certificate
+from federation_operator.server.app import AppConfig, AuditLog, create_app
+from federation_operator.server.clientcert import (
+    CertSource,
+    CertSourceConfig,
+    is_trusted,
+    parse_networks,
+    resolve,
+)
+from federation_operator.server.index import PeerIndex
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC)
+TOKEN = tokens.generate_token()
+THUMBPRINT = issue_certificate(subject="hot", validity=timedelta(days=1), now=NOW).info.thumbprint
+XFCC = "Hash=" + THUMBPRINT.removeprefix("sha256:")
+
+
+class _Transport:
+    """Just enough of an asyncio transport for `request.remote`."""
+
+    def __init__(self, remote: str) -> None:
+        self._remote = remote
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self._remote, 40000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _index() -> PeerIndex:
+    index = PeerIndex()
+    index.upsert_peer(
+        {
+            "metadata": {"namespace": "ns", "name": "hot"},
+            "spec": {"remoteCertificates": [{"thumbprint": THUMBPRINT}]},
+        }
+    )
+    hashes = json.dumps({"current": tokens.hash_token(TOKEN), "previous": []}).encode()
+    index.upsert_inbound_secret(
+        {
+            "metadata": {"namespace": "ns", "name": "hot-inbound", "labels": {api.LABEL_PEER: "hot"}},
+            "data": {api.INBOUND_HASHES_KEY: base64.b64encode(hashes).decode()},
+        }
+    )
+    index.mark_synced()
+    return index
+
+
+class _Clock:
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+def _app(clock: _Clock) -> tuple[web.Application, io.StringIO]:
+    audit = io.StringIO()
+    sources = CertSourceConfig(
+        sources=frozenset({CertSource.XFCC}), trusted_proxies=parse_networks(["127.0.0.1"])
+    )
+    app = create_app(
+        index=_index(),
+        config=AppConfig(site="hot", cert_sources=sources),
+        audit=AuditLog(audit),
+        clock=clock,
+    )
+    return app, audit
+
+
+async def _call(
+    app: web.Application, *, path: str = api.FORWARD_AUTH_PATH, headers: dict[str, str] | None = None
+) -> web.Response:
+    request = make_mocked_request(
+        "GET",
+        path,
+        headers={
+            "x-forwarded-client-cert": XFCC,
+            "Authorization": f"Bearer {TOKEN.reveal()}",
+            **(headers or {}),
+        },
+        transport=_Transport("127.0.0.1"),
+        app=app,
+    )
+    match = await app.router.resolve(request)
+    response = await match.handler(request)
+    assert isinstance(response, web.Response)
+    return response
+
+
+def _lines(audit: io.StringIO) -> list[str]:
+    return audit.getvalue().splitlines(keepends=True)
+
+
+async def test_request_ids_are_distinct_random_uuid4_strings_across_batches() -> None:
+    app, _ = _app(_Clock(NOW))
+    ids = [(await _call(app)).headers["X-Request-Id"] for _ in range(600)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+async def test_audit_lines_are_what_json_dumps_writes_even_for_hostile_values() -> None:
+    app, audit = _app(_Clock(NOW))
+    hostile_path = api.FORWARD_AUTH_PATH + '/a"b\\c%00\u00e9\u2028'
+    green = await _call(app, path=hostile_path, headers={"X-Forwarded-For": '10.0.0.1, x"y\\\t\u00ffz'})
+    red = await _call(app, headers={"Authorization": "Bearer nope"})
+    assert (green.status, red.status) == (200, 401)
+    lines = _lines(audit)
+    assert len(lines) == 2
+    for line in lines:
+        record: dict[str, Any] = json.loads(line)
+        assert line == json.dumps(record, separators=(",", ":")) + "\n"
+    green_record, red_record = (json.loads(line) for line in lines)
+    assert green_record == {
+        "time": "2026-03-01T12:00:00.999Z",
+        "requestId": green.headers["X-Request-Id"],
+        "route": "auth",
+        "result": "ok",
+        "factor": None,
+        "message": "certificate and secret accepted",
+        "peer": "hot",
+        "namespace": "ns",
+        "thumbprint": THUMBPRINT,
+        "remote": "127.0.0.1",
+        "source": 'x"y\\\t\u00ffz',  # the last hop, from the trusted proxy
+        "method": "GET",
+        "path": '/api/federation/auth/a"b\\c\x00\u00e9\u2028',
+    }
+    assert (red_record["result"], red_record["factor"], red_record["peer"]) == ("denied", "Secret", "hot")
+
+
+async def test_audit_time_is_utc_milliseconds_across_seconds_and_zones() -> None:
+    clock = _Clock(NOW)
+    app, audit = _app(clock)
+    moments = [
+        NOW,
+        NOW + timedelta(microseconds=1),  # the next second
+        NOW + timedelta(seconds=1, microseconds=1),  # same second again
+        (NOW + timedelta(hours=5)).astimezone(timezone(timedelta(hours=-3, minutes=-30))),
+    ]
+    for moment in moments:
+        clock.moment = moment
+        await _call(app)
+    assert [json.loads(line)["time"] for line in _lines(audit)] == [
+        moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") for moment in moments
+    ]
+
+
+def test_remembered_header_parses_answer_like_fresh_ones() -> None:
+    config = CertSourceConfig(
+        sources=frozenset({CertSource.XFCC}), trusted_proxies=parse_networks(["127.0.0.1"])
+    )
+    big = XFCC + ";" + ";".join(f"k{number}=v" for number in range(3000))  # beyond the cached size
+    for value in (XFCC, XFCC, big, big):
+        presented = resolve(
+            config=config, remote="127.0.0.1", headers={"x-forwarded-client-cert": [value]}, tls_der=None
+        )
+        assert (presented.thumbprint, presented.refusal) == (THUMBPRINT, None)
+    for _ in range(2):
+        refused = resolve(
+            config=config, remote="127.0.0.1", headers={"x-forwarded-client-cert": ["Hash=zz"]}, tls_der=None
+        )
+        assert (refused.thumbprint, refused.refusal) == (
+            None,
+            "x-forwarded-client-cert Hash is not a SHA-256 hex digest",
+        )
+
+
+def test_remembered_trust_is_per_config() -> None:
+    trusting = CertSourceConfig(trusted_proxies=parse_networks(["10.0.0.0/8"]))
+    other = CertSourceConfig(trusted_proxies=parse_networks(["192.0.2.0/24"]))
+    for remote in ("10.1.2.3", "10.1.2.3", "192.0.2.7", None, "not an address"):
+        assert trusting.trusts(remote) is is_trusted(remote, trusting.trusted_proxies)
+        assert other.trusts(remote) is is_trusted(remote, other.trusted_proxies)
+    assert trusting.trusts("10.1.2.3")
+    assert not other.trusts("10.1.2.3")
+    assert trusting == CertSourceConfig(trusted_proxies=parse_networks(["10.0.0.0/8"]))
