@@ -202,7 +202,10 @@ def _ready_condition(
         message = str((credentials or {}).get("message") or "credentials are not ready yet")
         return "False", reason, message
     status, reason, message = reachable
-    return ("True" if status == "True" else "False" if status == "False" else "Unknown"), reason, message
+    if reason == REASON_SUSPENDED:
+        # Suspended on purpose: not measured, and inbound calls are refused too, so not ready.
+        return "False", reason, message
+    return status, reason, message
 
 
 def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, now: datetime) -> StatusUpdate:

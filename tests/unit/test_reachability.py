@@ -285,6 +285,8 @@ def test_suspended_peer_is_unknown_with_reason_suspended_and_keeps_its_history()
     assert update.status["lastSuccessTime"] == "2026-01-01T12:00:00Z"
     reachable = next(c for c in update.status["conditions"] if c["type"] == "Reachable")
     assert (reachable["status"], reachable["reason"]) == ("Unknown", "Suspended")
+    ready = next(c for c in update.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Suspended")
     status = apply(status, update.status)
     assert not heartbeat_status(
         status, Observation(result=None, slow_threshold=SLOW, suspended=True), later + REFRESH_INTERVAL * 2
