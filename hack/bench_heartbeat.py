@@ -394,7 +394,7 @@ def main() -> int:
 
         wait(
             all_reachable,
-            timeout=max(120.0, args.interval * 10),
+            timeout=max(300.0, args.interval * 20),
             what="all peers Reachable",
             every=args.interval,
         )
@@ -457,7 +457,11 @@ def main() -> int:
             thread.stop()
         for process in processes:
             process.terminate()
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -293,6 +293,9 @@ class Pinger:
             return PingOutcome(False, latency, classify_transport(problem, timeout_seconds=time_limit))
         failure = classify_reply(status=status, factor_header=factor_header, body=body)
         if failure is not None:
+            if token.reveal() in failure.message:
+                # A remote that echoes what we sent must not get our token into status or events.
+                failure = Failure(failure.factor, failure.message.replace(token.reveal(), "<redacted>"))
             return PingOutcome(False, latency, failure)
         return PingOutcome(True, latency, reply=json.loads(body))
 

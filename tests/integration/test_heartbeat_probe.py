@@ -201,3 +201,18 @@ async def test_red_json_from_any_remote_is_believed(
         "Suspended",
         "remote says: peer eu is suspended here",
     )
+
+
+async def test_a_remote_echoing_our_token_does_not_get_it_into_the_failure(
+    keys: Keys, stand_in: tuple[StandInRemote, Identity]
+) -> None:
+    remote, eu = stand_in
+    remote.reply(
+        status=401, body={"ok": False, "factor": "Secret", "message": f"bad token {eu.token.reveal()}"}
+    )
+    pinger = Pinger()
+    outcome = await ping(pinger, remote.url, material(keys, eu), eu.token)
+    await pinger.aclose()
+    assert outcome.failure is not None
+    assert eu.token.reveal() not in outcome.failure.message
+    assert outcome.failure.message == "remote says: bad token <redacted>"

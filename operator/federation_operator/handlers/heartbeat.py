@@ -40,7 +40,7 @@ from federation_operator.k8s.resources import (
 )
 from federation_operator.metrics import HeartbeatMetrics
 from federation_operator.probe import Pinger, PingOutcome, TlsMaterial
-from federation_operator.probe_classify import CERTIFICATE, SECRET, TLS
+from federation_operator.probe_classify import CERTIFICATE, SECRET, TIMEOUT, TLS
 from federation_operator.reachability import (
     REFRESH_INTERVAL,
     Failure,
@@ -425,7 +425,11 @@ class Heartbeat:
                     self.memory.prefer_previous_until = None
                 return outcome
             if outcome.failure is None or outcome.failure.factor != SECRET:
-                return outcome
+                break
+        if outcome.failure is not None and outcome.failure.factor == TIMEOUT:
+            # The attempt's own limit is what was left of the budget; the reader knows the setting.
+            failure = Failure(TIMEOUT, f"no complete reply within {budget:g}s (spec.heartbeat.timeout)")
+            return PingOutcome(False, outcome.latency, failure)
         return outcome
 
     async def _record(self, outcome: PingOutcome, settings: Settings) -> None:
