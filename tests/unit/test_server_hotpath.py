@@ -2,7 +2,8 @@
 
 Request ids stay random uuid4 strings, audit lines stay byte-for-byte what `json.dumps` writes
 (hostile paths and forwarded addresses included), the audit time keeps its format across second
-boundaries, and remembered header parses and trust decisions answer like fresh ones.
+boundaries, remembered header parses and trust decisions answer like fresh ones, and an audit file
+written by the background thread holds every line, in order.
 """
 
 import base64
@@ -10,6 +11,7 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +28,7 @@ from federation_operator.server.clientcert import (
     resolve,
 )
 from federation_operator.server.index import PeerIndex
+from tests.waiting import wait_for
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC)
 TOKEN = tokens.generate_token()
@@ -196,3 +199,17 @@ def test_remembered_trust_is_per_config() -> None:
     assert trusting.trusts("10.1.2.3")
     assert not other.trusts("10.1.2.3")
     assert trusting == CertSourceConfig(trusted_proxies=parse_networks(["10.0.0.0/8"]))
+
+
+def test_audit_to_a_file_is_written_off_the_caller_every_interval_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    with path.open("a", encoding="utf-8") as stream:
+        audit = AuditLog(stream, flush_interval=0.05)
+        lines = [json.dumps({"n": number}) + "\n" for number in range(20_000)]
+        for line in lines[:10_000]:
+            audit.write_line(line)
+        wait_for(lambda: path.read_text(encoding="utf-8") == "".join(lines[:10_000]), timeout=5)
+        for line in lines[10_000:]:
+            audit.write_line(line)
+        audit.close()
+        assert path.read_text(encoding="utf-8") == "".join(lines)
