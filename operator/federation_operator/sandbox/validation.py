@@ -534,13 +534,16 @@ def _evaluate_rule(rule: Mapping[str, Any], value: Any, *, old: Any, path: str) 
     transition = re.search(r"\boldSelf\b", expression) is not None
     if transition and old is None:
         return None
-    activation: dict[str, Any] = {"self": json_to_cel(value)}
-    if transition:
-        activation["oldSelf"] = json_to_cel(old)
     field_path = path + _field_path(str(rule.get("fieldPath", "")))
     reason = str(rule.get("reason", INVALID))
     shown = "object" if isinstance(value, dict) else _json_type(value)
+    activation: dict[str, Any] = {}
     try:
+        # Conversion too: an integer beyond int64 anywhere under `self` raises here, and must
+        # be a 422 like the API server's, not a 500.
+        activation["self"] = json_to_cel(value)
+        if transition:
+            activation["oldSelf"] = json_to_cel(old)
         result = _program(expression).evaluate(activation)
     except (CELEvalError, TypeError, ValueError, KeyError) as exc:
         detail = f"{_eval_message(exc)} evaluating rule: {expression}"
