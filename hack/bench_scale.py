@@ -1,0 +1,200 @@
+"""Scale: N FederationPeers (generated credentials) and one shared FederationCert in the sandbox.
+
+    python hack/bench_scale.py [--peers 10000] [--steady-seconds 60] [--workers 8]
+
+Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
+1. A sandbox API in this process; the cert and N peers are created through its HTTP API (the
+   operator is not running yet), each peer pinning a thumbprint, pointing at a closed port on
+   127.0.0.1 (the heartbeat then fails fast with `Network`: pings cost no remote) and presenting
+   the shared cert.
+2. The operator starts as a subprocess (`python -m federation_operator run`), so that its RSS
+   (`/proc/PID/status` VmRSS) is its own. Startup time = operator start to every peer
+   `CredentialsReady=True` and the cert `Ready=True`.
+3. Steady state: status writes (PATCH .../status) per minute from the sandbox's `api.calls`
+   over `--steady-seconds`, after the first heartbeat round settled.
+4. Federation-server index memory: tracemalloc peak/retained around building a `PeerIndex`
+   from the N peers and N inbound Secrets the operator wrote (the server's in-memory view).
+Prints one figure per line; nothing here is asserted.
+"""
+
+import argparse
+import concurrent.futures
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from federation_operator import api
+from federation_operator.localsite import free_port
+from federation_operator.sandbox.emulator import SandboxAPI
+from federation_operator.sandbox.server import SandboxThread
+from federation_operator.server.index import PeerIndex
+
+NAMESPACE = "default"
+CERT_NAME = "bench-client"
+POLL_SECONDS = 2.0
+PIN = {"thumbprint": "sha256:" + "ab" * 32}
+
+
+def _condition(obj: dict[str, Any], type_: str) -> str | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_:
+            return str(condition.get("status"))
+    return None
+
+
+def _count_ready(sandbox_api: SandboxAPI) -> tuple[int, bool]:
+    """Peers with CredentialsReady=True and whether the cert is Ready (read in the sandbox's loop)."""
+    store = sandbox_api._store  # read in place: a deep copy of 10k objects per poll skews the figures
+    peers = store.get(f"{api.PEER_PLURAL}.{api.GROUP}", {}).values()
+    certs = store.get(f"{api.CERT_PLURAL}.{api.GROUP}", {}).values()
+    ready_peers = sum(_condition(obj, "CredentialsReady") == "True" for obj in peers)
+    return ready_peers, any(_condition(obj, "Ready") == "True" for obj in certs)
+
+
+def _status_writes(sandbox_api: SandboxAPI) -> int:
+    return sum(1 for call in sandbox_api.calls if call.verb == "patch" and call.subresource == "status")
+
+
+def _create_objects(custom: k8s_client.CustomObjectsApi, peers: int, *, workers: int, port: int) -> None:
+    custom.create_namespaced_custom_object(
+        api.GROUP,
+        api.VERSION,
+        NAMESPACE,
+        api.CERT_PLURAL,
+        {
+            "apiVersion": api.API_VERSION,
+            "kind": api.CERT_KIND,
+            "metadata": {"name": CERT_NAME},
+            "spec": {"subject": "bench"},
+        },
+    )
+
+    def create(number: int) -> None:
+        custom.create_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            NAMESPACE,
+            api.PEER_PLURAL,
+            {
+                "apiVersion": api.API_VERSION,
+                "kind": api.PEER_KIND,
+                "metadata": {"name": f"peer-{number:05d}"},
+                "spec": {
+                    "endpoint": f"https://127.0.0.1:{port}",
+                    "remoteCertificates": [PIN],
+                    "clientCertificateRef": {"name": CERT_NAME},
+                },
+            },
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(create, range(peers)))
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+def _index_memory(sandbox: SandboxThread) -> tuple[int, int, int]:
+    """(peers indexed, bytes retained, peak bytes) of a PeerIndex built from the sandbox's objects."""
+    peers = sandbox.call(sandbox.api.snapshot, api.PEER_PLURAL, api.GROUP)
+    secrets = [
+        secret
+        for secret in sandbox.call(sandbox.api.snapshot, "secrets")
+        if (secret["metadata"].get("labels") or {}).get(api.LABEL_ROLE) == api.ROLE_INBOUND
+    ]
+    tracemalloc.start()
+    index = PeerIndex()
+    for peer in peers:
+        index.upsert_peer(peer)
+    for secret in secrets:
+        index.upsert_inbound_secret(secret)
+    retained, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return len(index.peer_keys()), retained, peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", type=int, default=10_000)
+    parser.add_argument("--steady-seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=8, help="client threads creating the peers")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="give up on convergence after this")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, SandboxThread() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
+        api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        custom = k8s_client.CustomObjectsApi(api_client)
+        started = time.monotonic()
+        _create_objects(custom, args.peers, workers=args.workers, port=free_port())
+        print(f"peers={args.peers} created_in_s={time.monotonic() - started:.1f}", flush=True)
+
+        log = (Path(tmp) / "operator.log").open("w")
+        started = time.monotonic()
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(kubeconfig)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            peak_rss = 0
+
+            def converged() -> bool:
+                nonlocal peak_rss
+                if operator.poll() is not None:
+                    raise SystemExit(f"operator exited with {operator.returncode}")
+                peak_rss = max(peak_rss, _rss_kib(operator.pid))
+                ready, cert_ready = sandbox.call(_count_ready, sandbox.api)
+                return bool(cert_ready and ready == args.peers)
+
+            _until(converged, timeout=args.timeout, what="all peers CredentialsReady")
+            startup = time.monotonic() - started
+            print(f"startup_to_all_reconciled_s={startup:.1f}", flush=True)
+            print(f"operator_rss_at_convergence_mib={_rss_kib(operator.pid) / 1024:.0f}", flush=True)
+            print(f"operator_rss_peak_during_startup_mib={peak_rss / 1024:.0f}", flush=True)
+
+            # The first heartbeat round (every peer Unknown -> Degraded) is part of startup; the
+            # steady window starts once one full interval (30 s default) has passed.
+            time.sleep(max(0.0, 35.0 - (time.monotonic() - started - startup)))
+            before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
+            time.sleep(args.steady_seconds)
+            writes = sandbox.call(_status_writes, sandbox.api) - before
+            per_minute = writes * 60.0 / (time.monotonic() - window_start)
+            print(f"steady_status_writes_per_min={per_minute:.0f}", flush=True)
+            print(f"operator_rss_steady_mib={_rss_kib(operator.pid) / 1024:.0f}", flush=True)
+        finally:
+            operator.terminate()
+            operator.wait(timeout=60)
+            log.close()
+
+        indexed, retained, peak = _index_memory(sandbox)
+        print(
+            f"index_peers={indexed} index_retained_mib={retained / 2**20:.1f} "
+            f"index_peak_mib={peak / 2**20:.1f}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
