@@ -213,3 +213,14 @@ def test_audit_to_a_file_is_written_off_the_caller_every_interval_in_order(tmp_p
             audit.write_line(line)
         audit.close()
         assert path.read_text(encoding="utf-8") == "".join(lines)
+
+
+def test_a_lone_audit_line_reaches_the_file_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    with path.open("a", encoding="utf-8") as stream:
+        audit = AuditLog(stream, flush_interval=60)
+        audit.write_line('{"n":1}\n')
+        wait_for(lambda: path.read_text(encoding="utf-8") == '{"n":1}\n', timeout=5)
+        audit.write_line('{"n":2}\n')  # within the interval: written on close at the latest
+        audit.close()
+        assert path.read_text(encoding="utf-8") == '{"n":1}\n{"n":2}\n'

@@ -64,12 +64,14 @@ _utc_now: Final = functools.partial(datetime.now, UTC)
 class AuditLog:
     """One JSON line per inbound call. Lines are built by the caller; a token is never in one.
 
-    A stream with a file descriptor (a file, stdout) is written by a background thread every
-    `flush_interval` seconds (and on `close`): a write to a file can block for tens of
-    milliseconds on disk writeback (measured on the project's machine), which on the event loop
-    stalls every request in flight. The request path only appends to a deque (thread-safe
-    without a lock). A crash loses at most that interval of lines. An in-memory stream never
-    blocks, so it is written in place (and flushed at most every `flush_interval`).
+    A stream with a file descriptor (a file, stdout) is written by a background thread: a write
+    to a file can block for tens of milliseconds on disk writeback (measured on the project's
+    machine), which on the event loop stalls every request in flight. The request path only
+    appends to a deque (thread-safe without a lock). The thread writes at most every
+    `flush_interval` seconds: at once when it has been idle that long (a lone call is in the file
+    right away, as before), else at the end of the interval; a crash loses at most that interval
+    of lines. An in-memory stream never blocks, so it is written in place (flushed at most every
+    `flush_interval`).
     """
 
     def __init__(self, stream: TextIO, *, flush_interval: float = 0.5) -> None:
@@ -78,6 +80,7 @@ class AuditLog:
         self._flushed = time.monotonic()
         self._pending: collections.deque[str] = collections.deque()
         self._stopped = threading.Event()
+        self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         if _has_descriptor(stream):
             self._writer = threading.Thread(target=self._write_periodically, name="audit-log", daemon=True)
@@ -85,23 +88,30 @@ class AuditLog:
 
     def write_line(self, line: str) -> None:
         """`line` is one complete JSON document ending in a newline."""
+        now = time.monotonic()
+        due = now - self._flushed >= self._flush_interval
+        if due:
+            self._flushed = now
         if self._writer is not None:
             self._pending.append(line)
+            if due:
+                self._wake.set()
             return
         self._stream.write(line)
-        now = time.monotonic()
-        if now - self._flushed >= self._flush_interval:
+        if due:
             self._stream.flush()
-            self._flushed = now
 
     def close(self) -> None:
         if self._writer is not None:
             self._stopped.set()
+            self._wake.set()
             self._writer.join()
         self._stream.flush()
 
     def _write_periodically(self) -> None:
-        while not self._stopped.wait(self._flush_interval):
+        while not self._stopped.is_set():
+            self._wake.wait(self._flush_interval)
+            self._wake.clear()
             self._write_pending()
         self._write_pending()
 
