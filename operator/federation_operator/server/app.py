@@ -77,7 +77,7 @@ class AuditLog:
     def __init__(self, stream: TextIO, *, flush_interval: float = 0.5) -> None:
         self._stream = stream
         self._flush_interval = flush_interval
-        self._flushed = time.monotonic()
+        self._flushed = time.monotonic() - flush_interval  # the first line is due at once
         self._pending: collections.deque[str] = collections.deque()
         self._stopped = threading.Event()
         self._wake = threading.Event()
