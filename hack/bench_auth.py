@@ -289,6 +289,11 @@ class _Server:
                 raise SystemExit(f"server {argv} exited")
             self.lines.append(line)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (taskset execs, same pid)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait()
@@ -323,22 +328,27 @@ def bench(args: argparse.Namespace) -> int:
                 "Authorization": f"Bearer {token.reveal()}",
             }
             targets = {
-                "federation": (fed_port, headers),
-                "bare": (bare_port, headers),
-                "bare, no headers": (bare_port, {}),
+                "federation": (federation, fed_port, headers),
+                "bare": (bare, bare_port, headers),
+                "bare, no headers": (bare, bare_port, {}),
             }
-            for port, sent in targets.values():  # warm-up
+            for _, port, sent in targets.values():  # warm-up
                 url = f"http://127.0.0.1:{port}{api.FORWARD_AUTH_PATH}"
                 _wrk(url, headers=sent, duration=_WARMUP_SECONDS, connections=args.connections, pin=pin)
             for _ in range(args.rounds):
-                for label, (port, sent) in targets.items():
+                for label, (server, port, sent) in targets.items():
                     url = f"http://127.0.0.1:{port}{api.FORWARD_AUTH_PATH}"
-                    closed[label].append(
-                        _wrk(url, headers=sent, duration=args.duration, connections=args.connections, pin=pin)
+                    cpu = server.cpu_seconds()
+                    row = _wrk(
+                        url, headers=sent, duration=args.duration, connections=args.connections, pin=pin
                     )
+                    # Server CPU per reply: less sensitive to background load than req/s, which
+                    # also counts the time the server waited for a core.
+                    row["cpu_us"] = (server.cpu_seconds() - cpu) / (row["rps"] * args.duration) * 1e6
+                    closed[label].append(row)
             rate = round(args.open_loop_fraction * _median(closed["federation"], "rps"), -2)
             for label in ("federation", "bare"):
-                port, sent = targets[label]
+                _, port, sent = targets[label]
                 opened[label] = _run_open_loop(
                     port=port,
                     headers=sent,
@@ -375,6 +385,7 @@ def _report(
         print(
             f"   {label:17s} req/s {runs:26s} median {_median(rows, 'rps'):7.0f}   "
             f"p50 {_median(rows, 'p50_ms'):6.2f} ms  p99 {_median(rows, 'p99_ms'):6.2f} ms  "
+            f"server CPU {_median(rows, 'cpu_us'):5.1f} us/req  "
             f"non-2xx {sum(row['non2xx'] for row in rows):.0f}"
         )
     fed_rps = _median(closed["federation"], "rps")
@@ -385,10 +396,12 @@ def _report(
         for fed, bare in zip(closed["federation"], closed["bare"], strict=True)
     )
     closed_p99 = _median(closed["federation"], "p99_ms")
+    cpu_ratio = _median(closed["bare"], "cpu_us") / _median(closed["federation"], "cpu_us")
     print(
         f"   throughput ratio {ratio:.2f} (per round {per_round}; {ratio_bare_headers:.2f} against the "
         f"bare handler sent no headers)   federation p99 {closed_p99:.2f} ms"
     )
+    print(f"   server CPU per reply, bare/federation: {cpu_ratio:.2f}")
     rate = opened["federation"]["rate"]
     print(
         f"2. open loop at a fixed {rate:.0f} req/s ({args.open_loop_fraction:.0%} of the federation median):"
