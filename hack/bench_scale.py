@@ -1,6 +1,6 @@
 """Scale: N FederationPeers (generated credentials) and one shared FederationCert in the sandbox.
 
-    python hack/bench_scale.py [--peers 10000] [--steady-seconds 60] [--workers 8]
+    python hack/bench_scale.py [--peers 10000] [--settle-seconds 60] [--steady-seconds 60] [--windows 3]
 
 Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
 1. A sandbox API in this process; the cert and N peers are created through its HTTP API (the
@@ -10,20 +10,25 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
 2. The operator starts as a subprocess (`python -m federation_operator run`), so that its RSS
    (`/proc/PID/status` VmRSS) is its own. Startup time = operator start to every peer
    `CredentialsReady=True` and the cert `Ready=True`.
-3. Steady state: status writes (PATCH .../status) per minute from the sandbox's `api.calls`
-   over `--steady-seconds`, after the first heartbeat round settled.
+3. Steady state: status writes (PATCH .../status, by kind) and all API calls per minute from the
+   sandbox's `api.calls`, in `--windows` consecutive windows of `--steady-seconds`, starting
+   `--settle-seconds` after convergence; the operator's RSS at the end of each.
 4. Federation-server index memory: tracemalloc peak/retained around building a `PeerIndex`
-   from the N peers and N inbound Secrets the operator wrote (the server's in-memory view).
+   from the N peers and N inbound Secrets the operator wrote (the server's in-memory view);
+   `--index-only` measures just this, from synthetic objects of the same shape, in seconds.
 Prints one figure per line; nothing here is asserted.
 """
 
 import argparse
+import base64
 import concurrent.futures
+import json
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,7 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_operator import api
+from federation_operator import api, tokens
 from federation_operator.localsite import free_port
 from federation_operator.sandbox.emulator import SandboxAPI
 from federation_operator.sandbox.server import SandboxThread
@@ -40,6 +45,8 @@ from federation_operator.server.index import PeerIndex
 NAMESPACE = "default"
 CERT_NAME = "bench-client"
 POLL_SECONDS = 2.0
+# How long SIGTERM may take before the operator is killed (kopf stops every daemon and timer).
+SHUTDOWN_GRACE = 120.0
 PIN = {"thumbprint": "sha256:" + "ab" * 32}
 
 
@@ -59,8 +66,13 @@ def _count_ready(sandbox_api: SandboxAPI) -> tuple[int, bool]:
     return ready_peers, any(_condition(obj, "Ready") == "True" for obj in certs)
 
 
-def _status_writes(sandbox_api: SandboxAPI) -> int:
-    return sum(1 for call in sandbox_api.calls if call.verb == "patch" and call.subresource == "status")
+def _status_writes(sandbox_api: SandboxAPI) -> Counter[str]:
+    """Status writes so far, by resource, and every API call (`"all"`)."""
+    writes = Counter(
+        call.resource for call in sandbox_api.calls if call.verb == "patch" and call.subresource == "status"
+    )
+    writes["all"] = len(sandbox_api.calls)
+    return writes
 
 
 def _create_objects(custom: k8s_client.CustomObjectsApi, peers: int, *, workers: int, port: int) -> None:
@@ -114,14 +126,44 @@ def _until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _index_memory(sandbox: SandboxThread) -> tuple[int, int, int]:
-    """(peers indexed, bytes retained, peak bytes) of a PeerIndex built from the sandbox's objects."""
+def _synthetic(peers: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Peers and inbound Secrets shaped like the operator's, without running it (`--index-only`)."""
+    peer_objects, secrets = [], []
+    for number in range(peers):
+        name = f"peer-{number:05d}"
+        peer_objects.append(
+            {
+                "metadata": {"namespace": NAMESPACE, "name": name},
+                "spec": {"remoteCertificates": [{"thumbprint": "sha256:" + f"{number:064x}"}]},
+                "status": {"reachability": "Degraded"},
+            }
+        )
+        document = json.dumps({"current": tokens.hash_token(tokens.generate_token()), "previous": []})
+        secrets.append(
+            {
+                "metadata": {
+                    "namespace": NAMESPACE,
+                    "name": f"{name}{api.INBOUND_SECRET_SUFFIX}",
+                    "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: name},
+                },
+                "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document.encode()).decode()},
+            }
+        )
+    return peer_objects, secrets
+
+
+def _from_sandbox(sandbox: SandboxThread) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     peers = sandbox.call(sandbox.api.snapshot, api.PEER_PLURAL, api.GROUP)
     secrets = [
         secret
         for secret in sandbox.call(sandbox.api.snapshot, "secrets")
         if (secret["metadata"].get("labels") or {}).get(api.LABEL_ROLE) == api.ROLE_INBOUND
     ]
+    return peers, secrets
+
+
+def _index_memory(peers: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """(peers indexed, bytes retained, peak bytes) of a PeerIndex built from these objects."""
     tracemalloc.start()
     index = PeerIndex()
     for peer in peers:
@@ -137,9 +179,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=10_000)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--settle-seconds", type=float, default=60.0, help="after convergence, before measuring"
+    )
+    parser.add_argument("--windows", type=int, default=3, help="steady windows to measure, one after another")
     parser.add_argument("--workers", type=int, default=8, help="client threads creating the peers")
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up on convergence after this")
+    parser.add_argument(
+        "--index-only", action="store_true", help="only the index memory, from synthetic objects"
+    )
     args = parser.parse_args()
+    if args.index_only:
+        _print_index(*_index_memory(*_synthetic(args.peers)))
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, SandboxThread() as sandbox:
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
@@ -173,27 +225,43 @@ def main() -> int:
             print(f"operator_rss_at_convergence_mib={_rss_kib(operator.pid) / 1024:.0f}", flush=True)
             print(f"operator_rss_peak_during_startup_mib={peak_rss / 1024:.0f}", flush=True)
 
-            # The first heartbeat round (every peer Unknown -> Degraded) is part of startup; the
-            # steady window starts once one full interval (30 s default) has passed.
-            time.sleep(max(0.0, 35.0 - (time.monotonic() - started - startup)))
-            before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
-            time.sleep(args.steady_seconds)
-            writes = sandbox.call(_status_writes, sandbox.api) - before
-            per_minute = writes * 60.0 / (time.monotonic() - window_start)
-            print(f"steady_status_writes_per_min={per_minute:.0f}", flush=True)
-            print(f"operator_rss_steady_mib={_rss_kib(operator.pid) / 1024:.0f}", flush=True)
+            # The first heartbeat round (every peer Unknown -> Degraded) follows convergence; the
+            # steady windows start after `--settle-seconds`.
+            time.sleep(args.settle_seconds)
+            for window in range(args.windows):
+                before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
+                time.sleep(args.steady_seconds)
+                writes = sandbox.call(_status_writes, sandbox.api)
+                writes.subtract(before)
+                scale = 60.0 / (time.monotonic() - window_start)
+                print(
+                    f"window={window} status_writes_per_min peers={writes[api.PEER_PLURAL] * scale:.0f} "
+                    f"certs={writes[api.CERT_PLURAL] * scale:.0f} "
+                    f"all_api_calls_per_min={writes['all'] * scale:.0f} "
+                    f"operator_rss_mib={_rss_kib(operator.pid) / 1024:.0f}",
+                    flush=True,
+                )
         finally:
+            stopping = time.monotonic()
             operator.terminate()
-            operator.wait(timeout=60)
+            try:
+                operator.wait(timeout=SHUTDOWN_GRACE)
+                print(f"operator_shutdown_s={time.monotonic() - stopping:.1f}", flush=True)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+                operator.wait()
+                print(f"operator_shutdown_s=>{SHUTDOWN_GRACE:.0f} (killed)", flush=True)
             log.close()
 
-        indexed, retained, peak = _index_memory(sandbox)
-        print(
-            f"index_peers={indexed} index_retained_mib={retained / 2**20:.1f} "
-            f"index_peak_mib={peak / 2**20:.1f}",
-            flush=True,
-        )
+        _print_index(*_index_memory(*_from_sandbox(sandbox)))
     return 0
+
+
+def _print_index(indexed: int, retained: int, peak: int) -> None:
+    print(
+        f"index_peers={indexed} index_retained_mib={retained / 2**20:.1f} index_peak_mib={peak / 2**20:.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

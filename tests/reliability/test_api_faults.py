@@ -6,6 +6,7 @@ bytes after the faults stop and the operator restarts and settles.
 """
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Callable
@@ -90,8 +91,8 @@ def assert_complete_and_consistent(secrets: Secrets, names: list[str]) -> None:
     for name in names:
         handoff = secrets[f"p{name}-handoff"]
         inbound_token = tokens.SecretText(handoff[api.HANDOFF_REMOTE_OUTBOUND_KEY].decode())
-        stored_hash = secrets[f"p{name}-inbound"][api.INBOUND_HASHES_KEY].decode()
-        assert f'"current": "{tokens.hash_token(inbound_token)}"' in stored_hash.replace('":"', '": "')
+        stored_hashes = json.loads(secrets[f"p{name}-inbound"][api.INBOUND_HASHES_KEY])
+        assert stored_hashes["current"] == tokens.hash_token(inbound_token)
         assert handoff[api.HANDOFF_REMOTE_INBOUND_KEY] == secrets[f"p{name}-outbound"][api.OUTBOUND_TOKEN_KEY]
 
 
