@@ -9,6 +9,8 @@ the ones that fail.
 """
 
 import base64
+import json
+import logging
 import os
 from typing import Any
 
@@ -83,9 +85,56 @@ def secret_bytes(sandbox: SandboxThread) -> dict[str, dict[str, bytes]]:
     return result
 
 
+def secret_values(secrets: dict[str, dict[str, bytes]]) -> set[str]:
+    """Every token and every private-key line among these Secrets (handoff and user copies too)."""
+    found: set[str] = set()
+    for data in secrets.values():
+        for key, value in data.items():
+            text = value.decode()
+            if key in (
+                api.OUTBOUND_TOKEN_KEY,
+                api.OUTBOUND_PREVIOUS_TOKEN_KEY,
+                api.HANDOFF_REMOTE_OUTBOUND_KEY,
+                api.HANDOFF_REMOTE_INBOUND_KEY,
+            ):
+                found.add(text)
+            elif key == "tls.key":
+                found |= {line for line in text.splitlines() if line and not line.startswith("-----")}
+    return found
+
+
+def readable_texts(sandbox: SandboxThread, logs: pytest.LogCaptureFixture) -> dict[str, str]:
+    """What a reader without `get secrets` sees: logs, Events, status and annotations."""
+    return {
+        "logs": "\n".join(f"{record.getMessage()} {record.exc_text or ''}" for record in logs.records),
+        "events": json.dumps(stored(sandbox, "events")),
+        "status+annotations": json.dumps(
+            [
+                {"status": obj.get("status"), "annotations": obj["metadata"].get("annotations")}
+                for plural in (CERTS, PEERS)
+                for obj in stored(sandbox, plural)
+            ]
+        ),
+    }
+
+
+def assert_no_leaks(secrets: set[str], texts: dict[str, str]) -> None:
+    assert secrets, "there were tokens and keys to search for"
+    leaks = [(where, secret[:6]) for where, text in texts.items() for secret in secrets if secret in text]
+    assert not leaks, f"secrets found in: {leaks}"
+
+
 def secret_names(sandbox: SandboxThread) -> list[str]:
     """Every Secret's name, duplicates kept (the store is keyed by name, so this checks the API)."""
     return sorted(secret["metadata"]["name"] for secret in stored(sandbox, "secrets"))
+
+
+@pytest.fixture
+def operator_logs(captured_logs: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Everything at DEBUG, except the sandbox's CEL library: it logs every evaluation (megabytes
+    per hundred objects) and only ever sees FederationPeer/FederationCert specs, never a Secret."""
+    captured_logs.set_level(logging.INFO, logger="celpy")
+    return captured_logs
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def submit(site: Site, plural: str, spec: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def guarded(reliability_site: Site, captured_logs: pytest.LogCaptureFixture) -> Site:
+def guarded(reliability_site: Site, operator_logs: pytest.LogCaptureFixture) -> Site:
     """The site with a good cert and peer in place; afterwards they must be exactly as they were."""
     site = reliability_site
     site.create(CERTS, "good-cert", {"subject": "good"})
@@ -152,7 +152,7 @@ EXAMPLES = count("RELIABILITY_BAD_EXAMPLES", 40)
 
 @pytest.mark.slow
 def test_invalid_peer_specs_are_rejected_or_reported_and_harm_nothing(
-    guarded: Site, captured_logs: pytest.LogCaptureFixture
+    guarded: Site, operator_logs: pytest.LogCaptureFixture
 ) -> None:
     before = secret_bytes(guarded.sandbox)
 
@@ -167,12 +167,12 @@ def test_invalid_peer_specs_are_rejected_or_reported_and_harm_nothing(
         submit(guarded, PEERS, spec)
 
     check()
-    assert_unharmed(guarded, before, captured_logs)
+    assert_unharmed(guarded, before, operator_logs)
 
 
 @pytest.mark.slow
 def test_invalid_cert_specs_are_rejected_or_reported_and_harm_nothing(
-    guarded: Site, captured_logs: pytest.LogCaptureFixture
+    guarded: Site, operator_logs: pytest.LogCaptureFixture
 ) -> None:
     before = secret_bytes(guarded.sandbox)
 
@@ -187,7 +187,7 @@ def test_invalid_cert_specs_are_rejected_or_reported_and_harm_nothing(
         submit(guarded, CERTS, spec)
 
     check()
-    assert_unharmed(guarded, before, captured_logs)
+    assert_unharmed(guarded, before, operator_logs)
 
 
 def test_an_integer_beyond_int64_is_a_422_not_a_server_error(reliability_site: Site) -> None:

@@ -4,8 +4,6 @@ headers from untrusted addresses are refused, and failed authentication is rate-
 127.0.0.1 and 127.0.0.2 are both loopback on Linux: two source addresses without a network.
 """
 
-import base64
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.integration.test_server_support import Identity, Keys, ServerThread, link
-from tests.reliability.conftest import CERTS, PEERS, is_true, peer_spec, stored
+from tests.reliability.conftest import (
+    CERTS,
+    PEERS,
+    assert_no_leaks,
+    is_true,
+    peer_spec,
+    readable_texts,
+    secret_bytes,
+    secret_values,
+    stored,
+)
 from tests.waiting import wait_for
 
 from federation_operator import api
@@ -98,23 +106,8 @@ def local_site(tmp_path: Path) -> Iterator[LocalSite]:
     site.close()
 
 
-def collect_secrets(site: LocalSite) -> set[str]:
-    """Every token and every private-key line the site's Secrets hold (the handoff included)."""
-    assert site.sandbox is not None
-    found: set[str] = set()
-    for secret in stored(site.sandbox, "secrets"):
-        role = (secret["metadata"].get("labels") or {}).get(api.LABEL_ROLE)
-        for key, value in (secret.get("data") or {}).items():
-            text = base64.b64decode(value).decode()
-            if role in (api.ROLE_OUTBOUND, api.ROLE_HANDOFF) and key != "previous-expires-at":
-                found.add(text)
-            if key == "tls.key":
-                found |= {line for line in text.splitlines() if line and not line.startswith("-----")}
-    return found
-
-
 def test_no_token_or_key_in_logs_events_status_annotations_audit_or_metrics(
-    local_site: LocalSite, captured_logs: pytest.LogCaptureFixture
+    local_site: LocalSite, operator_logs: pytest.LogCaptureFixture
 ) -> None:
     sandbox = local_site.sandbox
     assert sandbox is not None
@@ -143,7 +136,7 @@ def test_no_token_or_key_in_logs_events_status_annotations_audit_or_metrics(
         timeout=30,
     )
     # Calls with real tokens against the server, so that the audit log and metrics have content.
-    secrets = collect_secrets(local_site)
+    secrets = secret_values(secret_bytes(sandbox))
     assert len(secrets) >= 4, "tokens and key lines were found to search for"
     with httpx.Client(verify=False, trust_env=False) as client:  # noqa: S501 (our own loopback server)
         for token in secrets:
@@ -154,22 +147,8 @@ def test_no_token_or_key_in_logs_events_status_annotations_audit_or_metrics(
     audit = (local_site.workdir / "eu-audit.jsonl").read_text()
     assert audit.count("\n") >= len(secrets)
 
-    readable = {
-        "logs": "\n".join(
-            f"{record.getMessage()} {record.exc_text or ''}" for record in captured_logs.records
-        ),
-        "events": json.dumps(stored(sandbox, "events")),
-        "status+annotations": json.dumps(
-            [
-                {"status": obj.get("status"), "annotations": obj["metadata"].get("annotations")}
-                for plural in (CERTS, PEERS)
-                for obj in stored(sandbox, plural)
-            ]
-        ),
-        "audit": audit,
-        "metrics": metrics,
-    }
-    assert captured_logs.records, "the operator's logs were captured"
-    leaks = [(where, secret[:6]) for where, text in readable.items() for secret in secrets if secret in text]
-    assert not leaks, leaks
+    texts = readable_texts(sandbox, operator_logs)
+    texts.update(audit=audit, metrics=metrics)
+    assert operator_logs.records, "the operator's logs were captured"
+    assert_no_leaks(secrets, texts)
     assert logging.getLogger().isEnabledFor(logging.DEBUG)
