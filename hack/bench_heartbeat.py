@@ -25,7 +25,9 @@ window 120 s wall = 10 min operator time). `--peers 100 --window 30` for a quick
 import argparse
 import asyncio
 import base64
+import collections
 import ipaddress
+import logging
 import random
 import resource
 import shutil
@@ -48,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from federation_operator import api, tokens
-from federation_operator.k8s.client import Kube
+from federation_operator.k8s.client import Conflict, Kube
 from federation_operator.k8s.resources import (
     CONFIGMAPS,
     FEDERATION_CERTS,
@@ -62,9 +64,11 @@ NAMESPACE = "bench"
 
 
 class CountingKube(Kube):
-    """Counts the heartbeat's status writes (status patches that set reachability)."""
+    """Counts the heartbeat's status writes (status patches that set reachability), the accepted
+    ones and the ones refused for a stale resourceVersion (409) apart."""
 
     heartbeat_writes = 0
+    conflicts = 0
 
     async def patch(
         self,
@@ -74,14 +78,34 @@ class CountingKube(Kube):
         body: object,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        if (
+        heartbeat = (
             resource is FEDERATION_PEERS
             and kwargs.get("subresource") == "status"
             and isinstance(body, dict)
             and "reachability" in (body.get("status") or {})
-        ):
+        )
+        try:
+            result = await super().patch(resource, namespace, name, body, **kwargs)
+        except Conflict:
+            if heartbeat:
+                CountingKube.conflicts += 1
+            raise
+        if heartbeat:
             CountingKube.heartbeat_writes += 1
-        return await super().patch(resource, namespace, name, body, **kwargs)
+        return result
+
+
+class WriteReasons(logging.Handler):
+    """Tallies the heartbeat's debug line "heartbeat status written: <what changed>"."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.reasons: collections.Counter[str] = collections.Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("heartbeat status written: "):
+            self.reasons[message.removeprefix("heartbeat status written: ")] += 1
 
 
 def server_keys(directory: Path) -> tuple[Path, Path, Path]:
@@ -417,9 +441,16 @@ def main() -> int:
         # Settle past the first writes (Unknown -> Reachable, the remote's view catching up).
         time.sleep(3 * args.interval)
 
-        writes0, pings0, cpu0 = CountingKube.heartbeat_writes, count_lines(audit), cpu_seconds()
+        reasons = WriteReasons()
+        objects_logger = logging.getLogger("kopf.objects")
+        objects_logger.addHandler(reasons)
+        objects_logger.setLevel(logging.DEBUG)
+        writes0, conflicts0 = CountingKube.heartbeat_writes, CountingKube.conflicts
+        pings0, cpu0 = count_lines(audit), cpu_seconds()
         time.sleep(args.window)
         writes = CountingKube.heartbeat_writes - writes0
+        conflicts = CountingKube.conflicts - conflicts0
+        objects_logger.removeHandler(reasons)
         pings = count_lines(audit) - pings0
         cpu = cpu_seconds() - cpu0
         rss = rss_mib()
@@ -459,6 +490,8 @@ def main() -> int:
         print(
             f"pings in window: {pings} ({pings / args.window:.1f}/s wall); heartbeat status writes: {writes}"
         )
+        print(f"  by what changed: {dict(reasons.reasons.most_common())}")
+        print(f"  refused with 409 (re-read, decided again; not counted above): {conflicts}")
         print(
             f"API writes per peer-hour: {writes_per_peer_hour:.2f}; write-every-ping baseline "
             f"{pings_per_peer_hour:.1f}; {fewer:.1f}x fewer"

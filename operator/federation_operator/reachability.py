@@ -25,7 +25,8 @@ from federation_operator import conditions
 # than 5 minutes (or never, 5 minutes after the first ping)".
 FRESH_FOR: Final = timedelta(minutes=1)
 GIVE_UP_AFTER: Final = timedelta(minutes=5)
-# KEP-589: the full status only on change or every 5 minutes.
+# KEP-589: the full status only on change or every 5 minutes (here: on the first ping more than
+# 5 minutes after the last write).
 REFRESH_INTERVAL: Final = timedelta(minutes=5)
 # Latency bucket edges in milliseconds; the slow threshold is added as the last edge, so a reader
 # sees the latency move only when it moves by an amount that matters. No edge below 50 ms: under
@@ -302,7 +303,7 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
     new["conditions"] = list(new_conditions)
 
     last_probe = _parse_time(old_status.get("lastProbeTime"))
-    stale = result is not None and (last_probe is None or now - last_probe >= REFRESH_INTERVAL)
+    stale = result is not None and (last_probe is None or now - last_probe > REFRESH_INTERVAL)
     write = bool(changed) or stale
     transition = (old_state, state.value) if old_state != state.value else None
     return StatusUpdate(
