@@ -13,32 +13,21 @@ PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 # seconds; `OperatorConfig.extra` so that tests can make it short.
 CHECK_INTERVAL_KEY = "peer_credentials_interval"
 DEFAULT_CHECK_INTERVAL = 30.0
-# kopf hands an index to handlers as a keyword argument named by the index's id.
-SECRET_INDEX = "federation_peer_secrets"
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     locks = peer_handlers.PeerLocks()
+    watchers = peer_handlers.SecretWatchers()
     interval = float(config.extra.get(CHECK_INTERVAL_KEY, DEFAULT_CHECK_INTERVAL))
-
-    @kopf.index(*PEER, registry=registry, id=SECRET_INDEX)
-    def peer_secrets(
-        name: str, namespace: str | None, spec: kopf.Spec, **_: Any
-    ) -> dict[tuple[str, str], str]:
-        return {(str(namespace), secret): name for secret in peer_handlers.watched_secret_names(name, spec)}
 
     @kopf.on.resume(*PEER, registry=registry, id="peer-credentials-resume")
     @kopf.on.create(*PEER, registry=registry, id="peer-credentials-create")
     @kopf.on.update(*PEER, registry=registry, id="peer-credentials-update")
-    async def peer_changed(
-        name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
-    ) -> None:
-        await peer_handlers.reconcile(
-            context_of(memo), namespace=str(namespace), name=name, locks=locks, logger=logger
-        )
-
     @kopf.timer(*PEER, registry=registry, id="peer-credentials-check", interval=interval)
-    async def peer_check(name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any) -> None:
+    async def peer_changed(
+        name: str, namespace: str | None, spec: kopf.Spec, logger: kopf.Logger, memo: Any, **_: Any
+    ) -> None:
+        watchers.watch(str(namespace), name, peer_handlers.watched_secret_names(name, spec))
         await peer_handlers.reconcile(
             context_of(memo), namespace=str(namespace), name=name, locks=locks, logger=logger
         )
@@ -46,13 +35,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.delete(*PEER, registry=registry, id="peer-credentials-delete")
     async def peer_deleted(body: kopf.Body, logger: kopf.Logger, memo: Any, **_: Any) -> None:
         await peer_handlers.clean_up(context_of(memo), body=body, locks=locks, logger=logger)
+        watchers.forget(str(body.metadata.namespace), str(body.metadata.name))
 
     @kopf.on.event("v1", "secrets", registry=registry, id="peer-secret-event")
     async def peer_secret_event(
-        event: kopf.RawEvent, name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **kwargs: Any
+        event: kopf.RawEvent, name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:
-        index: kopf.Index[tuple[str, str], str] = kwargs[SECRET_INDEX]
-        peers: list[str] = list(index.get((str(namespace), name), []))
+        peers = watchers.peers_of(str(namespace), name)
         if peers:
             await peer_handlers.secret_changed(
                 context_of(memo), event=event, peers=peers, locks=locks, logger=logger
