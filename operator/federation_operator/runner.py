@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,7 +46,10 @@ class OperatorConfig:
     liveness: str | None = None
     # How often a FederationCert is re-checked (its Secret still there and intact, expiry close).
     cert_check_interval: float = 60.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # How often each peer is re-checked for an expired handoff or rotation overlap (seconds).
+    peer_check_interval: float = 30.0
+    # How often each peer's namespace edge objects are re-checked: pins expire without an event.
+    ingress_check_interval: float = 60.0
 
 
 @dataclass
@@ -234,6 +237,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cert-check-interval", type=float, default=60.0, help="seconds between certificate checks"
     )
+    parser.add_argument(
+        "--peer-check-interval", type=float, default=30.0, help="seconds between credential checks per peer"
+    )
+    parser.add_argument(
+        "--ingress-check-interval", type=float, default=60.0, help="seconds between edge checks per namespace"
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -277,6 +286,8 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         priority=args.priority,
         liveness=args.liveness,
         cert_check_interval=args.cert_check_interval,
+        peer_check_interval=args.peer_check_interval,
+        ingress_check_interval=args.ingress_check_interval,
     )
 
 

@@ -22,7 +22,7 @@ from tests.integration.conftest import Site, SiteFactory
 from tests.waiting import wait_for
 
 PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
-CHECK = {"extra": {"peer_credentials_interval": 0.3}}
+CHECK = {"peer_check_interval": 0.3}
 EU_ENDPOINT = "https://eu.federation.example:8443"
 US_ENDPOINT = "https://us.federation.example:8443"
 

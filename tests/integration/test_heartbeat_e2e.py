@@ -95,8 +95,8 @@ def federation(
 ) -> Iterator[Federation]:
     keys = Keys.create(tmp_path)
     clock = Clock()
-    eu = site_factory("eu", operator=False, extra={"peer_credentials_interval": 0.3})
-    us = site_factory("us", operator=False, extra={"peer_credentials_interval": 0.3})
+    eu = site_factory("eu", operator=False, peer_check_interval=0.3)
+    us = site_factory("us", operator=False, peer_check_interval=0.3)
     servers = []
     for site in (eu, us):
         start_operator(site, clock)

@@ -13,7 +13,7 @@ from tests.integration.conftest import Site, SiteFactory
 from tests.waiting import wait_for
 
 PEERS = api.PEER_PLURAL
-CHECK = {"extra": {"peer_credentials_interval": 0.3}}
+CHECK = {"peer_check_interval": 0.3}
 PIN = {"thumbprint": "sha256:" + "1" * 64}
 
 

@@ -140,7 +140,7 @@ def operator_logs(captured_logs: pytest.LogCaptureFixture) -> pytest.LogCaptureF
 @pytest.fixture
 def reliability_site(site_factory: SiteFactory) -> Site:
     """A site whose periodic checks run every second, so that a missed event is caught quickly."""
-    return site_factory("eu", extra={"peer_credentials_interval": 1.0})
+    return site_factory("eu", peer_check_interval=1.0)
 
 
 Secrets = dict[str, dict[str, bytes]]

@@ -109,7 +109,7 @@ def test_under_ten_percent_api_faults_everything_converges_and_no_secret_is_lost
 ) -> None:
     total = count("RELIABILITY_FAULT_PEERS", 100)
     names = [f"{number:03d}" for number in range(total)]
-    site = site_factory("eu", operator=False, extra={"peer_credentials_interval": 1.0})
+    site = site_factory("eu", operator=False, peer_check_interval=1.0)
     rng = random.Random(seed())
     site.sandbox.call(lambda: inject_faults(site.sandbox.api.faults, rate=FAULT_RATE, rng=rng))
     site.start_operator()

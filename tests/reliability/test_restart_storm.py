@@ -53,7 +53,7 @@ def test_a_restart_storm_converges_and_never_changes_a_token_or_key(site_factory
     total = count("RELIABILITY_STORM_PEERS", 50)
     restarts = count("RELIABILITY_RESTARTS", DEFAULT_RESTARTS)
     rng = random.Random(seed())
-    site = site_factory("eu", operator=False, extra={"peer_credentials_interval": 1.0})
+    site = site_factory("eu", operator=False, peer_check_interval=1.0)
     sandbox = site.sandbox
     for number in range(total):
         site.create(CERTS, f"c{number:02d}", {"subject": f"c{number:02d}"})

@@ -14,10 +14,6 @@ from federation_operator.handlers import ingress as ingress_handlers
 from federation_operator.runner import OperatorConfig, context_of
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
-# How often each peer's namespace is re-checked, in seconds: a pinned certificate expires
-# without any API event. `OperatorConfig.extra` so that tests can make it short.
-CHECK_INTERVAL_KEY = "ingress_check_interval"
-DEFAULT_CHECK_INTERVAL = 60.0
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -25,7 +21,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         # No edge configured: no handler, no finalizer, nothing written.
         return
     locks = ingress_handlers.NamespaceLocks()
-    interval = float(config.extra.get(CHECK_INTERVAL_KEY, DEFAULT_CHECK_INTERVAL))
+    interval = config.ingress_check_interval
 
     @kopf.on.resume(*PEER, registry=registry, id="ingress-resume")
     @kopf.on.create(*PEER, registry=registry, id="ingress-create")

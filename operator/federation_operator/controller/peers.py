@@ -9,16 +9,12 @@ from federation_operator.handlers import peers as peer_handlers
 from federation_operator.runner import OperatorConfig, context_of
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
-# How often each peer is re-checked for an expired handoff or an expired rotation overlap, in
-# seconds; `OperatorConfig.extra` so that tests can make it short.
-CHECK_INTERVAL_KEY = "peer_credentials_interval"
-DEFAULT_CHECK_INTERVAL = 30.0
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     locks = peer_handlers.PeerLocks()
     watchers = peer_handlers.SecretWatchers()
-    interval = float(config.extra.get(CHECK_INTERVAL_KEY, DEFAULT_CHECK_INTERVAL))
+    interval = config.peer_check_interval
 
     @kopf.on.resume(*PEER, registry=registry, id="peer-credentials-resume")
     @kopf.on.create(*PEER, registry=registry, id="peer-credentials-create")
