@@ -11,7 +11,15 @@ count of peers per state; durations and results are not labelled by peer.
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 STATES: Final = ("Unknown", "Reachable", "Slow", "Degraded", "Unreachable")
 DURATION_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -77,3 +85,17 @@ class HeartbeatMetrics:
         if old is not None:
             self.peer_state.remove(namespace, peer, old)
             self.peers.labels(old).dec()
+
+
+async def serve_metrics(registry: CollectorRegistry, *, host: str, port: int) -> web.AppRunner:
+    """`GET /metrics` in Prometheus text format on `host:port`; stop with `await runner.cleanup()`."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

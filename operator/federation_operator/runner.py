@@ -46,6 +46,9 @@ class OperatorConfig:
     liveness: str | None = None
     # How often a FederationCert is re-checked (its Secret still there and intact, expiry close).
     cert_check_interval: float = 60.0
+    # The operator's own metrics (ping durations, results by factor, states, status writes).
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod's listener; the chart's NetworkPolicy narrows it
+    metrics_port: int | None = None
     # How often each peer is re-checked for an expired handoff or rotation overlap (seconds).
     peer_check_interval: float = 30.0
     # How often each peer's namespace edge objects are re-checked: pins expire without an event.
@@ -237,6 +240,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cert-check-interval", type=float, default=60.0, help="seconds between certificate checks"
     )
+    parser.add_argument("--metrics-port", type=int, help="serve the operator's /metrics on this port")
     parser.add_argument(
         "--peer-check-interval", type=float, default=30.0, help="seconds between credential checks per peer"
     )
@@ -287,6 +291,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         liveness=args.liveness,
         cert_check_interval=args.cert_check_interval,
         peer_check_interval=args.peer_check_interval,
+        metrics_port=args.metrics_port,
         ingress_check_interval=args.ingress_check_interval,
     )
 

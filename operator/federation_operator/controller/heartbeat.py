@@ -11,11 +11,12 @@ import kopf
 
 from federation_operator import api
 from federation_operator.handlers import heartbeat
-from federation_operator.metrics import HeartbeatMetrics
+from federation_operator.metrics import HeartbeatMetrics, serve_metrics
 from federation_operator.runner import OperatorConfig, context_of
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 MEMO_KEY = "heartbeat"
+METRICS_KEY = "metrics-server"
 # After `stopped` is set, how long kopf waits before cancelling the daemon, then before giving up
 # on it. The loop races every ping against `stopped`, so it normally exits at once.
 CANCELLATION_BACKOFF = 1.0
@@ -24,11 +25,20 @@ CANCELLATION_TIMEOUT = 5.0
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.startup(registry=registry, id="heartbeat-startup")
-    def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
+    async def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
         context = context_of(memo)
-        memo[MEMO_KEY] = heartbeat.Shared(
-            metrics=HeartbeatMetrics(), cache=heartbeat.CredentialCache(context.kube)
-        )
+        shared = heartbeat.Shared(metrics=HeartbeatMetrics(), cache=heartbeat.CredentialCache(context.kube))
+        memo[MEMO_KEY] = shared
+        if config.metrics_port is not None:
+            memo[METRICS_KEY] = await serve_metrics(
+                shared.metrics.registry, host=config.metrics_host, port=config.metrics_port
+            )
+
+    @kopf.on.cleanup(registry=registry, id="heartbeat-cleanup")
+    async def heartbeat_cleanup(memo: kopf.Memo, **_: Any) -> None:
+        server = memo.get(METRICS_KEY)
+        if server is not None:
+            await server.cleanup()
 
     @kopf.daemon(
         *PEER,

@@ -1,0 +1,22 @@
+"""The operator serves its own /metrics (the heartbeat's figures) when given a port."""
+
+import httpx
+
+from federation_operator.localsite import free_port
+from tests.integration.conftest import SiteFactory
+from tests.waiting import wait_for
+
+
+def test_operator_serves_prometheus_metrics_on_its_port(site_factory: SiteFactory) -> None:
+    port = free_port()
+    site_factory("eu", metrics_port=port, metrics_host="127.0.0.1")
+
+    def scrape() -> str | None:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        except httpx.TransportError:
+            return None
+        return response.text if response.status_code == 200 else None
+
+    text = wait_for(scrape, message="/metrics answering")
+    assert "# TYPE federation_" in text
