@@ -10,6 +10,7 @@ good peer stays CredentialsReady with byte-identical Secrets.
 
 import itertools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -151,8 +152,14 @@ EXAMPLES = count("RELIABILITY_BAD_EXAMPLES", 40)
 
 
 @pytest.mark.slow
-def test_invalid_peer_specs_are_rejected_or_reported_and_harm_nothing(
-    guarded: Site, operator_logs: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("resource", "cases"), [(PEERS, peer_cases), (CERTS, cert_cases)], ids=["peer", "cert"]
+)
+def test_invalid_specs_are_rejected_or_reported_and_harm_nothing(
+    guarded: Site,
+    operator_logs: pytest.LogCaptureFixture,
+    resource: Any,
+    cases: Callable[[], st.SearchStrategy[dict[str, Any]]],
 ) -> None:
     before = secret_bytes(guarded.sandbox)
 
@@ -162,29 +169,9 @@ def test_invalid_peer_specs_are_rejected_or_reported_and_harm_nothing(
         derandomize=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(spec=peer_cases())
+    @given(spec=cases())
     def check(spec: dict[str, Any]) -> None:
-        submit(guarded, PEERS, spec)
-
-    check()
-    assert_unharmed(guarded, before, operator_logs)
-
-
-@pytest.mark.slow
-def test_invalid_cert_specs_are_rejected_or_reported_and_harm_nothing(
-    guarded: Site, operator_logs: pytest.LogCaptureFixture
-) -> None:
-    before = secret_bytes(guarded.sandbox)
-
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
-    @given(spec=cert_cases())
-    def check(spec: dict[str, Any]) -> None:
-        submit(guarded, CERTS, spec)
+        submit(guarded, resource, spec)
 
     check()
     assert_unharmed(guarded, before, operator_logs)

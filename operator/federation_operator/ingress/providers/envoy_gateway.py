@@ -21,7 +21,7 @@ from federation_operator.ingress.config import (
     IngressConfig,
     object_metadata,
 )
-from federation_operator.ingress.providers.routes import build_http_route, route_name
+from federation_operator.ingress.providers.routes import build_http_route, route_name, server_backend_ref
 
 # Envoy sends the ext-auth backend only Host, Method, Path, Content-Length and Authorization by
 # default; the forward-auth endpoint also needs the certificate Envoy verified.
@@ -75,14 +75,7 @@ def build_envoy_gateway_objects(
             "headers": {"xForwardedClientCert": {"mode": "SanitizeSet", "certDetailsToAdd": ["Cert"]}},
         },
     }
-    backend: dict[str, Any] = {
-        "group": "",
-        "kind": "Service",
-        "name": config.server_service,
-        "port": config.server_http_port,
-    }
-    if config.server_ns(namespace) != namespace:
-        backend["namespace"] = config.server_ns(namespace)
+    backend = server_backend_ref(namespace=namespace, config=config)
     security_policy = {
         "apiVersion": ENVOY_GATEWAY_VERSION,
         "kind": "SecurityPolicy",

@@ -15,6 +15,22 @@ from federation_operator.ingress.config import (
 )
 
 
+def server_backend_ref(*, namespace: str, config: IngressConfig) -> dict[str, Any]:
+    """The federation server's plain-HTTP Service port as a Gateway API backend reference.
+
+    Across namespaces it needs a ReferenceGrant in the server's namespace (shipped by the chart).
+    """
+    backend: dict[str, Any] = {
+        "group": "",
+        "kind": "Service",
+        "name": config.server_service,
+        "port": config.server_http_port,
+    }
+    if config.server_ns(namespace) != namespace:
+        backend["namespace"] = config.server_ns(namespace)
+    return backend
+
+
 def route_name(config: IngressConfig) -> str:
     """Name of the HTTPRoute, which policies target."""
     return f"{config.name_prefix}-api"
@@ -27,15 +43,7 @@ def build_http_route(*, namespace: str, config: IngressConfig) -> dict[str, Any]
         parent["namespace"] = config.gateway_ns(namespace)
     if config.section_name:
         parent["sectionName"] = config.section_name
-    backend: dict[str, Any] = {
-        "group": "",
-        "kind": "Service",
-        "name": config.server_service,
-        "port": config.server_http_port,
-    }
-    if config.server_ns(namespace) != namespace:
-        # Needs a ReferenceGrant in the server's namespace (shipped by the chart).
-        backend["namespace"] = config.server_ns(namespace)
+    backend = server_backend_ref(namespace=namespace, config=config)
     return {
         "apiVersion": GATEWAY_API_VERSION,
         "kind": "HTTPRoute",
