@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from federation_operator import conditions
+from federation_operator.times import parse_rfc3339
 
 # DESIGN.md's table: "Reachable: 200 within the last minute", "Unreachable: no success for more
 # than 5 minutes (or never, 5 minutes after the first ping)".
@@ -153,12 +154,6 @@ class StatusUpdate:
     changed: tuple[str, ...] = field(default=())  # what a reader sees differently, for logs
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _remote_signature(remote: Mapping[str, Any] | None) -> tuple[Any, ...]:
     """The parts of the remote's view a reader cares about (its clocks and latency move every ping)."""
     if not remote:
@@ -217,7 +212,7 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
     conditions (other condition types are carried over untouched).
     """
     result = observation.result
-    last_success = observation.last_success or _parse_time(old_status.get("lastSuccessTime"))
+    last_success = observation.last_success or parse_rfc3339(old_status.get("lastSuccessTime"))
     if observation.suspended:
         state = Reachability.UNKNOWN
     else:
@@ -302,7 +297,7 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
         changed.append("conditions")
     new["conditions"] = list(new_conditions)
 
-    last_probe = _parse_time(old_status.get("lastProbeTime"))
+    last_probe = parse_rfc3339(old_status.get("lastProbeTime"))
     stale = result is not None and (last_probe is None or now - last_probe > REFRESH_INTERVAL)
     write = bool(changed) or stale
     transition = (old_state, state.value) if old_state != state.value else None
@@ -331,10 +326,10 @@ def remembered(old_status: Mapping[str, Any]) -> tuple[datetime | None, datetime
     When no ping ever succeeded, the `Reachable` condition went False at the first failed ping,
     so its transition time is when the 5-minute clock of "never reachable" started.
     """
-    last_success = _parse_time(old_status.get("lastSuccessTime"))
+    last_success = parse_rfc3339(old_status.get("lastSuccessTime"))
     if last_success is not None:
         return last_success, None
     condition = conditions.get_condition(old_status.get("conditions") or [], CONDITION_REACHABLE)
     if condition is not None and condition.get("status") == "False":
-        return None, _parse_time(condition.get("lastTransitionTime"))
+        return None, parse_rfc3339(condition.get("lastTransitionTime"))
     return None, None

@@ -38,6 +38,7 @@ from federation_operator.server.wire import (
     DeniedReply,
     PingReply,
 )
+from federation_operator.times import rfc3339
 
 HEALTH_PATH: Final = "/healthz"
 READY_PATH: Final = "/readyz"
@@ -188,10 +189,6 @@ class _Metrics:
     latency: Histogram
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _metrics(registry: CollectorRegistry) -> _Metrics:
     return _Metrics(
         requests=Counter(
@@ -335,7 +332,7 @@ class _Server:
             ok=True,
             site=self.config.site,
             peer={"name": name, "namespace": namespace},
-            time=_rfc3339(now),
+            time=rfc3339(now),
             link=self.index.link_view(namespace, name),
         )
         return web.json_response(reply)

@@ -37,6 +37,7 @@ from federation_operator.server.wire import (
     LinkFailure,
     LinkView,
 )
+from federation_operator.times import parse_rfc3339
 from federation_operator.tokens import SecretText
 
 TOMBSTONE_TTL: Final = timedelta(hours=24)
@@ -106,16 +107,6 @@ def parse_bearer(header: str | None) -> SecretText | None:
     return SecretText(value)
 
 
-def _parse_time(text: object) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _decode_hashes(secret: Mapping[str, Any]) -> _Hashes:
     """`hashes.json` of an inbound Secret; anything unreadable accepts nothing (fail closed)."""
     data = secret.get("data") or {}
@@ -133,7 +124,7 @@ def _decode_hashes(secret: Mapping[str, Any]) -> _Hashes:
     for entry in document.get("previous") or []:
         if not isinstance(entry, dict):
             continue
-        digest, expires = entry.get("hash"), _parse_time(entry.get("expiresAt"))
+        digest, expires = entry.get("hash"), parse_rfc3339(entry.get("expiresAt"))
         if isinstance(digest, str) and tokens.is_hash(digest) and expires is not None:
             previous.append((digest, expires))
     return _Hashes(
