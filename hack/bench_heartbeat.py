@@ -287,7 +287,7 @@ def main() -> int:
             namespaces=(NAMESPACE,),
             site="bench",
             # The credentials handler's periodic check is not what is measured here.
-            extra={"peer_credentials_interval": 3600.0},
+            peer_check_interval=3600.0,
         )
         thread = OperatorThread(
             config, context=OperatorContext(config=config, kube=kube, clock=clock.now)
