@@ -430,7 +430,7 @@ def main() -> int:
             green = sum(1 for state in states if state in {"Reachable", "Slow"})
             print(f"  {green}/{args.peers} green ({states.count('Slow')} of them Slow)", flush=True)
             server_down()
-            return green == args.peers
+            return bool(green == args.peers)
 
         wait(
             all_green,
