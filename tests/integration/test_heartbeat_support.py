@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from federation_operator.localsite import ServerThread
+from federation_operator.server.main import ServerConfig
+
 
 @dataclass
 class Handshake:
@@ -117,17 +120,18 @@ class FederationServerThread:
     on a fixed 127.0.0.1 port, in its own thread; it can be stopped and started again on that port."""
 
     def __init__(self, *, site: str, kubeconfig: Path, cert: Path, key: Path, port: int, audit: Path) -> None:
-        self.site, self.kubeconfig, self.cert, self.key, self.port, self.audit = (
-            site,
-            kubeconfig,
-            cert,
-            key,
-            port,
-            audit,
+        self.port, self.audit = port, audit
+        self.config = ServerConfig(
+            site=site,
+            kubeconfig=kubeconfig,
+            host="127.0.0.1",
+            port=port,
+            tls_cert=cert,
+            tls_key=key,
+            http_port=None,
+            audit_log=str(audit),
         )
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._running: ServerThread | None = None
 
     @property
     def url(self) -> str:
@@ -139,48 +143,10 @@ class FederationServerThread:
         return [json.loads(line) for line in self.audit.read_text().splitlines() if line.strip()]
 
     def start(self) -> Self:
-        from federation_operator.server.main import ServerConfig, run_server
-
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        config = ServerConfig(
-            site=self.site,
-            kubeconfig=self.kubeconfig,
-            host="127.0.0.1",
-            port=self.port,
-            tls_cert=self.cert,
-            tls_key=self.key,
-            http_port=None,
-            audit_log=str(self.audit),
-        )
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-
-            async def serve() -> None:
-                self._stop = asyncio.Event()
-                started = asyncio.Event()
-                task = asyncio.create_task(run_server(config=config, stop=self._stop, ready=started))
-                await started.wait()
-                ready.set_result(None)
-                await task
-
-            try:
-                loop.run_until_complete(serve())
-            except BaseException as error:
-                if not ready.done():
-                    ready.set_exception(error)
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"federation-server-{self.site}", daemon=True)
-        self._thread.start()
-        ready.result(timeout=10)
+        self._running = ServerThread(self.config).start()
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=10)
-        self._thread = self._loop = self._stop = None
+        if self._running is not None:
+            self._running.stop()
+            self._running = None
