@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from typing import Any
 
 from federation_operator import certs
 from federation_operator.k8s.client import Kube
-from federation_operator.runner import OperatorConfig, OperatorContext, OperatorThread
+from federation_operator.runner import LoopThread, OperatorConfig, OperatorContext, OperatorThread
 from federation_operator.sandbox.server import SandboxThread
 from federation_operator.server.main import ServerConfig, run_server
 
@@ -64,50 +63,15 @@ def local_server_config(*, name: str, directory: Path, kubeconfig: Path, port: i
     )
 
 
-class ServerThread:
+class ServerThread(LoopThread):
     """The federation server in its own thread and loop; `start()` returns once it listens."""
 
     def __init__(self, config: ServerConfig) -> None:
+        super().__init__(name=f"federation-server-{config.site}")
         self.config = config
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._main, name=f"federation-server-{config.site}", daemon=True
-        )
 
-    def _main(self) -> None:
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            ready = asyncio.Event()
-            task = asyncio.create_task(run_server(config=self.config, stop=self._stop, ready=ready))
-            waiter = asyncio.create_task(ready.wait())
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            self._ready.set()
-            waiter.cancel()
-            await task
-
-        try:
-            asyncio.run(serve())
-        except BaseException as error:  # reported to the starting thread
-            self._error = error
-            self._ready.set()
-
-    def start(self, *, timeout: float = 15.0) -> "ServerThread":
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("federation server did not start")
-        if self._error is not None or not self._thread.is_alive():
-            raise RuntimeError("federation server failed to start") from self._error
-        return self
-
-    def stop(self, *, timeout: float = 15.0) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
+    async def main(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
+        await run_server(config=self.config, stop=stop, ready=ready)
 
 
 @dataclass

@@ -3,11 +3,12 @@
 Handlers are registered into a fresh `kopf.OperatorRegistry` for every operator, never into
 kopf's global registry, and get their configuration and API connection from kopf's `memo`. This
 is what lets the tests and the demo run an EU and a US operator side by side, each against its
-own API server, and what lets `run_in_thread` start and stop operators at will.
+own API server, and what lets `OperatorThread` start and stop operators at will.
 """
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import kopf
 import yaml
@@ -167,43 +168,73 @@ async def run_operator(
             context.kube.close()
 
 
-class OperatorThread:
-    """An operator in its own thread and event loop: how tests and the sandbox run it."""
+class LoopThread:
+    """A coroutine `main(stop, ready)` in its own thread and event loop.
 
-    def __init__(self, config: OperatorConfig, *, context: OperatorContext | None = None) -> None:
-        self.config = config
-        self.context = context
-        self._stop = threading.Event()
+    kopf wants a loop of its own, and tests, the sandbox and the demo run operators and federation
+    servers side by side and stop them one by one: `start()` returns once `main` set `ready` (or
+    raises what it failed with), `stop()` sets `stop` in that loop and joins.
+    """
+
+    def __init__(self, *, name: str) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="federation-operator", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def _main(self) -> None:
+    async def main(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        async def body() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            ready = asyncio.Event()
+            task = asyncio.create_task(self.main(stop=self._stop, ready=ready))
+            waiter = asyncio.create_task(ready.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            self._ready.set()
+            waiter.cancel()
+            await task
+
         try:
-            asyncio.run(
-                run_operator(config=self.config, stop=self._stop, ready=self._ready, context=self.context)
-            )
+            asyncio.run(body())
         except BaseException as error:  # reported to the starting thread
             self._error = error
             self._ready.set()
 
-    def start(self, *, timeout: float = 30.0) -> "OperatorThread":
+    def start(self, *, timeout: float = 30.0) -> Self:
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise TimeoutError("operator did not become ready")
-        if self._error is not None:
-            raise RuntimeError("operator failed to start") from self._error
+            raise TimeoutError(f"{self._thread.name} did not become ready")
+        if self._error is not None or not self._thread.is_alive():
+            raise RuntimeError(f"{self._thread.name} failed to start") from self._error
         return self
 
     def stop(self, *, timeout: float = 30.0) -> None:
-        self._stop.set()
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
 
-    def __enter__(self) -> "OperatorThread":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class OperatorThread(LoopThread):
+    """An operator in its own thread and event loop: how tests, the sandbox and the demo run it."""
+
+    def __init__(self, config: OperatorConfig, *, context: OperatorContext | None = None) -> None:
+        super().__init__(name="federation-operator")
+        self.config = config
+        self.context = context
+
+    async def main(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
+        await run_operator(config=self.config, stop=stop, ready=ready, context=self.context)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -313,10 +344,6 @@ def main(args: argparse.Namespace) -> int:
 
     asyncio.run(_run())
     return 0
-
-
-def run_in_thread(config: OperatorConfig, *, context: OperatorContext | None = None) -> OperatorThread:
-    return OperatorThread(config, context=context).start()
 
 
 __all__: Sequence[str] = [
