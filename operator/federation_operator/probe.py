@@ -2,22 +2,27 @@
 
 Why this module: it is the only heartbeat code that opens sockets, so everything a ping must
 guarantee is visible in one place:
-- a fresh TCP connection and a full TLS handshake on every ping (keep-alive is off and Python's
-  `ssl` never resumes a session unless asked to), so a pin change on the remote shows on the
-  next ping;
+- a fresh TCP connection and a full TLS handshake on every ping (`Connection: close`, and
+  Python's `ssl` never resumes a session unless asked to), so a pin change on the remote shows on
+  the next ping;
 - our client certificate (the FederationCert named by `clientCertificateRef`) is loaded into an
-  `ssl.SSLContext` and the context is passed as httpx's `verify=` (with `cert=` plus a CA path,
-  httpx 0.28 silently sends no client certificate); the key goes through an anonymous memory
-  file (`memfd`), or a 0600 file in a private temp dir where memfd is missing, and is gone
-  right after loading;
+  `ssl.SSLContext`; the key goes through an anonymous memory file (`memfd`), or a 0600 file in a
+  private temp dir where memfd is missing, and is gone right after loading;
 - the remote's *server* certificate is verified per `spec.serverTrust`;
 - the token travels as `Authorization: Bearer` or the raw value of the header the peer names;
-- no redirects, no proxies from the environment, a bounded reply, and `asyncio.timeout` around
-  the whole exchange so a ping never outlives its timeout.
+- no redirects, no proxies from the environment, a bounded reply (headers and body), and
+  `asyncio.timeout` around the whole exchange so a ping never outlives its timeout.
 
-The SSL context and client are reused across pings while the credentials stay the same (a
-context per ping would re-parse the system CA store every 30 s for every peer); neither holds
-a connection between pings.
+Why asyncio streams and h11 rather than an HTTP client library: a ping is one GET on a connection
+used once, and at 1,000 peers every 30 s the client's own bookkeeping (pools, locks, cancel
+scopes, request and URL models) cost more CPU than the handshake (hack/bench_heartbeat.py). h11
+is the HTTP/1.1 state machine httpx itself is built on: it writes the request (rejecting a header
+that would break it) and parses the reply (Content-Length, chunked, or until close), so nothing
+here parses HTTP by hand.
+
+The SSL context is shared by every peer presenting the same material and reused across pings (a
+context per ping would re-parse the system CA store every 30 s for every peer); no connection
+outlives a ping.
 """
 
 import asyncio
@@ -28,6 +33,7 @@ import os
 import ssl
 import tempfile
 import time
+import urllib.parse
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,16 +41,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
+import h11
 
-from federation_operator import api
+from federation_operator import __version__, api
 from federation_operator.certs import SecretBytes
-from federation_operator.probe_classify import TransportProblem, classify_reply, classify_transport
+from federation_operator.probe_classify import Stage, TransportProblem, classify_reply, classify_transport
 from federation_operator.reachability import Failure
 from federation_operator.server.wire import HEADER_FACTOR
 from federation_operator.tokens import SecretText
 
 MAX_REPLY_BYTES: Final = 64 * 1024
+# The status line and headers of a reply; h11 refuses more (factor HTTP).
+MAX_HEADER_BYTES: Final = 16 * 1024
+READ_BYTES: Final = 16 * 1024
+# How long closing a connection may wait for the remote's TLS close_notify, in the background.
+SHUTDOWN_SECONDS: Final = 5.0
+USER_AGENT: Final = f"federation-operator/{__version__}"
+_FACTOR_HEADER: Final = HEADER_FACTOR.lower().encode("ascii")
 # How long the follow-up handshake waits for an alert (see `_listen_for_alert`); on loopback or a
 # WAN the alert follows the handshake within one round trip.
 ALERT_WAIT_SECONDS: Final = 1.0
@@ -115,19 +128,12 @@ def build_ssl_context(material: TlsMaterial) -> ssl.SSLContext:
     return context
 
 
-def _describe(error: BaseException) -> TransportProblem:
+def _describe(error: BaseException, stage: Stage = "other") -> TransportProblem:
     """Walk the exception chain for what OpenSSL and the OS said; keep only names, never payloads."""
-    stage = "other"
-    if isinstance(error, httpx.TimeoutException | TimeoutError):
+    if isinstance(error, TimeoutError):
         return TransportProblem(stage="timeout")
-    if isinstance(error, httpx.ConnectError):
-        stage = "connect"
-    elif isinstance(error, httpx.ReadError):
-        stage = "read"
-    elif isinstance(error, httpx.WriteError):
-        stage = "write"
-    elif isinstance(error, httpx.RemoteProtocolError):
-        stage = "read" if "disconnected" in str(error).lower() else "protocol"
+    if isinstance(error, h11.RemoteProtocolError):
+        return TransportProblem(stage="protocol", detail="malformed or incomplete HTTP reply")
     ssl_reason: str | None = None
     verify_message: str | None = None
     errno_name: str | None = None
@@ -142,17 +148,12 @@ def _describe(error: BaseException) -> TransportProblem:
         elif isinstance(current, OSError) and current.errno:
             errno_name = errno_name or errno.errorcode.get(current.errno)
         current = current.__cause__ or current.__context__
-    if errno_name is None and isinstance(error, httpx.ConnectError) and "refused" in str(error).lower():
-        errno_name = "ECONNREFUSED"
-    detail = (
-        "closed" if stage == "read" and ssl_reason is None and errno_name is None else type(error).__name__
-    )
     return TransportProblem(
-        stage=stage,  # type: ignore[arg-type]
+        stage=stage,
         ssl_reason=ssl_reason,
         verify_message=verify_message,
         errno_name=errno_name,
-        detail=detail,
+        detail=type(error).__name__,
     )
 
 
@@ -167,7 +168,7 @@ def _after_handshake_without_alert(problem: TransportProblem) -> bool:
     return problem.stage in {"read", "write"} and problem.ssl_reason is None
 
 
-async def _listen_for_alert(url: str, context: ssl.SSLContext | None) -> TransportProblem | None:
+async def _listen_for_alert(target: "Target", context: ssl.SSLContext) -> TransportProblem | None:
     """Handshake again and send nothing, to learn what the remote thinks of our certificate.
 
     An alert now arrives without a reset racing it. A remote that closes at once while we have
@@ -176,28 +177,55 @@ async def _listen_for_alert(url: str, context: ssl.SSLContext | None) -> Transpo
     to refuse is our certificate. A healthy server waits for the request instead. None when
     nothing conclusive happened.
     """
-    if context is None:
-        return None
-    parsed = httpx.URL(url)
     try:
-        reader, writer = await asyncio.open_connection(
-            parsed.host, parsed.port or 443, ssl=context, server_hostname=parsed.host
-        )
+        reader, writer = await target.connect(context)
     except (OSError, ssl.SSLError) as error:
-        described = _describe(error)
+        described = _describe(error, "connect")
         return described if described.ssl_reason is not None else None
     try:
         data = await asyncio.wait_for(reader.read(1), timeout=ALERT_WAIT_SECONDS)
     except (OSError, ssl.SSLError) as error:
-        described = _describe(error)
+        described = _describe(error, "read")
         if described.ssl_reason is not None:
             return described
         return TransportProblem("refused-after-handshake")
     except TimeoutError:
         return None
     finally:
-        writer.close()
+        writer.transport.abort()
     return TransportProblem("refused-after-handshake") if data == b"" else None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a ping goes: `spec.endpoint` split once into what the socket and the request need."""
+
+    host: str
+    port: int
+    authority: str  # the Host header: host[:port] as written in the endpoint
+    path: str  # the ping path under the endpoint's path
+
+    @classmethod
+    def of(cls, endpoint: str) -> "Target":
+        parts = urllib.parse.urlsplit(endpoint)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("the endpoint must be an https:// URL with a host")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 443,
+            authority=parts.netloc.rpartition("@")[2],
+            path=parts.path.rstrip("/") + api.PING_PATH,
+        )
+
+    async def connect(self, context: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A new TCP connection and a full TLS handshake (Python never resumes a session unasked)."""
+        return await asyncio.open_connection(
+            self.host,
+            self.port,
+            ssl=context,
+            server_hostname=self.host,
+            ssl_shutdown_timeout=SHUTDOWN_SECONDS,
+        )
 
 
 class _TooLarge(Exception):
@@ -222,37 +250,22 @@ def shared_ssl_context(material: TlsMaterial) -> ssl.SSLContext:
 
 
 class Pinger:
-    """One peer's ping client. Rebuilds its SSL context only when the TLS material changes."""
+    """One peer's ping client. Looks up its SSL context again only when the TLS material changes."""
 
     def __init__(self) -> None:
         self._identity: tuple[str, str | None, bool, int] | None = None
-        self._client: httpx.AsyncClient | None = None
-        self._client_context: ssl.SSLContext | None = None
         self._context: ssl.SSLContext | None = None
 
-    def _client_for(self, material: TlsMaterial) -> httpx.AsyncClient:
-        if self._client is None or self._identity != material.identity:
-            old = self._client
-            self._client_context = shared_ssl_context(material)
-            self._client = httpx.AsyncClient(
-                verify=self._client_context,
-                follow_redirects=False,
-                trust_env=False,
-                http2=False,
-                # No pooled connection survives a ping: every ping is a new TCP + TLS handshake.
-                limits=httpx.Limits(max_keepalive_connections=0, max_connections=4),
-            )
+    def _context_for(self, material: TlsMaterial) -> ssl.SSLContext:
+        if self._context is None or self._identity != material.identity:
+            self._context = shared_ssl_context(material)
             self._identity = material.identity
-            self._context = self._client_context
-            if old is not None:
-                asyncio.get_running_loop().create_task(old.aclose())
-        return self._client
+        return self._context
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._identity = None
+        """Nothing to release between pings (no connection outlives one); drops the context."""
+        self._context = None
+        self._identity = None
 
     async def ping(
         self,
@@ -264,27 +277,32 @@ class Pinger:
         time_limit: float,
     ) -> PingOutcome:
         """One ping that never outlives `time_limit` seconds, connect to last byte."""
-        url = endpoint.rstrip("/") + api.PING_PATH
-        headers = {"Accept": "application/json", "Accept-Encoding": "identity", "Connection": "close"}
-        if header:
-            headers[header] = token.reveal()
-        else:
-            headers["Authorization"] = "Bearer " + token.reveal()
-        client = self._client_for(material)
         started = time.perf_counter()
+        try:
+            target = Target.of(endpoint)
+        except ValueError as error:
+            bad = TransportProblem("connect", detail=str(error))
+            return PingOutcome(False, timedelta(), classify_transport(bad, timeout_seconds=time_limit))
+        headers = [
+            ("Host", target.authority),
+            ("User-Agent", USER_AGENT),
+            ("Accept", "application/json"),
+            ("Accept-Encoding", "identity"),
+            ("Connection", "close"),
+            (header, token.reveal()) if header else ("Authorization", "Bearer " + token.reveal()),
+        ]
+        context = self._context_for(material)
         problem: TransportProblem | None = None
         try:
             async with asyncio.timeout(time_limit):
                 try:
-                    status, factor_header, body = await self._exchange(client, url, headers)
-                except (httpx.HTTPError, OSError, ssl.SSLError) as error:
-                    problem = _describe(error)
+                    status, factor_header, body = await _exchange(target, headers, context)
+                except _Failed as failed:
+                    problem = failed.problem
                     if _after_handshake_without_alert(problem):
-                        problem = await _listen_for_alert(url, self._context) or problem
-        except (TimeoutError, httpx.TimeoutException):
+                        problem = await _listen_for_alert(target, context) or problem
+        except TimeoutError:
             problem = problem or TransportProblem("timeout")
-        except _TooLarge:
-            problem = TransportProblem("too-large", detail=f"{MAX_REPLY_BYTES} bytes")
         latency = timedelta(seconds=time.perf_counter() - started)
         if problem is not None:
             return PingOutcome(False, latency, classify_transport(problem, timeout_seconds=time_limit))
@@ -299,17 +317,73 @@ class Pinger:
             return PingOutcome(False, latency, failure)
         return PingOutcome(True, latency, reply=json.loads(body))
 
-    @staticmethod
-    async def _exchange(
-        client: httpx.AsyncClient, url: str, headers: dict[str, str]
-    ) -> tuple[int, str | None, bytes]:
-        # httpx's own timeouts stay off: the caller's asyncio.timeout bounds the whole exchange.
-        async with client.stream("GET", url, headers=headers, timeout=None) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_raw():
-                size += len(chunk)
+
+class _Failed(Exception):
+    """The exchange ended without a complete reply; `problem` says how (names only, no payload)."""
+
+    def __init__(self, problem: TransportProblem) -> None:
+        super().__init__(problem.stage)
+        self.problem = problem
+
+
+async def _exchange(
+    target: Target, headers: list[tuple[str, str]], context: ssl.SSLContext
+) -> tuple[int, str | None, bytes]:
+    """One HTTP/1.1 GET on a new connection: h11 writes the request and parses the reply (status
+    line, headers, Content-Length or chunked or until close), at most MAX_REPLY_BYTES of body.
+
+    The caller's `asyncio.timeout` bounds it; on any exit the connection is closed (a complete
+    reply with TLS close_notify, anything else aborted).
+    """
+    try:
+        reader, writer = await target.connect(context)
+    except (OSError, ssl.SSLError) as error:
+        raise _Failed(_describe(error, "connect")) from None
+    complete = False
+    try:
+        connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
+        try:
+            request = connection.send(h11.Request(method="GET", target=target.path, headers=headers))
+            ending = connection.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            raise _Failed(TransportProblem("other", detail="invalid request header")) from None
+        try:
+            writer.write(request + ending)
+            await writer.drain()
+        except (OSError, ssl.SSLError) as error:
+            raise _Failed(_describe(error, "write")) from None
+        status, factor, chunks, size = 0, None, [], 0
+        while True:
+            try:
+                event = connection.next_event()
+            except h11.RemoteProtocolError as error:
+                raise _Failed(_describe(error, "protocol")) from None
+            if event is h11.NEED_DATA:
+                try:
+                    data = await reader.read(READ_BYTES)
+                except (OSError, ssl.SSLError) as error:
+                    raise _Failed(_describe(error, "read")) from None
+                if not data and status == 0:
+                    raise _Failed(TransportProblem("read", detail="closed"))
+                connection.receive_data(data)
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                for name, value in event.headers:
+                    if name == _FACTOR_HEADER:
+                        factor = value.decode("latin-1")
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
                 if size > MAX_REPLY_BYTES:
-                    raise _TooLarge
-                chunks.append(chunk)
-            return response.status_code, response.headers.get(HEADER_FACTOR), b"".join(chunks)
+                    raise _Failed(TransportProblem("too-large", detail=f"{MAX_REPLY_BYTES} bytes"))
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                complete = True
+                return status, factor, b"".join(chunks)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise _Failed(TransportProblem("read", detail="closed"))
+            # h11.InformationalResponse (1xx): the final response follows.
+    finally:
+        if complete:
+            writer.close()
+        else:
+            writer.transport.abort()
