@@ -203,6 +203,23 @@ def test_wrong_token_on_one_side_is_reported_as_factor_secret_by_the_other(feder
     assert wrong not in str(status)
 
 
+def test_an_edited_outbound_secret_is_used_without_a_spec_change(federation: Federation) -> None:
+    """The heartbeat keeps a peer's own outbound Secret cached until the outbound fingerprint in
+    status changes; the credentials handler rewrites it on the Secret's edit, so the edit is used
+    within a few intervals (not the cache's 30-minute safety net)."""
+    us = federation.us
+    federation.wait_reachability(us, "eu", "Reachable")
+    ref = (us.get(PEERS, "eu") or {})["spec"]["outbound"]["secretRef"]
+    name, key = ref["name"], ref.get("key") or "token"
+    original = us.core.read_namespaced_secret(name, us.namespace).data[key]
+    wrong = tokens.generate_token().reveal()
+    us.core.patch_namespaced_secret(name, us.namespace, {"stringData": {key: wrong}})
+    status = federation.wait_reachability(us, "eu", "Degraded", timeout=6 * INTERVAL)
+    assert status["lastFailure"]["factor"] == "Secret"
+    us.core.patch_namespaced_secret(name, us.namespace, {"data": {key: original}})
+    federation.wait_reachability(us, "eu", "Reachable", timeout=6 * INTERVAL)
+
+
 def test_outbound_rotation_falls_back_to_the_previous_token_until_the_remote_learns_the_new_one(
     federation: Federation,
 ) -> None:

@@ -19,6 +19,7 @@ resourceVersion as precondition, so that another writer's conditions are never c
 """
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Awaitable, Mapping
@@ -62,6 +63,11 @@ DEFAULT_SLOW: Final = timedelta(seconds=1)
 # failure that a credential change could explain. Shared by all peers of the operator, so a
 # FederationCert used by a thousand peers is read once per period, not a thousand times.
 CREDENTIALS_MAX_AGE: Final = 60.0
+# A peer's own outbound Secret changes only with a rotation or an edit, and either changes the
+# outbound fingerprint in the peer's status (the credentials handler watches those Secrets), which
+# makes the next cycle read it again. This age is only the safety net: at 10,000 peers, re-reading
+# each peer's Secret every minute would be ~170 GETs per second for nothing.
+OWN_SECRET_MAX_AGE: Final = 1800.0
 _CREDENTIAL_FACTORS: Final = frozenset({SECRET, CERTIFICATE, TLS})
 _STATUS_ATTEMPTS: Final = 3
 # Pings in flight per operator. When the operator is short of CPU, more concurrent handshakes only
@@ -163,8 +169,8 @@ class Credentials:
     header: str | None
 
 
-class _KubeReader:
-    """`Kube.get` through the shared cache, with the age this cycle accepts."""
+class CacheReader:
+    """`Kube.get` through the shared cache, with the age the caller accepts."""
 
     def __init__(self, cache: CredentialCache, namespace: str, *, max_age: float) -> None:
         self.cache, self.namespace, self.max_age = cache, namespace, max_age
@@ -173,10 +179,20 @@ class _KubeReader:
         return await self.cache.get(resource, namespace or self.namespace, name, max_age=self.max_age)
 
 
+# The presented certificate's thumbprint and expiry, parsed once per certificate rather than per ping.
+_describe_certificate: Final = functools.lru_cache(maxsize=64)(certs.describe_pem)
+
+
 async def load_credentials(
-    reader: _KubeReader, *, peer_name: str, spec: Mapping[str, Any]
+    reader: CacheReader,
+    *,
+    peer_name: str,
+    spec: Mapping[str, Any],
+    outbound_reader: CacheReader | None = None,
 ) -> Credentials | Failure:
-    """Everything one ping presents. A Failure names an object and key, never a value."""
+    """Everything one ping presents. A Failure names an object and key, never a value.
+
+    `outbound_reader` reads the peer's outbound Secret (`reader` when not given)."""
     namespace = reader.namespace
     cert_name = str((spec.get("clientCertificateRef") or {}).get("name") or "")
     if not cert_name:
@@ -193,7 +209,7 @@ async def load_credentials(
             CERTIFICATE, f"Secret {secret_name} of FederationCert {cert_name} has no certificate yet"
         )
     try:
-        info = certs.describe_pem(cert_pem)
+        info = _describe_certificate(cert_pem)
     except certs.InvalidCertificate:
         return Failure(CERTIFICATE, f"Secret {secret_name} key tls.crt is not a PEM certificate")
 
@@ -213,7 +229,12 @@ async def load_credentials(
         if not ca_pem:
             return Failure(TLS, f"{kind} {name} has no key {key} (spec.serverTrust.caBundleRef)")
 
-    outbound = await read_outbound(reader, namespace=namespace, peer_name=peer_name, spec=spec)  # type: ignore[arg-type]
+    outbound = await read_outbound(
+        outbound_reader or reader,  # type: ignore[arg-type]
+        namespace=namespace,
+        peer_name=peer_name,
+        spec=spec,
+    )
     if outbound.current is None:
         return Failure(SECRET, outbound.problem or "no outbound token")
     return Credentials(
@@ -381,8 +402,10 @@ class Heartbeat:
         key = _credential_key(self.body)
         fresh = key != self.memory.credential_key or self.memory.last_failure_factor in _CREDENTIAL_FACTORS
         self.memory.credential_key = key
-        reader = _KubeReader(self.shared.cache, self.namespace, max_age=0.0 if fresh else CREDENTIALS_MAX_AGE)
-        loaded = await load_credentials(reader, peer_name=self.name, spec=spec)
+        cache = self.shared.cache
+        reader = CacheReader(cache, self.namespace, max_age=0.0 if fresh else CREDENTIALS_MAX_AGE)
+        own = CacheReader(cache, self.namespace, max_age=0.0 if fresh else OWN_SECRET_MAX_AGE)
+        loaded = await load_credentials(reader, peer_name=self.name, spec=spec, outbound_reader=own)
         if isinstance(loaded, Failure):
             started = time.perf_counter()
             outcome = PingOutcome(False, timedelta(), failure=loaded)

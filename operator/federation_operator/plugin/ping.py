@@ -18,9 +18,9 @@ from typing import Any, Final
 
 from federation_operator import certs, tokens
 from federation_operator.handlers.heartbeat import (
+    CacheReader,
     CredentialCache,
     Credentials,
-    _KubeReader,
     load_credentials,
     settings_of,
 )
@@ -64,7 +64,7 @@ async def _load(
 ) -> Credentials | Failure:
     # The heartbeat's own loader, with a cache that never serves a stale object (max_age 0), so
     # a ping here sees exactly what the next heartbeat cycle would read after a change.
-    reader = _KubeReader(CredentialCache(kube), namespace, max_age=0.0)
+    reader = CacheReader(CredentialCache(kube), namespace, max_age=0.0)
     return await load_credentials(reader, peer_name=peer_name, spec=spec)
 
 
