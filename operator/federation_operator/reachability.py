@@ -26,8 +26,10 @@ from federation_operator.times import parse_rfc3339
 # than 5 minutes (or never, 5 minutes after the first ping)".
 FRESH_FOR: Final = timedelta(minutes=1)
 GIVE_UP_AFTER: Final = timedelta(minutes=5)
-# KEP-589: the full status only on change or every 5 minutes (here: on the first ping more than
-# 5 minutes after the last write).
+# KEP-589: the full status only on change or every 5 minutes. Here: on the first ping more than
+# 5 minutes and half a ping interval after the last write. Pings land on a grid, so without the
+# half interval the ping due exactly 5 minutes later (the 10th at 30 s) would refresh or not
+# depending on milliseconds of scheduling noise; with it, it is always the next one (the 11th).
 REFRESH_INTERVAL: Final = timedelta(minutes=5)
 # Latency bucket edges in milliseconds; the slow threshold is added as the last edge, so a reader
 # sees the latency move only when it moves by an amount that matters. No edge below 50 ms: under
@@ -141,6 +143,9 @@ class Observation:
     # The ping before this one, if it succeeded: a latency move is written only when two pings in
     # a row confirm it, so a single slow handshake on a busy host does not cost a write.
     previous_latency: timedelta | None = None
+    # The ping interval (spec.heartbeat.interval): the refresh waits half of it beyond
+    # REFRESH_INTERVAL.
+    interval: timedelta = timedelta()
 
 
 @dataclass(frozen=True)
@@ -298,7 +303,8 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
     new["conditions"] = list(new_conditions)
 
     last_probe = parse_rfc3339(old_status.get("lastProbeTime"))
-    stale = result is not None and (last_probe is None or now - last_probe > REFRESH_INTERVAL)
+    refresh_due = REFRESH_INTERVAL + observation.interval / 2
+    stale = result is not None and (last_probe is None or now - last_probe > refresh_due)
     write = bool(changed) or stale
     transition = (old_state, state.value) if old_state != state.value else None
     return StatusUpdate(

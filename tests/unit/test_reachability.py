@@ -1,5 +1,6 @@
 """The reachability table and the write decision, with `now` injected (no waiting five minutes)."""
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -170,6 +171,26 @@ def test_steady_green_pings_write_only_every_refresh_interval() -> None:
     # The first ping more than 5 minutes after the last write refreshes: 5m30s, 11m, 16m30s.
     assert writes == 3
     assert status["lastProbeTime"] == "2026-01-01T12:16:30Z"
+
+
+def test_with_the_interval_known_the_refresh_is_every_eleventh_ping_whatever_the_jitter() -> None:
+    """Pings every 30 s on a grid, each stamped up to 200 ms late (scheduling and round trip): the
+    10th ping after a write lands at 5 min give or take the noise, so only the half interval makes
+    the refresh independent of it: always the 11th, 10.9 writes per hour against 120 pings."""
+    interval = timedelta(seconds=30)
+    rng = random.Random(7)
+    status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0), T0).status)
+    pings_since_write, spacings = 0, []
+    for number in range(1, 241):  # two hours
+        now = T0 + number * interval + timedelta(milliseconds=rng.uniform(0, 200))
+        update = heartbeat_status(status, green(now, interval=interval), now)
+        pings_since_write += 1
+        if update.write:
+            spacings.append(pings_since_write)
+            pings_since_write = 0
+            status = apply(status, update.status)
+    assert set(spacings) == {11}
+    assert len(spacings) == 240 // 11
 
 
 def test_latency_crossing_a_bucket_is_written_when_two_pings_in_a_row_confirm_it() -> None:

@@ -485,6 +485,7 @@ class Heartbeat:
             insecure=bool(((self.body.get("spec") or {}).get("serverTrust") or {}).get("insecureSkipVerify")),
             generation=self.body.metadata.get("generation"),
             previous_latency=self.memory.previous_latency,
+            interval=settings.interval,
         )
         self.memory.previous_latency = outcome.latency if outcome.ok else None
         update = await self._write(observation)
