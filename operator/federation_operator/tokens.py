@@ -87,9 +87,12 @@ def matches(token: SecretText, token_hash: str) -> bool:
 
 
 def matches_any(token: SecretText, accepted_hashes: Iterable[str]) -> bool:
-    """Check against every accepted hash without stopping early, so timing says nothing."""
-    presented = hash_token(token).encode("ascii")
+    """Check against every accepted hash without stopping early, so timing says nothing.
+
+    `hmac.compare_digest` takes ASCII strings as they are (the federation server's hot path); the
+    accepted hashes must be `is_hash`-checked (a non-ASCII string raises TypeError)."""
+    presented = hash_token(token)
     result = False
     for accepted in accepted_hashes:
-        result |= hmac.compare_digest(presented, accepted.encode("ascii"))
+        result |= hmac.compare_digest(presented, accepted)
     return result

@@ -9,17 +9,27 @@ written by the background thread holds every line, in order.
 import base64
 import io
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from federation_operator import api, tokens
 from federation_operator.certs import issue_certificate
-from federation_operator.server.app import AppConfig, AuditLog, create_app
+from federation_operator.server.app import (
+    _LATENCY_BUCKETS,
+    AppConfig,
+    AuditLog,
+    AuditRecord,
+    _RequestMetrics,
+    create_app,
+)
 from federation_operator.server.clientcert import (
     CertSource,
     CertSourceConfig,
@@ -27,7 +37,7 @@ from federation_operator.server.clientcert import (
     parse_networks,
     resolve,
 )
-from federation_operator.server.index import PeerIndex
+from federation_operator.server.index import AuthResult, PeerIndex
 from tests.waiting import wait_for
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC)
@@ -201,26 +211,77 @@ def test_remembered_trust_is_per_config() -> None:
     assert trusting == CertSourceConfig(trusted_proxies=parse_networks(["10.0.0.0/8"]))
 
 
+def _record(number: int) -> AuditRecord:
+    """An audit record told apart by its request id."""
+    decision = AuthResult(ok=True, factor=None, message="ok", namespace="ns", name="hot")
+    return (NOW, f"id-{number}", "auth", "ok", decision, "127.0.0.1", "127.0.0.1", "GET", "/")
+
+
+def _request_ids(text: str) -> list[str]:
+    """The request ids of the complete lines (the writer may be in the middle of one)."""
+    return [json.loads(line)["requestId"] for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
 def test_audit_to_a_file_is_written_off_the_caller_every_interval_in_order(tmp_path: Path) -> None:
+    """Formatted and written by the background thread in chunks, every record once, in order."""
     path = tmp_path / "audit.jsonl"
+    expected = [f"id-{number}" for number in range(20_000)]
     with path.open("a", encoding="utf-8") as stream:
         audit = AuditLog(stream, flush_interval=0.05)
-        lines = [json.dumps({"n": number}) + "\n" for number in range(20_000)]
-        for line in lines[:10_000]:
-            audit.write_line(line)
-        wait_for(lambda: path.read_text(encoding="utf-8") == "".join(lines[:10_000]), timeout=5)
-        for line in lines[10_000:]:
-            audit.write_line(line)
+        for number in range(10_000):
+            audit.write(_record(number))
+        wait_for(lambda: _request_ids(path.read_text(encoding="utf-8")) == expected[:10_000], timeout=5)
+        for number in range(10_000, 20_000):
+            audit.write(_record(number))
         audit.close()
-        assert path.read_text(encoding="utf-8") == "".join(lines)
+    text = path.read_text(encoding="utf-8")
+    assert _request_ids(text) == expected
+    assert text == "".join(AuditLog(io.StringIO()).line(_record(number)) for number in range(20_000))
 
 
 def test_a_lone_audit_line_reaches_the_file_without_waiting_for_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     with path.open("a", encoding="utf-8") as stream:
         audit = AuditLog(stream, flush_interval=60)
-        audit.write_line('{"n":1}\n')
-        wait_for(lambda: path.read_text(encoding="utf-8") == '{"n":1}\n', timeout=5)
-        audit.write_line('{"n":2}\n')  # within the interval: written on close at the latest
+        audit.write(_record(1))
+        wait_for(lambda: _request_ids(path.read_text(encoding="utf-8")) == ["id-1"], timeout=5)
+        audit.write(_record(2))  # within the interval: written on close at the latest
         audit.close()
-        assert path.read_text(encoding="utf-8") == '{"n":1}\n{"n":2}\n'
+        assert _request_ids(path.read_text(encoding="utf-8")) == ["id-1", "id-2"]
+
+
+def test_request_metrics_expose_what_prometheus_clients_counter_and_histogram_would() -> None:
+    """The lock-free request metrics write the same samples as prometheus_client's own Counter and
+    Histogram fed the same calls (minus their `_created` series), bucket edges included."""
+    rng = random.Random(3)
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = _RequestMetrics()
+    ours_registry.register(ours)
+    counter = Counter(
+        "federation_server_requests", "x", ["route", "result", "factor"], registry=theirs_registry
+    )
+    histogram = Histogram(
+        "federation_server_auth_seconds", "x", ["route"], registry=theirs_registry, buckets=_LATENCY_BUCKETS
+    )
+    edges = [*_LATENCY_BUCKETS, 0.0]
+    for _ in range(2000):
+        route = rng.choice(["ping", "auth"])
+        outcome, factor = rng.choice([("ok", ""), ("denied", "Secret"), ("rate-limited", "Certificate")])
+        seconds = rng.choice(edges) if rng.random() < 0.3 else rng.uniform(0, 0.2)
+        ours.count(route, outcome, factor)
+        ours.observe(route, seconds)
+        counter.labels(route, outcome, factor).inc()
+        histogram.labels(route).observe(seconds)
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in registry.collect()
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+
+    theirs = samples(theirs_registry)
+    assert samples(ours_registry).keys() == theirs.keys()
+    for key, value in samples(ours_registry).items():
+        assert value == pytest.approx(theirs[key]), key

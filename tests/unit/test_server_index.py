@@ -323,6 +323,29 @@ def test_parse_bearer_accepts_only_the_documented_shape() -> None:
         assert parse_bearer(bad) is None
 
 
+def _parse_bearer_plainly(header: str | None) -> SecretText | None:
+    """The rule in plain steps, as it read before the one-regex fast path."""
+    if header is None or len(header) > 256 or header[:7].lower() != "bearer ":
+        return None
+    value = header[7:].strip()
+    return SecretText(value) if tokens.is_token(value) else None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    prefix=st.sampled_from(["Bearer ", "bearer ", "BEARER ", "BeArEr ", "Bearer", "Bearer\t", "Basic ", ""]),
+    before=st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x85\u00a0\u2003x", max_size=3),
+    body=st.one_of(
+        st.builds(lambda seed: token(seed).reveal(), st.text(max_size=3)),
+        st.text(alphabet="AZaz09_-=+/.ü", min_size=40, max_size=46),
+    ),
+    after=st.text(alphabet=" \t\n\r\u00a0\u2003x", max_size=3),
+)
+def test_parse_bearer_answers_like_the_plain_rule(prefix: str, before: str, body: str, after: str) -> None:
+    header = prefix + before + body + after
+    assert parse_bearer(header) == _parse_bearer_plainly(header)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     cert_of=st.sampled_from(["a", "b", "c", "stranger", None]),
