@@ -126,7 +126,7 @@ class _AuditTime:
 # (time, request id, route, result, decision, remote address, rate-limit source, method, path).
 AuditRecord: TypeAlias = tuple[datetime, str, str, str, AuthResult, str, str, str, str]
 # Lines formatted per batch in the writer thread before it lets the event loop have the GIL back.
-_FORMAT_CHUNK: Final = 256
+_FORMAT_CHUNK: Final = 64
 
 
 class AuditLog:
