@@ -1,12 +1,15 @@
 """FederationPeer credentials end to end: a real kopf operator against the sandbox API."""
 
 import base64
+import itertools
 import json
+import time
 from typing import Any
 
 import pytest
 
 from federation_operator import api, tokens
+from federation_operator.controller.peers import FULL_CHECK_EVERY
 from federation_operator.plugin import cli
 from federation_operator.tokens import SecretText
 from tests.integration.conftest import Site, SiteFactory
@@ -224,3 +227,42 @@ def test_an_unread_handoff_is_deleted_after_its_ttl(site: Site) -> None:
     wait_for(
         lambda: "HandoffExpired" in {event.reason for event in site.events()}, message="HandoffExpired event"
     )
+
+
+def test_the_periodic_check_reads_a_steady_peer_only_every_full_check_period(site: Site) -> None:
+    """With checks every 0.3 s, a Ready peer with nothing expiring is read in full once per
+    FULL_CHECK_EVERY checks (3 s), not on every check: the timer alone makes no API call.
+
+    A full read can GET the peer more than once within milliseconds (a status write that meets
+    the heartbeat's and retries), so reads closer than 0.15 s count as one."""
+    site.create(PEERS, "us", peer_spec())
+    site.wait_condition(PEERS, "us", "CredentialsReady", "True")
+    calls = site.sandbox.api.calls
+    mark: int | None = None
+    starts: list[float] = []  # when each new burst of reads of the peer by the operator was noticed
+    last_seen = 0.0
+
+    def reads() -> int:
+        return sum(
+            1
+            for call in calls
+            if call.verb == "get"
+            and call.resource == PEERS
+            and call.user_agent.startswith("federation-operator/")
+        )
+
+    def three_full_reads() -> bool:
+        nonlocal mark, last_seen
+        count, now = reads(), time.monotonic()
+        if mark is None:  # what happened before the first look is not timed
+            mark = count
+        elif count > mark:
+            if now - last_seen > 0.15:
+                starts.append(now)
+            last_seen, mark = now, count
+        return len(starts) >= 3
+
+    wait_for(three_full_reads, timeout=30, interval=0.01, message="three full reads of the peer")
+    period = CHECK["peer_check_interval"] * FULL_CHECK_EVERY
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) > period / 2, gaps

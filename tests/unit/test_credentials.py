@@ -1,6 +1,6 @@
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -331,3 +331,50 @@ def test_secrets_in_a_plan_do_not_print() -> None:
     for write in plan.writes:
         for value in write.body["data"].values():
             assert value not in text
+
+
+class TestCheckDue:
+    """The periodic credentials check reads a steady peer only when time made something due."""
+
+    NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    EVERY = timedelta(minutes=5)
+
+    def ready(self, **extra: object) -> dict[str, object]:
+        condition = {"type": credentials.CONDITION, "status": "True", "observedGeneration": 3}
+        return {"conditions": [condition], **extra}
+
+    def due(self, status: Mapping[str, object], *, last_full: datetime | None = None) -> bool:
+        return credentials.check_due(
+            status,
+            generation=3,
+            now=self.NOW,
+            last_full=self.NOW - timedelta(minutes=1) if last_full is None else last_full,
+            full_every=self.EVERY,
+        )
+
+    def test_a_steady_ready_peer_is_not_read(self) -> None:
+        later = "2026-05-01T12:30:00Z"
+        status = self.ready(handoff={"expiresAt": later}, inbound={"previousExpiresAt": later})
+        assert not self.due(status)
+
+    def test_a_passed_handoff_or_overlap_deadline_is_due(self) -> None:
+        passed = "2026-05-01T11:59:59Z"
+        assert self.due(self.ready(handoff={"expiresAt": passed}))
+        assert self.due(self.ready(inbound={"previousExpiresAt": passed}))
+        assert self.due(self.ready(outbound={"previousExpiresAt": passed}))
+        assert self.due(self.ready(outbound={"previousExpiresAt": "not a time"}))
+
+    def test_not_ready_or_judged_for_another_generation_is_due(self) -> None:
+        assert self.due({})
+        assert self.due(
+            {"conditions": [{"type": credentials.CONDITION, "status": "False", "observedGeneration": 3}]}
+        )
+        assert self.due(
+            {"conditions": [{"type": credentials.CONDITION, "status": "True", "observedGeneration": 2}]}
+        )
+
+    def test_the_safety_net_reads_every_period_and_after_a_restart(self) -> None:
+        assert self.due(self.ready(), last_full=self.NOW - self.EVERY)
+        assert credentials.check_due(
+            self.ready(), generation=3, now=self.NOW, last_full=None, full_every=self.EVERY
+        )
