@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
-from typing import Final, TextIO, TypeAlias
+from typing import Final, TextIO
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -64,6 +64,73 @@ _ID_BATCH: Final = 256
 _UUID_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 # The default clock, called per request: a partial is one Python frame less than a lambda.
 _utc_now: Final = functools.partial(datetime.now, UTC)
+
+
+class AuditLog:
+    """One JSON line per inbound call. Lines are built by the caller; a token is never in one.
+
+    A stream with a file descriptor (a file, stdout) is written by a background thread: a write
+    to a file can block for tens of milliseconds on disk writeback (measured on the project's
+    machine), which on the event loop stalls every request in flight. The request path only
+    appends to a deque (thread-safe without a lock). The thread writes at most every
+    `flush_interval` seconds: at once when it has been idle that long (a lone call is in the file
+    right away, as before), else at the end of the interval; a crash loses at most that interval
+    of lines. An in-memory stream never blocks, so it is written in place (flushed at most every
+    `flush_interval`).
+    """
+
+    def __init__(self, stream: TextIO, *, flush_interval: float = 0.5) -> None:
+        self._stream = stream
+        self._flush_interval = flush_interval
+        self._flushed = time.monotonic() - flush_interval  # the first line is due at once
+        self._pending: collections.deque[str] = collections.deque()
+        self._stopped = threading.Event()
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        if _has_descriptor(stream):
+            self._writer = threading.Thread(target=self._write_periodically, name="audit-log", daemon=True)
+            self._writer.start()
+
+    def write_line(self, line: str) -> None:
+        """`line` is one complete JSON document ending in a newline."""
+        now = time.monotonic()
+        due = now - self._flushed >= self._flush_interval
+        if due:
+            self._flushed = now
+        if self._writer is not None:
+            self._pending.append(line)
+            if due:
+                self._wake.set()
+            return
+        self._stream.write(line)
+        if due:
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._stopped.set()
+            self._wake.set()
+            self._writer.join()
+        self._stream.flush()
+
+    def _write_periodically(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self._flush_interval)
+            self._wake.clear()
+            self._write_pending()
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        pending = self._pending
+        # Only the lines present now: the request path keeps appending meanwhile.
+        lines = [pending.popleft() for _ in range(len(pending))]
+        if not lines:
+            return
+        try:
+            self._stream.write("".join(lines))
+            self._stream.flush()
+        except (OSError, ValueError):
+            logger.exception("audit log: %d lines could not be written", len(lines))
 
 
 def _has_descriptor(stream: TextIO) -> bool:
@@ -120,109 +187,6 @@ class _AuditTime:
             self._prefix = moment.isoformat(timespec="seconds")[:19]
             self._second = second
         return self._prefix + _MILLISECONDS[moment.microsecond // 1000]
-
-
-# One audit entry as the request path leaves it, formatted later by `AuditLog.line`:
-# (time, request id, route, result, decision, remote address, rate-limit source, method, path).
-AuditRecord: TypeAlias = tuple[datetime, str, str, str, AuthResult, str, str, str, str]
-# Lines formatted per batch in the writer thread before it lets the event loop have the GIL back.
-_FORMAT_CHUNK: Final = 64
-
-
-class AuditLog:
-    """One JSON line per inbound call; a token is never in one (no field can hold it).
-
-    The request path hands over a tuple (`AuditRecord`) and nothing else: formatting the line
-    (~1 us alone) costs several times that between requests, where it competes for the CPU's
-    caches with the event loop, and in one batch it costs what it costs alone.
-
-    A stream with a file descriptor (a file, stdout) is written by a background thread: a write
-    to a file can block for tens of milliseconds on disk writeback (measured on the project's
-    machine), which on the event loop stalls every request in flight. The request path only
-    appends to a deque (thread-safe without a lock). The thread formats and writes at most every
-    `flush_interval` seconds: at once when it has been idle that long (a lone call is in the file
-    right away), else at the end of the interval, in chunks of `_FORMAT_CHUNK` lines so that it
-    never holds the GIL for long; a crash loses at most that interval of lines. An in-memory
-    stream never blocks, so it is written in place (flushed at most every `flush_interval`).
-    """
-
-    def __init__(self, stream: TextIO, *, flush_interval: float = 0.5) -> None:
-        self._stream = stream
-        self._flush_interval = flush_interval
-        self._flushed = time.monotonic() - flush_interval  # the first line is due at once
-        self._pending: collections.deque[AuditRecord] = collections.deque()
-        self._time = _AuditTime()
-        self._stopped = threading.Event()
-        self._wake = threading.Event()
-        self._writer: threading.Thread | None = None
-        if _has_descriptor(stream):
-            self._writer = threading.Thread(target=self._write_periodically, name="audit-log", daemon=True)
-            self._writer.start()
-
-    def write(self, record: AuditRecord) -> None:
-        now = time.monotonic()
-        due = now - self._flushed >= self._flush_interval
-        if due:
-            self._flushed = now
-        if self._writer is not None:
-            self._pending.append(record)
-            if due:
-                self._wake.set()
-            return
-        self._stream.write(self.line(record))
-        if due:
-            self._stream.flush()
-
-    def line(self, record: AuditRecord) -> str:
-        """The JSON line json.dumps(fields, separators=(",", ":")) writes, without building a dict:
-        time, requestId, route and result are ours (digits, hex, fixed words) and need no
-        escaping; every other value goes through json's own string escaper (`null` for None)."""
-        moment, request_id, route, outcome, result, remote, source, method, path = record
-        esc = encode_basestring_ascii
-        factor, name, namespace, thumbprint = result.factor, result.name, result.namespace, result.thumbprint
-        return (
-            f'{{"time":"{self._time.format(moment)}","requestId":"{request_id}",'
-            f'"route":"{route}","result":"{outcome}",'
-            f'"factor":{"null" if factor is None else esc(factor)},'
-            f'"message":{esc(result.message)},'
-            f'"peer":{"null" if name is None else esc(name)},'
-            f'"namespace":{"null" if namespace is None else esc(namespace)},'
-            f'"thumbprint":{"null" if thumbprint is None else esc(thumbprint)},'
-            f'"remote":{esc(remote)},"source":{esc(source)},"method":{esc(method)},'
-            f'"path":{esc(path)}}}\n'
-        )
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._stopped.set()
-            self._wake.set()
-            self._writer.join()
-        self._stream.flush()
-
-    def _write_periodically(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.wait(self._flush_interval)
-            self._wake.clear()
-            self._write_pending()
-        self._write_pending()
-
-    def _write_pending(self) -> None:
-        pending = self._pending
-        # Only the records present now: the request path keeps appending meanwhile.
-        left = len(pending)
-        if not left:
-            return
-        lines = 0
-        try:
-            while left > 0:
-                chunk = [pending.popleft() for _ in range(min(left, _FORMAT_CHUNK))]
-                left -= len(chunk)
-                # The write (a system call) lets the event loop have the GIL between chunks.
-                self._stream.write("".join([self.line(record) for record in chunk]))
-                lines += len(chunk)
-            self._stream.flush()
-        except (OSError, ValueError):
-            logger.exception("audit log: lines after the first %d could not be written", lines)
 
 
 @dataclass(frozen=True)
@@ -317,6 +281,7 @@ class _Server:
         # Behind a proxy only (no direct mode) our own handshake's certificate is never used.
         self._direct = CertSource.DIRECT in config.cert_sources.sources
         self._request_ids = _RequestIds()
+        self._audit_time = _AuditTime()
 
     def _source(self, request: web.Request, remote: str) -> str:
         """Whom to rate-limit: behind a trusted proxy, the address the proxy saw (last XFF hop)."""
@@ -372,8 +337,27 @@ class _Server:
         self.metrics.count(route, outcome, result.factor or "")
         self.metrics.observe(route, time.perf_counter() - started)
         if self.audit is not None:
-            self.audit.write(
-                (now, request_id, route, outcome, result, remote, source, request.method, request.path)
+            # The same line json.dumps(record, separators=(",", ":")) writes, without building
+            # the dict: time, requestId, route and result are ours (digits, hex, fixed words) and
+            # need no escaping; every other value goes through json's own string escaper
+            # (`null` for None), inline because a helper call per field costs as much again.
+            esc = encode_basestring_ascii
+            factor, name, namespace, thumbprint = (
+                result.factor,
+                result.name,
+                result.namespace,
+                result.thumbprint,
+            )
+            self.audit.write_line(
+                f'{{"time":"{self._audit_time.format(now)}","requestId":"{request_id}",'
+                f'"route":"{route}","result":"{outcome}",'
+                f'"factor":{"null" if factor is None else esc(factor)},'
+                f'"message":{esc(result.message)},'
+                f'"peer":{"null" if name is None else esc(name)},'
+                f'"namespace":{"null" if namespace is None else esc(namespace)},'
+                f'"thumbprint":{"null" if thumbprint is None else esc(thumbprint)},'
+                f'"remote":{esc(remote)},"source":{esc(source)},"method":{esc(request.method)},'
+                f'"path":{esc(request.path)}}}\n'
             )
         return response
 
