@@ -316,12 +316,13 @@ class PeerIndex:
                 return self._unpinned(normalised, now=now)
         if len(candidates) == 1:
             peer = self._peers[next(iter(candidates))]
-            if token is not None and not peer.suspended and self._token_matches(peer, token, now):
-                return peer.accepted[normalised]  # the common case, without the lists below
             peers = [peer]
+            matched = peers if token is not None and self._token_matches(peer, token, now) else []
+            if matched and not peer.suspended:
+                return peer.accepted[normalised]  # the common case, without the lists below
         else:
             peers = sorted((self._peers[key] for key in candidates), key=lambda peer: peer.key)
-        matched = [peer for peer in peers if token is not None and self._token_matches(peer, token, now)]
+            matched = [peer for peer in peers if token is not None and self._token_matches(peer, token, now)]
         active = [peer for peer in matched if not peer.suspended]
         if active:
             # Several peers pinning one certificate and accepting one token is a configuration
