@@ -92,14 +92,18 @@ class Site:
     def __init__(self, local: LocalSite) -> None:
         self.local = local
         self.kube = Kube.from_kubeconfig(local.kubeconfig)
+        # The rotation step reads status from a GreenWatch thread while the main thread applies
+        # the bundle: a Runner serves one caller at a time ("This event loop is already running").
         self._loop = asyncio.Runner()
+        self._loop_lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return self.local.name
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run(coroutine)
+        with self._loop_lock:
+            return self._loop.run(coroutine)
 
     def apply(self, resource: Resource, name: str, spec: dict[str, Any]) -> None:
         body = {
@@ -182,7 +186,8 @@ class Site:
 
     def close(self) -> None:
         self.kube.close()
-        self._loop.close()
+        with self._loop_lock:
+            self._loop.close()
 
 
 def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
