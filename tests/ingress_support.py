@@ -2,8 +2,8 @@
 
 Certificates are shaped like the ones FederationCert issues (self-signed ECDSA P-256, CA:FALSE,
 KeyUsage digitalSignature, EKU clientAuth), with free validity so expired ones can be made.
-Schema validation follows ../shared/schemas/README.md: the upstream CRD schema, made strict
-(`additionalProperties: false`) so a misspelt field fails the test.
+Schema validation uses the upstream CRD schemas copied into tests/schemas/ (versions and licences
+in its README), made strict (`additionalProperties: false`) so a misspelt field fails the test.
 """
 
 import datetime
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -20,8 +19,7 @@ from jsonschema import Draft202012Validator
 
 from federation_operator import certs
 
-SHARED = Path(__file__).parents[1].parent / "shared"
-SCHEMAS = SHARED / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 CRD_FILES = {
     "Gateway": "gateway-api/standard/gateway.networking.k8s.io_gateways.yaml",
@@ -55,13 +53,8 @@ def make_client_cert(
     )
 
 
-def require_shared_schemas() -> None:
-    if not SCHEMAS.is_dir():
-        pytest.skip(f"upstream CRD schemas not found at {SCHEMAS} (the ../shared checkout is missing)")
-
-
 def _strict(schema: Any) -> Any:
-    # Copied in spirit from ../shared/schemas/README.md: reject unknown fields, but leave
+    # Reject unknown fields (upstream schemas accept them, the API server would prune them), but leave
     # combinators and preserve-unknown-fields objects alone.
     if isinstance(schema, list):
         return [_strict(s) for s in schema]
