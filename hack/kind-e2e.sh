@@ -10,7 +10,9 @@
 # Needs: docker (running), kind, kubectl, openssl, python3 with this repository installed
 # (`pip install -e .`, for `kubectl-federation`), requirements/runtime.lock (for the image).
 # Env: KEEP_CLUSTERS=1 keeps the clusters afterwards (default: deleted on exit);
-#      E2E_TIMEOUT (seconds, default 300) bounds each wait.
+#      E2E_TIMEOUT (seconds, default 300) bounds each wait;
+#      KIND_NODE_IMAGE (e.g. kindest/node:v1.34.11@sha256:...) picks the Kubernetes version
+#      (default: the kind release's default image).
 set -euo pipefail
 
 readonly SITES=(eu us)
@@ -87,7 +89,7 @@ done
 for site in "${SITES[@]}"; do
     step "[${site}] kind cluster fed-${site}"
     if ! kind get clusters 2>/dev/null | grep -qx "fed-${site}"; then
-        kind create cluster --name "fed-${site}" --wait 120s
+        kind create cluster --name "fed-${site}" --wait 120s ${KIND_NODE_IMAGE:+--image "${KIND_NODE_IMAGE}"}
     fi
     kind load docker-image --name "fed-${site}" "${IMAGE_REPOSITORY}:${IMAGE_TAG}"
 
