@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from federation_operator import api, conditions, durations, objects, tokens
+from federation_operator.times import parse_rfc3339
 from federation_operator.tokens import MalformedCredential, SecretText
 
 SOURCE_GENERATED: Final = "Generated"
@@ -171,7 +172,10 @@ class InboundHashes:
 
 
 def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    parsed = parse_rfc3339(text)
+    if parsed is None:
+        raise ValueError("not an RFC 3339 time")
+    return parsed
 
 
 def parse_hashes(raw: bytes) -> InboundHashes:
@@ -182,7 +186,7 @@ def parse_hashes(raw: bytes) -> InboundHashes:
             PreviousHash(hash=str(item["hash"]), expires_at=_parse_time(str(item["expiresAt"])))
             for item in document.get("previous") or []
         )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise MalformedCredential("not a {current, previous} hashes document") from None
     if not tokens.is_hash(current) or not all(tokens.is_hash(item.hash) for item in previous):
         raise MalformedCredential("holds a value that is not a sha256:<64 hex> hash")
@@ -478,28 +482,75 @@ def _plan_inbound(
 
 
 @dataclass(frozen=True)
-class _OutboundNow:
+class OutboundTokens:
+    """The outbound token(s) a peer presents, as read from wherever they are stored."""
+
     current: SecretText | None
-    previous: SecretText | None
-    previous_expires_at: datetime | None
+    previous: SecretText | None = None
+    previous_expires_at: datetime | None = None
+    problem: str | None = None  # why there is no usable token: names a Secret and key, never a value
+
+    def candidates(self, now: datetime) -> list[SecretText]:
+        """What to present, in order: the current token, then a previous one still in its overlap."""
+        result = [self.current] if self.current is not None else []
+        if (
+            self.previous is not None
+            and self.previous_expires_at is not None
+            and self.previous_expires_at > now
+        ):
+            result.append(self.previous)
+        return result
 
 
-def _read_own_outbound(own: ObservedSecret) -> _OutboundNow | None:
-    current = _text(own.data.get(api.OUTBOUND_TOKEN_KEY))
-    if current is None or not tokens.is_token(current):
+def parse_outbound(data: Mapping[str, bytes], *, name: str) -> OutboundTokens:
+    """The generated `<peer>-outbound` Secret: the one reader of its layout (operator and plugin).
+
+    `token` must be a token; `previous-token` counts only with a readable `previous-expires-at`
+    (a previous token without an end would be presented forever), and anything malformed about
+    it leaves just the current token, which is what a rotation's end writes anyway.
+    """
+    current = _text(data.get(api.OUTBOUND_TOKEN_KEY))
+    if current is None:
+        return OutboundTokens(None, problem=f"Secret {name} has no key {api.OUTBOUND_TOKEN_KEY}")
+    if not tokens.is_token(current):
+        return OutboundTokens(
+            None, problem=f"Secret {name} key {api.OUTBOUND_TOKEN_KEY} is not a 43-character base64url token"
+        )
+    previous = _text(data.get(api.OUTBOUND_PREVIOUS_TOKEN_KEY))
+    expires = _text(data.get(api.OUTBOUND_PREVIOUS_EXPIRES_KEY))
+    expires_at = parse_rfc3339(expires) if expires else None
+    if previous is None or not tokens.is_token(previous) or expires_at is None:
+        return OutboundTokens(SecretText(current))
+    return OutboundTokens(SecretText(current), previous=SecretText(previous), previous_expires_at=expires_at)
+
+
+def parse_user_token(data: Mapping[str, bytes] | None, ref: SecretRef, *, field_path: str) -> OutboundTokens:
+    """A user's Secret named by `spec.outbound.secretRef`: the key must hold the token itself."""
+    if data is None:
+        return OutboundTokens(None, problem=f"Secret {ref.name} ({field_path}) not found")
+    value = _text(data.get(ref.key))
+    if value is None:
+        return OutboundTokens(None, problem=f"Secret {ref.name} ({field_path}) has no key {ref.key}")
+    if not tokens.is_token(value):
+        return OutboundTokens(
+            None,
+            problem=f"Secret {ref.name} ({field_path}) key {ref.key} is not a 43-character base64url "
+            "token (outbound needs the token itself, not a hash)",
+        )
+    return OutboundTokens(SecretText(value))
+
+
+def outbound_ref(spec: Mapping[str, Any]) -> SecretRef | str | None:
+    """`spec.outbound.secretRef` as a SecretRef, None when absent, or the problem with it."""
+    outbound = spec.get("outbound")
+    ref = outbound.get("secretRef") if isinstance(outbound, Mapping) else None
+    if not ref:
         return None
-    previous = _text(own.data.get(api.OUTBOUND_PREVIOUS_TOKEN_KEY))
-    expires = _text(own.data.get(api.OUTBOUND_PREVIOUS_EXPIRES_KEY))
-    try:
-        expires_at = _parse_time(expires) if expires else None
-    except ValueError:
-        expires_at = None
-    usable_previous = previous is not None and tokens.is_token(previous) and expires_at is not None
-    return _OutboundNow(
-        current=SecretText(current),
-        previous=SecretText(previous) if usable_previous and previous else None,
-        previous_expires_at=expires_at if usable_previous else None,
-    )
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    if not isinstance(name, str) or not name:
+        return "spec.outbound.secretRef.name is required"
+    key = ref.get("key")
+    return SecretRef(name=name, key=key if isinstance(key, str) and key else DEFAULT_REF_KEY)
 
 
 def _plan_outbound(
@@ -509,7 +560,7 @@ def _plan_outbound(
     observed: Observation,
     rotate: bool,
     peer: PeerIdentity,
-) -> tuple[_Side, _OutboundNow | None, list[Event]]:
+) -> tuple[_Side, OutboundTokens | None, list[Event]]:
     side = _Side(source=spec.outbound_source)
     events: list[Event] = []
     if spec.outbound_ref is not None:
@@ -525,14 +576,16 @@ def _plan_outbound(
         value, problem = _read_ref(observed.outbound_ref, ref, field_path="spec.outbound.secretRef")
         if problem is not None or value is None:
             side.problem = problem
-        elif not tokens.is_token(value):
-            side.problem = Problem(
-                "SecretMalformed",
-                f"Secret {ref.name} (spec.outbound.secretRef) key {ref.key} is not a 43-character "
-                "base64url token (outbound needs the token itself, not a hash)",
-            )
+            return side, None, events
+        read = parse_user_token(
+            observed.outbound_ref.data if observed.outbound_ref else None,
+            ref,
+            field_path="spec.outbound.secretRef",
+        )
+        if read.current is None:
+            side.problem = Problem("SecretMalformed", read.problem or "no outbound token")
         else:
-            side.hash = tokens.hash_token(SecretText(value))
+            side.hash = tokens.hash_token(read.current)
         return side, None, events
 
     own = observed.outbound
@@ -544,7 +597,8 @@ def _plan_outbound(
             "Delete or rename it.",
         )
         return side, None, events
-    now_tokens = _read_own_outbound(own) if own.exists else None
+    stored = parse_outbound(own.data, name=own.name) if own.exists else None
+    now_tokens = stored if stored is not None and stored.current is not None else None
     if rotate:
         side.generate, side.rotated = True, True
     elif now_tokens is not None and now_tokens.current is not None:
@@ -553,8 +607,8 @@ def _plan_outbound(
     elif own.exists:
         side.problem = Problem(
             "SecretMalformed",
-            f"Secret {own.name} key {api.OUTBOUND_TOKEN_KEY} is missing or not a 43-character base64url "
-            "token. " + _rotate_hint(peer, ROTATE_OUTBOUND),
+            f"{stored.problem if stored is not None else 'Secret ' + own.name}. "
+            + _rotate_hint(peer, ROTATE_OUTBOUND),
         )
     elif ever_generated:
         side.problem = Problem(
@@ -766,7 +820,7 @@ def _unconsumed_inbound(
 def _outbound_write(
     peer: PeerIdentity,
     own: ObservedSecret,
-    now_tokens: _OutboundNow | None,
+    now_tokens: OutboundTokens | None,
     new: SecretText,
     now: datetime,
     overlap: timedelta,

@@ -1,6 +1,7 @@
 """Small pure helpers for the plain-dict Kubernetes objects the operator reads and builds."""
 
 import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -8,9 +9,23 @@ from federation_operator import api
 
 
 def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
-    """Decoded `data` of a Secret (plus `stringData`, which a real server folds in on write)."""
-    result = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
-    result.update({key: value.encode() for key, value in (secret.get("stringData") or {}).items()})
+    """Decoded `data` of a Secret (plus `stringData`, which a real server folds in on write).
+
+    Every Secret reader starts here, so it never raises: a value that is not base64 text (a real
+    API server refuses one; a sandbox, a mock or a hand-made object may not) is left out, and the
+    layout's parser then reports its key as missing, by name.
+    """
+    result: dict[str, bytes] = {}
+    data, string_data = secret.get("data"), secret.get("stringData")
+    for key, value in data.items() if isinstance(data, Mapping) else ():
+        if isinstance(key, str) and isinstance(value, str):
+            try:
+                result[key] = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                continue
+    for key, value in string_data.items() if isinstance(string_data, Mapping) else ():
+        if isinstance(key, str) and isinstance(value, str):
+            result[key] = value.encode("utf-8", errors="replace")
     return result
 
 

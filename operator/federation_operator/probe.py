@@ -28,7 +28,6 @@ outlives a ping.
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import ssl
 import tempfile
@@ -39,13 +38,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import h11
 
 from federation_operator import __version__, api
 from federation_operator.certs import SecretBytes
-from federation_operator.probe_classify import Stage, TransportProblem, classify_reply, classify_transport
+from federation_operator.probe_classify import (
+    CERTIFICATE,
+    RemoteView,
+    Stage,
+    TransportProblem,
+    classify_reply,
+    classify_transport,
+    read_ping_reply,
+)
 from federation_operator.reachability import Failure
 from federation_operator.server.wire import HEADER_FACTOR
 from federation_operator.tokens import SecretText
@@ -83,7 +90,9 @@ class PingOutcome:
     ok: bool
     latency: timedelta
     failure: Failure | None = None
-    reply: dict[str, Any] | None = None  # the green PingReply
+    # What a green reply's optional fields said about the link (`status.remote`); None when the
+    # remote sent none we can use (another implementation owes us no body).
+    reply: RemoteView | None = None
 
 
 @contextlib.contextmanager
@@ -291,7 +300,10 @@ class Pinger:
             ("Connection", "close"),
             (header, token.reveal()) if header else ("Authorization", "Bearer " + token.reveal()),
         ]
-        context = self._context_for(material)
+        try:
+            context = self._context_for(material)
+        except ValueError as error:  # build_ssl_context's message names no key material
+            return PingOutcome(False, timedelta(), Failure(CERTIFICATE, str(error)))
         problem: TransportProblem | None = None
         try:
             async with asyncio.timeout(time_limit):
@@ -315,7 +327,7 @@ class Pinger:
                 # A remote that echoes what we sent must not get our token into status or events.
                 failure = Failure(failure.factor, failure.message.replace(token.reveal(), "<redacted>"))
             return PingOutcome(False, latency, failure)
-        return PingOutcome(True, latency, reply=json.loads(body))
+        return PingOutcome(True, latency, reply=read_ping_reply(body))
 
 
 class _Failed(Exception):

@@ -14,9 +14,14 @@ def parse_rfc3339(value: object) -> datetime.datetime | None:
         return None
     try:
         parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC, so that comparing it with another time cannot overflow at the calendar's edges.
+        return (
+            parsed.astimezone(datetime.UTC)
+            if parsed.tzinfo is not None
+            else parsed.replace(tzinfo=datetime.UTC)
+        )
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
 
 
 def human_duration(seconds: float) -> str:

@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from federation_operator.probe_classify import TransportProblem, classify_reply, classify_transport
+from federation_operator.probe_classify import (
+    EXCERPT_LIMIT,
+    TransportProblem,
+    classify_reply,
+    classify_transport,
+    read_ping_reply,
+    unexpected,
+)
 
 
 def red(factor: str, message: str) -> bytes:
@@ -15,10 +22,57 @@ def test_green_reply_is_no_failure() -> None:
     assert classify_reply(status=200, factor_header=None, body=b'{"ok": true, "site": "us"}') is None
 
 
-def test_200_without_a_ping_reply_is_http() -> None:
-    failure = classify_reply(status=200, factor_header=None, body=b"<html>welcome</html>")
-    assert failure is not None
-    assert failure.factor == "HTTP"
+@pytest.mark.parametrize("status", [200, 201, 204, 299])
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"pong", b"<html>welcome</html>", b"[1, 2]", b'{"ok": false}', b'{"status": "up"}', b"\xff\xfe"],
+)
+def test_any_2xx_is_green_whatever_the_body(status: int, body: bytes) -> None:
+    assert classify_reply(status=status, factor_header=None, body=body) is None
+
+
+def test_our_reply_fields_become_the_remote_view() -> None:
+    body = json.dumps(
+        {
+            "ok": True,
+            "site": "us",
+            "time": "2026-12-01T10:00:00Z",
+            "peer": {"name": "eu", "namespace": "fed"},
+            "link": {"reachability": "Reachable", "latencyMilliseconds": 12, "inboundFingerprint": "abc"},
+        }
+    ).encode()
+    assert read_ping_reply(body) == {
+        "site": "us",
+        "time": "2026-12-01T10:00:00Z",
+        "peerName": "eu",
+        "peerNamespace": "fed",
+        "reachability": "Reachable",
+        "latencyMilliseconds": 12,
+        "inboundFingerprint": "abc",
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'"text"',
+        b'{"ok": true}',
+        b'{"site": 5, "peer": "eu", "link": []}',
+        b'{"peer": {"name": null, "namespace": 3}, "link": {"latencyMilliseconds": true}}',
+        b'{"link": {"latencyMilliseconds": -1, "reachability": ["Reachable"]}}',
+        b"[" * 5000 + b"]" * 5000,
+    ],
+)
+def test_reply_fields_of_another_shape_are_ignored(body: bytes) -> None:
+    assert read_ping_reply(body) is None
+
+
+def test_well_formed_fields_are_kept_when_others_are_not() -> None:
+    view = read_ping_reply(b'{"site": "us", "peer": 7, "link": {"latencyMilliseconds": "12"}}')
+    assert view == {"site": "us"}
 
 
 @pytest.mark.parametrize("factor", ["Secret", "Certificate", "UnknownPeer", "Suspended"])
@@ -41,10 +95,26 @@ def test_unknown_factor_in_body_is_not_believed() -> None:
     assert "403" in failure.message
 
 
-def test_plain_http_error_is_http_with_status() -> None:
+def test_plain_http_error_is_http_with_status_and_an_excerpt() -> None:
     failure = classify_reply(status=502, factor_header=None, body=b"bad gateway")
     assert failure is not None
-    assert (failure.factor, failure.message) == ("HTTP", "the remote answered HTTP 502")
+    assert (failure.factor, failure.message) == ("HTTP", "the remote answered HTTP 502: bad gateway")
+
+
+def test_an_error_page_excerpt_is_one_bounded_printable_line() -> None:
+    page = b"<html>\r\n<title>503</title>\x1b[31m\x00" + "é".encode() + b"\xff" + b"y" * 5000
+    failure = classify_reply(status=503, factor_header=None, body=page)
+    assert failure is not None
+    assert failure.factor == "HTTP"
+    assert failure.message.startswith("the remote answered HTTP 503: <html> <title>503</title>?[31m?é")
+    assert len(failure.message) <= len("the remote answered HTTP 503: ") + EXCERPT_LIMIT
+    assert all(char.isprintable() for char in failure.message)
+
+
+def test_an_empty_error_reply_is_its_status_alone() -> None:
+    failure = classify_reply(status=500, factor_header=None, body=b"")
+    assert failure is not None
+    assert (failure.factor, failure.message) == ("HTTP", "the remote answered HTTP 500")
 
 
 def test_remote_message_is_one_bounded_line() -> None:
@@ -122,3 +192,13 @@ def test_silent_refusal_right_after_the_handshake_is_certificate() -> None:
     failure = classify_transport(TransportProblem("refused-after-handshake"), timeout_seconds=1)
     assert failure.factor == "Certificate"
     assert "client certificate" in failure.message
+
+
+def test_an_unexpected_error_is_named_with_its_message_in_one_bounded_line() -> None:
+    assert unexpected(AttributeError("'str' object has no attribute 'get'")) == (
+        "AttributeError: 'str' object has no attribute 'get'"
+    )
+    assert unexpected(KeyError()) == "KeyError"
+    long = unexpected(ValueError("a\nb\x1b" + "z" * 1000))
+    assert long.startswith("ValueError: a b?z")
+    assert len(long) <= len("ValueError: ") + 200

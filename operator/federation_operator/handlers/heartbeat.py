@@ -19,6 +19,7 @@ resourceVersion as precondition, so that another writer's conditions are never c
 """
 
 import asyncio
+import contextlib
 import functools
 import random
 import time
@@ -30,8 +31,9 @@ from typing import Any, Final, TypeVar
 import kopf
 
 from federation_operator import certs, conditions, durations, objects, tokens
+from federation_operator.credentials import OutboundTokens
 from federation_operator.k8s import client as k8s
-from federation_operator.k8s.credentials import OutboundTokens, read_outbound
+from federation_operator.k8s.credentials import read_outbound
 from federation_operator.k8s.resources import (
     CONFIGMAPS,
     FEDERATION_CERTS,
@@ -41,7 +43,7 @@ from federation_operator.k8s.resources import (
 )
 from federation_operator.metrics import HeartbeatMetrics
 from federation_operator.probe import Pinger, PingOutcome, TlsMaterial
-from federation_operator.probe_classify import CERTIFICATE, SECRET, TIMEOUT, TLS
+from federation_operator.probe_classify import CERTIFICATE, NETWORK, SECRET, TIMEOUT, TLS, unexpected
 from federation_operator.reachability import (
     REFRESH_INTERVAL,
     Failure,
@@ -210,7 +212,7 @@ async def load_credentials(
         )
     try:
         info = _describe_certificate(cert_pem)
-    except certs.InvalidCertificate:
+    except ValueError:  # InvalidCertificate, or bytes that are not even ASCII
         return Failure(CERTIFICATE, f"Secret {secret_name} key tls.crt is not a PEM certificate")
 
     trust = spec.get("serverTrust") or {}
@@ -222,7 +224,8 @@ async def load_credentials(
         if source is None:
             return Failure(TLS, f"{kind} {name} (spec.serverTrust.caBundleRef) not found")
         if kind == "ConfigMap":
-            ca_pem = (source.get("data") or {}).get(key)
+            value = (source.get("data") or {}).get(key)
+            ca_pem = value if isinstance(value, str) else None
         else:
             raw = objects.secret_data(source).get(key)
             ca_pem = raw.decode("ascii", errors="replace") if raw is not None else None
@@ -239,7 +242,7 @@ async def load_credentials(
         return Failure(SECRET, outbound.problem or "no outbound token")
     return Credentials(
         material=TlsMaterial(
-            cert_pem=cert_pem.decode("ascii"),
+            cert_pem=info.pem,
             key_pem=certs.SecretBytes(key_pem),
             ca_pem=ca_pem,
             insecure=bool(trust.get("insecureSkipVerify")),
@@ -285,28 +288,6 @@ def _credential_key(body: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _remote_view(reply: Mapping[str, Any]) -> dict[str, Any]:
-    """`status.remote`: the remote's ping reply about this link, in the CRD's shape."""
-    peer = reply.get("peer") or {}
-    link = reply.get("link") or {}
-    view: dict[str, Any] = {
-        "site": reply.get("site"),
-        "peerName": peer.get("name"),
-        "peerNamespace": peer.get("namespace"),
-        "time": reply.get("time"),
-    }
-    for key in (
-        "reachability",
-        "latencyMilliseconds",
-        "lastSuccessTime",
-        "inboundFingerprint",
-        "outboundFingerprint",
-    ):
-        if key in link:
-            view[key] = link[key]
-    return {key: value for key, value in view.items() if value is not None}
-
-
 class _Stopped(Exception):
     pass
 
@@ -327,6 +308,18 @@ async def _unless_stopped(awaitable: Awaitable[T], stopped: kopf.DaemonStopped) 
 
 async def _wait_stopped(stopped: kopf.DaemonStopped) -> None:
     await stopped.wait()
+
+
+async def _unless_stopped_quietly(awaitable: Awaitable[None], stopped: kopf.DaemonStopped) -> None:
+    with contextlib.suppress(_Stopped):
+        await _unless_stopped(awaitable, stopped)
+
+
+# What a cycle was doing, and the factor an unexpected error there is blamed on: a malformed
+# credential object is a credentials problem; an error inside the ping is one of the link.
+STEP_CREDENTIALS: Final = ("reading credentials", SECRET)
+STEP_PING: Final = ("pinging", NETWORK)
+STEP_STATUS: Final = ("writing status", NETWORK)
 
 
 class Heartbeat:
@@ -351,6 +344,7 @@ class Heartbeat:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         last_success, first_probe = remembered(body.get("status") or {})
         self.memory = Memory(last_success=last_success, first_probe=first_probe)
+        self._step = STEP_CREDENTIALS
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         loop = asyncio.get_running_loop()
@@ -367,15 +361,35 @@ class Heartbeat:
                     await _unless_stopped(self.cycle(settings), stopped)
                 except _Stopped:
                     break
-                except Exception as error:  # a cycle must never end the heartbeat
-                    self.logger.warning(
-                        "heartbeat cycle of peer %s failed: %s", self.name, type(error).__name__
-                    )
+                except Exception as error:  # a cycle must never end the heartbeat, nor fail unseen
+                    await _unless_stopped_quietly(self._report_crash(error, settings), stopped)
                 settings = settings_of(self.body.get("spec") or {})
                 next_at = next_slot(previous=next_at, now=loop.time(), step=settings.interval.total_seconds())
         finally:
             await self.pinger.aclose()
             await self._on_exit(stopped)
+
+    async def _report_crash(self, error: Exception, settings: Settings) -> None:
+        """An unexpected error becomes this cycle's failure: in the log (with the object and the
+        exception's message) and in status (the factor of the step that failed), so a peer never
+        sits at a stale status while every cycle fails."""
+        doing, factor = self._step
+        described = unexpected(error)
+        self.logger.warning(
+            "heartbeat cycle of peer %s/%s failed while %s: %s", self.namespace, self.name, doing, described
+        )
+        if doing == STEP_STATUS[0]:
+            return  # writing status is what failed; the next cycle tries again
+        failure = Failure(factor, f"the heartbeat failed while {doing}: {described}")
+        try:
+            await self._record(PingOutcome(False, timedelta(), failure=failure), settings)
+        except Exception as again:
+            self.logger.warning(
+                "status of peer %s/%s not written after a failed cycle: %s",
+                self.namespace,
+                self.name,
+                unexpected(again),
+            )
 
     async def _on_exit(self, stopped: kopf.DaemonStopped) -> None:
         reason = stopped.reason
@@ -384,6 +398,7 @@ class Heartbeat:
             self.shared.metrics.forget(namespace=self.namespace, peer=self.name)
 
     async def cycle(self, settings: Settings) -> None:
+        self._step = STEP_CREDENTIALS
         spec = self.body.get("spec") or {}
         if spec.get("suspend"):
             # No ping. The status says so, and is re-asserted every cycle (cheaply: it is written
@@ -411,12 +426,14 @@ class Heartbeat:
             outcome = PingOutcome(False, timedelta(), failure=loaded)
         else:
             self.memory.presented = loaded.presented
+            self._step = STEP_PING
             async with self.shared.slots:
                 started = time.perf_counter()
                 outcome = await self._ping(loaded, settings)
         self.shared.metrics.observe_ping(
             seconds=time.perf_counter() - started, factor=outcome.failure.factor if outcome.failure else None
         )
+        self._step = STEP_STATUS
         await self._record(outcome, settings)
 
     async def _ping(self, credentials: Credentials, settings: Settings) -> PingOutcome:
@@ -471,7 +488,7 @@ class Heartbeat:
         if outcome.ok:
             self.memory.last_success = now
             if outcome.reply is not None:
-                self.memory.remote = _remote_view(outcome.reply)
+                self.memory.remote = dict(outcome.reply)
         self.memory.last_failure_factor = outcome.failure.factor if outcome.failure else None
         observation = Observation(
             result=PingResult(ok=outcome.ok, time=now, latency=outcome.latency),

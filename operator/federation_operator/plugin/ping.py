@@ -159,24 +159,21 @@ def describe(report: PingReport) -> list[str]:
     if report.accepted_fingerprint:
         which = "previous" if report.used_previous else "current"
         lines.append(f"  outbound token accepted: {which} (fingerprint {report.accepted_fingerprint})")
-    reply = outcome.reply or {}
-    if reply:
-        remote_peer = reply.get("peer") or {}
+    remote = outcome.reply
+    if remote:
         lines.append(
-            f"  remote site: {reply.get('site')}; it knows us as "
-            f"{remote_peer.get('namespace')}/{remote_peer.get('name')}"
+            f"  remote site: {remote.get('site', '-')}; it knows us as "
+            f"{remote.get('peerNamespace', '-')}/{remote.get('peerName', '-')}"
         )
-        link = reply.get("link") or {}
-        view = [f"{link.get('reachability', 'Unknown')}"]
-        if "latencyMilliseconds" in link:
-            view.append(f"{link['latencyMilliseconds']} ms")
-        if link.get("lastFailure") and link.get("reachability") != "Reachable":
-            view.append(f"failing factor {link['lastFailure'].get('factor')}")
-        if link.get("inboundFingerprint") or link.get("outboundFingerprint"):
-            view.append(
-                f"in-fp {link.get('inboundFingerprint', '-')} out-fp {link.get('outboundFingerprint', '-')}"
-            )
+        view = [remote.get("reachability", "Unknown")]
+        if "latencyMilliseconds" in remote:
+            view.append(f"{remote['latencyMilliseconds']} ms")
+        if remote.get("inboundFingerprint") or remote.get("outboundFingerprint"):
+            inbound, outbound = remote.get("inboundFingerprint", "-"), remote.get("outboundFingerprint", "-")
+            view.append(f"in-fp {inbound} out-fp {outbound}")
         lines.append(f"  remote's view of the link: {', '.join(view)}")
+    elif outcome.ok:
+        lines.append("  the remote's reply carried no link details (optional; see docs/protocol.md)")
     return lines
 
 
