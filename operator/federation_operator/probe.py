@@ -118,16 +118,22 @@ def _key_file(material: TlsMaterial) -> Iterator[str]:
         yield str(path)
 
 
-def build_ssl_context(material: TlsMaterial) -> ssl.SSLContext:
-    if material.insecure:
+def trust_context(*, ca_pem: str | None, insecure: bool) -> ssl.SSLContext:
+    """A client context that verifies the remote's server certificate (and presents nothing yet)."""
+    if insecure:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    elif material.ca_pem is not None:
-        context = ssl.create_default_context(cadata=material.ca_pem)
+    elif ca_pem is not None:
+        context = ssl.create_default_context(cadata=ca_pem)
     else:
         context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def build_ssl_context(material: TlsMaterial) -> ssl.SSLContext:
+    context = trust_context(ca_pem=material.ca_pem, insecure=material.insecure)
     with _key_file(material) as path:
         try:
             context.load_cert_chain(path)
@@ -286,48 +292,76 @@ class Pinger:
         time_limit: float,
     ) -> PingOutcome:
         """One ping that never outlives `time_limit` seconds, connect to last byte."""
-        started = time.perf_counter()
         try:
             target = Target.of(endpoint)
         except ValueError as error:
             bad = TransportProblem("connect", detail=str(error))
             return PingOutcome(False, timedelta(), classify_transport(bad, timeout_seconds=time_limit))
-        headers = [
-            ("Host", target.authority),
-            ("User-Agent", USER_AGENT),
-            ("Accept", "application/json"),
-            ("Accept-Encoding", "identity"),
-            ("Connection", "close"),
-            (header, token.reveal()) if header else ("Authorization", "Bearer " + token.reveal()),
-        ]
         try:
             context = self._context_for(material)
         except ValueError as error:  # build_ssl_context's message names no key material
             return PingOutcome(False, timedelta(), Failure(CERTIFICATE, str(error)))
-        problem: TransportProblem | None = None
-        try:
-            async with asyncio.timeout(time_limit):
-                try:
-                    status, factor_header, body = await _exchange(target, headers, context)
-                except _Failed as failed:
-                    problem = failed.problem
-                    if _after_handshake_without_alert(problem):
-                        problem = await _listen_for_alert(target, context) or problem
-        except TimeoutError:
-            problem = problem or TransportProblem("timeout")
-        latency = timedelta(seconds=time.perf_counter() - started)
-        if problem is not None:
-            return PingOutcome(False, latency, classify_transport(problem, timeout_seconds=time_limit))
-        if 300 <= status < 400:
-            problem = TransportProblem("redirect", detail=f"HTTP {status}")
-            return PingOutcome(False, latency, classify_transport(problem, timeout_seconds=time_limit))
+        authorization = (header, token.reveal()) if header else ("Authorization", "Bearer " + token.reveal())
+        fetched = await fetch_once(
+            target, context=context, extra_headers=[authorization], time_limit=time_limit
+        )
+        if isinstance(fetched.result, Failure):
+            return PingOutcome(False, fetched.latency, fetched.result)
+        status, factor_header, body = fetched.result
         failure = classify_reply(status=status, factor_header=factor_header, body=body)
         if failure is not None:
             if token.reveal() in failure.message:
                 # A remote that echoes what we sent must not get our token into status or events.
                 failure = Failure(failure.factor, failure.message.replace(token.reveal(), "<redacted>"))
-            return PingOutcome(False, latency, failure)
-        return PingOutcome(True, latency, reply=read_ping_reply(body))
+            return PingOutcome(False, fetched.latency, failure)
+        return PingOutcome(True, fetched.latency, reply=read_ping_reply(body))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One GET's end: the reply (status, `X-Federation-Factor`, body) or why there was none."""
+
+    result: tuple[int, str | None, bytes] | Failure
+    latency: timedelta
+
+
+async def fetch_once(
+    target: Target,
+    *,
+    context: ssl.SSLContext,
+    extra_headers: list[tuple[str, str]],
+    time_limit: float,
+) -> Fetched:
+    """One GET of the ping path on a new connection, bounded by `time_limit` (connect to last
+    byte). A transport failure or a redirect comes back classified; any other reply as it is.
+    The heartbeat's ping and the conformance probe (which also sends no token or no certificate)
+    both go through here."""
+    started = time.perf_counter()
+    headers = [
+        ("Host", target.authority),
+        ("User-Agent", USER_AGENT),
+        ("Accept", "application/json"),
+        ("Accept-Encoding", "identity"),
+        ("Connection", "close"),
+        *extra_headers,
+    ]
+    problem: TransportProblem | None = None
+    try:
+        async with asyncio.timeout(time_limit):
+            try:
+                status, factor_header, body = await _exchange(target, headers, context)
+            except _Failed as failed:
+                problem = failed.problem
+                if _after_handshake_without_alert(problem):
+                    problem = await _listen_for_alert(target, context) or problem
+    except TimeoutError:
+        problem = problem or TransportProblem("timeout")
+    latency = timedelta(seconds=time.perf_counter() - started)
+    if problem is None and 300 <= status < 400:
+        problem = TransportProblem("redirect", detail=f"HTTP {status}")
+    if problem is not None:
+        return Fetched(classify_transport(problem, timeout_seconds=time_limit), latency)
+    return Fetched((status, factor_header, body), latency)
 
 
 class _Failed(Exception):
