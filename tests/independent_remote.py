@@ -43,6 +43,7 @@ class IndependentRemote:
         pinned_pems: list[str],
         accepted_hashes: list[str],
         require_certificate: bool = False,
+        request_certificate: bool = True,
     ) -> None:
         self.server_cert, self.server_key = server_cert, server_key
         self.pinned_pems = pinned_pems
@@ -50,7 +51,11 @@ class IndependentRemote:
         # CERT_OPTIONAL (the default) lets a caller without a certificate hear a JSON refusal;
         # CERT_REQUIRED refuses it in the handshake. Both conform.
         self.require_certificate = require_certificate
+        # False: a broken server that never asks for a certificate (the probe must notice).
+        self.request_certificate = request_certificate
         self.green: Callable[[], web.Response] = lambda: web.Response(text="pong")
+        # False makes it a broken server that lets any token in (for the conformance probe's tests).
+        self.check_token = True
         self.requests = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -66,6 +71,8 @@ class IndependentRemote:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.server_cert, self.server_key)
+        if not self.request_certificate:
+            return context
         context.verify_mode = ssl.CERT_REQUIRED if self.require_certificate else ssl.CERT_OPTIONAL
         # Self-signed client certificates: each pinned PEM is its own trust anchor.
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
@@ -90,6 +97,8 @@ class IndependentRemote:
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der or thumbprint(der) not in self._pinned():
             return self._refuse(401, "Certificate", "no pinned client certificate")
+        if not self.check_token:
+            return self.green()
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme != "Bearer" or not token:

@@ -317,6 +317,24 @@ class Pinger:
         return PingOutcome(True, fetched.latency, reply=read_ping_reply(body))
 
 
+async def negotiated_version(target: Target, context: ssl.SSLContext, *, time_limit: float) -> str | Failure:
+    """The TLS version of one handshake (nothing sent), or why the handshake failed.
+
+    With TLS 1.3 a refusal of our certificate may come only after this returns; a request shows it.
+    """
+    try:
+        async with asyncio.timeout(time_limit):
+            _, writer = await target.connect(context)
+    except TimeoutError:
+        return classify_transport(TransportProblem("timeout"), timeout_seconds=time_limit)
+    except (OSError, ssl.SSLError) as error:
+        return classify_transport(_describe(error, "connect"), timeout_seconds=time_limit)
+    ssl_object = writer.get_extra_info("ssl_object")
+    version = ssl_object.version() if ssl_object is not None else None
+    writer.transport.abort()
+    return str(version)
+
+
 @dataclass(frozen=True)
 class Fetched:
     """One GET's end: the reply (status, `X-Federation-Factor`, body) or why there was none."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from federation_operator.k8s.client import ApiError
-from federation_operator.plugin import check, export, ping, rotate, status
+from federation_operator.plugin import check, conformance, export, ping, rotate, status
 from federation_operator.plugin.connection import PluginError, add_connection_flags
 
 SUBCOMMANDS: dict[str, ModuleType] = {
@@ -19,12 +19,14 @@ SUBCOMMANDS: dict[str, ModuleType] = {
     "status": status,
     "check": check,
     "ping": ping,
+    "probe": conformance,
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kubectl federation", description="Manage federation peers: status, check, ping, export, rotate."
+        prog="kubectl federation",
+        description="Manage federation peers: status, check, ping, probe, export, rotate.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
