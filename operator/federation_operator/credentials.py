@@ -178,19 +178,50 @@ def _parse_time(text: str) -> datetime:
     return parsed
 
 
-def parse_hashes(raw: bytes) -> InboundHashes:
+@dataclass(frozen=True)
+class HashesReading:
+    """`hashes.json` read without raising: what is usable in it, and the first thing that is not."""
+
+    current: str | None
+    previous: tuple[PreviousHash, ...] = ()
+    problem: str | None = None
+
+
+def read_hashes(raw: bytes | None) -> HashesReading:
+    """The one reader of `hashes.json` (credentials handler, federation server, `check`).
+
+    Never raises. A malformed `previous` entry is left out (and named in `problem`); a malformed
+    `current` leaves `current` None. A caller that must fail closed accepts only what is here.
+    """
     try:
-        document = json.loads(raw)
-        current = str(document["current"])
-        previous = tuple(
-            PreviousHash(hash=str(item["hash"]), expires_at=_parse_time(str(item["expiresAt"])))
-            for item in document.get("previous") or []
-        )
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        raise MalformedCredential("not a {current, previous} hashes document") from None
-    if not tokens.is_hash(current) or not all(tokens.is_hash(item.hash) for item in previous):
-        raise MalformedCredential("holds a value that is not a sha256:<64 hex> hash")
-    return InboundHashes(current=current, previous=previous)
+        document = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        return HashesReading(None, problem="not a {current, previous} hashes document")
+    problems: list[str] = []
+    current = document.get("current")
+    if not isinstance(current, str) or not tokens.is_hash(current):
+        current = None
+        problems.append("current is not a sha256:<64 hex> hash")
+    previous: list[PreviousHash] = []
+    entries = document.get("previous") or []
+    for entry in entries if isinstance(entries, list) else [None]:
+        digest = entry.get("hash") if isinstance(entry, dict) else None
+        expires = parse_rfc3339(entry.get("expiresAt")) if isinstance(entry, dict) else None
+        if isinstance(digest, str) and tokens.is_hash(digest) and expires is not None:
+            previous.append(PreviousHash(hash=digest, expires_at=expires))
+        else:
+            problems.append("a previous entry is not {hash: sha256:<64 hex>, expiresAt: RFC 3339}")
+    return HashesReading(current, tuple(previous), problems[0] if problems else None)
+
+
+def parse_hashes(raw: bytes) -> InboundHashes:
+    """`hashes.json` as the credentials handler needs it: whole, or MalformedCredential."""
+    reading = read_hashes(raw)
+    if reading.problem is not None or reading.current is None:
+        raise MalformedCredential(reading.problem or "holds no current hash")
+    return InboundHashes(current=reading.current, previous=reading.previous)
 
 
 def render_hashes(hashes: InboundHashes) -> bytes:
@@ -467,17 +498,12 @@ def _plan_inbound(
         side.hash = spec.inbound_hash
         return side, existing, events
     assert spec.inbound_ref is not None
-    value, problem = _read_ref(observed.inbound_ref, spec.inbound_ref, field_path="spec.inbound.secretRef")
-    if problem is not None or value is None:
-        side.problem = problem
-        return side, existing, events
-    try:
-        side.hash = tokens.hash_from_stored(value)
-    except MalformedCredential as error:
-        side.problem = Problem(
-            "SecretMalformed",
-            f"Secret {spec.inbound_ref.name} (spec.inbound.secretRef) key {spec.inbound_ref.key}: {error}",
-        )
+    ref_secret = observed.inbound_ref
+    side.hash, side.problem = parse_user_hash(
+        ref_secret.data if ref_secret is not None and ref_secret.exists else None,
+        spec.inbound_ref,
+        field_path="spec.inbound.secretRef",
+    )
     return side, existing, events
 
 
@@ -522,6 +548,22 @@ def parse_outbound(data: Mapping[str, bytes], *, name: str) -> OutboundTokens:
     if previous is None or not tokens.is_token(previous) or expires_at is None:
         return OutboundTokens(SecretText(current))
     return OutboundTokens(SecretText(current), previous=SecretText(previous), previous_expires_at=expires_at)
+
+
+def parse_user_hash(
+    data: Mapping[str, bytes] | None, ref: SecretRef, *, field_path: str
+) -> tuple[str | None, Problem | None]:
+    """A user's Secret named by `spec.inbound.secretRef`: a token or its `sha256:` hash; either way
+    the hash, or the problem (naming Secret and key, never the value). The one reader of it."""
+    if data is None:
+        return None, Problem("SecretNotFound", f"Secret {ref.name} ({field_path}) not found")
+    value = _text(data.get(ref.key))
+    if value is None:
+        return None, Problem("SecretKeyMissing", f"Secret {ref.name} ({field_path}) has no key {ref.key}")
+    try:
+        return tokens.hash_from_stored(value), None
+    except MalformedCredential as error:
+        return None, Problem("SecretMalformed", f"Secret {ref.name} ({field_path}) key {ref.key}: {error}")
 
 
 def parse_user_token(data: Mapping[str, bytes] | None, ref: SecretRef, *, field_path: str) -> OutboundTokens:
@@ -621,12 +663,19 @@ def _plan_outbound(
     return side, now_tokens, events
 
 
-def _handoff_expiry(handoff: ObservedSecret, status: Mapping[str, Any]) -> datetime | None:
+def handoff_expiry(handoff: ObservedSecret, status: Mapping[str, Any]) -> datetime | None:
+    """When a handoff Secret expires: its annotation, else status; None when neither is readable."""
     text = handoff.annotations.get(ANNOTATION_EXPIRES_AT) or (status.get("handoff") or {}).get("expiresAt")
-    try:
-        return _parse_time(str(text)) if text else None
-    except ValueError:
-        return None
+    return parse_rfc3339(text)
+
+
+def handoff_token(handoff: ObservedSecret, key: str) -> SecretText | None:
+    """A token of the handoff layout (`remote-outbound`, `remote-inbound`), None unless well-formed.
+
+    The one reader of the handoff Secret's data: the credentials handler (resuming a generation)
+    and `kubectl federation export` (handing it over)."""
+    stored = _text(handoff.data.get(key))
+    return SecretText(stored) if stored and tokens.is_token(stored) else None
 
 
 def plan(
@@ -669,8 +718,8 @@ def plan(
         reuse = handoff.managed and handoff.annotations.get(ANNOTATION_GENERATION) == generation
 
         def token_for(key: str) -> SecretText:
-            stored = _text(handoff.data.get(key)) if reuse else None
-            return SecretText(stored) if stored and tokens.is_token(stored) else new_token()
+            stored = handoff_token(handoff, key) if reuse else None
+            return stored if stored is not None else new_token()
 
         if inbound.generate:
             new_inbound_token = token_for(api.HANDOFF_REMOTE_OUTBOUND_KEY)
@@ -687,7 +736,7 @@ def plan(
         if remote_inbound is not None:
             handoff_data[api.HANDOFF_REMOTE_INBOUND_KEY] = remote_inbound.reveal().encode("ascii")
         expires_at = now + spec.handoff_ttl
-        if reuse and (old_expiry := _handoff_expiry(handoff, status)) is not None:
+        if reuse and (old_expiry := handoff_expiry(handoff, status)) is not None:
             expires_at = old_expiry
         writes.append(
             SecretWrite(
@@ -809,11 +858,10 @@ def _unconsumed_inbound(
     """Our inbound token from a handoff nobody exported yet, still the accepted one: carried over."""
     if not handoff.managed or inbound_hash is None:
         return None
-    expiry = _handoff_expiry(handoff, status)
-    stored = _text(handoff.data.get(api.HANDOFF_REMOTE_OUTBOUND_KEY))
-    if expiry is None or expiry <= now or not stored or not tokens.is_token(stored):
+    expiry = handoff_expiry(handoff, status)
+    token = handoff_token(handoff, api.HANDOFF_REMOTE_OUTBOUND_KEY)
+    if expiry is None or expiry <= now or token is None:
         return None
-    token = SecretText(stored)
     return token if tokens.matches(token, inbound_hash) else None
 
 
@@ -860,7 +908,7 @@ def _maintain_handoff(
 ) -> dict[str, Any] | None:
     recorded = status.get("handoff") or None
     if handoff.exists and handoff.managed:
-        expiry = _handoff_expiry(handoff, status)
+        expiry = handoff_expiry(handoff, status)
         if expiry is None or expiry <= now:
             deletes.append(SecretDelete(name=handoff.name, uid=handoff.uid))
             events.append(

@@ -266,7 +266,8 @@ def test_check_fails_on_malformed_user_secrets_naming_secret_and_key(eu: Site) -
         outbound = line_of(output, "outbound token present: Secret byo-out")
         assert outbound.startswith("[FAIL]")
         assert "key token is not a 43-character base64url token" in outbound
-        inbound = line_of(output, "inbound source readable: Secret byo-in key token")
+        # The same reader, so the same words as the CredentialsReady condition's message.
+        inbound = line_of(output, "inbound source readable: Secret byo-in (spec.inbound.secretRef) key token")
         assert inbound.startswith("[FAIL]")
         assert garbage not in output.stdout + output.stderr
     finally:

@@ -30,7 +30,6 @@ from federation_operator.plugin import ping
 from federation_operator.plugin.connection import connect, namespace_of
 from federation_operator.plugin.status import add_scope_flags, days_left, paint, use_colour
 from federation_operator.times import parse_rfc3339
-from federation_operator.tokens import MalformedCredential
 
 HELP: Final = "check certificates, tokens, pins and reachability of every peer; non-zero exit on failure"
 MAX_PINS: Final = 8
@@ -241,10 +240,10 @@ def read_inbound_hashes(
     raw = objects.secret_data(secret).get(api.INBOUND_HASHES_KEY)
     if raw is None:
         return f"Secret {name} has no key {api.INBOUND_HASHES_KEY}"
-    try:
-        return credentials.parse_hashes(raw)
-    except MalformedCredential as error:
-        return f"Secret {name} key {api.INBOUND_HASHES_KEY} {error}"
+    reading = credentials.read_hashes(raw)
+    if reading.current is None or reading.problem is not None:
+        return f"Secret {name} key {api.INBOUND_HASHES_KEY}: {reading.problem or 'no current hash'}"
+    return credentials.InboundHashes(current=reading.current, previous=reading.previous)
 
 
 def inbound_source_hash(spec: Mapping[str, Any], scope: Scope, *, namespace: str) -> str | None:
@@ -258,17 +257,16 @@ def inbound_source_hash(spec: Mapping[str, Any], scope: Scope, *, namespace: str
     ref = inbound.get("secretRef")
     if not ref:
         return None
-    name, key = str(ref.get("name")), str(ref.get("key") or credentials.DEFAULT_REF_KEY)
-    secret = scope.secrets.get((namespace, name))
-    if secret is None:
-        return f"Secret {name} (spec.inbound.secretRef) not found"
-    raw = objects.secret_data(secret).get(key)
-    if raw is None:
-        return f"Secret {name} (spec.inbound.secretRef) has no key {key}"
-    try:
-        return tokens.hash_from_stored(raw.decode("ascii", errors="replace"))
-    except MalformedCredential as error:
-        return f"Secret {name} key {key} (spec.inbound.secretRef): {error}"
+    secret_ref = credentials.SecretRef(
+        name=str(ref.get("name")), key=str(ref.get("key") or credentials.DEFAULT_REF_KEY)
+    )
+    secret = scope.secrets.get((namespace, secret_ref.name))
+    digest, problem = credentials.parse_user_hash(
+        objects.secret_data(secret) if secret is not None else None,
+        secret_ref,
+        field_path="spec.inbound.secretRef",
+    )
+    return digest if digest is not None else (problem.message if problem else "unreadable")
 
 
 async def check_tokens(peer: Mapping[str, Any], scope: Scope, kube: Kube) -> list[Result]:

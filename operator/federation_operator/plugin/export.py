@@ -119,10 +119,8 @@ async def read_handover(kube: Kube, *, namespace: str, peer_name: str) -> tuple[
     observed = credentials.observe_secret(
         handoff, name=handoff_name, peer_name=peer_name, peer_uid=peer["metadata"]["uid"]
     )
-    expires = observed.annotations.get(credentials.ANNOTATION_EXPIRES_AT)
-    expired = expires is not None and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= datetime.now(
-        UTC
-    )
+    expires = credentials.handoff_expiry(observed, status)
+    expired = expires is None or expires <= datetime.now(UTC)
     if handoff is None or not observed.managed or expired:
         raise PluginError(
             f"FederationPeer {peer_name} has no handoff to export: Secret {handoff_name} was already "
@@ -130,8 +128,7 @@ async def read_handover(kube: Kube, *, namespace: str, peer_name: str) -> tuple[
             "of our inbound token exists nowhere any more. " + _rotate_hint(peer_name, namespace)
         )
     pem = await _our_certificate(kube, namespace=namespace, peer=peer)
-    outbound_text = (observed.data.get(api.HANDOFF_REMOTE_INBOUND_KEY) or b"").decode("ascii", "replace")
-    remote_inbound = SecretText(outbound_text) if tokens.is_token(outbound_text) else None
+    remote_inbound = credentials.handoff_token(observed, api.HANDOFF_REMOTE_INBOUND_KEY)
     if remote_inbound is None:
         read = await read_outbound(
             kube, namespace=namespace, peer_name=peer_name, spec=peer.get("spec") or {}
@@ -139,12 +136,11 @@ async def read_handover(kube: Kube, *, namespace: str, peer_name: str) -> tuple[
         if read.current is None:
             raise PluginError(f"FederationPeer {peer_name}: no outbound token to hand over: {read.problem}")
         remote_inbound = read.current
-    inbound_text = (observed.data.get(api.HANDOFF_REMOTE_OUTBOUND_KEY) or b"").decode("ascii", "replace")
     return (
         Handover(
             certificate_pem=pem,
             remote_inbound=remote_inbound,
-            remote_outbound=SecretText(inbound_text) if tokens.is_token(inbound_text) else None,
+            remote_outbound=credentials.handoff_token(observed, api.HANDOFF_REMOTE_OUTBOUND_KEY),
         ),
         handoff or {},
     )

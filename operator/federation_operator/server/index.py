@@ -17,9 +17,6 @@ peers, and the token is checked only against those candidates' hashes (constant 
 candidate checked, no early exit). Pure: no I/O.
 """
 
-import base64
-import binascii
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -27,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from federation_operator import api, tokens
+from federation_operator import api, credentials, objects, tokens
 from federation_operator.certs import InvalidCertificate
 from federation_operator.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
 from federation_operator.server.wire import (
@@ -38,7 +35,6 @@ from federation_operator.server.wire import (
     LinkFailure,
     LinkView,
 )
-from federation_operator.times import parse_rfc3339
 from federation_operator.tokens import SecretText
 
 TOMBSTONE_TTL: Final = timedelta(hours=24)
@@ -106,28 +102,11 @@ def parse_bearer(header: str | None) -> SecretText | None:
 
 
 def _decode_hashes(secret: Mapping[str, Any]) -> _Hashes:
-    """`hashes.json` of an inbound Secret; anything unreadable accepts nothing (fail closed)."""
-    data = secret.get("data") or {}
-    encoded = data.get(api.INBOUND_HASHES_KEY) if isinstance(data, Mapping) else None
-    if not isinstance(encoded, str):
-        return _Hashes(current=None, previous=())
-    try:
-        document = json.loads(base64.b64decode(encoded, validate=True))
-    except (binascii.Error, ValueError):
-        return _Hashes(current=None, previous=())
-    if not isinstance(document, dict):
-        return _Hashes(current=None, previous=())
-    current = document.get("current")
-    previous: list[tuple[str, datetime]] = []
-    for entry in document.get("previous") or []:
-        if not isinstance(entry, dict):
-            continue
-        digest, expires = entry.get("hash"), parse_rfc3339(entry.get("expiresAt"))
-        if isinstance(digest, str) and tokens.is_hash(digest) and expires is not None:
-            previous.append((digest, expires))
+    """`hashes.json` of an inbound Secret through the one reader of that layout
+    (`credentials.read_hashes`); anything unreadable accepts nothing (fail closed)."""
+    reading = credentials.read_hashes(objects.secret_data(secret).get(api.INBOUND_HASHES_KEY))
     return _Hashes(
-        current=current if isinstance(current, str) and tokens.is_hash(current) else None,
-        previous=tuple(previous),
+        current=reading.current, previous=tuple((item.hash, item.expires_at) for item in reading.previous)
     )
 
 
