@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import kopf
 
@@ -40,6 +40,20 @@ from federation_operator.runner import OperatorContext
 CONDITION = "PinsUsable"
 REASON_ENFORCED = "Enforced"
 REASON_SUSPENDED = "Suspended"
+REASON_NOT_INSTALLED = "ProviderNotInstalled"
+# What brings a provider's kinds into a cluster, by API group: said in the condition so that the
+# reader knows what to install, not only what is missing.
+INSTALL_HINTS: Final = {
+    "gateway.networking.k8s.io": (
+        "the Gateway API CRDs (kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/"
+        "releases/download/v1.2.1/standard-install.yaml)"
+    ),
+    "gateway.envoyproxy.io": (
+        "Envoy Gateway, which installs its CRDs (helm install eg oci://docker.io/envoyproxy/gateway-helm "
+        "-n envoy-gateway-system --create-namespace)"
+    ),
+    "networking.k8s.io": "a Kubernetes version that serves networking.k8s.io/v1",
+}
 # A write that loses a race (409) is re-judged from a fresh read this many times in one pass.
 _ATTEMPTS = 3
 # Removing a route first (and writing it last) means no request is routed without verification.
@@ -54,6 +68,8 @@ class NamespaceLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        # Per namespace, the missing-provider message last logged: logged again only when it changes.
+        self.reported: dict[str, str] = {}
 
     def of(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
@@ -71,7 +87,12 @@ async def reconcile_namespace(
         for _ in range(_ATTEMPTS):
             try:
                 await _reconcile_once(
-                    context, settings=settings, provider=provider, namespace=namespace, logger=logger
+                    context,
+                    settings=settings,
+                    provider=provider,
+                    namespace=namespace,
+                    locks=locks,
+                    logger=logger,
                 )
                 return
             except k8s.Conflict:
@@ -86,6 +107,7 @@ async def _reconcile_once(
     settings: IngressConfig,
     provider: Provider,
     namespace: str,
+    locks: NamespaceLocks,
     logger: kopf.Logger,
 ) -> None:
     kube: k8s.Kube = context.kube
@@ -99,17 +121,37 @@ async def _reconcile_once(
     bundle = build_trust_bundle([_peer_pins(peer) for peer in peers], now=now, needs_pem=provider.needs_pem)
     owners = [_owner_reference(peer) for peer in peers]
     config = dataclasses.replace(settings, owner_references=owners)
+    bundle_objects = build_trust_bundle_objects(
+        namespace=namespace,
+        bundle=bundle,
+        labels=api.managed_labels(role=api.ROLE_TRUST_BUNDLE),
+        owner_references=owners,
+    )
     try:
-        desired = build_trust_bundle_objects(
-            namespace=namespace,
-            bundle=bundle,
-            labels=api.managed_labels(role=api.ROLE_TRUST_BUNDLE),
-            owner_references=owners,
-        ) + provider.build_objects(namespace=namespace, bundle=bundle, config=config)
+        desired = bundle_objects + provider.build_objects(namespace=namespace, bundle=bundle, config=config)
         possible = _possible_addresses(provider, namespace=namespace, config=config)
     except ValueError as error:
         # A deployment mistake (ingress-nginx with the server in another namespace): no retry fixes it.
         raise kopf.PermanentError(str(error)) from None
+
+    missing = await _missing_kinds(kube, provider, possible)
+    if missing:
+        # The trust bundle still follows the peers; the provider's objects wait for its CRDs. No
+        # error is raised: kopf would retry with backoff and log every attempt, while the periodic
+        # check (ingress_check_interval) finds the CRDs within one interval of their arrival.
+        for obj in bundle_objects:
+            await _apply(kube, obj, logger=logger)
+        unserved = not_installed_message(missing, provider=provider.name)
+        if locks.reported.get(namespace) != unserved:
+            logger.warning("edge of %s not enforced: %s", namespace, unserved)
+            locks.reported[namespace] = unserved
+        for peer in peers:
+            await _set_pins_condition(kube, peer, bundle=bundle, now=now, logger=logger, unserved=unserved)
+        return
+    if locks.reported.pop(namespace, None) is not None:
+        logger.info(
+            "ingress provider %s's kinds are served now; writing the edge of %s", provider.name, namespace
+        )
 
     wanted = {_address(obj) for obj in desired}
     stale = [address for address in possible if address not in wanted]
@@ -137,6 +179,35 @@ async def _reconcile_once(
 
     for peer in peers:
         await _set_pins_condition(kube, peer, bundle=bundle, now=now, logger=logger)
+
+
+async def _missing_kinds(kube: k8s.Kube, provider: Provider, possible: Sequence[Address]) -> list[Resource]:
+    """The provider's kinds this API server does not serve (their CRDs are not installed)."""
+    needed = {address[0] for address in possible if address[0].group}
+    if provider.gateway_patch is not None:
+        needed.add(GATEWAYS)
+    ordered = sorted(needed, key=lambda resource: (resource.group, resource.kind))
+    served = await asyncio.gather(*(kube.served(resource) for resource in ordered))
+    return [resource for resource, ok in zip(ordered, served, strict=True) if not ok]
+
+
+def not_installed_message(missing: Sequence[Resource], *, provider: str) -> str:
+    """Which kinds are missing, and what to install, in one line (pure)."""
+    groups: dict[str, list[Resource]] = {}
+    for resource in missing:
+        groups.setdefault(resource.api_version, []).append(resource)
+    kinds = "; ".join(
+        f"{', '.join(resource.kind for resource in resources)} ({api_version})"
+        for api_version, resources in groups.items()
+    )
+    hints = sorted(
+        {INSTALL_HINTS.get(resource.group, f"the CRDs of {resource.group}") for resource in missing}
+    )
+    return (
+        f"the cluster does not serve {kinds}, needed by ingress provider {provider}: install "
+        f"{' and '.join(hints)}. The trust bundle is kept; client certificates are not verified at "
+        "the edge until then"
+    )
 
 
 def _peer_pins(peer: Mapping[str, Any]) -> PeerPins:
@@ -264,8 +335,12 @@ async def _patch_gateway(
     )
 
 
-def pins_condition(*, suspended: bool, warnings: Sequence[PeerWarning]) -> tuple[conditions.Status, str, str]:
+def pins_condition(
+    *, suspended: bool, warnings: Sequence[PeerWarning], unserved: str | None = None
+) -> tuple[conditions.Status, str, str]:
     """(status, reason, message) of `PinsUsable` for one peer."""
+    if unserved is not None:
+        return "False", REASON_NOT_INSTALLED, unserved
     if suspended:
         return (
             "Unknown",
@@ -284,6 +359,7 @@ async def _set_pins_condition(
     bundle: TrustBundle,
     now: datetime.datetime,
     logger: kopf.Logger,
+    unserved: str | None = None,
 ) -> None:
     """Write `PinsUsable` when it differs, and only it: other conditions are other handlers'."""
     if peer["metadata"].get("deletionTimestamp"):
@@ -291,7 +367,7 @@ async def _set_pins_condition(
     name = str(peer["metadata"]["name"])
     warnings = [warning for warning in bundle.warnings if warning.peer == name]
     status, reason, message = pins_condition(
-        suspended=bool((peer.get("spec") or {}).get("suspend")), warnings=warnings
+        suspended=bool((peer.get("spec") or {}).get("suspend")), warnings=warnings, unserved=unserved
     )
     generation = peer["metadata"].get("generation")
     previous: dict[str, Any] = {}

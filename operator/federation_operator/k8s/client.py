@@ -159,6 +159,16 @@ class Kube:
         except NotFound:
             return None
 
+    async def served(self, resource: Resource) -> bool:
+        """Whether the API server serves `resource` now (discovery, as `kubectl api-resources` reads
+        it): a kind from a CRD that is not installed is not, and every request for it answers 404."""
+        path = f"/apis/{resource.group}/{resource.version}" if resource.group else f"/api/{resource.version}"
+        try:
+            listing = await self._run("GET", path)
+        except NotFound:
+            return False
+        return any(entry.get("name") == resource.plural for entry in listing.get("resources") or [])
+
     async def list(
         self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
     ) -> list[Obj]:

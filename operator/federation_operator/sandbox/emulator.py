@@ -263,6 +263,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         crds: Iterable[Mapping[str, Any]] | None = None,
         history_limit: int = DEFAULT_HISTORY,
         namespaces: Iterable[str] = DEFAULT_NAMESPACES,
+        providers: Iterable[str] = resources.DEFAULT_PROVIDERS,
     ) -> None:
         super().__init__()
         self.faults = Faults()
@@ -291,6 +292,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 ),
             )
         for crd in default_crds() if crds is None else crds:
+            self.install_crd(crd)
+        for crd in resources.provider_crds(providers):
             self.install_crd(crd)
 
     # --- public helpers for tests and the CLI ------------------------------------------------

@@ -123,47 +123,92 @@ BUILTIN_TYPES: Final[tuple[ResourceType, ...]] = (
     _builtin("kopf.dev/v1", "clusterkopfpeerings", "ClusterKopfPeering", namespaced=False),
     _builtin("networking.k8s.io/v1", "ingresses", "Ingress", short=("ing",), status=True),
     _builtin("networking.k8s.io/v1", "ingressclasses", "IngressClass", namespaced=False),
-    _builtin(
-        "gateway.networking.k8s.io/v1",
-        "gatewayclasses",
-        "GatewayClass",
-        namespaced=False,
-        short=("gc",),
-        categories=("gateway-api",),
-        status=True,
-    ),
-    _builtin(
-        "gateway.networking.k8s.io/v1",
-        "gateways",
-        "Gateway",
-        short=("gtw",),
-        categories=("gateway-api",),
-        status=True,
-    ),
-    _builtin(
-        "gateway.networking.k8s.io/v1",
-        "httproutes",
-        "HTTPRoute",
-        categories=("gateway-api",),
-        status=True,
-    ),
-    _builtin(
-        "gateway.envoyproxy.io/v1alpha1",
-        "clienttrafficpolicies",
-        "ClientTrafficPolicy",
-        short=("ctp",),
-        categories=("envoy-gateway",),
-        status=True,
-    ),
-    _builtin(
-        "gateway.envoyproxy.io/v1alpha1",
-        "securitypolicies",
-        "SecurityPolicy",
-        short=("sp",),
-        categories=("envoy-gateway",),
-        status=True,
-    ),
 )
+
+
+# Kinds an ingress provider brings with its CRDs. A real API server serves them only once those
+# CRDs are installed, so the sandbox installs them as CRDs too (deletable, and 404 when absent),
+# never as built-ins: that is how the operator's behaviour on a cluster without them is tested.
+PROVIDER_TYPES: Final[dict[str, tuple[ResourceType, ...]]] = {
+    "gateway-api": (
+        _builtin(
+            "gateway.networking.k8s.io/v1",
+            "gatewayclasses",
+            "GatewayClass",
+            namespaced=False,
+            short=("gc",),
+            categories=("gateway-api",),
+            status=True,
+        ),
+        _builtin(
+            "gateway.networking.k8s.io/v1",
+            "gateways",
+            "Gateway",
+            short=("gtw",),
+            categories=("gateway-api",),
+            status=True,
+        ),
+        _builtin(
+            "gateway.networking.k8s.io/v1",
+            "httproutes",
+            "HTTPRoute",
+            categories=("gateway-api",),
+            status=True,
+        ),
+    ),
+    "envoy-gateway": (
+        _builtin(
+            "gateway.envoyproxy.io/v1alpha1",
+            "clienttrafficpolicies",
+            "ClientTrafficPolicy",
+            short=("ctp",),
+            categories=("envoy-gateway",),
+            status=True,
+        ),
+        _builtin(
+            "gateway.envoyproxy.io/v1alpha1",
+            "securitypolicies",
+            "SecurityPolicy",
+            short=("sp",),
+            categories=("envoy-gateway",),
+            status=True,
+        ),
+    ),
+}
+DEFAULT_PROVIDERS: Final = tuple(PROVIDER_TYPES)
+
+
+def crd_of(rt: ResourceType) -> dict[str, Any]:
+    """A minimal CRD serving `rt` (any content accepted: the provider's own schema is not ours)."""
+    names: dict[str, Any] = {"plural": rt.plural, "singular": rt.singular, "kind": rt.kind}
+    if rt.short_names:
+        names["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        names["categories"] = list(rt.categories)
+    version: dict[str, Any] = {
+        "name": rt.version,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    }
+    if rt.status_subresource:
+        version["subresources"] = {"status": {}}
+    return {
+        "apiVersion": f"{CRD_GROUP}/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": rt.group_plural},
+        "spec": {
+            "group": rt.group,
+            "names": names,
+            "scope": "Namespaced" if rt.namespaced else "Cluster",
+            "versions": [version],
+        },
+    }
+
+
+def provider_crds(providers: Iterable[str]) -> list[dict[str, Any]]:
+    """The CRDs of the named ingress providers (`gateway-api`, `envoy-gateway`)."""
+    return [crd_of(rt) for name in providers for rt in PROVIDER_TYPES[name]]
 
 
 def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:

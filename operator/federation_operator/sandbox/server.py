@@ -24,6 +24,7 @@ import kmock
 import yaml
 
 from federation_operator.sandbox.emulator import DEFAULT_HISTORY, SandboxAPI
+from federation_operator.sandbox.resources import DEFAULT_PROVIDERS
 
 LOOPBACK = "127.0.0.1"
 # The kubeconfig's user: the sandbox accepts any token; clients insist on having one.
@@ -84,8 +85,9 @@ class Sandbox:
         port: int = 0,
         crds: Iterable[Mapping[str, Any]] | None = None,
         history_limit: int = DEFAULT_HISTORY,
+        providers: Iterable[str] = DEFAULT_PROVIDERS,
     ) -> None:
-        self.api = SandboxAPI(crds=crds, history_limit=history_limit)
+        self.api = SandboxAPI(crds=crds, history_limit=history_limit, providers=providers)
         self._server = _LoopbackServer(self.api, host=LOOPBACK, port=port or None)
 
     @property
@@ -127,8 +129,14 @@ class SandboxThread:
         port: int = 0,
         crds: Iterable[Mapping[str, Any]] | None = None,
         history_limit: int = DEFAULT_HISTORY,
+        providers: Iterable[str] = DEFAULT_PROVIDERS,
     ) -> None:
-        self._options: dict[str, Any] = {"port": port, "crds": crds, "history_limit": history_limit}
+        self._options: dict[str, Any] = {
+            "port": port,
+            "crds": crds,
+            "history_limit": history_limit,
+            "providers": providers,
+        }
         self._ready: concurrent.futures.Future[Sandbox] = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
