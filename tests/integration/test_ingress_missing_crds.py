@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from federation_operator import api
 from federation_operator.ingress.config import IngressConfig
-from tests.ingress_support import SCHEMAS, require_shared_schemas
+from tests.ingress_support import SCHEMAS
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_ingress_reconcile import HOST, client_cert, peer_spec, read
 from tests.waiting import wait_for
@@ -51,7 +51,6 @@ def test_a_kind_without_its_crd_is_404_and_absent_from_discovery(site_factory: S
 def test_the_operator_names_the_missing_kinds_keeps_working_and_recovers_when_they_appear(
     site_factory: SiteFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    require_shared_schemas()
     caplog.set_level(logging.INFO)
     site = site_factory(
         "eu",
