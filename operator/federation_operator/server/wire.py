@@ -1,8 +1,8 @@
-"""JSON shapes the federation server sends, shared with the heartbeat client that parses them.
+"""JSON shapes the federation server sends, as TypedDicts.
 
-Both ends of a link run this package, so the ping reply is defined once, here, as TypedDicts:
-the server builds these dicts and the heartbeat client (another module) reads the same keys.
-Pure: no I/O, no third-party imports.
+The other end of a link need not run this package (docs/protocol.md is the contract), so the
+heartbeat does not trust these shapes: `probe_classify.read_ping_reply` reads any reply and keeps
+only well-typed fields. Pure: no I/O, no third-party imports.
 """
 
 from typing import Final, Literal, NotRequired, TypedDict
