@@ -403,6 +403,7 @@ class Heartbeat:
         if spec.get("suspend"):
             # No ping. The status says so, and is re-asserted every cycle (cheaply: it is written
             # only when it differs), so a concurrent writer's stale conditions do not stick.
+            self._step = STEP_STATUS
             observation = Observation(
                 result=None,
                 slow_threshold=settings.slow_threshold,
