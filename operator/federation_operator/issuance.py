@@ -13,8 +13,8 @@ judged against the Secret's own record, and one reissue request is answered exac
 """
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,6 +72,37 @@ class SecretObservation:
     secret_type: str = ""
     recorded_thumbprint: str | None = None
     reissued_for: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """What a FederationCert's Secret lets a caller present: the certificate and its key."""
+
+    info: CertificateInfo
+    key_pem: SecretBytes = field(repr=False)
+
+
+def read_client_identity(
+    secret: Mapping[str, Any] | None,
+    *,
+    secret_name: str,
+    describe: Callable[[bytes], CertificateInfo] = certs.describe_pem,
+) -> ClientIdentity | str:
+    """The one reader of a certificate Secret for presenting it (heartbeat, `ping`, `probe`).
+
+    Never raises; the problem names the Secret and key, never a value. `describe` lets the
+    heartbeat parse each certificate once, not on every ping."""
+    if secret is None:
+        return f"Secret {secret_name} not found"
+    data = objects.secret_data(secret)
+    cert_pem, key_pem = data.get(api.TLS_CERT_KEY), data.get(api.TLS_KEY_KEY)
+    if not cert_pem or not key_pem:
+        return f"Secret {secret_name} has no certificate and key yet ({api.TLS_CERT_KEY}, {api.TLS_KEY_KEY})"
+    try:
+        info = describe(cert_pem)
+    except ValueError:  # InvalidCertificate, or bytes that are not even ASCII
+        return f"Secret {secret_name} key {api.TLS_CERT_KEY} is not a PEM certificate"
+    return ClientIdentity(info=info, key_pem=SecretBytes(key_pem))
 
 
 def observe_secret(secret: Mapping[str, Any] | None, *, cert_name: str, cert_uid: str) -> SecretObservation:

@@ -225,6 +225,9 @@ def test_the_certificate_secret_readers_never_raise(secret: dict[str, Any], reco
         "ownerReferences": [{"uid": "uid-eu"}],
     }
     secret["type"] = "kubernetes.io/tls"
+    identity = issuance.read_client_identity(secret, secret_name="eu-tls")
+    if isinstance(identity, str):
+        assert identity.startswith("Secret eu-tls ")
     seen = issuance.observe_secret(secret, cert_name="eu", cert_uid="uid-eu")
     spec = issuance.parse_cert_spec({"subject": "eu"}, name="eu", namespace="fed")
     assessment = issuance.assess(

@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 
 import kopf
 
-from federation_operator import certs, conditions, durations, objects, tokens
+from federation_operator import certs, conditions, durations, issuance, objects, tokens
 from federation_operator.credentials import OutboundTokens
 from federation_operator.k8s import client as k8s
 from federation_operator.k8s.credentials import read_outbound
@@ -204,16 +204,10 @@ async def load_credentials(
         return Failure(CERTIFICATE, f"FederationCert {cert_name} (spec.clientCertificateRef) not found")
     secret_name = str((cert.get("spec") or {}).get("secretName") or f"{cert_name}-tls")
     secret = await reader.get(SECRETS, namespace, secret_name)
-    data = objects.secret_data(secret) if secret is not None else {}
-    cert_pem, key_pem = data.get("tls.crt"), data.get("tls.key")
-    if not cert_pem or not key_pem:
-        return Failure(
-            CERTIFICATE, f"Secret {secret_name} of FederationCert {cert_name} has no certificate yet"
-        )
-    try:
-        info = _describe_certificate(cert_pem)
-    except ValueError:  # InvalidCertificate, or bytes that are not even ASCII
-        return Failure(CERTIFICATE, f"Secret {secret_name} key tls.crt is not a PEM certificate")
+    identity = issuance.read_client_identity(secret, secret_name=secret_name, describe=_describe_certificate)
+    if isinstance(identity, str):
+        return Failure(CERTIFICATE, f"{identity} (FederationCert {cert_name})")
+    info = identity.info
 
     trust = spec.get("serverTrust") or {}
     ca_pem: str | None = None
@@ -243,7 +237,7 @@ async def load_credentials(
     return Credentials(
         material=TlsMaterial(
             cert_pem=info.pem,
-            key_pem=certs.SecretBytes(key_pem),
+            key_pem=identity.key_pem,
             ca_pem=ca_pem,
             insecure=bool(trust.get("insecureSkipVerify")),
         ),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TextIO
 
-from federation_operator import api, certs, conditions, credentials, objects, pinning, tokens
+from federation_operator import api, certs, conditions, credentials, issuance, objects, pinning, tokens
 from federation_operator.k8s.client import Kube
 from federation_operator.k8s.credentials import read_outbound
 from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
@@ -130,40 +130,16 @@ def check_certificate(cert: Mapping[str, Any], secret: Mapping[str, Any] | None,
         f"`kubectl annotate fcert {name} -n {namespace} {api.ANNOTATION_REISSUE}=$(date +%s)`, then hand "
         "the new certificate to every remote that pins this one"
     )
-    data = objects.secret_data(secret) if secret is not None else {}
     thumbprint = (cert.get("status") or {}).get("thumbprint")
-    if secret is None:
-        section.results.append(failed(secret_check, f"Secret {secret_name} not found", reissue_hint))
-    elif not data.get(api.TLS_CERT_KEY) or not data.get(api.TLS_KEY_KEY):
-        section.results.append(
-            failed(
-                secret_check,
-                f"Secret {secret_name} lacks {api.TLS_CERT_KEY} or {api.TLS_KEY_KEY}",
-                reissue_hint,
-            )
-        )
+    identity = issuance.read_client_identity(secret, secret_name=secret_name)
+    if isinstance(identity, str):
+        section.results.append(failed(secret_check, identity, reissue_hint))
+    elif thumbprint and identity.info.thumbprint != thumbprint:
+        stored = identity.info.thumbprint
+        message = f"Secret {secret_name} holds {stored}, but status.thumbprint says {thumbprint}"
+        section.results.append(failed(secret_check, message, reissue_hint))
     else:
-        try:
-            stored = certs.describe_pem(data[api.TLS_CERT_KEY]).thumbprint
-        except certs.InvalidCertificate:
-            section.results.append(
-                failed(
-                    secret_check,
-                    f"Secret {secret_name} key {api.TLS_CERT_KEY} is not a PEM certificate",
-                    reissue_hint,
-                )
-            )
-        else:
-            if thumbprint and stored != thumbprint:
-                section.results.append(
-                    failed(
-                        secret_check,
-                        f"Secret {secret_name} holds {stored}, but status.thumbprint says {thumbprint}",
-                        reissue_hint,
-                    )
-                )
-            else:
-                section.results.append(passed(secret_check))
+        section.results.append(passed(secret_check))
 
     expiry_check = "is not expiring"
     not_after = parse_rfc3339((cert.get("status") or {}).get("notAfter"))

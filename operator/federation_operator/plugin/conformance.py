@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from federation_operator import certs, durations, objects, tokens
+from federation_operator import durations, issuance, tokens
 from federation_operator.handlers.heartbeat import CacheReader, CredentialCache, load_credentials, settings_of
 from federation_operator.k8s.client import Kube
 from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
@@ -199,18 +199,12 @@ async def identity_from_certificate(
     if cert is None:
         raise PluginError(f"FederationCert {name} not found in namespace {namespace}")
     secret_name = str((cert.get("spec") or {}).get("secretName") or f"{name}-tls")
-    secret = await kube.get(SECRETS, namespace, secret_name)
-    data = objects.secret_data(secret) if secret is not None else {}
-    cert_pem, key_pem = data.get("tls.crt"), data.get("tls.key")
-    if not cert_pem or not key_pem:
-        raise PluginError(f"Secret {secret_name} of FederationCert {name} has no certificate and key yet")
-    try:
-        info = certs.describe_pem(cert_pem)
-    except ValueError:
-        raise PluginError(f"Secret {secret_name} key tls.crt is not a PEM certificate") from None
-    return TlsMaterial(
-        cert_pem=info.pem, key_pem=certs.SecretBytes(key_pem), ca_pem=ca_pem, insecure=insecure
+    identity = issuance.read_client_identity(
+        await kube.get(SECRETS, namespace, secret_name), secret_name=secret_name
     )
+    if isinstance(identity, str):
+        raise PluginError(f"FederationCert {name}: {identity}")
+    return TlsMaterial(cert_pem=identity.info.pem, key_pem=identity.key_pem, ca_pem=ca_pem, insecure=insecure)
 
 
 def read_token(args: argparse.Namespace) -> SecretText:
