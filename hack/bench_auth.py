@@ -84,7 +84,7 @@ def _index(peers: int, token: tokens.SecretText) -> tuple[PeerIndex, str]:
         peer_token = token if number == peers - 1 else tokens.generate_token()
         index.upsert_peer(
             {
-                "metadata": {"namespace": "bench", "name": name},
+                "metadata": {"namespace": "bench", "name": name, "uid": f"uid-{name}"},
                 "spec": {"remoteCertificates": [{"thumbprint": pin}]},
             }
         )
@@ -95,6 +95,14 @@ def _index(peers: int, token: tokens.SecretText) -> tuple[PeerIndex, str]:
                     "namespace": "bench",
                     "name": f"{name}-inbound",
                     "labels": {api.LABEL_PEER: name},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": api.API_VERSION,
+                            "kind": api.PEER_KIND,
+                            "name": name,
+                            "uid": f"uid-{name}",
+                        }
+                    ],
                 },
                 "data": {api.INBOUND_HASHES_KEY: base64.b64encode(hashes).decode()},
             }

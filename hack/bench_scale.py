@@ -133,7 +133,7 @@ def _synthetic(peers: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         name = f"peer-{number:05d}"
         peer_objects.append(
             {
-                "metadata": {"namespace": NAMESPACE, "name": name},
+                "metadata": {"namespace": NAMESPACE, "name": name, "uid": f"uid-{name}"},
                 "spec": {"remoteCertificates": [{"thumbprint": "sha256:" + f"{number:064x}"}]},
                 "status": {"reachability": "Degraded"},
             }
@@ -145,6 +145,14 @@ def _synthetic(peers: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                     "namespace": NAMESPACE,
                     "name": f"{name}{api.INBOUND_SECRET_SUFFIX}",
                     "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: name},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": api.API_VERSION,
+                            "kind": api.PEER_KIND,
+                            "name": name,
+                            "uid": f"uid-{name}",
+                        }
+                    ],
                 },
                 "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document.encode()).decode()},
             }

@@ -18,7 +18,7 @@ Pure: no I/O. Randomness comes in through `new_token`, so tests can pin it.
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -328,6 +328,9 @@ class Observation:
     handoff: ObservedSecret  # <peer>-handoff
     inbound_ref: ObservedSecret | None = None  # the user's Secret named by spec.inbound.secretRef
     outbound_ref: ObservedSecret | None = None  # the user's Secret named by spec.outbound.secretRef
+    # Other Secrets labelled as this peer's inbound hashes: the federation server ignores them
+    # (only `<peer>-inbound` owned by the peer counts), and they are reported, never adopted.
+    foreign_inbound: tuple[str, ...] = ()
 
 
 # ---- the plan ----------------------------------------------------------------------------------
@@ -834,6 +837,8 @@ def plan(
         inbound.previous_expires_at = max(expiries) if expiries else None
 
     problems = tuple(side.problem for side in (inbound, outbound) if side.problem is not None)
+    if observed.foreign_inbound:
+        problems += (_foreign_inbound_problem(observed.inbound.name, observed.foreign_inbound),)
     status_part = credential_status(
         old=status,
         inbound=inbound,
@@ -850,6 +855,29 @@ def plan(
         events=tuple(events),
         problems=problems,
     )
+
+
+def _foreign_inbound_problem(own: str, foreign: tuple[str, ...]) -> Problem:
+    return Problem(
+        "ForeignInboundSecret",
+        f"Secret {', '.join(foreign)} is labelled as the inbound hashes of this peer but is not its "
+        f"own ({own}, owned by this FederationPeer); the federation server ignores it. Someone who "
+        "may write Secrets in this namespace created or copied it: delete it and review who can.",
+    )
+
+
+def foreign_inbound_names(
+    secrets: Iterable[Mapping[str, Any]], *, peer_name: str, peer_uid: str
+) -> tuple[str, ...]:
+    """Secrets among `secrets` (listed by the inbound role and peer labels) that are not the
+    peer's own `<peer>-inbound` owned by it."""
+    own = inbound_secret_name(peer_name)
+    found = []
+    for secret in secrets:
+        name = str((secret.get("metadata") or {}).get("name") or "")
+        if name != own or not objects.is_owned_by(secret, peer_uid):
+            found.append(name)
+    return tuple(sorted(found))
 
 
 def _unconsumed_inbound(

@@ -123,7 +123,7 @@ def _peer_object(name: str, cert: ClientCert) -> dict[str, Any]:
     return {
         "apiVersion": api.API_VERSION,
         "kind": api.PEER_KIND,
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}"},
         "spec": {"endpoint": f"https://{name}.example.com", "remoteCertificates": [cert.pin]},
     }
 
@@ -137,6 +137,9 @@ def _inbound_secret(name: str, token: SecretText) -> dict[str, Any]:
             "name": f"{name}{api.INBOUND_SECRET_SUFFIX}",
             "namespace": NAMESPACE,
             "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: name},
+            "ownerReferences": [
+                {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": name, "uid": f"uid-{name}"}
+            ],
         },
         "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document).decode()},
     }

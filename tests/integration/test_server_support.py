@@ -135,7 +135,11 @@ def peer_object(
     return {
         "apiVersion": api.API_VERSION,
         "kind": api.PEER_KIND,
-        "metadata": {"name": name or identity.name, "namespace": namespace},
+        "metadata": {
+            "name": name or identity.name,
+            "namespace": namespace,
+            "uid": peer_uid(name or identity.name, namespace),
+        },
         "spec": {
             "endpoint": "https://remote.invalid",
             "remoteCertificates": [{"pem": identity.pem}],
@@ -145,10 +149,17 @@ def peer_object(
     }
 
 
+def peer_uid(name: str, namespace: str = "default") -> str:
+    """The uid the fixtures give a peer (the API server makes one up; these are fed directly)."""
+    return f"uid-{namespace}-{name}"
+
+
 def inbound_secret(
-    identity: Identity, *, namespace: str = "default", name: str | None = None
+    identity: Identity, *, namespace: str = "default", name: str | None = None, uid: str | None = None
 ) -> dict[str, Any]:
+    """The operator's `<peer>-inbound` Secret: named after the peer and owned by its uid."""
     peer_name = name or identity.name
+    owner = uid or peer_uid(peer_name, namespace)
     document = json.dumps({"current": tokens.hash_token(identity.token), "previous": []})
     return {
         "apiVersion": "v1",
@@ -157,6 +168,9 @@ def inbound_secret(
             "name": f"{peer_name}{api.INBOUND_SECRET_SUFFIX}",
             "namespace": namespace,
             "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: peer_name},
+            "ownerReferences": [
+                {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": peer_name, "uid": owner}
+            ],
         },
         "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document.encode()).decode()},
     }

@@ -68,7 +68,9 @@ async def becomes(index: PeerIndex, identity: Identity, token: Identity, expecte
 
 
 def _strip_status(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if key != "status"}
+    """The peer as a user would create it: no status, and the API server assigns the uid."""
+    metadata = {key: value for key, value in body["metadata"].items() if key != "uid"}
+    return {key: value for key, value in body.items() if key != "status"} | {"metadata": metadata}
 
 
 async def test_index_follows_the_sandbox_api_within_two_seconds(
@@ -78,7 +80,7 @@ async def test_index_follows_the_sandbox_api_within_two_seconds(
     kube = k8s_config.new_client_from_config(config_file=str(kubeconfig))
     custom, core = k8s_client.CustomObjectsApi(kube), k8s_client.CoreV1Api(kube)
     a = ids["a"]
-    await asyncio.to_thread(
+    created = await asyncio.to_thread(
         custom.create_namespaced_custom_object,
         api.GROUP,
         api.VERSION,
@@ -86,7 +88,8 @@ async def test_index_follows_the_sandbox_api_within_two_seconds(
         api.PEER_PLURAL,
         _strip_status(peer_object(a)),
     )
-    await asyncio.to_thread(core.create_namespaced_secret, "default", inbound_secret(a))
+    owned = inbound_secret(a, uid=created["metadata"]["uid"])
+    await asyncio.to_thread(core.create_namespaced_secret, "default", owned)
 
     index = PeerIndex()
     async with watching(index, load_connection(kubeconfig)):

@@ -62,14 +62,21 @@ def _index() -> PeerIndex:
     index = PeerIndex()
     index.upsert_peer(
         {
-            "metadata": {"namespace": "ns", "name": "hot"},
+            "metadata": {"namespace": "ns", "name": "hot", "uid": "uid-hot"},
             "spec": {"remoteCertificates": [{"thumbprint": THUMBPRINT}]},
         }
     )
     hashes = json.dumps({"current": tokens.hash_token(TOKEN), "previous": []}).encode()
     index.upsert_inbound_secret(
         {
-            "metadata": {"namespace": "ns", "name": "hot-inbound", "labels": {api.LABEL_PEER: "hot"}},
+            "metadata": {
+                "namespace": "ns",
+                "name": "hot-inbound",
+                "labels": {api.LABEL_PEER: "hot"},
+                "ownerReferences": [
+                    {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": "hot", "uid": "uid-hot"}
+                ],
+            },
             "data": {api.INBOUND_HASHES_KEY: base64.b64encode(hashes).decode()},
         }
     )

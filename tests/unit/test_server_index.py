@@ -31,7 +31,7 @@ def peer(
     status: dict[str, Any] | None = None,
     deleting: bool = False,
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "uid": uid_of(name, namespace)}
     if deleting:
         metadata["deletionTimestamp"] = "2026-03-01T11:00:00Z"
     return {
@@ -44,6 +44,19 @@ def peer(
             "suspend": suspend,
         },
         "status": status or {},
+    }
+
+
+def uid_of(name: str, namespace: str = "default") -> str:
+    return f"uid-{namespace}-{name}"
+
+
+def owner(name: str, namespace: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.PEER_KIND,
+        "name": name,
+        "uid": uid_of(name, namespace),
     }
 
 
@@ -64,6 +77,7 @@ def inbound(
             "name": f"{peer_name}-inbound",
             "namespace": namespace,
             "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: peer_name},
+            "ownerReferences": [owner(peer_name, namespace)],
         },
         "data": {api.INBOUND_HASHES_KEY: base64.b64encode(payload).decode()},
     }
@@ -247,6 +261,37 @@ def test_inbound_secret_without_label_falls_back_to_its_name() -> None:
     secret = inbound("a", tokens.hash_token(token("a")))
     del secret["metadata"]["labels"][api.LABEL_PEER]
     index.upsert_inbound_secret(secret)
+    assert auth(index, "a", "a").ok
+
+
+def test_a_forged_secret_labelled_for_a_peer_changes_nothing() -> None:
+    index = linked("a")
+    forged = inbound("a", tokens.hash_token(token("attacker")))
+    forged["metadata"]["name"] = "a-inbound-copy"
+    index.upsert_inbound_secret(forged)
+    assert auth(index, "a", "a").ok
+    assert auth(index, "a", "attacker").factor == "Secret"
+    index.delete_inbound_secret("default", "a-inbound-copy")
+    assert auth(index, "a", "a").ok
+
+
+def test_the_peers_own_name_without_its_owner_uid_accepts_nothing() -> None:
+    index = PeerIndex()
+    index.upsert_peer(peer("a"))
+    unowned = inbound("a", tokens.hash_token(token("attacker")))
+    unowned["metadata"]["ownerReferences"] = []
+    index.upsert_inbound_secret(unowned)
+    assert auth(index, "a", "attacker").factor == "Secret"
+    stale = inbound("a", tokens.hash_token(token("attacker")))
+    stale["metadata"]["ownerReferences"] = [owner("a") | {"uid": "uid-of-a-deleted-peer"}]
+    index.upsert_inbound_secret(stale)
+    assert auth(index, "a", "attacker").factor == "Secret"
+
+
+def test_a_secret_seen_before_its_peer_binds_when_the_peer_arrives() -> None:
+    index = PeerIndex()
+    index.upsert_inbound_secret(inbound("a", tokens.hash_token(token("a"))))
+    index.upsert_peer(peer("a"))
     assert auth(index, "a", "a").ok
 
 

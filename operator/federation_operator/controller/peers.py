@@ -76,6 +76,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         event: kopf.RawEvent, name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:
         peers = watchers.peers_of(str(namespace), name)
+        # A Secret labelled as some peer's inbound hashes (a forgery, or a copy) re-judges that
+        # peer, which reports it while it exists and clears the report once it is gone.
+        claimed = peer_handlers.claimed_peer(event.get("object") or {})
+        if claimed is not None and claimed not in peers:
+            peers = [*peers, claimed]
         if peers:
             await peer_handlers.secret_changed(
                 context_of(memo), event=event, peers=peers, locks=locks, logger=logger

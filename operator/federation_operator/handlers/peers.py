@@ -72,6 +72,20 @@ class SecretWatchers:
         return sorted(self._of_secret.get((namespace, secret), ()))
 
 
+def inbound_selector(peer_name: str) -> str:
+    """Secrets that claim to hold this peer's inbound hashes (ours, and forgeries to report)."""
+    return f"{api.LABEL_ROLE}={api.ROLE_INBOUND},{api.LABEL_PEER}={peer_name}"
+
+
+def claimed_peer(secret: Mapping[str, Any]) -> str | None:
+    """The peer an inbound-labelled Secret claims to belong to, whoever wrote it."""
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    if labels.get(api.LABEL_ROLE) != api.ROLE_INBOUND:
+        return None
+    peer = labels.get(api.LABEL_PEER)
+    return peer if isinstance(peer, str) and peer else None
+
+
 def watched_secret_names(name: str, spec: Mapping[str, Any]) -> set[str]:
     """Every Secret whose change must re-reconcile this peer: ours and the users' it references."""
     return set(credentials.own_secret_names(name)) | credentials.referenced_secret_names(spec)
@@ -146,10 +160,16 @@ async def _observe(
         )
 
     inbound_name, outbound_name, handoff_name = credentials.own_secret_names(identity.name)
-    inbound, outbound, handoff = await asyncio.gather(
-        read(inbound_name), read(outbound_name), read(handoff_name)
+    inbound, outbound, handoff, labelled = await asyncio.gather(
+        read(inbound_name),
+        read(outbound_name),
+        read(handoff_name),
+        kube.list(SECRETS, identity.namespace, label_selector=inbound_selector(identity.name)),
     )
     return credentials.Observation(
+        foreign_inbound=credentials.foreign_inbound_names(
+            labelled, peer_name=identity.name, peer_uid=identity.uid
+        ),
         inbound=inbound,
         outbound=outbound,
         handoff=handoff,

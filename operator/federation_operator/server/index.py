@@ -2,7 +2,11 @@
 
 Every inbound call is decided here without an API call: watches (server/watch.py) feed the index
 with FederationPeer objects and the operator-owned `<peer>-inbound` Secrets, exactly as the API
-returns them (plain dicts; Secret `data` base64). The index keeps, ready for O(1) lookups:
+returns them (plain dicts; Secret `data` base64). A Secret counts for a peer only if it is named
+`<peer>-inbound` AND its ownerReferences name that peer's uid: labels are not evidence, since
+anyone who may create Secrets in the namespace can copy them (issue #13: a forged Secret labelled
+`peer=bravo` replaced bravo's hashes). Anything else fed here is kept aside and changes nothing;
+the operator reports it on the peer. The index keeps, ready for O(1) lookups:
 
 - normalised thumbprint -> the peers that pin it (a set: two namespaces may pin one certificate);
 - per peer: the accepted inbound hashes (current + previous until `expiresAt`), `spec.suspend`,
@@ -60,6 +64,7 @@ class AuthResult:
 @dataclass(frozen=True, slots=True)
 class _Peer:
     key: PeerKey
+    uid: str
     thumbprints: frozenset[str]
     pems: tuple[str, ...]
     suspended: bool
@@ -162,6 +167,26 @@ def _accepted(key: PeerKey, thumbprint: str) -> AuthResult:
     )
 
 
+def _peer_owner_uids(obj: Mapping[str, Any]) -> frozenset[str]:
+    """uids of the FederationPeers named as owners of this object."""
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return frozenset(
+        str(owner["uid"])
+        for owner in owners
+        if isinstance(owner, Mapping)
+        and owner.get("kind") == api.PEER_KIND
+        and str(owner.get("apiVersion") or "").startswith(api.GROUP + "/")
+        and owner.get("uid")
+    )
+
+
+def _peer_of_secret(namespace: str, secret_name: str) -> PeerKey | None:
+    """The only peer a Secret may hold hashes for: the one its name says (`<peer>-inbound`)."""
+    if not secret_name.endswith(api.INBOUND_SECRET_SUFFIX):
+        return None
+    return (namespace, secret_name[: -len(api.INBOUND_SECRET_SUFFIX)])
+
+
 def _metadata_key(obj: Mapping[str, Any]) -> PeerKey:
     metadata = obj.get("metadata") or {}
     return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
@@ -175,8 +200,10 @@ class PeerIndex:
     ) -> None:
         self._peers: dict[PeerKey, _Peer] = {}
         self._by_thumbprint: dict[str, set[PeerKey]] = {}
+        # Per peer, the hashes of the one Secret that may speak for it (see the module docstring).
         self._hashes: dict[PeerKey, _Hashes] = {}
-        self._secret_owner: dict[PeerKey, PeerKey] = {}
+        # Every inbound Secret seen, by (namespace, Secret name): owner uids and decoded hashes.
+        self._secrets: dict[PeerKey, tuple[frozenset[str], _Hashes]] = {}
         self._tombstones: OrderedDict[str, _Tombstone] = OrderedDict()
         self._tombstone_ttl = tombstone_ttl
         self._tombstone_limit = tombstone_limit
@@ -207,6 +234,7 @@ class PeerIndex:
         self._unlink(key)
         self._peers[key] = _Peer(
             key=key,
+            uid=str(metadata.get("uid") or ""),
             thumbprints=thumbprints,
             pems=pems,
             suspended=spec.get("suspend") is True,
@@ -216,6 +244,7 @@ class PeerIndex:
         for thumbprint in thumbprints:
             self._by_thumbprint.setdefault(thumbprint, set()).add(key)
             self._tombstones.pop(thumbprint, None)
+        self._bind_hashes(key)
         self.version += 1
 
     def delete_peer(self, namespace: str, name: str, *, now: datetime | None = None) -> None:
@@ -234,27 +263,18 @@ class PeerIndex:
 
     def upsert_inbound_secret(self, obj: Mapping[str, Any]) -> None:
         namespace, secret_name = _metadata_key(obj)
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        peer_name = labels.get(api.LABEL_PEER)
-        if not isinstance(peer_name, str) or not peer_name:
-            if not secret_name.endswith(api.INBOUND_SECRET_SUFFIX):
-                return
-            peer_name = secret_name[: -len(api.INBOUND_SECRET_SUFFIX)]
-        self.delete_inbound_secret(namespace, secret_name)
-        peer_key = (namespace, peer_name)
-        self._secret_owner[(namespace, secret_name)] = peer_key
-        self._hashes[peer_key] = _decode_hashes(obj)
+        self._secrets[(namespace, secret_name)] = (_peer_owner_uids(obj), _decode_hashes(obj))
+        self._bind_hashes(_peer_of_secret(namespace, secret_name))
 
     def delete_inbound_secret(self, namespace: str, name: str) -> None:
-        peer_key = self._secret_owner.pop((namespace, name), None)
-        if peer_key is not None:
-            self._hashes.pop(peer_key, None)
+        if self._secrets.pop((namespace, name), None) is not None:
+            self._bind_hashes(_peer_of_secret(namespace, name))
 
     def peer_keys(self) -> set[PeerKey]:
         return set(self._peers)
 
     def inbound_secret_keys(self) -> set[PeerKey]:
-        return set(self._secret_owner)
+        return set(self._secrets)
 
     # --- reading ---------------------------------------------------------------------------
     def link_view(self, namespace: str, name: str) -> LinkView:
@@ -328,10 +348,22 @@ class PeerIndex:
         )
 
     # --- internals -------------------------------------------------------------------------
+    def _bind_hashes(self, key: PeerKey | None) -> None:
+        """Recompute which hashes peer `key` accepts: those of `<name>-inbound` if it owns it."""
+        if key is None:
+            return
+        peer = self._peers.get(key)
+        secret = self._secrets.get((key[0], key[1] + api.INBOUND_SECRET_SUFFIX))
+        if peer is not None and secret is not None and peer.uid and peer.uid in secret[0]:
+            self._hashes[key] = secret[1]
+        else:
+            self._hashes.pop(key, None)
+
     def _unlink(self, key: PeerKey) -> _Peer | None:
         peer = self._peers.pop(key, None)
         if peer is None:
             return None
+        self._hashes.pop(key, None)
         for thumbprint in peer.thumbprints:
             holders = self._by_thumbprint.get(thumbprint)
             if holders is not None:

@@ -1,0 +1,261 @@
+"""Trust boundaries (issue #13): attacks performed against a running site.
+
+A site here is the real thing on loopback: the sandbox API, the operator, and the federation
+server answering direct mTLS and fed by its own watches. The attacker is written here from the
+contract (curl for the calls, the official Kubernetes client for the objects a namespace editor
+may write, certificates made with `cryptography`), never with our client code.
+"""
+
+import base64
+import hashlib
+import json
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from federation_operator.localsite import LocalSite
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the attacker's client is curl")
+
+GROUP, VERSION, PLURAL = "federation.ampora.io", "v1alpha1", "federationpeers"
+PING = "/api/federation/ping"
+NAMESPACE = "default"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A remote site's client identity and the token it presents, made as the contract says."""
+
+    name: str
+    cert: Path
+    key: Path
+    pem: str
+    token: str
+
+    @property
+    def token_hash(self) -> str:
+        return hash_of(self.token)
+
+
+def hash_of(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def new_token() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def make_remote(directory: Path, name: str) -> Remote:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(tz=UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_file.write_text(pem)
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return Remote(name=name, cert=cert_file, key=key_file, pem=pem, token=new_token())
+
+
+def ping(site: LocalSite, remote: Remote, token: str) -> tuple[int, dict[str, Any] | None]:
+    """(status, JSON body) of one curl ping presenting `remote`'s certificate and `token`."""
+    result = subprocess.run(
+        [
+            "curl", "-sS", "--max-time", "10", "--cacert", str(site.ca_file),
+            "--cert", str(remote.cert), "--key", str(remote.key),
+            "-H", f"Authorization: Bearer {token}",
+            "-w", "\n%{http_code}", site.endpoint + PING,
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        return -result.returncode, None
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status), json.loads(body) if body.strip() else None
+
+
+def answers(site: LocalSite, remote: Remote, token: str, status: int) -> bool:
+    return ping(site, remote, token)[0] == status
+
+
+class Namespace:
+    """What someone with the built-in `edit` role may do in the namespace: Secrets and peers."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+        self.core = k8s_client.CoreV1Api(self.api)
+        self.custom = k8s_client.CustomObjectsApi(self.api)
+
+    def create_peer(self, remote: Remote, *, inbound_hash: str) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "FederationPeer",
+            "metadata": {"name": remote.name},
+            "spec": {
+                "endpoint": "https://127.0.0.1:9",
+                "remoteCertificates": [{"pem": remote.pem}],
+                "inbound": {"secretHash": inbound_hash},
+            },
+        }
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, body
+        )
+        return created
+
+    def set_inbound_hash(self, name: str, inbound_hash: str) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, name, {"spec": {"inbound": {"secretHash": inbound_hash}}}
+        )
+
+    def peer(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, name
+        )
+        return found
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        for condition in (self.peer(name).get("status") or {}).get("conditions") or []:
+            if condition.get("type") == type_:
+                return dict(condition)
+        return {}
+
+    def secret(self, name: str) -> dict[str, Any] | None:
+        """A Secret as the API returns it (plain dict), or None."""
+        try:
+            found = self.core.read_namespaced_secret(name, NAMESPACE)
+        except k8s_client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        plain: dict[str, Any] = self.api.sanitize_for_serialization(found)
+        return plain
+
+    def event_reasons(self, name: str) -> set[str]:
+        return {
+            str(event.reason)
+            for event in self.core.list_namespaced_event(NAMESPACE).items
+            if event.involved_object.name == name
+        }
+
+    def close(self) -> None:
+        self.api.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[LocalSite]:
+    running = LocalSite(name="eu", workdir=tmp_path / "eu").start()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def namespace(site: LocalSite) -> Iterator[Namespace]:
+    editor = Namespace(site.kubeconfig)
+    yield editor
+    editor.close()
+
+
+def test_a_forged_or_copied_inbound_secret_changes_nothing_and_is_reported(
+    site: LocalSite, namespace: Namespace, tmp_path: Path
+) -> None:
+    bravo, barrier = make_remote(tmp_path, "bravo"), make_remote(tmp_path, "barrier")
+    namespace.create_peer(bravo, inbound_hash=bravo.token_hash)
+    wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200")
+    # The barrier peer's Secret travels on the same watch stream as the forgery, after it: once
+    # its token is accepted, the server has seen the forgery too.
+    namespace.create_peer(barrier, inbound_hash=barrier.token_hash)
+    wait_for(lambda: answers(site, barrier, barrier.token, 200), timeout=30, message="barrier 200")
+
+    genuine = namespace.secret("bravo-inbound")
+    assert genuine is not None
+    attacker_token = new_token()
+    document = json.dumps({"current": hash_of(attacker_token), "previous": []}).encode()
+    forged = {
+        "metadata": {
+            "name": "bravo-inbound-copy",
+            "labels": genuine["metadata"]["labels"],
+            # The peer's uid is no secret: a copy can name the same owner.
+            "ownerReferences": genuine["metadata"]["ownerReferences"],
+        },
+        "data": {"hashes.json": base64.b64encode(document).decode()},
+    }
+    namespace.core.create_namespaced_secret(NAMESPACE, forged)
+    second = new_token()
+    namespace.set_inbound_hash("barrier", hash_of(second))
+    wait_for(lambda: answers(site, barrier, second, 200), timeout=30, message="barrier moved on")
+
+    assert ping(site, bravo, bravo.token)[0] == 200
+    status, body = ping(site, bravo, attacker_token)
+    assert (status, body and body["factor"]) == (401, "Secret")
+    reported = wait_for(
+        lambda: (
+            (c := namespace.condition("bravo", "CredentialsReady")).get("reason") == "ForeignInboundSecret"
+            and c
+        ),
+        timeout=30,
+        message="bravo reports the forged Secret",
+    )
+    assert "bravo-inbound-copy" in reported["message"]
+    assert "ForeignInboundSecret" in wait_for(lambda: namespace.event_reasons("bravo"), timeout=10)
+
+    # Removing the forgery leaves bravo's own hash in place (today it took bravo's hash with it).
+    namespace.core.delete_namespaced_secret("bravo-inbound-copy", NAMESPACE)
+    third = new_token()
+    namespace.set_inbound_hash("barrier", hash_of(third))
+    wait_for(lambda: answers(site, barrier, third, 200), timeout=30, message="barrier moved on again")
+    assert ping(site, bravo, bravo.token)[0] == 200
+    wait_for(
+        lambda: namespace.condition("bravo", "CredentialsReady").get("status") == "True",
+        timeout=30,
+        message="bravo's report cleared",
+    )
+
+
+def test_deleting_the_peers_own_inbound_secret_is_repaired_from_its_spec(
+    site: LocalSite, namespace: Namespace, tmp_path: Path
+) -> None:
+    bravo = make_remote(tmp_path, "bravo")
+    namespace.create_peer(bravo, inbound_hash=bravo.token_hash)
+    wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200")
+    before = _uid_of(namespace, "bravo-inbound")
+    namespace.core.delete_namespaced_secret("bravo-inbound", NAMESPACE)
+    wait_for(
+        lambda: _uid_of(namespace, "bravo-inbound") not in (None, before),
+        timeout=30,
+        message="bravo-inbound re-created from spec.inbound.secretHash",
+    )
+    wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200 again")
+
+
+def _uid_of(namespace: Namespace, name: str) -> str | None:
+    secret = namespace.secret(name)
+    return None if secret is None else str(secret["metadata"]["uid"])
