@@ -9,8 +9,11 @@ may write, certificates made with `cryptography`), never with our client code.
 import base64
 import hashlib
 import json
+import logging
 import secrets
 import shutil
+import socket
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -259,3 +262,94 @@ def test_deleting_the_peers_own_inbound_secret_is_repaired_from_its_spec(
 def _uid_of(namespace: Namespace, name: str) -> str | None:
     secret = namespace.secret(name)
     return None if secret is None else str(secret["metadata"]["uid"])
+
+
+def raw_exchange(site: LocalSite, remote: Remote, request: bytes) -> bytes:
+    """Send `request` as-is over a TLS connection presenting `remote`'s certificate; read until
+    the server closes (or 10 s pass: the socket's own deadline)."""
+    context = ssl.create_default_context(cafile=str(site.ca_file))
+    context.load_cert_chain(remote.cert, remote.key)
+    with (
+        socket.create_connection(("127.0.0.1", site.federation_port), timeout=10) as plain,
+        context.wrap_socket(plain, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(request)
+        received = b""
+        while chunk := tls.recv(65536):
+            received += chunk
+        return received
+
+
+def derived_from(token: str) -> list[str]:
+    """Strings that must never appear where an attacker or a log reader looks: the token and
+    prefixes of its hash long enough to be a fingerprint."""
+    digest = hash_of(token).removeprefix("sha256:")
+    return [token, digest[:12], digest[:8]]
+
+
+def server_log(site: LocalSite, caplog: pytest.LogCaptureFixture) -> str:
+    """Everything the federation server's thread logged, tracebacks included. (The operator's
+    log may show status fingerprints: those are public by design, in FederationPeer status.)"""
+    handler = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    return "\n".join(
+        handler.format(record)
+        for record in caplog.records
+        if record.threadName == f"federation-server-{site.name}"
+    )
+
+
+MALFORMED_AUTHORIZATION = {
+    "folded line": b"Authorization: Bearer %s\r\n  continued\r\n",
+    "trailing DEL": b"Authorization: Bearer %s\x7f\r\n",
+    "NUL inside": b"Authorization: Bearer \x00%s\r\n",
+    "bare CR": b"Authorization: Bearer %s\rX-Other: 1\r\n",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED_AUTHORIZATION))
+def test_a_malformed_authorization_header_gets_a_fixed_400_without_the_token(
+    site: LocalSite,
+    namespace: Namespace,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    shape: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bravo = make_remote(tmp_path, "bravo")
+    namespace.create_peer(bravo, inbound_hash=bravo.token_hash)
+    wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200")
+    header = MALFORMED_AUTHORIZATION[shape] % bravo.token.encode()
+    reply = raw_exchange(
+        site, bravo, b"GET " + PING.encode() + b" HTTP/1.1\r\nHost: eu\r\n" + header + b"\r\n"
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400", reply[:200]
+    assert json.loads(body) == {"ok": False, "message": "malformed HTTP request"}
+    audit = (
+        (site.workdir / "eu-audit.jsonl").read_text() if (site.workdir / "eu-audit.jsonl").exists() else ""
+    )
+    logged = server_log(site, caplog)
+    for secret in derived_from(bravo.token):
+        assert secret.encode() not in reply
+        assert secret not in logged
+        assert secret not in audit
+    assert "Traceback" not in logged
+
+
+def test_a_wrong_token_reply_names_no_fingerprint_of_either_token(
+    site: LocalSite, namespace: Namespace, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bravo = make_remote(tmp_path, "bravo")
+    namespace.create_peer(bravo, inbound_hash=bravo.token_hash)
+    wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200")
+    guess = new_token()
+    status, body = ping(site, bravo, guess)
+    assert (status, body and body["factor"]) == (401, "Secret")
+    site.stop_server()  # flushes the audit log
+    audit = (site.workdir / "eu-audit.jsonl").read_text()
+    logged = server_log(site, caplog)
+    for secret in (*derived_from(bravo.token), *derived_from(guess)):
+        assert secret not in json.dumps(body)
+        assert secret not in audit
+        assert secret not in logged

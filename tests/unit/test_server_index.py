@@ -295,10 +295,11 @@ def test_a_secret_seen_before_its_peer_binds_when_the_peer_arrives() -> None:
     assert auth(index, "a", "a").ok
 
 
-def test_secret_message_shows_fingerprints_never_the_token() -> None:
+def test_secret_message_shows_nothing_derived_from_either_token() -> None:
     result = auth(linked("a"), "a", "b")
-    assert token("b").reveal() not in result.message
-    assert tokens.fingerprint(tokens.hash_token(token("a"))) in result.message
+    for secret in (token("a"), token("b")):
+        assert secret.reveal() not in result.message
+        assert tokens.hash_token(secret).removeprefix("sha256:")[:6] not in result.message
 
 
 def test_invalid_pins_pin_nothing_and_do_not_break_the_peer() -> None:

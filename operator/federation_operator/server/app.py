@@ -34,6 +34,7 @@ from prometheus_client.utils import floatToGoString
 from federation_operator import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, resolve
 from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
+from federation_operator.server.protocol import BoundedAppRunner, ConnectionLimits
 from federation_operator.server.ratelimit import FailureLimiter
 from federation_operator.server.wire import (
     FACTOR_CERTIFICATE,
@@ -437,10 +438,12 @@ def create_app(
     return app
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
-    """A runner with our header limits and without aiohttp's access log (the audit log is ours)."""
-    return web.AppRunner(
+def make_runner(app: web.Application, *, limits: ConnectionLimits | None = None) -> web.AppRunner:
+    """A runner with our header and connection limits (server/protocol.py) and without aiohttp's
+    access log (the audit log is ours)."""
+    return BoundedAppRunner(
         app,
+        limits=limits or ConnectionLimits(),
         access_log=None,
         max_line_size=MAX_LINE_SIZE,
         max_field_size=MAX_FIELD_SIZE,

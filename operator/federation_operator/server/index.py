@@ -396,19 +396,14 @@ class PeerIndex:
         )
 
     def _secret_message(self, peers: Iterable[_Peer], token: SecretText | None) -> str:
+        # No fingerprint of the expected hash nor of the presented token: a reply or an audit line
+        # must carry nothing derived from a secret (issue #13). Both sides compare fingerprints
+        # in their FederationPeer status (`kubectl federation check`) instead.
         if token is None:
             return "missing or malformed Authorization header: expected `Bearer <token>`"
-        expected = sorted(
-            {
-                tokens.fingerprint(hashes.current)
-                for peer in peers
-                if (hashes := self._hashes.get(peer.key)) is not None and hashes.current is not None
-            }
-        )
-        presented = tokens.fingerprint(tokens.hash_token(token))
-        if not expected:
+        if not any(self._hashes.get(peer.key) for peer in peers):
             return "no inbound secret is known here for the peer that pins this certificate yet"
         return (
-            f"the bearer token (fingerprint {presented}) does not match the inbound secret "
-            f"of the peer that pins this certificate (fingerprint {', '.join(expected)})"
+            "the bearer token does not match the inbound secret of the peer that pins this "
+            "certificate; compare inbound/outbound fingerprints with `kubectl federation check`"
         )
