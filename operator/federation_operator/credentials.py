@@ -16,6 +16,7 @@ The rules that matter most:
 Pure: no I/O. Randomness comes in through `new_token`, so tests can pin it.
 """
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
-from federation_operator import api, conditions, durations, objects, tokens
+from federation_operator import api, conditions, durations, objects, pinning, tokens
+from federation_operator.certs import InvalidCertificate
 from federation_operator.times import parse_rfc3339
 from federation_operator.tokens import MalformedCredential, SecretText
 
@@ -331,6 +333,9 @@ class Observation:
     # Other Secrets labelled as this peer's inbound hashes: the federation server ignores them
     # (only `<peer>-inbound` owned by the peer counts), and they are reported, never adopted.
     foreign_inbound: tuple[str, ...] = ()
+    # Other peers (`namespace/name`) pinning one of this peer's certificates with one of its
+    # accepted hashes (claims.SharedClaims): the federation server refuses such calls.
+    shared_with: tuple[str, ...] = ()
 
 
 # ---- the plan ----------------------------------------------------------------------------------
@@ -839,6 +844,16 @@ def plan(
     problems = tuple(side.problem for side in (inbound, outbound) if side.problem is not None)
     if observed.foreign_inbound:
         problems += (_foreign_inbound_problem(observed.inbound.name, observed.foreign_inbound),)
+    if observed.shared_with:
+        problems += (
+            Problem(
+                "AmbiguousPeer",
+                f"FederationPeer {', '.join(observed.shared_with)} pins the same certificate and accepts "
+                "the same token as this one; the federation server refuses such calls (factor "
+                "AmbiguousPeer) rather than guess. Remove the pin or change the inbound secret of the "
+                "peer that should not claim this caller.",
+            ),
+        )
     status_part = credential_status(
         old=status,
         inbound=inbound,
@@ -864,6 +879,31 @@ def _foreign_inbound_problem(own: str, foreign: tuple[str, ...]) -> Problem:
         f"own ({own}, owned by this FederationPeer); the federation server ignores it. Someone who "
         "may write Secrets in this namespace created or copied it: delete it and review who can.",
     )
+
+
+def caller_claims(spec: Mapping[str, Any], *, observed: Observation, now: datetime) -> set[tuple[str, str]]:
+    """(thumbprint, hash) pairs that identify this peer's caller: every valid pin with every hash
+    the federation server may accept for it (mirrored in `<peer>-inbound`, or about to be from
+    spec.inbound). A suspended peer claims nothing: the server never accepts it."""
+    if spec.get("suspend") is True:
+        return set()
+    thumbprints = set()
+    for pin in spec.get("remoteCertificates") or []:
+        if isinstance(pin, Mapping):
+            try:
+                thumbprints.add(pinning.pin_thumbprint(pin))
+            except (pinning.InvalidPin, InvalidCertificate):
+                continue
+    hashes: set[str] = set()
+    own = observed.inbound
+    if own.exists and own.managed:
+        # An unreadable document accepts nothing on the server either: it claims nothing.
+        with contextlib.suppress(MalformedCredential):
+            hashes.update(parse_hashes(own.data.get(api.INBOUND_HASHES_KEY) or b"").accepted(now))
+    inbound = spec.get("inbound") or {}
+    if isinstance(inbound, Mapping) and isinstance(inbound.get("secretHash"), str):
+        hashes.add(inbound["secretHash"])
+    return {(thumbprint, digest) for thumbprint in thumbprints for digest in hashes if tokens.is_hash(digest)}
 
 
 def foreign_inbound_names(

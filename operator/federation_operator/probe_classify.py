@@ -26,8 +26,11 @@ CERTIFICATE: Final = "Certificate"
 SECRET: Final = "Secret"
 UNKNOWN_PEER: Final = "UnknownPeer"
 SUSPENDED: Final = "Suspended"
+AMBIGUOUS_PEER: Final = "AmbiguousPeer"
 HTTP: Final = "HTTP"
-FACTORS: Final = frozenset({NETWORK, TIMEOUT, TLS, CERTIFICATE, SECRET, UNKNOWN_PEER, SUSPENDED, HTTP})
+FACTORS: Final = frozenset(
+    {NETWORK, TIMEOUT, TLS, CERTIFICATE, SECRET, UNKNOWN_PEER, SUSPENDED, AMBIGUOUS_PEER, HTTP}
+)
 
 MESSAGE_LIMIT: Final = 300
 # How much of a non-JSON error body a failure message quotes, and the longest reply field we keep.

@@ -118,11 +118,13 @@ class Namespace:
         self.core = k8s_client.CoreV1Api(self.api)
         self.custom = k8s_client.CustomObjectsApi(self.api)
 
-    def create_peer(self, remote: Remote, *, inbound_hash: str) -> dict[str, Any]:
+    def create_peer(
+        self, remote: Remote, *, inbound_hash: str, name: str | None = None, namespace: str = NAMESPACE
+    ) -> dict[str, Any]:
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "FederationPeer",
-            "metadata": {"name": remote.name},
+            "metadata": {"name": name or remote.name},
             "spec": {
                 "endpoint": "https://127.0.0.1:9",
                 "remoteCertificates": [{"pem": remote.pem}],
@@ -130,23 +132,26 @@ class Namespace:
             },
         }
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL, body
+            GROUP, VERSION, namespace, PLURAL, body
         )
         return created
+
+    def delete_peer(self, name: str, *, namespace: str = NAMESPACE) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
     def set_inbound_hash(self, name: str, inbound_hash: str) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, name, {"spec": {"inbound": {"secretHash": inbound_hash}}}
         )
 
-    def peer(self, name: str) -> dict[str, Any]:
+    def peer(self, name: str, *, namespace: str = NAMESPACE) -> dict[str, Any]:
         found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL, name
+            GROUP, VERSION, namespace, PLURAL, name
         )
         return found
 
-    def condition(self, name: str, type_: str) -> dict[str, Any]:
-        for condition in (self.peer(name).get("status") or {}).get("conditions") or []:
+    def condition(self, name: str, type_: str, *, namespace: str = NAMESPACE) -> dict[str, Any]:
+        for condition in (self.peer(name, namespace=namespace).get("status") or {}).get("conditions") or []:
             if condition.get("type") == type_:
                 return dict(condition)
         return {}
@@ -353,3 +358,40 @@ def test_a_wrong_token_reply_names_no_fingerprint_of_either_token(
         assert secret not in json.dumps(body)
         assert secret not in audit
         assert secret not in logged
+
+
+def test_a_peer_in_another_namespace_claiming_the_same_caller_takes_nothing_and_both_are_flagged(
+    site: LocalSite, namespace: Namespace, tmp_path: Path
+) -> None:
+    bravo = make_remote(tmp_path, "bravo")
+    namespace.create_peer(bravo, inbound_hash=bravo.token_hash)
+    wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200")
+    # A tenant of namespace aaa copies bravo's public certificate and its git-safe hash.
+    namespace.core.create_namespace({"metadata": {"name": "aaa"}})
+    namespace.create_peer(bravo, inbound_hash=bravo.token_hash, name="hijack", namespace="aaa")
+
+    def flagged(name: str, peer_namespace: str, other: str) -> bool:
+        condition = namespace.condition(name, "CredentialsReady", namespace=peer_namespace)
+        return condition.get("reason") == "AmbiguousPeer" and other in condition.get("message", "")
+
+    wait_for(lambda: flagged("bravo", NAMESPACE, "aaa/hijack"), timeout=30, message="bravo flagged")
+    wait_for(lambda: flagged("hijack", "aaa", "default/bravo"), timeout=30, message="hijack flagged")
+    refused = wait_for(
+        lambda: (reply := ping(site, bravo, bravo.token))[0] != 200 and reply, timeout=30, message="refused"
+    )
+    assert refused[0] == 403
+    assert refused[1] is not None
+    assert refused[1]["factor"] == "AmbiguousPeer"
+    assert "aaa" not in refused[1]["message"]
+
+    namespace.delete_peer("hijack", namespace="aaa")
+    wait_for(
+        lambda: namespace.condition("bravo", "CredentialsReady").get("status") == "True",
+        timeout=30,
+        message="bravo's flag cleared",
+    )
+    answered = wait_for(
+        lambda: (reply := ping(site, bravo, bravo.token))[0] == 200 and reply, timeout=30, message="200"
+    )
+    assert answered[1] is not None
+    assert answered[1]["peer"] == {"name": "bravo", "namespace": NAMESPACE}

@@ -75,7 +75,7 @@ def test_well_formed_fields_are_kept_when_others_are_not() -> None:
     assert view == {"site": "us"}
 
 
-@pytest.mark.parametrize("factor", ["Secret", "Certificate", "UnknownPeer", "Suspended"])
+@pytest.mark.parametrize("factor", ["Secret", "Certificate", "UnknownPeer", "Suspended", "AmbiguousPeer"])
 def test_remote_red_json_gives_its_factor_and_message(factor: str) -> None:
     failure = classify_reply(status=401, factor_header=factor, body=red(factor, "token does not match"))
     assert failure is not None

@@ -219,6 +219,17 @@ def test_one_certificate_pinned_in_two_namespaces_the_token_selects_the_peer() -
     assert wrong.namespace is None
 
 
+def test_a_certificate_and_token_matching_two_active_peers_is_refused_as_ambiguous() -> None:
+    index = PeerIndex()
+    for namespace in ("aaa", "default"):
+        index.upsert_peer(peer("p", namespace=namespace, pins=[{"pem": cert("shared").pem}]))
+        index.upsert_inbound_secret(inbound("p", tokens.hash_token(token("same")), namespace=namespace))
+    result = auth(index, "shared", "same")
+    assert (result.ok, result.factor, result.namespace) == (False, "AmbiguousPeer", None)
+    index.upsert_peer(peer("p", namespace="aaa", pins=[{"pem": cert("shared").pem}], suspend=True))
+    assert auth(index, "shared", "same").namespace == "default"
+
+
 def test_token_of_a_suspended_candidate_among_several_is_suspended() -> None:
     index = PeerIndex()
     for namespace in ("one", "two"):

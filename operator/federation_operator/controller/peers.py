@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from federation_operator import api, credentials
+from federation_operator.claims import SharedClaims
 from federation_operator.handlers import peers as peer_handlers
 from federation_operator.runner import OperatorConfig, context_of
 
@@ -22,6 +23,7 @@ FULL_CHECK_EVERY = 10
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     locks = peer_handlers.PeerLocks()
     watchers = peer_handlers.SecretWatchers()
+    claims = SharedClaims()
     interval = config.peer_check_interval
     full_every = timedelta(seconds=interval * FULL_CHECK_EVERY)
     # When each peer was last read in full (operator clock), for `credentials.check_due`.
@@ -33,7 +35,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         context = context_of(memo)
         watchers.watch(namespace, name, peer_handlers.watched_secret_names(name, spec))
         started = context.clock()
-        await peer_handlers.reconcile(context, namespace=namespace, name=name, locks=locks, logger=logger)
+        await peer_handlers.reconcile(
+            context, namespace=namespace, name=name, locks=locks, claims=claims, logger=logger
+        )
         last_full[(namespace, name)] = started
 
     @kopf.on.resume(*PEER, registry=registry, id="peer-credentials-resume")
@@ -67,7 +71,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.delete(*PEER, registry=registry, id="peer-credentials-delete")
     async def peer_deleted(body: kopf.Body, logger: kopf.Logger, memo: Any, **_: Any) -> None:
-        await peer_handlers.clean_up(context_of(memo), body=body, locks=locks, logger=logger)
+        await peer_handlers.clean_up(context_of(memo), body=body, locks=locks, claims=claims, logger=logger)
         watchers.forget(str(body.metadata.namespace), str(body.metadata.name))
         last_full.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
 
@@ -83,5 +87,5 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             peers = [*peers, claimed]
         if peers:
             await peer_handlers.secret_changed(
-                context_of(memo), event=event, peers=peers, locks=locks, logger=logger
+                context_of(memo), event=event, peers=peers, locks=locks, claims=claims, logger=logger
             )

@@ -8,12 +8,14 @@ credential part of it differs; no token ever reaches a log line, an Event or the
 """
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import kopf
 
 from federation_operator import api, conditions, credentials
+from federation_operator.claims import SharedClaims
 from federation_operator.k8s import client as k8s
 from federation_operator.k8s.resources import FEDERATION_PEERS, SECRETS
 from federation_operator.k8s.status import patch_status
@@ -92,13 +94,40 @@ def watched_secret_names(name: str, spec: Mapping[str, Any]) -> set[str]:
 
 
 async def reconcile(
-    context: OperatorContext, *, namespace: str, name: str, locks: PeerLocks, logger: kopf.Logger
+    context: OperatorContext,
+    *,
+    namespace: str,
+    name: str,
+    locks: PeerLocks,
+    claims: SharedClaims,
+    logger: kopf.Logger,
 ) -> None:
+    """Judge one peer; then, outside its lock, the peers whose shared claims it changed."""
+    affected = await _reconcile_locked(
+        context, namespace=namespace, name=name, locks=locks, claims=claims, logger=logger
+    )
+    for other_namespace, other in sorted(affected):
+        # Their own claims did not change, so this does not cascade further.
+        await _reconcile_locked(
+            context, namespace=other_namespace, name=other, locks=locks, claims=claims, logger=logger
+        )
+
+
+async def _reconcile_locked(
+    context: OperatorContext,
+    *,
+    namespace: str,
+    name: str,
+    locks: PeerLocks,
+    claims: SharedClaims,
+    logger: kopf.Logger,
+) -> set[tuple[str, str]]:
     async with locks.of(namespace, name):
         for _ in range(_ATTEMPTS):
             try:
-                await _reconcile_once(context, namespace=namespace, name=name, logger=logger)
-                return
+                return await _reconcile_once(
+                    context, namespace=namespace, name=name, claims=claims, logger=logger
+                )
             except k8s.Conflict:
                 # Another writer got there first (a replica, or our own pass before a crash):
                 # re-read and judge what is there now, adopting it if it is ours.
@@ -107,12 +136,12 @@ async def reconcile(
 
 
 async def _reconcile_once(
-    context: OperatorContext, *, namespace: str, name: str, logger: kopf.Logger
-) -> None:
+    context: OperatorContext, *, namespace: str, name: str, claims: SharedClaims, logger: kopf.Logger
+) -> set[tuple[str, str]]:
     kube: k8s.Kube = context.kube
     peer = await kube.get(FEDERATION_PEERS, namespace, name)
     if peer is None or peer["metadata"].get("deletionTimestamp"):
-        return
+        return claims.forget((namespace, name))
     meta = peer["metadata"]
     now = context.clock()
     identity = credentials.PeerIdentity(
@@ -124,7 +153,7 @@ async def _reconcile_once(
         spec = credentials.parse_credential_spec(peer.get("spec") or {})
     except credentials.InvalidSpec as error:
         await _write_status(kube, peer, _invalid_spec_status(status, str(error), identity, now))
-        return
+        return claims.forget((namespace, name))
     try:
         rotation = credentials.parse_rotation(annotation)
     except credentials.InvalidRotation as error:
@@ -132,6 +161,11 @@ async def _reconcile_once(
         rotation = None
 
     observed = await _observe(kube, identity=identity, spec=spec)
+    affected = claims.register(
+        (namespace, name), credentials.caller_claims(peer.get("spec") or {}, observed=observed, now=now)
+    )
+    shared = tuple(f"{ns}/{other}" for ns, other in claims.sharing((namespace, name)))
+    observed = dataclasses.replace(observed, shared_with=shared)
     the_plan = credentials.plan(
         peer=identity, spec=spec, status=status, observed=observed, rotation=rotation, now=now
     )
@@ -148,6 +182,7 @@ async def _reconcile_once(
     _announce(peer, status, the_plan)
     if annotation is not None:
         await _clear_rotation(kube, peer, annotation, logger=logger)
+    return affected
 
 
 async def _observe(
@@ -254,7 +289,12 @@ def _post(peer: Mapping[str, Any], type_: str, *, reason: str, message: str) -> 
 
 
 async def clean_up(
-    context: OperatorContext, *, body: kopf.Body, locks: PeerLocks, logger: kopf.Logger
+    context: OperatorContext,
+    *,
+    body: kopf.Body,
+    locks: PeerLocks,
+    claims: SharedClaims,
+    logger: kopf.Logger,
 ) -> None:
     """Delete the Secrets we created for this peer (never a user's): handoff first, it holds plaintext."""
     namespace, name, uid = str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid)
@@ -267,6 +307,10 @@ async def clean_up(
                 await kube.delete(SECRETS, namespace, secret_name, uid=observed.uid)
                 logger.info("deleted Secret %s of deleted peer %s", secret_name, name)
     locks.forget(namespace, name)
+    for other_namespace, other in sorted(claims.forget((namespace, name))):
+        await _reconcile_locked(
+            context, namespace=other_namespace, name=other, locks=locks, claims=claims, logger=logger
+        )
 
 
 async def secret_changed(
@@ -275,6 +319,7 @@ async def secret_changed(
     event: kopf.RawEvent,
     peers: Iterable[str],
     locks: PeerLocks,
+    claims: SharedClaims,
     logger: kopf.Logger,
 ) -> None:
     """A Secret a peer depends on changed or vanished: re-judge those peers now, not at the next timer."""
@@ -282,4 +327,6 @@ async def secret_changed(
         return
     namespace = str((event["object"].get("metadata") or {}).get("namespace"))
     for peer_name in sorted(set(peers)):
-        await reconcile(context, namespace=namespace, name=peer_name, locks=locks, logger=logger)
+        await reconcile(
+            context, namespace=namespace, name=peer_name, locks=locks, claims=claims, logger=logger
+        )

@@ -7,7 +7,8 @@ accepts only 2xx, 401 and 403) and kept the same on ping:
 
 - 200: both factors passed (forward-auth adds `X-Federation-Peer` / `X-Federation-Namespace`);
 - 401: factor `Certificate` or `Secret` (the credentials are missing or wrong);
-- 403: factor `UnknownPeer` or `Suspended` (we know the caller and refuse it), and forward-auth
+- 403: factor `UnknownPeer`, `Suspended` or `AmbiguousPeer` (we know the caller and refuse it),
+  and forward-auth
   when the source is rate limited;
 - 429 (ping only): the source failed too often; `Retry-After` says when to try again.
 """
@@ -55,7 +56,13 @@ MAX_FIELD_SIZE: Final = 32768
 MAX_HEADERS: Final = 64
 logger = logging.getLogger(__name__)
 
-STATUS_OF_FACTOR: Final = {"Certificate": 401, "Secret": 401, "UnknownPeer": 403, "Suspended": 403}
+STATUS_OF_FACTOR: Final = {
+    "Certificate": 401,
+    "Secret": 401,
+    "UnknownPeer": 403,
+    "Suspended": 403,
+    "AmbiguousPeer": 403,
+}
 _ROUTE_PING: Final = "ping"
 _ROUTE_AUTH: Final = "auth"
 _JSON: Final = "application/json"

@@ -32,6 +32,7 @@ from federation_operator import api, credentials, objects, tokens
 from federation_operator.certs import InvalidCertificate
 from federation_operator.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
 from federation_operator.server.wire import (
+    FACTOR_AMBIGUOUS_PEER,
     FACTOR_CERTIFICATE,
     FACTOR_SECRET,
     FACTOR_SUSPENDED,
@@ -323,9 +324,18 @@ class PeerIndex:
             peers = sorted((self._peers[key] for key in candidates), key=lambda peer: peer.key)
             matched = [peer for peer in peers if token is not None and self._token_matches(peer, token, now)]
         active = [peer for peer in matched if not peer.suspended]
+        if len(active) > 1:
+            # Never attributed by ordering: whoever was created to match another peer's
+            # certificate and (git-safe) hash would take its identity. The operator flags both
+            # peers at reconcile time; the caller hears which factor, not who the others are.
+            return AuthResult(
+                ok=False,
+                factor=FACTOR_AMBIGUOUS_PEER,
+                message="this certificate and token match more than one FederationPeer here; "
+                "refused until exactly one does",
+                thumbprint=normalised,
+            )
         if active:
-            # Several peers pinning one certificate and accepting one token is a configuration
-            # the operator cannot tell apart; pick deterministically (first namespace/name).
             return active[0].accepted[normalised]
         if matched or all(peer.suspended for peer in peers):
             namespace, name = (matched or peers)[0].key
