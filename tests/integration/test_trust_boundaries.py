@@ -7,7 +7,10 @@ may write, certificates made with `cryptography`), never with our client code.
 """
 
 import base64
+import contextlib
+import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import secrets
@@ -15,7 +18,8 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +34,8 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from federation_operator.localsite import LocalSite
+from federation_operator.server.main import ServerConfig
+from federation_operator.server.protocol import ConnectionLimits
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the attacker's client is curl")
@@ -395,3 +401,108 @@ def test_a_peer_in_another_namespace_claiming_the_same_caller_takes_nothing_and_
     )
     assert answered[1] is not None
     assert answered[1]["peer"] == {"name": "bravo", "namespace": NAMESPACE}
+
+
+@dataclasses.dataclass
+class BoundedSite(LocalSite):
+    """A site whose federation server runs with the connection limits a test chooses."""
+
+    limits: ConnectionLimits = dataclasses.field(default_factory=ConnectionLimits)
+
+    def server_config(self) -> ServerConfig:
+        return dataclasses.replace(super().server_config(), limits=self.limits)
+
+
+@contextlib.contextmanager
+def bounded_site(directory: Path, **limits: Any) -> Iterator[BoundedSite]:
+    running = BoundedSite(name="eu", workdir=directory, limits=ConnectionLimits(**limits)).start(
+        operator=False
+    )
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def unauthenticated(site: LocalSite, *, timeout: float = 10) -> ssl.SSLSocket:
+    """A TLS connection without a client certificate: what anyone on the internet can open."""
+    context = ssl.create_default_context(cafile=str(site.ca_file))
+    plain = socket.create_connection(("127.0.0.1", site.federation_port), timeout=timeout)
+    return context.wrap_socket(plain, server_hostname="127.0.0.1")
+
+
+def until_server_ends(tls: ssl.SSLSocket, payloads: Iterable[bytes] = ()) -> bytes:
+    """Send `payloads`, then read until the server ends the connection; return what it said.
+    A reset counts as the server ending it. The socket's timeout is the deadline: a server that
+    holds the connection fails the test with TimeoutError."""
+    received = b""
+    try:
+        for payload in payloads:
+            tls.sendall(payload)
+        while chunk := tls.recv(65536):
+            received += chunk
+    except (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        pass
+    return received
+
+
+def test_maximum_headers_without_end_are_cut_at_the_request_byte_limit(tmp_path: Path) -> None:
+    with bounded_site(tmp_path / "eu") as site, unauthenticated(site) as tls:
+        # The review's attack: 60 headers of 32,000 bytes, never finishing the request.
+        fill = (b"X-Fill-%d: %s\r\n" % (number, b"a" * 32_000) for number in range(60))
+        reply = until_server_ends(tls, itertools.chain([b"GET " + PING.encode() + b" HTTP/1.1\r\n"], fill))
+        assert reply == b"" or reply.split(b" ")[1] == b"431", reply[:100]
+
+
+def test_headers_trickled_slower_than_the_header_timeout_are_cut(tmp_path: Path) -> None:
+    with bounded_site(tmp_path / "eu", header_timeout=1.0) as site, unauthenticated(site) as tls:
+        started = time.monotonic()
+        reply = until_server_ends(tls, iter([b"GET " + PING.encode() + b" HTTP/1.1\r\nHost: e"]))
+        assert time.monotonic() - started < 5
+        assert reply == b"" or reply.split(b" ")[1] == b"408", reply[:100]
+
+
+def test_an_idle_connection_is_closed_after_the_keepalive_timeout(tmp_path: Path) -> None:
+    with bounded_site(tmp_path / "eu", keepalive_timeout=1.0) as site, unauthenticated(site) as tls:
+        started = time.monotonic()
+        assert until_server_ends(tls) == b""
+        assert time.monotonic() - started < 5
+
+
+def test_connections_at_the_cap_evict_the_oldest_idle_one_and_a_real_peer_still_gets_in(
+    tmp_path: Path,
+) -> None:
+    with bounded_site(tmp_path / "eu", max_connections=4, keepalive_timeout=60.0) as site:
+        bravo = make_remote(tmp_path, "bravo")
+        index_peer_via_api(site, bravo)
+        hostile = [unauthenticated(site, timeout=5) for _ in range(5)]
+        try:
+            assert until_server_ends(hostile[0]) == b"", "the oldest idle connection makes room"
+            wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo gets in")
+        finally:
+            for tls in hostile:
+                tls.close()
+
+
+def index_peer_via_api(site: LocalSite, remote: Remote) -> None:
+    """Without an operator: the peer and the `<peer>-inbound` Secret it owns, as the operator
+    writes them (docs/architecture.md), so that the server's watches index them."""
+    editor = Namespace(site.kubeconfig)
+    try:
+        created = editor.create_peer(remote, inbound_hash=remote.token_hash)
+        document = json.dumps({"current": remote.token_hash, "previous": []}).encode()
+        owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "FederationPeer", "name": remote.name}
+        owner["uid"] = created["metadata"]["uid"]
+        editor.core.create_namespaced_secret(
+            NAMESPACE,
+            {
+                "metadata": {
+                    "name": f"{remote.name}-inbound",
+                    "labels": {f"{GROUP}/role": "inbound", f"{GROUP}/peer": remote.name},
+                    "ownerReferences": [owner],
+                },
+                "data": {"hashes.json": base64.b64encode(document).decode()},
+            },
+        )
+    finally:
+        editor.close()

@@ -23,6 +23,7 @@ from aiohttp import web
 from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
+from federation_operator.server.protocol import ConnectionLimits, limit_tls_read_buffer
 from federation_operator.server.tls import PinnedTLS
 from federation_operator.server.watch import IndexWatcher, load_connection
 
@@ -41,6 +42,7 @@ class ServerConfig:
     http_port: int | None = 8080
     cert_sources: CertSourceConfig = field(default_factory=CertSourceConfig)
     audit_log: str | None = "-"
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +84,31 @@ def add_listener_arguments(parser: argparse.ArgumentParser | argparse._ArgumentG
         help="CIDR whose forwarded certificate headers are believed (repeatable)",
     )
     parser.add_argument("--audit-log", default="-", help="audit JSON lines: a file path, or - for stdout")
+    defaults = ConnectionLimits()
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=defaults.max_request_bytes,
+        help="bytes of one request (line, headers, body) before it is refused with 431",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=defaults.header_timeout,
+        help="seconds from a request's first byte to the end of its headers",
+    )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=defaults.keepalive_timeout,
+        help="seconds an idle connection is kept open (also before its first request)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="open connections per listener process; at the cap the oldest idle one is closed",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -109,6 +136,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         http_port=args.http_port or None,
         cert_sources=CertSourceConfig(sources=sources, trusted_proxies=networks),
         audit_log=args.audit_log,
+        limits=ConnectionLimits(
+            max_request_bytes=args.max_request_bytes,
+            header_timeout=args.header_timeout,
+            keepalive_timeout=args.keepalive_timeout,
+            max_connections=args.max_connections,
+        ),
     )
 
 
@@ -143,7 +176,7 @@ async def run_server(
         app = create_app(
             index=index, config=AppConfig(site=config.site, cert_sources=config.cert_sources), audit=audit
         )
-        runner = make_runner(app)
+        runner = make_runner(app, limits=config.limits)
         await runner.setup()
         try:
             if config.tls_cert is not None and config.tls_key is not None:
@@ -169,6 +202,7 @@ async def run_server(
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     config = config_from_args(args)
+    limit_tls_read_buffer()
 
     async def serve() -> None:
         stop = asyncio.Event()

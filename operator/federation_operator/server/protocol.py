@@ -10,7 +10,9 @@ may cost us is bounded here, below the application:
 - the bytes of one request (request line, headers, any body) are capped, a request's headers must
   arrive within `header_timeout` of its first byte (slowloris), an idle keep-alive connection is
   closed after `keepalive_timeout` (aiohttp's own timer, which also runs before the first
-  request), and at most `max_connections` are served at once (the rest are closed on arrival).
+  request), and at most `max_connections` are open at once: a connection arriving at the cap
+  closes the oldest one that has no request in progress (so idle or stalled connections cannot
+  hold every slot and lock real peers out), or itself if every other one is busy.
 
 So the memory unauthenticated callers can pin is at most about max_connections x max_request_bytes.
 
@@ -21,6 +23,7 @@ fails if an upgrade changes what these hooks see.
 """
 
 import asyncio
+import asyncio.sslproto
 import logging
 from dataclasses import dataclass
 from typing import Any, Final
@@ -62,6 +65,18 @@ class ConnectionLimits:
     max_connections: int = 1024
 
 
+# asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`): 200 idle
+# TLS connections cost ~50 MiB before a byte of HTTP. Reads of 32 KiB are plenty for requests
+# capped at 64 KiB (hack/bench_hostile.py: growth under 200 hostile connections 70 -> 25 MiB).
+TLS_READ_BUFFER: Final = 32 * 1024
+
+
+def limit_tls_read_buffer() -> None:
+    """Shrink asyncio's per-connection TLS read buffer for this process (the `serve` command:
+    a process-wide stdlib setting, so only the process that is the federation server sets it)."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 class _BoundedHandler(RequestHandler):
     def __init__(self, manager: "_BoundedServer", **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -74,7 +89,26 @@ class _BoundedHandler(RequestHandler):
         super().connection_made(transport)
         if isinstance(manager, _BoundedServer) and len(manager.connections) > self._limits.max_connections:
             manager.refused += 1
-            transport.close()
+            victim = next(
+                (
+                    handler
+                    for handler in manager.connections  # oldest first (insertion order)
+                    if handler is not self and isinstance(handler, _BoundedHandler) and handler.idle
+                ),
+                self,
+            )
+            victim.drop()
+
+    @property
+    def idle(self) -> bool:
+        """No request being handled: waiting for one, or still receiving its headers."""
+        return self._current_request is None
+
+    def drop(self) -> None:
+        self._cancel_header_deadline()
+        self.force_close()
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_header_deadline()
@@ -119,9 +153,7 @@ class _BoundedHandler(RequestHandler):
         logger.info("closed a connection: " + why, limit)
         if self.transport is not None:
             self.transport.write(reply)
-        self.force_close()
-        if self.transport is not None:
-            self.transport.close()
+        self.drop()
 
     def _cancel_header_deadline(self) -> None:
         if self._header_deadline is not None:
