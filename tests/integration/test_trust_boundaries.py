@@ -10,6 +10,7 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import http.client
 import itertools
 import json
 import logging
@@ -19,7 +20,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_operator.localsite import LocalSite
+from federation_operator.localsite import LocalSite, free_port
+from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.main import ServerConfig
 from federation_operator.server.protocol import ConnectionLimits
 from tests.waiting import wait_for
@@ -53,7 +55,7 @@ class Remote:
     cert: Path
     key: Path
     pem: str
-    token: str
+    token: str = dataclasses.field(repr=False)
 
     @property
     def token_hash(self) -> str:
@@ -404,24 +406,28 @@ def test_a_peer_in_another_namespace_claiming_the_same_caller_takes_nothing_and_
 
 
 @dataclasses.dataclass
-class BoundedSite(LocalSite):
-    """A site whose federation server runs with the connection limits a test chooses."""
+class ConfiguredSite(LocalSite):
+    """A site whose federation server runs with the settings a test chooses."""
 
-    limits: ConnectionLimits = dataclasses.field(default_factory=ConnectionLimits)
+    server_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def server_config(self) -> ServerConfig:
-        return dataclasses.replace(super().server_config(), limits=self.limits)
+        return dataclasses.replace(super().server_config(), **self.server_overrides)
 
 
 @contextlib.contextmanager
-def bounded_site(directory: Path, **limits: Any) -> Iterator[BoundedSite]:
-    running = BoundedSite(name="eu", workdir=directory, limits=ConnectionLimits(**limits)).start(
-        operator=False
-    )
+def configured_site(directory: Path, **overrides: Any) -> Iterator[ConfiguredSite]:
+    running = ConfiguredSite(name="eu", workdir=directory, server_overrides=overrides).start(operator=False)
     try:
         yield running
     finally:
         running.close()
+
+
+@contextlib.contextmanager
+def bounded_site(directory: Path, **limits: Any) -> Iterator[ConfiguredSite]:
+    with configured_site(directory, limits=ConnectionLimits(**limits)) as site:
+        yield site
 
 
 def unauthenticated(site: LocalSite, *, timeout: float = 10) -> ssl.SSLSocket:
@@ -506,3 +512,91 @@ def index_peer_via_api(site: LocalSite, remote: Remote) -> None:
         )
     finally:
         editor.close()
+
+
+def behind_envoy(site: ConfiguredSite) -> str:
+    assert site.server_overrides["http_port"] is not None
+    return f"127.0.0.1:{site.server_overrides['http_port']}"
+
+
+def forward_auth(
+    address: str, *, remote: Remote | None, token: str, forwarded_for: Sequence[str] = ()
+) -> int:
+    """One forward-auth call as Envoy's ext_authz makes it: XFCC `Hash=` of the client's
+    certificate (when it presented one), its Authorization header, and whatever
+    X-Forwarded-For lines reached the proxy plus the one the proxy appends."""
+    connection = http.client.HTTPConnection(address, timeout=10)
+    try:
+        connection.putrequest("GET", "/api/federation/auth/anything")
+        if remote is not None:
+            der = x509.load_pem_x509_certificate(remote.pem.encode()).public_bytes(serialization.Encoding.DER)
+            connection.putheader("x-forwarded-client-cert", f"Hash={hashlib.sha256(der).hexdigest()}")
+        connection.putheader("Authorization", f"Bearer {token}")
+        for line in forwarded_for:
+            connection.putheader("X-Forwarded-For", line)
+        connection.endheaders()
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def envoy_site(directory: Path) -> Iterator[ConfiguredSite]:
+    """The federation server as behind Envoy Gateway: XFCC from a trusted 127.0.0.1."""
+    sources = CertSourceConfig(
+        sources=frozenset({CertSource.XFCC}), trusted_proxies=parse_networks(["127.0.0.1/32"])
+    )
+    with configured_site(directory, http_port=free_port(), cert_sources=sources) as site:
+        yield site
+
+
+def test_one_peers_failures_never_slow_another_peer_behind_a_proxy_without_x_forwarded_for(
+    tmp_path: Path,
+) -> None:
+    with envoy_site(tmp_path / "eu") as site:
+        alpha, bravo = make_remote(tmp_path, "alpha"), make_remote(tmp_path, "bravo")
+        index_peer_via_api(site, alpha)
+        index_peer_via_api(site, bravo)
+        address = behind_envoy(site)
+        wait_for(
+            lambda: forward_auth(address, remote=bravo, token=bravo.token) == 200, timeout=30, message="bravo"
+        )
+        wait_for(
+            lambda: forward_auth(address, remote=alpha, token=alpha.token) == 200, timeout=30, message="alpha"
+        )
+        # alpha's site misconfigured (an old token): it keeps failing, well past the burst of 20.
+        stale = new_token()
+        statuses = [forward_auth(address, remote=alpha, token=stale) for _ in range(25)]
+        assert statuses[:20] == [401] * 20
+        assert statuses[20:] == [403] * 5, "alpha's own certificate is limited"
+        assert forward_auth(address, remote=bravo, token=bravo.token) == 200
+        # Unauthenticated callers share the proxy's address, but never a peer's bucket.
+        for _ in range(25):
+            forward_auth(address, remote=None, token=stale)
+        assert forward_auth(address, remote=bravo, token=bravo.token) == 200
+
+
+def test_a_forged_first_x_forwarded_for_line_aims_the_limit_at_nobody_but_the_attacker(
+    tmp_path: Path,
+) -> None:
+    victim, attacker = "198.51.100.7", "203.0.113.9"
+    with envoy_site(tmp_path / "eu") as site:
+        address = behind_envoy(site)
+        wrong = new_token()
+        # The attacker sends its own X-Forwarded-For naming the victim; the proxy appends the
+        # attacker's real address on a second line.
+        statuses = [
+            forward_auth(address, remote=None, token=wrong, forwarded_for=[victim, attacker])
+            for _ in range(22)
+        ]
+        assert statuses[-1] == 403, "the attacker's own address is limited"
+        assert forward_auth(address, remote=None, token=wrong, forwarded_for=[victim]) == 401, (
+            "the victim is not limited"
+        )
+
+        def audited() -> list[str]:
+            lines = (site.workdir / "eu-audit.jsonl").read_text().splitlines()
+            return [json.loads(line)["source"] for line in lines] if len(lines) == 23 else []
+
+        sources = wait_for(audited, timeout=10, message="23 audit lines")
+        assert sources == [attacker] * 22 + [victim]

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from federation_operator import api
-from federation_operator.server.clientcert import CertSource, CertSourceConfig, resolve
+from federation_operator.server.clientcert import CertSource, CertSourceConfig, Presented, resolve
 from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
 from federation_operator.server.protocol import BoundedAppRunner, ConnectionLimits
 from federation_operator.server.ratelimit import FailureLimiter
@@ -63,6 +63,8 @@ STATUS_OF_FACTOR: Final = {
     "Suspended": 403,
     "AmbiguousPeer": 403,
 }
+# An X-Forwarded-For hop is an address; anything longer is cut before it keys a bucket or an audit line.
+_MAX_SOURCE: Final = 64
 _ROUTE_PING: Final = "ping"
 _ROUTE_AUTH: Final = "auth"
 _JSON: Final = "application/json"
@@ -292,19 +294,37 @@ class _Server:
         self._audit_time = _AuditTime()
 
     def _source(self, request: web.Request, remote: str) -> str:
-        """Whom to rate-limit: behind a trusted proxy, the address the proxy saw (last XFF hop)."""
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded and self.config.cert_sources.trusts(remote):
-            return forwarded.rsplit(",", 1)[-1].strip() or remote
-        return remote
+        """The real client address: the TCP peer, or behind a trusted proxy the right-most
+        `X-Forwarded-For` hop that is not itself a trusted proxy, across every line of the header
+        (each proxy appends; anything left of the last trusted hop is the client's to forge)."""
+        trusts = self.config.cert_sources.trusts
+        if not trusts(remote):
+            return remote
+        hops = [
+            hop.strip() for line in request.headers.getall("X-Forwarded-For", ()) for hop in line.split(",")
+        ]
+        for hop in reversed(hops):
+            if hop and not trusts(hop):
+                return hop[:_MAX_SOURCE]
+        return (hops[0] if hops and hops[0] else remote)[:_MAX_SOURCE]
 
-    def _authenticate(self, request: web.Request, *, remote: str, now: datetime) -> AuthResult:
+    def _presented(self, request: web.Request, remote: str) -> Presented:
         tls_der = None
         if self._direct and request.transport is not None:
             ssl_object = request.transport.get_extra_info("ssl_object")
             tls_der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         headers = {name: request.headers.getall(name, []) for name in self.header_names}
-        presented = resolve(config=self.config.cert_sources, remote=remote, headers=headers, tls_der=tls_der)
+        return resolve(config=self.config.cert_sources, remote=remote, headers=headers, tls_der=tls_der)
+
+    def _limit_key(self, presented: Presented, source: str) -> str:
+        """Whose failures these are: a pinned certificate's (only its key holder can present it,
+        so no one can spend another peer's bucket), else the real client address."""
+        thumbprint = presented.thumbprint
+        if thumbprint is not None and presented.refusal is None and self.index.pins(thumbprint):
+            return "certificate " + thumbprint
+        return "address " + source
+
+    def _authenticate(self, request: web.Request, presented: Presented, *, now: datetime) -> AuthResult:
         if presented.refusal is not None:
             return AuthResult(ok=False, factor=FACTOR_CERTIFICATE, message=presented.refusal)
         token = parse_bearer(request.headers.get("Authorization"))
@@ -316,13 +336,15 @@ class _Server:
         request_id = self._request_ids.next()
         remote = request.remote or ""
         source = self._source(request, remote)
-        limited = self.limiter.blocked(source, now=time.monotonic())
+        presented = self._presented(request, remote)
+        limit_key = self._limit_key(presented, source)
+        limited = self.limiter.blocked(limit_key, now=time.monotonic())
         if limited is not None:
             retry_after, last_factor = limited
             result = AuthResult(
                 ok=False,
                 factor=last_factor,
-                message="too many failed attempts from this address; retry later",
+                message="too many failed attempts from this certificate or address; retry later",
             )
             response = self._denied(
                 result,
@@ -332,12 +354,12 @@ class _Server:
             )
             outcome = "rate-limited"
         else:
-            result = self._authenticate(request, remote=remote, now=now)
+            result = self._authenticate(request, presented, now=now)
             if result.ok:
                 response = self._accepted(result, route=route, now=now, request_id=request_id)
                 outcome = "ok"
             else:
-                self.limiter.record_failure(source, factor=result.factor or "", now=time.monotonic())
+                self.limiter.record_failure(limit_key, factor=result.factor or "", now=time.monotonic())
                 response = self._denied(
                     result, status=STATUS_OF_FACTOR.get(result.factor or "", 401), request_id=request_id
                 )

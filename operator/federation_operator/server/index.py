@@ -282,6 +282,10 @@ class PeerIndex:
         peer = self._peers.get((namespace, name))
         return peer.link if peer is not None else LinkView()
 
+    def pins(self, thumbprint: str) -> bool:
+        """Whether a live peer pins this (normalised) thumbprint."""
+        return thumbprint in self._by_thumbprint
+
     def trust_anchors(self, *, now: datetime) -> list[str]:
         """PEMs the direct-TLS handshake accepts: pinned by a live peer or a fresh tombstone.
 
