@@ -105,6 +105,7 @@ for site in "${SITES[@]}"; do
         --set image.repository="${IMAGE_REPOSITORY}" --set image.tag="${IMAGE_TAG}" --set image.pullPolicy=Never \
         --set ingress.provider=envoy-gateway --set ingress.gateway.name=federation \
         --set ingress.host="$(host_of "${site}")" \
+        --set 'server.trustedProxies={10.244.0.0/16}' \
         --wait --timeout 5m
 
     step "[${site}] namespace ${NAMESPACE}: HTTPS Gateway on a NodePort, lab CA, server certificate"

@@ -52,8 +52,9 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, check=False, cwd=ROOT)
 
 
-# The one value without a default: the edge needs the public host (the schema requires it).
-REQUIRED_SETS = ("ingress.host=federation.example.com",)
+# The values without a default: the edge needs the public host (the schema requires it), and a
+# header mode (the default provider's) the proxy's addresses.
+REQUIRED_SETS = ("ingress.host=federation.example.com", "server.trustedProxies={10.244.0.0/16}")
 
 
 def template_args(*, values: Path | None, sets: tuple[str, ...] = ()) -> list[str]:
@@ -149,8 +150,7 @@ def test_every_container_runs_restricted(helm: str, values: Path | None) -> None
 def test_network_policy_admits_only_the_proxy_to_the_http_port(helm: str) -> None:
     (policy,) = of_kind(render(helm, None), "NetworkPolicy")
     by_port = {rule["ports"][0]["port"]: rule for rule in policy["spec"]["ingress"]}
-    assert set(by_port) == {8080, 8443}
-    assert "from" not in by_port[8443], "8443 enforces mTLS itself and stays reachable"
+    assert set(by_port) == {8080}, "behind a proxy (the default) nothing needs 8443"
     assert by_port[8080]["from"] == [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
@@ -267,6 +267,22 @@ def test_server_client_certificate_source_follows_the_provider(
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert server["spec"]["replicas"] == 2
+
+
+def test_header_modes_trust_no_proxy_by_default_and_close_8443(helm: str) -> None:
+    result = run_helm(helm, *template_args(values=None, sets=("server.trustedProxies=null",)))
+    assert result.returncode != 0
+    assert "server.trustedProxies" in result.stderr
+    docs = render(helm, None)
+    args = deployment(docs, "server")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [arg for arg in args if arg.startswith("--trusted-proxy=")] == ["--trusted-proxy=10.244.0.0/16"]
+    policy = next(doc for doc in docs if doc["kind"] == "NetworkPolicy")
+    assert [port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]] == [8080]
+    direct = render(helm, None, ("ingress.provider=gateway-api", "server.tls.secretName=tls"))
+    policy = next(doc for doc in direct if doc["kind"] == "NetworkPolicy")
+    open_to_all = [rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 8443]
+    assert open_to_all
+    assert "from" not in open_to_all[0], "direct mode: 8443 enforces mTLS itself"
 
 
 def test_direct_mode_requires_a_server_certificate(helm: str) -> None:

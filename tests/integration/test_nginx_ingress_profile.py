@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
@@ -240,7 +241,12 @@ class CurlResult:
 
 
 async def _curl(
-    edge: Edge, identities: Identities, who: str | None, *, token: SecretText | None = None
+    edge: Edge,
+    identities: Identities,
+    who: str | None,
+    *,
+    token: SecretText | None = None,
+    extra_headers: tuple[str, ...] = (),
 ) -> CurlResult:
     argv = [
         "curl",
@@ -263,6 +269,8 @@ async def _curl(
         header_file = edge.nginx.prefix / "authorization.header"
         header_file.write_text(f"Authorization: Bearer {token.reveal()}\n")
         argv += ["--header", f"@{header_file}"]
+    for header in extra_headers:
+        argv += ["--header", header]
     argv.append(f"https://{HOST}:{edge.nginx.port}{api.PING_PATH}")
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -298,6 +306,27 @@ async def test_a_pinned_certificate_with_the_wrong_secret_is_stopped_by_forward_
     result = await _curl(edge, identities, "us-east", token=upstream.tokens["ap-south"])
     assert result.status == 401
     assert [(r["route"], r["factor"]) for r in upstream.audited()] == [("auth", "Secret")]
+
+
+async def test_a_client_sent_ssl_client_cert_is_replaced_by_the_one_nginx_verified(
+    edge: Edge, identities: Identities, upstream: Upstream
+) -> None:
+    # us-east presents its own certificate but also writes ap-south's into the header the
+    # profile sets, with ap-south's token: nginx must overwrite the header, so the server judges
+    # us-east's certificate (factor Secret), never ap-south's.
+    forged = quote(identities.ap_south.pem)
+    result = await _curl(
+        edge,
+        identities,
+        "us-east",
+        token=upstream.tokens["ap-south"],
+        extra_headers=(f"ssl-client-cert: {forged}",),
+    )
+    assert result.status == 401
+    thumbprint = certs.describe_pem(identities.us_east.pem).thumbprint
+    assert [(r["route"], r["factor"], r["thumbprint"]) for r in upstream.audited()] == [
+        ("auth", "Secret", thumbprint)
+    ]
 
 
 async def test_an_unpinned_certificate_is_refused_before_anything_reaches_the_server(

@@ -27,7 +27,9 @@ def ids(tmp_path_factory: pytest.TempPathFactory) -> tuple[Keys, dict[str, Ident
 @pytest.fixture(scope="module")
 def server(ids: tuple[Keys, dict[str, Identity]]) -> Iterator[ServerThread]:
     keys, identities = ids
-    sources = CertSourceConfig(sources=frozenset(CertSource), trusted_proxies=parse_networks(["127.0.0.1"]))
+    sources = CertSourceConfig(
+        sources=frozenset(CertSource), trusted_proxies=parse_networks(["127.0.0.1"]), combine_headers=True
+    )
     # Every example comes from 127.0.0.1: a huge bucket keeps the limiter from masking the app.
     thread = ServerThread(keys=keys, cert_sources=sources, rate_limit_burst=1_000_000).start()
     thread.call(link, thread.index, identities["a"])

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from cryptography import x509
@@ -70,10 +71,10 @@ def new_token() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
 
 
-def make_remote(directory: Path, name: str) -> Remote:
+def make_remote(directory: Path, name: str, *, expired: bool = False) -> Remote:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(tz=UTC)
+    now = datetime.now(tz=UTC) - (timedelta(days=2) if expired else timedelta())
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -600,3 +601,63 @@ def test_a_forged_first_x_forwarded_for_line_aims_the_limit_at_nobody_but_the_at
 
         sources = wait_for(audited, timeout=10, message="23 audit lines")
         assert sources == [attacker] * 22 + [victim]
+
+
+def test_the_tls_listener_trusts_only_its_own_handshake_not_a_header_from_a_trusted_address(
+    tmp_path: Path,
+) -> None:
+    sources = CertSourceConfig(
+        sources=frozenset({CertSource.DIRECT, CertSource.XFCC}),
+        trusted_proxies=parse_networks(["127.0.0.1/32"]),
+    )
+    with configured_site(tmp_path / "eu", cert_sources=sources) as site:
+        alpha, bravo = make_remote(tmp_path, "alpha"), make_remote(tmp_path, "bravo")
+        index_peer_via_api(site, alpha)
+        index_peer_via_api(site, bravo)
+        wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200")
+        wait_for(lambda: answers(site, alpha, alpha.token, 200), timeout=30, message="alpha answers 200")
+        der = x509.load_pem_x509_certificate(alpha.pem.encode()).public_bytes(serialization.Encoding.DER)
+        request = (
+            b"GET " + PING.encode() + b" HTTP/1.1\r\nHost: eu\r\nConnection: close\r\n"
+            b"x-forwarded-client-cert: Hash=" + hashlib.sha256(der).hexdigest().encode() + b"\r\n"
+            b"Authorization: Bearer " + alpha.token.encode() + b"\r\n\r\n"
+        )
+        # bravo's TLS connection, from 127.0.0.1 (a trusted proxy address), claims to be alpha.
+        reply = raw_exchange(site, bravo, request)
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == b"401", reply[:200]
+        assert json.loads(body)["factor"] == "Secret"
+
+
+def test_a_forwarded_certificate_past_its_validity_is_refused(tmp_path: Path) -> None:
+    sources = CertSourceConfig(
+        sources=frozenset({CertSource.NGINX}), trusted_proxies=parse_networks(["127.0.0.1/32"])
+    )
+    with configured_site(tmp_path / "eu", http_port=free_port(), cert_sources=sources) as site:
+        old = make_remote(tmp_path, "old", expired=True)
+        index_peer_via_api(site, old)
+        address = behind_envoy(site)
+
+        def nginx_forward_auth() -> int:
+            connection = http.client.HTTPConnection(address, timeout=10)
+            try:
+                connection.request(
+                    "GET",
+                    "/api/federation/auth",
+                    headers={"ssl-client-cert": quote(old.pem), "Authorization": f"Bearer {old.token}"},
+                )
+                return connection.getresponse().status
+            finally:
+                connection.close()
+
+        def refused_as_expired() -> dict[str, Any] | None:
+            # Until the watch has indexed the peer the refusal says "pinned by no FederationPeer".
+            if nginx_forward_auth() != 401:
+                return None
+            audit = site.workdir / "eu-audit.jsonl"
+            lines = audit.read_text().splitlines() if audit.exists() else []
+            last: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+            return last if "expired" in last.get("message", "") else None
+
+        refused = wait_for(refused_as_expired, timeout=30, message="expired certificate refused")
+        assert refused["factor"] == "Certificate"

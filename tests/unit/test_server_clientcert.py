@@ -26,7 +26,7 @@ from federation_operator.server.clientcert import (
 )
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
-ALL = frozenset(CertSource)
+ALL = frozenset(CertSource)  # with combine_headers=True
 PROXIES = parse_networks(["10.0.0.0/8", "fd00::/8", "127.0.0.1"])
 
 
@@ -152,7 +152,9 @@ def headers(**values: Sequence[str]) -> dict[str, Sequence[str]]:
 
 
 def test_direct_tls_certificate_by_default() -> None:
-    presented = resolve(config=CertSourceConfig(), remote="192.0.2.1", headers={}, tls_der=der("a"))
+    presented = resolve(
+        config=CertSourceConfig(), remote="192.0.2.1", headers={}, over_tls=True, tls_der=der("a"), now=NOW
+    )
     assert (presented.thumbprint, presented.source) == (cert("a").thumbprint, CertSource.DIRECT)
 
 
@@ -161,7 +163,9 @@ def test_header_modes_are_off_by_default() -> None:
         config=CertSourceConfig(trusted_proxies=PROXIES),
         remote="10.0.0.1",
         headers=headers(ssl_client_cert=[nginx_value("a")]),
+        over_tls=False,
         tls_der=None,
+        now=NOW,
     )
     assert presented.thumbprint is None
     assert presented.refusal is None
@@ -178,25 +182,60 @@ def test_header_modes_are_off_by_default() -> None:
 def test_each_header_mode_from_a_trusted_proxy(source: CertSource, name: str, value: str | None) -> None:
     value = value or (nginx_value("a") if source is CertSource.NGINX else traefik_value("a"))
     config = CertSourceConfig(sources=frozenset({source}), trusted_proxies=PROXIES)
-    presented = resolve(config=config, remote="10.0.0.1", headers={name: [value]}, tls_der=None)
+    presented = resolve(
+        config=config, remote="10.0.0.1", headers={name: [value]}, over_tls=False, tls_der=None, now=NOW
+    )
     assert (presented.thumbprint, presented.source) == (cert("a").thumbprint, source)
-    untrusted = resolve(config=config, remote="192.0.2.1", headers={name: [value]}, tls_der=der("a"))
+    untrusted = resolve(
+        config=config, remote="192.0.2.1", headers={name: [value]}, over_tls=False, tls_der=der("a"), now=NOW
+    )
     assert untrusted.thumbprint is None
     assert untrusted.refusal is not None
     assert "trusted proxy" in untrusted.refusal
 
 
-def test_a_forwarded_header_wins_over_the_proxys_own_tls_certificate() -> None:
+def test_each_listener_has_one_certificate_source() -> None:
     config = CertSourceConfig(
         sources=frozenset({CertSource.DIRECT, CertSource.NGINX}), trusted_proxies=PROXIES
     )
-    presented = resolve(
-        config=config,
-        remote="10.0.0.1",
-        headers=headers(ssl_client_cert=[nginx_value("a")]),
-        tls_der=der("proxy"),
+    forwarded = headers(ssl_client_cert=[nginx_value("a")])
+    on_tls = resolve(
+        config=config, remote="10.0.0.1", headers=forwarded, over_tls=True, tls_der=der("b"), now=NOW
     )
-    assert presented.thumbprint == cert("a").thumbprint
+    assert on_tls.thumbprint == cert("b").thumbprint, "the TLS listener trusts only its handshake"
+    on_plain = resolve(
+        config=config, remote="10.0.0.1", headers=forwarded, over_tls=False, tls_der=None, now=NOW
+    )
+    assert on_plain.thumbprint == cert("a").thumbprint
+
+
+def test_header_modes_combine_only_on_purpose_and_two_headers_in_one_request_are_refused() -> None:
+    with pytest.raises(ValueError, match="combine_headers"):
+        CertSourceConfig(sources=frozenset({CertSource.XFCC, CertSource.NGINX}), trusted_proxies=PROXIES)
+    config = CertSourceConfig(
+        sources=frozenset({CertSource.XFCC, CertSource.NGINX}), trusted_proxies=PROXIES, combine_headers=True
+    )
+    both = headers(ssl_client_cert=[nginx_value("a")], x_forwarded_client_cert=[f"Hash={bare_hex('b')}"])
+    presented = resolve(config=config, remote="10.0.0.1", headers=both, over_tls=False, tls_der=None, now=NOW)
+    assert presented.thumbprint is None
+    assert presented.refusal is not None
+    assert "several" in presented.refusal
+
+
+def test_a_forwarded_certificate_outside_its_validity_dates_is_refused() -> None:
+    config = CertSourceConfig(sources=frozenset({CertSource.NGINX}), trusted_proxies=PROXIES)
+    forwarded = headers(ssl_client_cert=[nginx_value("a")])
+    info = cert("a")
+    for moment, word in (
+        (info.not_before - timedelta(seconds=1), "not valid yet"),
+        (info.not_after + timedelta(seconds=1), "expired"),
+    ):
+        presented = resolve(
+            config=config, remote="10.0.0.1", headers=forwarded, over_tls=False, tls_der=None, now=moment
+        )
+        assert presented.thumbprint is None
+        assert presented.refusal is not None
+        assert word in presented.refusal
 
 
 def test_several_xfcc_headers_join_and_the_last_element_wins() -> None:
@@ -205,7 +244,9 @@ def test_several_xfcc_headers_join_and_the_last_element_wins() -> None:
         config=config,
         remote="10.0.0.1",
         headers=headers(x_forwarded_client_cert=[f"Hash={bare_hex('forged')}", f"Hash={bare_hex('a')}"]),
+        over_tls=False,
         tls_der=None,
+        now=NOW,
     )
     assert presented.thumbprint == cert("a").thumbprint
 
@@ -216,26 +257,40 @@ def test_several_nginx_headers_are_ambiguous_and_refused() -> None:
         config=config,
         remote="10.0.0.1",
         headers=headers(ssl_client_cert=[nginx_value("a"), nginx_value("b")]),
+        over_tls=False,
         tls_der=None,
+        now=NOW,
     )
     assert presented.refusal is not None
 
 
 def test_unreadable_header_is_a_refusal_not_an_exception() -> None:
-    config = CertSourceConfig(sources=ALL, trusted_proxies=PROXIES)
+    config = CertSourceConfig(sources=ALL, trusted_proxies=PROXIES, combine_headers=True)
     presented = resolve(
-        config=config, remote="10.0.0.1", headers=headers(ssl_client_cert=["junk"]), tls_der=None
+        config=config,
+        remote="10.0.0.1",
+        headers=headers(ssl_client_cert=["junk"]),
+        over_tls=False,
+        tls_der=None,
+        now=NOW,
     )
     assert presented.refusal is not None
     assert "junk" not in presented.refusal
 
 
 def test_empty_header_counts_as_absent() -> None:
-    config = CertSourceConfig(sources=ALL, trusted_proxies=())
+    config = CertSourceConfig(sources=ALL, trusted_proxies=(), combine_headers=True)
     presented = resolve(
-        config=config, remote="192.0.2.1", headers=headers(ssl_client_cert=[" "]), tls_der=None
+        config=config,
+        remote="192.0.2.1",
+        headers=headers(ssl_client_cert=[" "]),
+        over_tls=False,
+        tls_der=None,
+        now=NOW,
     )
-    assert presented == resolve(config=config, remote="192.0.2.1", headers={}, tls_der=None)
+    assert presented == resolve(
+        config=config, remote="192.0.2.1", headers={}, over_tls=False, tls_der=None, now=NOW
+    )
 
 
 _header_text = st.one_of(

@@ -193,12 +193,22 @@ def test_remembered_header_parses_answer_like_fresh_ones() -> None:
     big = XFCC + ";" + ";".join(f"k{number}=v" for number in range(3000))  # beyond the cached size
     for value in (XFCC, XFCC, big, big):
         presented = resolve(
-            config=config, remote="127.0.0.1", headers={"x-forwarded-client-cert": [value]}, tls_der=None
+            config=config,
+            remote="127.0.0.1",
+            headers={"x-forwarded-client-cert": [value]},
+            over_tls=False,
+            tls_der=None,
+            now=datetime.now(tz=UTC),
         )
         assert (presented.thumbprint, presented.refusal) == (THUMBPRINT, None)
     for _ in range(2):
         refused = resolve(
-            config=config, remote="127.0.0.1", headers={"x-forwarded-client-cert": ["Hash=zz"]}, tls_der=None
+            config=config,
+            remote="127.0.0.1",
+            headers={"x-forwarded-client-cert": ["Hash=zz"]},
+            over_tls=False,
+            tls_der=None,
+            now=datetime.now(tz=UTC),
         )
         assert (refused.thumbprint, refused.refusal) == (
             None,

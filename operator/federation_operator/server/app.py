@@ -308,13 +308,20 @@ class _Server:
                 return hop[:_MAX_SOURCE]
         return (hops[0] if hops and hops[0] else remote)[:_MAX_SOURCE]
 
-    def _presented(self, request: web.Request, remote: str) -> Presented:
+    def _presented(self, request: web.Request, remote: str, now: datetime) -> Presented:
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
         tls_der = None
-        if self._direct and request.transport is not None:
-            ssl_object = request.transport.get_extra_info("ssl_object")
-            tls_der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if self._direct and ssl_object is not None:
+            tls_der = ssl_object.getpeercert(binary_form=True)
         headers = {name: request.headers.getall(name, []) for name in self.header_names}
-        return resolve(config=self.config.cert_sources, remote=remote, headers=headers, tls_der=tls_der)
+        return resolve(
+            config=self.config.cert_sources,
+            remote=remote,
+            headers=headers,
+            over_tls=ssl_object is not None,
+            tls_der=tls_der,
+            now=now,
+        )
 
     def _limit_key(self, presented: Presented, source: str) -> str:
         """Whose failures these are: a pinned certificate's (only its key holder can present it,
@@ -336,7 +343,7 @@ class _Server:
         request_id = self._request_ids.next()
         remote = request.remote or ""
         source = self._source(request, remote)
-        presented = self._presented(request, remote)
+        presented = self._presented(request, remote, now)
         limit_key = self._limit_key(presented, source)
         limited = self.limiter.blocked(limit_key, now=time.monotonic())
         if limited is not None:

@@ -14,7 +14,16 @@ terminates mTLS and forwards the certificate in a header:
 
 Header modes are off unless configured, and a header is honoured only when the connection comes
 from a configured trusted proxy network; anywhere else it is refused (factor `Certificate`), since
-anybody can write a header. Pure: parsing and decisions only; every parse error is a
+anybody can write a header.
+
+Exactly one certificate source per listener (issue #13: a trusted address's header beat the TLS
+connection's own certificate, and a client-injected XFCC beat the proxy-verified
+`ssl-client-cert`): a request on our TLS listener is judged by its handshake alone, headers
+ignored; a request on the plain listener by headers alone. Several header modes can only be
+enabled together with `combine_headers` (a flag), and a request carrying more than one enabled
+header is refused as ambiguous. A forwarded certificate is refused outside its validity dates,
+as OpenSSL refuses it in direct mode (Envoy's bare `Hash=` carries no dates: Envoy checked them
+in its own handshake). Pure: parsing and decisions only; every parse error is a
 `ClientCertError`, whose message never quotes the header.
 """
 
@@ -26,8 +35,11 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final
 from urllib.parse import unquote
+
+from cryptography import x509
 
 from federation_operator.certs import THUMBPRINT_PREFIX, thumbprint_of_der
 from federation_operator.pinning import InvalidPin, normalize_thumbprint
@@ -73,9 +85,19 @@ class ClientCertError(ValueError):
 class CertSourceConfig:
     sources: frozenset[CertSource] = frozenset({CertSource.DIRECT})
     trusted_proxies: tuple[Network, ...] = ()
+    # Several header modes at once only on purpose (`--combine-cert-headers`).
+    combine_headers: bool = False
     # remote -> trusted, per config: `is_trusted`'s own cache hashes the networks tuple on every
     # call, which costs more than the lookup on the auth hot path.
     _trusted: dict[str | None, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        headers = [source for source in self.sources if source in _HEADER_OF]
+        if len(headers) > 1 and not self.combine_headers:
+            raise ValueError(
+                f"several client-certificate header modes ({', '.join(sorted(headers))}) need "
+                "combine_headers: a client could send one header while the proxy sets the other"
+            )
 
     @property
     def header_names(self) -> list[str]:
@@ -101,6 +123,9 @@ class Presented:
     thumbprint: str | None = None
     source: CertSource | None = None
     refusal: str | None = field(default=None)
+    # The forwarded certificate's validity (None when the header carries only a hash).
+    not_before: datetime | None = None
+    not_after: datetime | None = None
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -250,13 +275,44 @@ _PARSERS: Final = {
 _SOURCE_OF_HEADER: Final = {header: source for source, header in _HEADER_OF.items()}
 
 
+def _forwarded_der(source: CertSource, value: str) -> bytes | None:
+    """The certificate's DER when the header carries it (for its dates), else None."""
+    if source is CertSource.NGINX:
+        return der_from_pem(unquote(value))
+    if source is CertSource.TRAEFIK:
+        return _b64_der("".join(unquote(value).split(",", 1)[0].split()))
+    cert = split_xfcc(value)[-1].get("cert")
+    return der_from_pem(unquote(cert)) if cert else None
+
+
 def _parse(header: str, value: str) -> Presented:
     """A trusted forwarded header's value (keyed by header name: an enum hashes in Python)."""
     source = _SOURCE_OF_HEADER[header]
     try:
-        return Presented(thumbprint=_PARSERS[source](value), source=source)
+        thumbprint = _PARSERS[source](value)
+        der = _forwarded_der(source, value)
+        if der is None:
+            return Presented(thumbprint=thumbprint, source=source)
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError as error:
+            raise ClientCertError("forwarded certificate is not an X.509 certificate") from error
+        return Presented(
+            thumbprint=thumbprint,
+            source=source,
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+        )
     except ClientCertError as error:
         return Presented(source=source, refusal=str(error))
+
+
+def _within_dates(presented: Presented, now: datetime) -> Presented:
+    if presented.not_before is not None and now < presented.not_before:
+        return Presented(source=presented.source, refusal="the forwarded client certificate is not valid yet")
+    if presented.not_after is not None and now > presented.not_after:
+        return Presented(source=presented.source, refusal="the forwarded client certificate has expired")
+    return presented
 
 
 # Pure, and its answers are frozen: safe to share between calls.
@@ -268,32 +324,39 @@ def resolve(
     config: CertSourceConfig,
     remote: str | None,
     headers: Mapping[str, Sequence[str]],
+    over_tls: bool,
     tls_der: bytes | None,
+    now: datetime,
 ) -> Presented:
     """Decide which certificate the caller presented.
 
-    `headers` maps lowercase header names to every value received under that name. A forwarded
-    header (enabled mode, trusted source) wins over our own handshake: behind a proxy the TLS
-    peer is the proxy, not the caller.
+    `over_tls`: the request came on our own TLS listener, where only its handshake (`tls_der`)
+    counts. Otherwise only forwarded headers count: `headers` maps lowercase header names to
+    every value received under that name.
     """
-    trusted = config.trusts(remote)
-    for source in _PARSERS:
-        if source not in config.sources:
-            continue
-        values = [value for value in headers.get(_HEADER_OF[source], ()) if value.strip()]
-        if not values:
-            continue
-        if not trusted:
-            return Presented(
-                source=source,
-                refusal=f"header {_HEADER_OF[source]} is accepted only from a trusted proxy",
-            )
-        if source is not CertSource.XFCC and len(values) > 1:
-            return Presented(source=source, refusal=f"several {_HEADER_OF[source]} headers")
-        value = ",".join(values)
-        if len(value) <= _CACHED_VALUE_MAX:
-            return _parse_remembered(_HEADER_OF[source], value)
-        return _parse(_HEADER_OF[source], value)
-    if CertSource.DIRECT in config.sources and tls_der is not None:
-        return Presented(thumbprint=thumbprint_of_der(tls_der), source=CertSource.DIRECT)
-    return Presented()
+    if over_tls:
+        if CertSource.DIRECT in config.sources and tls_der is not None:
+            return Presented(thumbprint=thumbprint_of_der(tls_der), source=CertSource.DIRECT)
+        return Presented()
+    present = [
+        (source, values)
+        for source in _PARSERS
+        if source in config.sources
+        and (values := [value for value in headers.get(_HEADER_OF[source], ()) if value.strip()])
+    ]
+    if not present:
+        return Presented()
+    source, values = present[0]
+    if not config.trusts(remote):
+        return Presented(
+            source=source, refusal=f"header {_HEADER_OF[source]} is accepted only from a trusted proxy"
+        )
+    if len(present) > 1:
+        names = ", ".join(_HEADER_OF[source] for source, _ in present)
+        return Presented(source=source, refusal=f"several client-certificate headers ({names})")
+    if source is not CertSource.XFCC and len(values) > 1:
+        return Presented(source=source, refusal=f"several {_HEADER_OF[source]} headers")
+    value = ",".join(values)
+    if len(value) <= _CACHED_VALUE_MAX:
+        return _within_dates(_parse_remembered(_HEADER_OF[source], value), now)
+    return _within_dates(_parse(_HEADER_OF[source], value), now)

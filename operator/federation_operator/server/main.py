@@ -83,6 +83,11 @@ def add_listener_arguments(parser: argparse.ArgumentParser | argparse._ArgumentG
         default=[],
         help="CIDR whose forwarded certificate headers are believed (repeatable)",
     )
+    parser.add_argument(
+        "--combine-cert-headers",
+        action="store_true",
+        help="allow several header --client-cert-source modes at once (a request carrying two is refused)",
+    )
     parser.add_argument("--audit-log", default="-", help="audit JSON lines: a file path, or - for stdout")
     defaults = ConnectionLimits()
     parser.add_argument(
@@ -125,6 +130,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         raise SystemExit(f"serve: --trusted-proxy: {error}") from error
     if sources - {CertSource.DIRECT} and not networks:
         raise SystemExit("serve: header client-certificate sources need at least one --trusted-proxy")
+    try:
+        cert_sources = CertSourceConfig(
+            sources=sources, trusted_proxies=networks, combine_headers=args.combine_cert_headers
+        )
+    except ValueError as error:
+        raise SystemExit(f"serve: {error} (--combine-cert-headers)") from error
     return ServerConfig(
         site=args.site,
         kubeconfig=args.kubeconfig,
@@ -134,7 +145,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         http_port=args.http_port or None,
-        cert_sources=CertSourceConfig(sources=sources, trusted_proxies=networks),
+        cert_sources=cert_sources,
         audit_log=args.audit_log,
         limits=ConnectionLimits(
             max_request_bytes=args.max_request_bytes,
