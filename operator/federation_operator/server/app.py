@@ -13,14 +13,16 @@ accepts only 2xx, 401 and 403) and kept the same on ping:
 - 429 (ping only): the source failed too often; `Retry-After` says when to try again.
 """
 
+import asyncio
 import bisect
 import collections
+import contextlib
 import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -37,6 +39,7 @@ from federation_operator.server.clientcert import CertSource, CertSourceConfig, 
 from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
 from federation_operator.server.protocol import BoundedAppRunner, ConnectionLimits
 from federation_operator.server.ratelimit import FailureLimiter
+from federation_operator.server.repeats import DEFAULT_INTERVAL_SECONDS, Repeats, Summary
 from federation_operator.server.wire import (
     FACTOR_CERTIFICATE,
     HEADER_FACTOR,
@@ -65,6 +68,9 @@ STATUS_OF_FACTOR: Final = {
 }
 # An X-Forwarded-For hop is an address; anything longer is cut before it keys a bucket or an audit line.
 _MAX_SOURCE: Final = 64
+# Audit fields a caller chooses are cut to these lengths (a path can be 8 KiB).
+_MAX_PATH: Final = 256
+_MAX_METHOD: Final = 16
 _ROUTE_PING: Final = "ping"
 _ROUTE_AUTH: Final = "auth"
 _JSON: Final = "application/json"
@@ -205,6 +211,8 @@ class AppConfig:
     cert_sources: CertSourceConfig = field(default_factory=CertSourceConfig)
     rate_limit_burst: int = 20
     rate_limit_window_seconds: float = 60.0
+    # Repeated failures of one kind from one source are written once per interval, then counted.
+    audit_repeat_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
 
 
 _LATENCY_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
@@ -292,6 +300,7 @@ class _Server:
         self._direct = CertSource.DIRECT in config.cert_sources.sources
         self._request_ids = _RequestIds()
         self._audit_time = _AuditTime()
+        self.repeats = Repeats(interval=config.audit_repeat_interval_seconds)
 
     def _source(self, request: web.Request, remote: str) -> str:
         """The real client address: the TCP peer, or behind a trusted proxy the right-most
@@ -373,7 +382,12 @@ class _Server:
                 outcome = "denied"
         self.metrics.count(route, outcome, result.factor or "")
         self.metrics.observe(route, time.perf_counter() - started)
-        if self.audit is not None:
+        if self.audit is not None and not (
+            outcome != "ok"
+            and self.repeats.hold(
+                (source, presented.thumbprint, route, outcome, result.factor or ""), now=time.monotonic()
+            )
+        ):
             # The same line json.dumps(record, separators=(",", ":")) writes, without building
             # the dict: time, requestId, route and result are ours (digits, hex, fixed words) and
             # need no escaping; every other value goes through json's own string escaper
@@ -393,10 +407,40 @@ class _Server:
                 f'"peer":{"null" if name is None else esc(name)},'
                 f'"namespace":{"null" if namespace is None else esc(namespace)},'
                 f'"thumbprint":{"null" if thumbprint is None else esc(thumbprint)},'
-                f'"remote":{esc(remote)},"source":{esc(source)},"method":{esc(request.method)},'
-                f'"path":{esc(request.path)}}}\n'
+                f'"remote":{esc(remote)},"source":{esc(source)},'
+                f'"method":{esc(request.method[:_MAX_METHOD])},"path":{esc(request.path[:_MAX_PATH])}}}\n'
             )
         return response
+
+    def write_repeats(self, summaries: list[Summary]) -> None:
+        """One line per kind of failure that repeated within its interval, with the count."""
+        if self.audit is None:
+            return
+        esc = encode_basestring_ascii
+        moment = self._audit_time.format(self.clock())
+        for summary in summaries:
+            source, thumbprint, route, outcome, factor = summary.kind
+            self.audit.write_line(
+                f'{{"time":"{moment}","route":"{route}","result":"{outcome}",'
+                f'"factor":{esc(factor)},"thumbprint":{"null" if thumbprint is None else esc(thumbprint)},'
+                f'"source":{esc(source)},"repeated":{summary.count},'
+                f'"seconds":{round(summary.seconds, 3)}}}\n'
+            )
+
+    async def summarise_repeats(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: write due summaries every interval; the rest at shutdown."""
+
+        async def every_interval() -> None:
+            while True:
+                await asyncio.sleep(self.config.audit_repeat_interval_seconds)
+                self.write_repeats(self.repeats.due(now=time.monotonic()))
+
+        task = asyncio.create_task(every_interval(), name="audit-repeats")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self.write_repeats(self.repeats.drain(now=time.monotonic()))
 
     def _accepted(self, result: AuthResult, *, route: str, now: datetime, request_id: str) -> web.Response:
         namespace, name = result.namespace or "", result.name or ""
@@ -471,6 +515,7 @@ def create_app(
     app.router.add_get(HEALTH_PATH, server.healthz)
     app.router.add_get(READY_PATH, server.readyz)
     app.router.add_get(METRICS_PATH, server.metrics_page)
+    app.cleanup_ctx.append(server.summarise_repeats)
     return app
 
 

@@ -16,11 +16,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from aiohttp import web
 
 from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
+from federation_operator.server.auditfile import RotatingFile
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.protocol import ConnectionLimits, limit_tls_read_buffer
@@ -42,6 +43,8 @@ class ServerConfig:
     http_port: int | None = 8080
     cert_sources: CertSourceConfig = field(default_factory=CertSourceConfig)
     audit_log: str | None = "-"
+    audit_max_bytes: int = 64 * 1024 * 1024
+    audit_backups: int = 3
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
@@ -89,6 +92,13 @@ def add_listener_arguments(parser: argparse.ArgumentParser | argparse._ArgumentG
         help="allow several header --client-cert-source modes at once (a request carrying two is refused)",
     )
     parser.add_argument("--audit-log", default="-", help="audit JSON lines: a file path, or - for stdout")
+    parser.add_argument(
+        "--audit-max-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="an audit file is rotated at this size (PATH -> PATH.1 ...)",
+    )
+    parser.add_argument("--audit-backups", type=int, default=3, help="rotated audit files kept")
     defaults = ConnectionLimits()
     parser.add_argument(
         "--max-request-bytes",
@@ -147,6 +157,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         http_port=args.http_port or None,
         cert_sources=cert_sources,
         audit_log=args.audit_log,
+        audit_max_bytes=args.audit_max_bytes,
+        audit_backups=args.audit_backups,
         limits=ConnectionLimits(
             max_request_bytes=args.max_request_bytes,
             header_timeout=args.header_timeout,
@@ -157,14 +169,18 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 @contextlib.contextmanager
-def _audit_stream(target: str | None) -> Iterator[TextIO | None]:
+def _audit_stream(config: "ServerConfig") -> Iterator[TextIO | None]:
+    target = config.audit_log
     if target is None:
         yield None
     elif target == "-":
-        yield sys.stdout
+        yield sys.stdout  # the container runtime rotates it
     else:
-        with open(target, "a", encoding="utf-8") as stream:
-            yield stream
+        stream = RotatingFile(Path(target), max_bytes=config.audit_max_bytes, backups=config.audit_backups)
+        try:
+            yield cast(TextIO, stream)  # a text stream with a descriptor, as AuditLog wants
+        finally:
+            stream.close()
 
 
 async def run_server(
@@ -182,7 +198,7 @@ async def run_server(
         connection = load_connection(config.kubeconfig)
         watcher = IndexWatcher(connection=connection, index=index, namespaces=list(config.namespaces) or None)
         watcher_task = asyncio.create_task(watcher.run(), name="federation-index-watch")
-    with _audit_stream(config.audit_log) as stream:
+    with _audit_stream(config) as stream:
         audit = AuditLog(stream) if stream is not None else None
         app = create_app(
             index=index, config=AppConfig(site=config.site, cert_sources=config.cert_sources), audit=audit
