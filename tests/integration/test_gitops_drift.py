@@ -52,10 +52,10 @@ def _secret(name: str, token: str) -> dict[str, Any]:
     }
 
 
-def _peer(name: str, **credentials: Any) -> dict[str, Any]:
+def _peer(name: str, pin: dict[str, str] = PIN, **credentials: Any) -> dict[str, Any]:
     spec = {
         "endpoint": ENDPOINT,
-        "remoteCertificates": [PIN],
+        "remoteCertificates": [pin],
         "clientCertificateRef": {"name": "eu-client"},
         "heartbeat": HEARTBEAT,
         **credentials,
@@ -86,8 +86,11 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
                 inbound={"secretHash": token_hash},
                 outbound={"secretRef": {"name": "us-outbound-token", "key": "token"}},
             ),
+            # Another pin: with "hashed"'s pin and the same token both peers would claim one
+            # caller, which the operator reports (CredentialsReady=False, AmbiguousPeer).
             _peer(
                 "referenced",
+                pin={"thumbprint": "sha256:" + "5e" * 32},
                 inbound={"secretRef": {"name": "us-inbound-token", "key": "token"}},
                 outbound={"secretRef": {"name": "us-outbound-token", "key": "token"}},
             ),
