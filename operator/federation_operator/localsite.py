@@ -49,8 +49,11 @@ def write_server_identity(directory: Path, name: str) -> Path:
     return ca_file
 
 
-def local_server_config(*, name: str, directory: Path, kubeconfig: Path, port: int) -> ServerConfig:
-    """The federation server of a local site: direct mTLS on loopback, audit log in `directory`."""
+def local_server_config(
+    *, name: str, directory: Path, kubeconfig: Path, port: int, metrics_port: int | None = None
+) -> ServerConfig:
+    """The federation server of a local site: direct mTLS on loopback, audit log in `directory`,
+    metrics and readiness on `metrics_port` (plain HTTP) if given."""
     return ServerConfig(
         site=name,
         kubeconfig=kubeconfig,
@@ -59,6 +62,7 @@ def local_server_config(*, name: str, directory: Path, kubeconfig: Path, port: i
         tls_cert=directory / f"{name}-federation-tls.crt",
         tls_key=directory / f"{name}-federation-tls.key",
         http_port=None,
+        metrics_port=metrics_port,
         audit_log=str(directory / f"{name}-audit.jsonl"),
     )
 
@@ -82,6 +86,7 @@ class LocalSite:
     workdir: Path
     api_port: int = 0
     federation_port: int = 0
+    metrics_port: int = 0  # the federation server's /metrics and /readyz (plain HTTP)
     operator_overrides: dict[str, Any] = field(default_factory=dict)
     # A clock the caller can move (the demo compresses time); None: the wall clock.
     clock: Callable[[], datetime] | None = None
@@ -108,6 +113,7 @@ class LocalSite:
         self.sandbox.write_kubeconfig(self.kubeconfig)
         self._write_server_identity()
         self.federation_port = self.federation_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
         self.start_server()
         if operator:
             self.start_operator()
@@ -118,7 +124,11 @@ class LocalSite:
 
     def server_config(self) -> ServerConfig:
         return local_server_config(
-            name=self.name, directory=self.workdir, kubeconfig=self.kubeconfig, port=self.federation_port
+            name=self.name,
+            directory=self.workdir,
+            kubeconfig=self.kubeconfig,
+            port=self.federation_port,
+            metrics_port=self.metrics_port,
         )
 
     def start_server(self) -> None:

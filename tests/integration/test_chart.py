@@ -147,10 +147,16 @@ def test_every_container_runs_restricted(helm: str, values: Path | None) -> None
             assert container["resources"]["limits"]
 
 
+def server_policy(docs: tuple[Doc, ...]) -> Doc:
+    (policy,) = [doc for doc in of_kind(docs, "NetworkPolicy") if doc["metadata"]["name"].endswith("-server")]
+    return policy
+
+
 def test_network_policy_admits_only_the_proxy_to_the_http_port(helm: str) -> None:
-    (policy,) = of_kind(render(helm, None), "NetworkPolicy")
+    policy = server_policy(render(helm, None))
     by_port = {rule["ports"][0]["port"]: rule for rule in policy["spec"]["ingress"]}
-    assert set(by_port) == {8080}, "behind a proxy (the default) nothing needs 8443"
+    assert set(by_port) == {8080, 9090}, "behind a proxy (the default) nothing needs 8443"
+    assert by_port[9090]["from"] == [{"namespaceSelector": {}}], "metrics and readiness: in-cluster only"
     assert by_port[8080]["from"] == [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
@@ -163,7 +169,7 @@ def test_network_policy_admits_only_the_proxy_to_the_http_port(helm: str) -> Non
 
 
 def test_network_policy_adds_extra_peers_for_the_http_port(helm: str) -> None:
-    (policy,) = of_kind(render(helm, ci_values("gateway-api-servicemonitor")), "NetworkPolicy")
+    policy = server_policy(render(helm, ci_values("gateway-api-servicemonitor")))
     (http_rule,) = [rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 8080]
     assert len(http_rule["from"]) == 2
     assert http_rule["from"][1]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
@@ -264,8 +270,8 @@ def test_server_client_certificate_source_follows_the_provider(
     assert f"--client-cert-source={source}" in container["args"]
     trusts_proxies = any(arg.startswith("--trusted-proxy=") for arg in container["args"])
     assert trusts_proxies is (source != "direct")
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert server["spec"]["replicas"] == 2
 
 
@@ -276,10 +282,10 @@ def test_header_modes_trust_no_proxy_by_default_and_close_8443(helm: str) -> Non
     docs = render(helm, None)
     args = deployment(docs, "server")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [arg for arg in args if arg.startswith("--trusted-proxy=")] == ["--trusted-proxy=10.244.0.0/16"]
-    policy = next(doc for doc in docs if doc["kind"] == "NetworkPolicy")
-    assert [port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]] == [8080]
+    policy = server_policy(docs)
+    assert [port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]] == [8080, 9090]
     direct = render(helm, None, ("ingress.provider=gateway-api", "server.tls.secretName=tls"))
-    policy = next(doc for doc in direct if doc["kind"] == "NetworkPolicy")
+    policy = server_policy(direct)
     open_to_all = [rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 8443]
     assert open_to_all
     assert "from" not in open_to_all[0], "direct mode: 8443 enforces mTLS itself"
@@ -294,7 +300,23 @@ def test_direct_mode_requires_a_server_certificate(helm: str) -> None:
 def test_service_monitor_is_rendered_only_when_enabled(helm: str) -> None:
     assert not of_kind(render(helm, None), "ServiceMonitor")
     (monitor,) = of_kind(render(helm, ci_values("gateway-api-servicemonitor")), "ServiceMonitor")
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+
+
+def test_the_operators_metrics_port_is_kept_in_cluster(helm: str) -> None:
+    docs = render(helm, ci_values("ingress-nginx-namespaced"))  # with a standby operator
+    (policy,) = [
+        doc for doc in of_kind(docs, "NetworkPolicy") if doc["metadata"]["name"].endswith("-operator")
+    ]
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": 9090, "protocol": "TCP"}], "from": [{"namespaceSelector": {}}]}
+    ]
+    selector = policy["spec"]["podSelector"]
+    for component in ("operator", "operator-standby"):
+        labels = deployment(docs, component)["spec"]["template"]["metadata"]["labels"]
+        assert all(labels.get(key) == value for key, value in selector["matchLabels"].items())
+        (expression,) = selector["matchExpressions"]
+        assert labels[expression["key"]] in expression["values"]
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,7 @@ def test_metrics_count_requests_by_route_result_and_factor(
     server: ServerThread, ids: dict[str, Identity]
 ) -> None:
     curl(server, cert=ids["a"], token=ids["a"])
-    reply = httpx.get(server.http_url + "/metrics")
+    reply = httpx.get(server.ops_url + "/metrics")
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/plain")
     assert 'federation_server_requests_total{factor="",result="ok",route="ping"}' in reply.text
@@ -258,15 +258,15 @@ def test_health_and_readiness(server: ServerThread) -> None:
     assert httpx.get(server.http_url + "/healthz").status_code == 200
     verify = ssl.create_default_context(cafile=str(server.keys.ca))
     assert httpx.get(server.tls_url + "/healthz", verify=verify).status_code == 200
-    assert httpx.get(server.http_url + "/readyz").status_code == 200
+    assert httpx.get(server.ops_url + "/readyz").status_code == 200
 
 
 def test_readyz_is_503_until_the_index_is_synced(keys: Keys) -> None:
     thread = ServerThread(keys=keys).start()
     try:
-        assert httpx.get(thread.http_url + "/readyz").status_code == 503
+        assert httpx.get(thread.ops_url + "/readyz").status_code == 503
         thread.call(thread.index.mark_synced)
-        wait_for(lambda: httpx.get(thread.http_url + "/readyz").status_code == 200, message="ready")
+        wait_for(lambda: httpx.get(thread.ops_url + "/readyz").status_code == 200, message="ready")
     finally:
         thread.stop()
 

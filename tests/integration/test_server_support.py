@@ -29,7 +29,14 @@ from cryptography.x509.oid import NameOID
 
 from federation_operator import api, tokens
 from federation_operator.certs import issue_certificate
-from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
+from federation_operator.server.app import (
+    AppConfig,
+    AuditLog,
+    create_app,
+    create_ops_app,
+    make_ops_runner,
+    make_runner,
+)
 from federation_operator.server.clientcert import CertSourceConfig
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.tls import PinnedTLS
@@ -205,9 +212,10 @@ class ServerThread:
         self._config = AppConfig(
             site=site, cert_sources=cert_sources or CertSourceConfig(), rate_limit_burst=rate_limit_burst
         )
-        self._tls_sock, self._http_sock = _listen(), _listen()
+        self._tls_sock, self._http_sock, self._ops_sock = _listen(), _listen(), _listen()
         self.tls_port = self._tls_sock.getsockname()[1]
         self.http_port = self._http_sock.getsockname()[1]
+        self.ops_port = self._ops_sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._stop = asyncio.Event()
@@ -220,6 +228,11 @@ class ServerThread:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def ops_url(self) -> str:
+        """/metrics, /readyz (the in-cluster port)."""
+        return f"http://127.0.0.1:{self.ops_port}"
 
     def audit_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.call(self.audit.getvalue).splitlines()]
@@ -243,9 +256,13 @@ class ServerThread:
         tls = PinnedTLS(index=self.index, cert_file=self.keys.server_cert, key_file=self.keys.server_key)
         await web.SockSite(runner, self._tls_sock, ssl_context=tls.context).start()
         await web.SockSite(runner, self._http_sock).start()
+        ops_runner = make_ops_runner(create_ops_app(app))
+        await ops_runner.setup()
+        await web.SockSite(ops_runner, self._ops_sock).start()
         self._started.set_result(None)
         await self._stop.wait()
         await runner.cleanup()
+        await ops_runner.cleanup()
 
     def start(self) -> Self:
         self._thread.start()

@@ -705,3 +705,22 @@ def test_the_audit_file_rotates_by_size(tmp_path: Path) -> None:
     assert all(path.exists() for path in kept)
     assert not Path(f"{audit}.3").exists()
     assert all(path.stat().st_size <= 4096 for path in kept)
+
+
+def test_metrics_and_readiness_are_not_served_on_the_internet_facing_listener(site: LocalSite) -> None:
+    context = ssl.create_default_context(cafile=str(site.ca_file))
+    for path in ("/metrics", "/readyz"):
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", site.federation_port, context=context, timeout=10
+        )
+        try:
+            connection.request("GET", path)
+            assert connection.getresponse().status == 404, path
+        finally:
+            connection.close()
+        ops = http.client.HTTPConnection("127.0.0.1", site.metrics_port, timeout=10)
+        try:
+            ops.request("GET", path)
+            assert ops.getresponse().status in (200, 503), path
+        finally:
+            ops.close()

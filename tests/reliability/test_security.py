@@ -26,7 +26,7 @@ from tests.reliability.conftest import (
 from tests.waiting import wait_for
 
 from federation_operator import api
-from federation_operator.localsite import LocalSite
+from federation_operator.localsite import LOOPBACK, LocalSite
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 
 BURST = 5
@@ -145,7 +145,7 @@ def test_no_token_or_key_in_logs_events_status_annotations_audit_or_metrics(
     with httpx.Client(verify=False, trust_env=False) as client:  # noqa: S501 (our own loopback server)
         for token in secrets:
             client.get(local_site.endpoint + api.PING_PATH, headers={"Authorization": "Bearer " + token})
-        metrics = client.get(local_site.endpoint + "/metrics").text
+        metrics = client.get(f"http://{LOOPBACK}:{local_site.metrics_port}/metrics").text
     assert local_site.server is not None
     local_site.stop_server()  # flushes the audit log
     audit = (local_site.workdir / "eu-audit.jsonl").read_text()

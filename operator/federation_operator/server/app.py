@@ -496,6 +496,10 @@ class _Server:
         )
 
 
+# The public app's handlers object, for the ops app that serves its metrics and readiness.
+_SERVER: Final = web.AppKey("federation-server", _Server)
+
+
 def create_app(
     *,
     index: PeerIndex,
@@ -513,10 +517,25 @@ def create_app(
     app.router.add_route("*", api.FORWARD_AUTH_PATH, server.forward_auth)
     app.router.add_route("*", api.FORWARD_AUTH_PATH + "/{tail:.*}", server.forward_auth)
     app.router.add_get(HEALTH_PATH, server.healthz)
+    app.cleanup_ctx.append(server.summarise_repeats)
+    app[_SERVER] = server
+    return app
+
+
+def create_ops_app(public: web.Application) -> web.Application:
+    """/metrics, /readyz and /healthz of the server behind `public`, for a port of their own that
+    the NetworkPolicy keeps in-cluster: request counts by factor and readiness are nobody's
+    business on the internet-facing listeners (issue #13)."""
+    server = public[_SERVER]
+    app = web.Application()
+    app.router.add_get(HEALTH_PATH, server.healthz)
     app.router.add_get(READY_PATH, server.readyz)
     app.router.add_get(METRICS_PATH, server.metrics_page)
-    app.cleanup_ctx.append(server.summarise_repeats)
     return app
+
+
+def make_ops_runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(app, access_log=None)
 
 
 def make_runner(app: web.Application, *, limits: ConnectionLimits | None = None) -> web.AppRunner:

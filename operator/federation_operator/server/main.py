@@ -1,8 +1,9 @@
 """`federation-operator serve`: the federation server (ping + forward-auth), pin + secret enforced.
 
 Listeners: `--port` terminates mTLS itself (direct mode; needs --tls-cert/--tls-key), `--http-port`
-serves plain HTTP behind a proxy (forward-auth and the header modes). Both serve /healthz,
-/readyz and /metrics. Peers and inbound hashes come from list+watch streams, never per request.
+serves plain HTTP behind a proxy (forward-auth and the header modes); both serve /healthz.
+`--metrics-port` serves /metrics, /readyz and /healthz for in-cluster use only. Peers and inbound
+hashes come from list+watch streams, never per request.
 Audit lines (JSON) go to --audit-log (stdout by default); diagnostics go to stderr.
 """
 
@@ -20,7 +21,14 @@ from typing import TextIO, cast
 
 from aiohttp import web
 
-from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
+from federation_operator.server.app import (
+    AppConfig,
+    AuditLog,
+    create_app,
+    create_ops_app,
+    make_ops_runner,
+    make_runner,
+)
 from federation_operator.server.auditfile import RotatingFile
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
@@ -41,6 +49,8 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     http_port: int | None = 8080
+    # /metrics, /readyz, /healthz: a port the NetworkPolicy keeps in-cluster (None: not served).
+    metrics_port: int | None = None
     cert_sources: CertSourceConfig = field(default_factory=CertSourceConfig)
     audit_log: str | None = "-"
     audit_max_bytes: int = 64 * 1024 * 1024
@@ -62,6 +72,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--site", default=os.environ.get("FEDERATION_SITE"), help="our site name, sent in ping replies"
     )
     add_listener_arguments(parser)
+    # Not a listener argument: `run` has its own --metrics-port (the operator's metrics).
+    parser.add_argument(
+        "--metrics-port",
+        dest="server_metrics_port",
+        type=int,
+        default=9090,
+        help="/metrics, /readyz, /healthz on their own plain-HTTP port, for in-cluster use (0 = none)",
+    )
 
 
 def add_listener_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -155,6 +173,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         http_port=args.http_port or None,
+        metrics_port=getattr(args, "server_metrics_port", None) or None,
         cert_sources=cert_sources,
         audit_log=args.audit_log,
         audit_max_bytes=args.audit_max_bytes,
@@ -205,7 +224,14 @@ async def run_server(
         )
         runner = make_runner(app, limits=config.limits)
         await runner.setup()
+        ops_runner = make_ops_runner(create_ops_app(app))
+        await ops_runner.setup()
         try:
+            if config.metrics_port is not None:
+                await web.TCPSite(ops_runner, config.host, config.metrics_port).start()
+                logger.info(
+                    "federation server: metrics and readiness on %s:%d", config.host, config.metrics_port
+                )
             if config.tls_cert is not None and config.tls_key is not None:
                 tls = PinnedTLS(index=index, cert_file=config.tls_cert, key_file=config.tls_key)
                 await web.TCPSite(runner, config.host, config.port, ssl_context=tls.context).start()
@@ -222,6 +248,7 @@ async def run_server(
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher_task
             await runner.cleanup()
+            await ops_runner.cleanup()
             if audit is not None:
                 audit.close()
 
