@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from federation_operator.k8s.client import ApiError
-from federation_operator.plugin import check, conformance, export, ping, rotate, status
+from federation_operator.plugin import check, conformance, export, pin, ping, rotate, status
 from federation_operator.plugin.connection import PluginError, add_connection_flags
 
 SUBCOMMANDS: dict[str, ModuleType] = {
+    "pin": pin,
     "export": export,
     "rotate": rotate,
     "status": status,
@@ -26,7 +27,7 @@ SUBCOMMANDS: dict[str, ModuleType] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl federation",
-        description="Manage federation peers: status, check, ping, probe, export, rotate.",
+        description="Manage federation peers: status, check, ping, probe, pin, export, rotate.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
