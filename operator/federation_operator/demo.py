@@ -201,7 +201,7 @@ def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str) -> T
         time.sleep(0.1)
 
 
-def export(site: Site, peer: str, *, name: str, endpoint: str) -> str:
+def export(site: Site, peer: str, *, name: str, endpoint: str, client_certificate: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = plugin.main(
@@ -212,6 +212,8 @@ def export(site: Site, peer: str, *, name: str, endpoint: str) -> str:
                 name,
                 "--endpoint",
                 endpoint,
+                "--client-certificate",
+                client_certificate,
                 "--kubeconfig",
                 str(site.local.kubeconfig),
             ]
@@ -343,7 +345,9 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
         )
 
         console.step("The swap, done by the tool: kubectl federation export us-region --name eu-region")
-        bundle = export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
+        bundle = export(
+            eu, "us-region", name="eu-region", endpoint=eu.local.endpoint, client_certificate="us-client"
+        )
         kinds = [doc["kind"] for doc in yaml.safe_load_all(bundle) if doc]
         console.done(
             f"bundle for US: {', '.join(kinds)} (handoff consumed: our inbound token now exists only there)"
@@ -398,7 +402,9 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
         console.done("new inbound token; the previous hash stays valid for the overlap window")
         watcher = GreenWatch(us, "eu-region")
         with watcher:
-            bundle = export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
+            bundle = export(
+                eu, "us-region", name="eu-region", endpoint=eu.local.endpoint, client_certificate="us-client"
+            )
             us.replace_secret_from(bundle)
             after = eu.status(PEERS, "us-region")["inbound"]["fingerprint"]
             wait_until(

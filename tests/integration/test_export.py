@@ -118,7 +118,9 @@ def test_export_consumes_the_handoff_and_a_second_export_says_how_to_rotate(
     assert eu.secret("us-handoff") is None
     wait_for(lambda: "handoff" not in eu.get(PEERS, "us")["status"], message="status.handoff cleared")  # type: ignore[index]
     wait_for(lambda: "HandoffConsumed" in {event.reason for event in eu.events()}, message="HandoffConsumed")
-    code, out, err = export(eu, capsys, "us", "--name", "eu", "--endpoint", EU_ENDPOINT)
+    code, out, err = export(
+        eu, capsys, "us", "--name", "eu", "--endpoint", EU_ENDPOINT, "--client-certificate", "us-client"
+    )
     assert code == 1
     assert out == ""
     assert "already consumed" in err

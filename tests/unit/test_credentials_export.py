@@ -2,7 +2,10 @@
 
 import base64
 
+import pytest
+
 from federation_operator import api, tokens
+from federation_operator.plugin import cli
 from federation_operator.plugin.export import Handover, build_bundle
 from federation_operator.tokens import SecretText
 
@@ -42,3 +45,30 @@ def test_without_our_inbound_token_the_remote_keeps_its_secret_and_learns_a_hash
     assert peer["spec"]["inbound"] == {"secretHash": tokens.hash_token(OUR_OUTBOUND)}
     assert peer["spec"]["outbound"] == {"secretRef": {"name": "eu-credentials", "key": "outbound"}}
     assert OUR_OUTBOUND.reveal() not in str(peer)
+
+
+def test_with_our_server_ca_the_bundle_carries_it_and_the_remote_trusts_it() -> None:
+    config_map, _, peer = build_bundle(
+        remote_name="eu",
+        endpoint="https://eu.example",
+        handover=Handover(certificate_pem=PEM, remote_inbound=OUR_OUTBOUND, remote_outbound=OUR_INBOUND),
+        client_certificate="us-client",
+        server_ca_pem=PEM,
+        remote_namespace="fed",
+    )
+    assert config_map == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "eu-server-ca", "namespace": "fed"},
+        "data": {"ca.crt": PEM},
+    }
+    assert peer["spec"]["serverTrust"] == {
+        "caBundleRef": {"kind": "ConfigMap", "name": "eu-server-ca", "key": "ca.crt"}
+    }
+
+
+def test_export_asks_which_certificate_the_remote_presents(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["export", "us", "--name", "eu", "--endpoint", "https://eu.example"])
+    assert exit_info.value.code == 2
+    assert "--client-certificate" in capsys.readouterr().err

@@ -5,6 +5,10 @@ back at us with our client certificate pinned, and a Secret in which our inbound
 remote's `outbound` and our outbound token the remote's `inbound`. Our inbound token exists in
 plaintext only in the handoff Secret, so export consumes it: the handoff is deleted once the
 bundle is printed, and the operator sees the deletion and clears `status.handoff`.
+
+The bundle is complete, so the remote's peer works once applied: `--client-certificate` (which of
+the remote's FederationCerts it presents) is required, and `--server-ca` adds the CA of our
+endpoint's server certificate when a public CA did not issue it.
 """
 
 import argparse
@@ -13,9 +17,11 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from cryptography import x509
 
 from federation_operator import api, credentials, objects, tokens
 from federation_operator.k8s.client import ApiError, Kube
@@ -25,7 +31,12 @@ from federation_operator.plugin.connection import PluginError, connect, namespac
 from federation_operator.tokens import SecretText
 
 HELP: Final = "print a bundle for the remote site (FederationPeer + swapped tokens); consumes the handoff"
+EPILOG: Final = """example (on EU; the US admin named the FederationCert US presents, and applies the file):
+  kubectl federation export us-region --name eu-region --endpoint https://eu.example.com \\
+      --client-certificate federation-client > for-us.yaml"""
 CREDENTIALS_SUFFIX: Final = "-credentials"
+SERVER_CA_SUFFIX: Final = "-server-ca"
+SERVER_CA_KEY: Final = "ca.crt"
 REMOTE_INBOUND_KEY: Final = "inbound"
 REMOTE_OUTBOUND_KEY: Final = "outbound"
 
@@ -35,9 +46,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="the name of the FederationPeer on the remote")
     parser.add_argument("--endpoint", required=True, help="our public https:// URL, as the remote reaches it")
     parser.add_argument(
-        "--client-certificate", help="the FederationCert on the remote that it presents to us (optional)"
+        "--client-certificate",
+        required=True,
+        help="the FederationCert on the remote that it presents to us (ask the remote admin: "
+        "`kubectl get fcert` there); without it the remote's calls would carry no certificate",
+    )
+    parser.add_argument(
+        "--server-ca",
+        help="PEM file of the CA of our federation endpoint's server certificate, when it is not a "
+        "public CA: the bundle then carries it in a ConfigMap and the remote trusts it",
     )
     parser.add_argument("--remote-namespace", help="namespace for the bundle's objects (default: none)")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,7 @@ def build_bundle(
     endpoint: str,
     handover: Handover,
     client_certificate: str | None = None,
+    server_ca_pem: str | None = None,
     remote_namespace: str | None = None,
 ) -> list[dict[str, Any]]:
     """The remote's objects. Pure; the Secret holds tokens, so the result must only go to stdout."""
@@ -70,6 +92,17 @@ def build_bundle(
     if client_certificate:
         spec["clientCertificateRef"] = {"name": client_certificate}
     bundle: list[dict[str, Any]] = []
+    if server_ca_pem:
+        ca_name = remote_name + SERVER_CA_SUFFIX
+        spec["serverTrust"] = {"caBundleRef": {"kind": "ConfigMap", "name": ca_name, "key": SERVER_CA_KEY}}
+        bundle.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {**metadata, "name": ca_name},
+                "data": {SERVER_CA_KEY: server_ca_pem},
+            }
+        )
     if handover.remote_outbound is not None:
         spec["inbound"] = {"secretRef": {"name": secret_name, "key": REMOTE_INBOUND_KEY}}
         bundle.append(
@@ -168,7 +201,21 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
 
 
+def read_ca_bundle(path: str) -> str:
+    """The PEM CA certificate(s) in `path`, checked to parse; PluginError says what is wrong."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PluginError(f"cannot read {path}: {error}") from None
+    try:
+        x509.load_pem_x509_certificates(text.encode("ascii"))
+    except ValueError:
+        raise PluginError(f"{path} holds no PEM certificate (expected our server's CA certificate)") from None
+    return text.strip() + "\n"
+
+
 async def _run(args: argparse.Namespace) -> int:
+    server_ca_pem = read_ca_bundle(args.server_ca) if args.server_ca else None
     namespace = namespace_of(args)
     kube = connect(args)
     try:
@@ -179,6 +226,7 @@ async def _run(args: argparse.Namespace) -> int:
                 endpoint=args.endpoint,
                 handover=handover,
                 client_certificate=args.client_certificate,
+                server_ca_pem=server_ca_pem,
                 remote_namespace=args.remote_namespace,
             )
         )

@@ -8,7 +8,9 @@ FederationCert as `kubectl get fcert NAME -o yaml` prints it. This command reads
 is a certificate, and adds it to the peer's `spec.remoteCertificates`, creating the peer when it
 does not exist yet (then `--endpoint` and `--client-certificate` are needed: a peer without them
 can neither be reached nor present a certificate). A thumbprint pin of the same certificate is
-replaced by the PEM pin; pinning a certificate twice changes nothing.
+replaced by the PEM pin; pinning a certificate twice changes nothing. `--server-ca` stores the CA
+of the remote's server certificate in a ConfigMap `<peer>-server-ca` and points
+`spec.serverTrust` at it, for a remote whose endpoint is not certified by a public CA.
 """
 
 import argparse
@@ -23,8 +25,9 @@ import yaml
 
 from federation_operator import api, certs, pinning
 from federation_operator.k8s.client import Conflict, Kube
-from federation_operator.k8s.resources import FEDERATION_PEERS
+from federation_operator.k8s.resources import CONFIGMAPS, FEDERATION_PEERS
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
+from federation_operator.plugin.export import SERVER_CA_KEY, SERVER_CA_SUFFIX, read_ca_bundle
 
 HELP: Final = (
     "pin the remote's client certificate (its FederationCert's PEM) on a peer, creating the peer if needed"
@@ -47,6 +50,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", help="the remote's https:// URL (needed to create the peer)")
     parser.add_argument(
         "--client-certificate", help="our FederationCert presented to the remote (needed to create the peer)"
+    )
+    parser.add_argument(
+        "--server-ca",
+        help="PEM file of the CA of the remote's server certificate, when it is not a public CA "
+        "(kept in ConfigMap <peer>-server-ca; spec.serverTrust points at it)",
     )
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -132,6 +140,21 @@ def new_peer(*, name: str, pem: str, endpoint: str | None, client_certificate: s
     }
 
 
+def server_trust(peer_name: str) -> dict[str, Any]:
+    name = peer_name + SERVER_CA_SUFFIX
+    return {"caBundleRef": {"kind": "ConfigMap", "name": name, "key": SERVER_CA_KEY}}
+
+
+async def store_server_ca(kube: Kube, *, namespace: str, peer_name: str, ca_pem: str) -> None:
+    name = peer_name + SERVER_CA_SUFFIX
+    data = {SERVER_CA_KEY: ca_pem}
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+    try:
+        await kube.create(CONFIGMAPS, namespace, body)
+    except Conflict:
+        await kube.patch(CONFIGMAPS, namespace, name, {"data": data})
+
+
 async def pin(
     kube: Kube,
     *,
@@ -140,14 +163,20 @@ async def pin(
     pem: str,
     endpoint: str | None = None,
     client_certificate: str | None = None,
+    server_ca_pem: str | None = None,
 ) -> str:
     """Pin `pem` on the peer (created if missing); returns what was done, in a sentence."""
     info = certs.describe_pem(pem)
     what = f"{info.thumbprint} (CN {info.subject})" if info.subject else info.thumbprint
+    if server_ca_pem is not None:
+        # Before the peer points at it, so the first ping already verifies against it.
+        await store_server_ca(kube, namespace=namespace, peer_name=peer_name, ca_pem=server_ca_pem)
     for _ in range(_ATTEMPTS):
         peer = await kube.get(FEDERATION_PEERS, namespace, peer_name)
         if peer is None:
             body = new_peer(name=peer_name, pem=pem, endpoint=endpoint, client_certificate=client_certificate)
+            if server_ca_pem is not None:
+                body["spec"]["serverTrust"] = server_trust(peer_name)
             try:
                 await kube.create(FEDERATION_PEERS, namespace, body)
             except Conflict:
@@ -162,6 +191,9 @@ async def pin(
             changes["endpoint"] = endpoint
         if client_certificate and client_certificate != (spec.get("clientCertificateRef") or {}).get("name"):
             changes["clientCertificateRef"] = {"name": client_certificate}
+        if server_ca_pem is not None and spec.get("serverTrust") != server_trust(peer_name):
+            # A merge patch: null removes insecureSkipVerify, which may not stand beside a CA.
+            changes["serverTrust"] = {**server_trust(peer_name), "insecureSkipVerify": None}
         if not changes:
             return f"FederationPeer {namespace}/{peer_name} already pins {what}; nothing changed"
         # The resourceVersion makes the merge patch a compare-and-swap: pins added by someone
@@ -190,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     pem = read_certificate(args.certificate)
+    server_ca_pem = read_ca_bundle(args.server_ca) if args.server_ca else None
     namespace = namespace_of(args)
     kube = connect(args)
     try:
@@ -201,6 +234,7 @@ async def _run(args: argparse.Namespace) -> int:
                 pem=pem,
                 endpoint=args.endpoint,
                 client_certificate=args.client_certificate,
+                server_ca_pem=server_ca_pem,
             )
         )
     finally:
