@@ -57,7 +57,7 @@ def test_apply_get_table_wide_yaml_category_and_delete(kubectl: Kubectl) -> None
     assert table[1].split()[:2] == ["us-region", "https://us.example.com"]
     wide = kubectl("get", "fpeer", "-o", "wide").stdout.splitlines()
     assert wide[0].split()[-4:] == ["REASON", "CERT", "IN-FP", "OUT-FP"]
-    assert "eu-client" in wide[1]
+    assert "federation-client" in wide[1]
     certs = kubectl("get", "fcert").stdout.splitlines()
     assert certs[0].split() == ["NAME", "READY", "THUMBPRINT", "NOT-AFTER", "AGE"]
 
@@ -68,7 +68,7 @@ def test_apply_get_table_wide_yaml_category_and_delete(kubectl: Kubectl) -> None
 
     category = kubectl("get", "federation").stdout
     assert "federationpeer.federation.ampora.io/us-region" in category
-    assert "federationcert.federation.ampora.io/eu-client" in category
+    assert "federationcert.federation.ampora.io/federation-client" in category
 
     assert "deleted" in kubectl("delete", "fpeer", "us-region").stdout
     gone = kubectl("get", "fpeer", "us-region", check=False)
