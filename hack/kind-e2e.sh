@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Two real clusters, one federated link: the end-to-end proof that needs Docker.
+# Two real clusters, one federated link: the end-to-end proof that needs Docker, and the proof that
+# the README's real-cluster instructions work: this script runs the README's own blocks.
 #
-# Creates kind clusters fed-eu and fed-us, installs Envoy Gateway and our chart on each, fronts
-# each federation server with an HTTPS Gateway (NodePort on the shared `kind` Docker network,
-# names resolved by a CoreDNS hosts block), issues a FederationCert per side, creates the EU peer,
-# exports it with `kubectl federation export`, applies it on US, and waits until
-# `kubectl get federationpeers` shows Reachable on both sides.
+# 1. README "plugin-install" block, once (bootstrap, .venv/bin on PATH).
+# 2. README "kind-quickstart" block per site, SITE=eu and SITE=us: image build, kind cluster,
+#    kind load, Envoy Gateway, our chart.
+# 3. Lab wiring the README leaves to the reader: an HTTPS Gateway per site on a NodePort of the
+#    shared `kind` Docker network, a lab CA for the Gateways' server certificates, host names
+#    resolved by a CoreDNS hosts block, namespace `federation` as each kubeconfig's default.
+# 4. README "walkthrough" block, each line on the site its `# on ...` comment names, with the
+#    README's prescribed edits for this setting: the example endpoints become the Gateways', and
+#    `--server-ca` (the lab CA) is added to `pin` and `export`. Then both sides must be Reachable.
 #
-# Needs: docker (running), kind, kubectl, openssl, python3 with this repository installed
-# (`pip install -e .`, for `kubectl-federation`), requirements/runtime.lock (for the image).
+# Needs: docker (running), kind, kubectl, openssl, python3 >= 3.11, helm (or hack/install-helm.sh).
 # Env: KEEP_CLUSTERS=1 keeps the clusters afterwards (default: deleted on exit);
 #      E2E_TIMEOUT (seconds, default 300) bounds each wait;
 #      KIND_NODE_IMAGE (e.g. kindest/node:v1.34.11@sha256:...) picks the Kubernetes version
@@ -18,10 +22,6 @@ set -euo pipefail
 readonly SITES=(eu us)
 readonly NAMESPACE=federation
 readonly RELEASE_NAMESPACE=federation-system
-readonly IMAGE_REPOSITORY=ghcr.io/ampora/federation-operator
-readonly IMAGE_TAG=e2e
-readonly ENVOY_GATEWAY_CHART=oci://docker.io/envoyproxy/gateway-helm
-readonly ENVOY_GATEWAY_VERSION=v1.9.0
 readonly TIMEOUT="${E2E_TIMEOUT:-300}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +32,14 @@ die() { printf 'kind-e2e: %s\n' "$*" >&2; exit 1; }
 ctx() { printf 'kind-fed-%s' "$1"; }
 kc() { local site="$1"; shift; kubectl --context "$(ctx "${site}")" "$@"; }
 host_of() { printf 'federation.%s.test' "$1"; }
+
+# The body of the README's fenced block between `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+readme_block() {
+    local text
+    text="$(sed -n "/^<!-- $1:begin -->\$/,/^<!-- $1:end -->\$/p" "${repo_root}/README.md" | sed -e '1,2d' -e '$d' | sed -e '$d')"
+    [[ -n "${text}" ]] || die "README.md has no '$1' block"
+    printf '%s\n' "${text}"
+}
 
 cleanup() {
     local status=$?
@@ -68,12 +76,34 @@ for tool in docker kind kubectl openssl python3; do
     command -v "${tool}" >/dev/null || die "'${tool}' is not on PATH"
 done
 docker info >/dev/null 2>&1 || die "the Docker engine is not reachable ('docker info' failed)"
-command -v kubectl-federation >/dev/null || die "kubectl-federation is not on PATH: pip install -e . (in a venv) first"
-[[ -f "${repo_root}/requirements/runtime.lock" ]] || die "requirements/runtime.lock is missing: the image installs from it"
-helm="$("${repo_root}/hack/install-helm.sh")"
+helm_bin="$("${repo_root}/hack/install-helm.sh")"
+PATH="$(dirname "${helm_bin}"):${PATH}"
+cd "${repo_root}"
 
-step "building ${IMAGE_REPOSITORY}:${IMAGE_TAG}"
-docker build --tag "${IMAGE_REPOSITORY}:${IMAGE_TAG}" "${repo_root}"
+step "README plugin-install"
+plugin_install="$(readme_block plugin-install)"
+printf '%s\n' "${plugin_install}"
+eval "${plugin_install}"
+command -v kubectl-federation >/dev/null || die "the README's plugin install left kubectl-federation off PATH"
+
+# The README's `kind create cluster` gets the node image when one is asked for (CI's version
+# matrix); every other kind command runs as written.
+kind() {
+    if [[ "${1:-}" == create && "${2:-}" == cluster && -n "${KIND_NODE_IMAGE:-}" ]]; then
+        command kind "$@" --image "${KIND_NODE_IMAGE}"
+    else
+        command kind "$@"
+    fi
+}
+
+for site in "${SITES[@]}"; do
+    step "[${site}] README kind-quickstart with SITE=${site}"
+    quickstart="$(readme_block kind-quickstart)"
+    [[ "${quickstart}" == SITE=eu$'\n'* ]] || die "the kind-quickstart block must start with SITE=eu"
+    quickstart="SITE=${site}${quickstart#SITE=eu}"
+    printf '%s\n' "${quickstart}"
+    (eval "${quickstart}")
+done
 
 step "issuing a lab CA and a server certificate per site (the Gateways' HTTPS listeners)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -87,33 +117,10 @@ for site in "${SITES[@]}"; do
 done
 
 for site in "${SITES[@]}"; do
-    step "[${site}] kind cluster fed-${site}"
-    if ! kind get clusters 2>/dev/null | grep -qx "fed-${site}"; then
-        kind create cluster --name "fed-${site}" --wait 120s ${KIND_NODE_IMAGE:+--image "${KIND_NODE_IMAGE}"}
-    fi
-    kind load docker-image --name "fed-${site}" "${IMAGE_REPOSITORY}:${IMAGE_TAG}"
-
-    step "[${site}] Envoy Gateway ${ENVOY_GATEWAY_VERSION}"
-    "${helm}" upgrade --install eg "${ENVOY_GATEWAY_CHART}" --version "${ENVOY_GATEWAY_VERSION}" \
-        --kube-context "$(ctx "${site}")" --namespace envoy-gateway-system --create-namespace --wait --timeout 5m
-    kc "${site}" wait --for=condition=Available deployment/envoy-gateway -n envoy-gateway-system --timeout=300s
-
-    step "[${site}] federation-operator chart"
-    "${helm}" upgrade --install federation "${repo_root}/charts/federation-operator" \
-        --kube-context "$(ctx "${site}")" --namespace "${RELEASE_NAMESPACE}" --create-namespace \
-        --set site="${site}" \
-        --set image.repository="${IMAGE_REPOSITORY}" --set image.tag="${IMAGE_TAG}" --set image.pullPolicy=Never \
-        --set ingress.provider=envoy-gateway --set ingress.gateway.name=federation \
-        --set ingress.host="$(host_of "${site}")" \
-        --set 'server.trustedProxies={10.244.0.0/16}' \
-        --wait --timeout 5m
-
-    step "[${site}] namespace ${NAMESPACE}: HTTPS Gateway on a NodePort, lab CA, server certificate"
+    step "[${site}] namespace ${NAMESPACE}: HTTPS Gateway on a NodePort, server certificate"
     kc "${site}" create namespace "${NAMESPACE}" --dry-run=client -o yaml | kc "${site}" apply -f -
     kc "${site}" -n "${NAMESPACE}" create secret tls federation-server-tls \
         --cert "${work}/${site}.crt" --key "${work}/${site}.key" --dry-run=client -o yaml | kc "${site}" apply -f -
-    kc "${site}" -n "${NAMESPACE}" create configmap federation-e2e-ca --from-file=ca.crt="${work}/ca.crt" \
-        --dry-run=client -o yaml | kc "${site}" apply -f -
     kc "${site}" apply -f - <<EOF
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -160,6 +167,9 @@ spec:
           from: Same
 EOF
     kc "${site}" -n "${NAMESPACE}" wait --for=condition=Programmed gateway/federation --timeout="${TIMEOUT}s"
+    # The walkthrough's commands name no namespace: each admin's kubeconfig defaults to this one.
+    kind get kubeconfig --name "fed-${site}" >"${work}/${site}.kubeconfig"
+    KUBECONFIG="${work}/${site}.kubeconfig" kubectl config set-context --current --namespace "${NAMESPACE}" >/dev/null
 done
 
 step "resolving each site's federation host to its node on the kind network"
@@ -193,64 +203,53 @@ PY
     kc "${site}" -n kube-system rollout status deployment/coredns --timeout="${TIMEOUT}s"
 done
 
-declare -A client_pem
-for site in "${SITES[@]}"; do
-    step "[${site}] FederationCert ${site}-client"
-    kc "${site}" -n "${NAMESPACE}" apply -f - <<EOF
-apiVersion: federation.ampora.io/v1alpha1
-kind: FederationCert
-metadata:
-  name: ${site}-client
-spec:
-  subject: ${site}-federation
-EOF
-    kc "${site}" -n "${NAMESPACE}" wait --for=condition=Ready "federationcert/${site}-client" --timeout="${TIMEOUT}s"
-    client_pem[${site}]="$(kc "${site}" -n "${NAMESPACE}" get federationcert "${site}-client" -o jsonpath='{.status.certificate}')"
-    [[ "${client_pem[${site}]}" == *"BEGIN CERTIFICATE"* ]] || die "[${site}] FederationCert has no status.certificate"
-done
+# The README's walkthrough, line by line, each on its site, with the README's edits for a lab
+# CA (the same edits as tests/integration/test_readme_walkthrough.py makes for the sandbox).
+handover="${work}/handover"
+mkdir -p "${handover}"
+ln -s "${repo_root}/examples" "${handover}/examples"
+run_on() {
+    local site="$1" command="$2"
+    command="${command//https:\/\/federation.eu.example.com/${endpoint[eu]}}"
+    command="${command//https:\/\/federation.us.example.com/${endpoint[us]}}"
+    case "${command}" in
+        "kubectl federation pin "*) command="${command} --server-ca ${work}/ca.crt" ;;
+        "kubectl federation export "*" > "*) command="${command% > *} --server-ca ${work}/ca.crt > ${command##* > }" ;;
+    esac
+    printf '[%s] $ %s\n' "${site}" "${command}"
+    (cd "${handover}" && KUBECONFIG="${work}/${site}.kubeconfig" bash -euo pipefail -c "${command}")
+}
+# Continuation lines joined, so each line is one command.
+walkthrough="$(readme_block walkthrough | sed -e ':a' -e '/\\$/N; s/\\\n */ /; ta')"
+headings="$(grep -c '^# on ' <<<"${walkthrough}")"
+[[ "$(grep '^# on ' <<<"${walkthrough}" | tail -n 1)" == "# on each site"* ]] \
+    || die "the walkthrough's last section must be '# on each site' (get, check)"
 
-step "[eu] FederationPeer us (pins US's client certificate; trusts the lab CA for US's server)"
-python3 - "${endpoint[us]}" "${client_pem[us]}" >"${work}/eu-peer.json" <<'PY'
-import json, sys
-endpoint, pem = sys.argv[1], sys.argv[2]
-print(json.dumps({
-    "apiVersion": "federation.ampora.io/v1alpha1",
-    "kind": "FederationPeer",
-    "metadata": {"name": "us"},
-    "spec": {
-        "endpoint": endpoint,
-        "remoteCertificates": [{"pem": pem}],
-        "clientCertificateRef": {"name": "eu-client"},
-        "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": "federation-e2e-ca"}},
-    },
-}))
-PY
-kc eu -n "${NAMESPACE}" apply -f "${work}/eu-peer.json"
-wait_for_output "True" "EU's peer credentials" \
-    kc eu -n "${NAMESPACE}" get federationpeer us -o 'jsonpath={.status.conditions[?(@.type=="CredentialsReady")].status}'
+section=0
+sites=""
+while IFS= read -r line; do
+    case "${line}" in
+        "# on each site"*) sites="eu us" ;;
+        "# on EU"*) sites="eu" ;;
+        "# on US"*) sites="us" ;;
+        "" | "#"*) continue ;;
+        *)
+            for site in ${sites}; do run_on "${site}" "${line}"; done
+            continue
+            ;;
+    esac
+    section=$((section + 1))
+    if ((section == headings)); then
+        step "waiting for Reachable on both sides (timeout ${TIMEOUT}s each)"
+        wait_for_output "Reachable" "EU -> US reachability" \
+            kc eu -n "${NAMESPACE}" get federationpeer us-region -o 'jsonpath={.status.reachability}'
+        wait_for_output "Reachable" "US -> EU reachability" \
+            kc us -n "${NAMESPACE}" get federationpeer eu-region -o 'jsonpath={.status.reachability}'
+    fi
+    step "README walkthrough: ${line#\# }"
+done <<<"${walkthrough}"
 
-step "[eu] kubectl federation export us -> [us] apply"
-# The plugin reads the kubeconfig like kubectl does; give it EU's alone.
-kind get kubeconfig --name fed-eu >"${work}/eu.kubeconfig"
-KUBECONFIG="${work}/eu.kubeconfig" kubectl federation export us -n "${NAMESPACE}" --name eu \
-    --endpoint "${endpoint[eu]}" >"${work}/for-us.yaml"
-kc us -n "${NAMESPACE}" apply -f "${work}/for-us.yaml"
-# The bundle cannot know which FederationCert the other side presents, nor how it trusts our
-# server certificate: those are the receiving side's own choices.
-kc us -n "${NAMESPACE}" patch federationpeer eu --type merge -p \
-    '{"spec":{"clientCertificateRef":{"name":"us-client"},"serverTrust":{"caBundleRef":{"kind":"ConfigMap","name":"federation-e2e-ca"}}}}'
-
-step "waiting for Reachable on both sides (timeout ${TIMEOUT}s each)"
-wait_for_output "Reachable" "EU -> US reachability" \
-    kc eu -n "${NAMESPACE}" get federationpeer us -o 'jsonpath={.status.reachability}'
-wait_for_output "Reachable" "US -> EU reachability" \
-    kc us -n "${NAMESPACE}" get federationpeer eu -o 'jsonpath={.status.reachability}'
-
-for site in "${SITES[@]}"; do
-    step "[${site}] kubectl get federationpeers -o wide"
-    kc "${site}" -n "${NAMESPACE}" get federationpeers -o wide
-done
-eu_out="$(kc eu -n "${NAMESPACE}" get federationpeer us -o 'jsonpath={.status.outbound.fingerprint}')"
-us_in="$(kc us -n "${NAMESPACE}" get federationpeer eu -o 'jsonpath={.status.inbound.fingerprint}')"
+eu_out="$(kc eu -n "${NAMESPACE}" get federationpeer us-region -o 'jsonpath={.status.outbound.fingerprint}')"
+us_in="$(kc us -n "${NAMESPACE}" get federationpeer eu-region -o 'jsonpath={.status.inbound.fingerprint}')"
 [[ -n "${eu_out}" && "${eu_out}" == "${us_in}" ]] || die "EU outbound fingerprint '${eu_out}' != US inbound '${us_in}'"
 printf '\nkind-e2e: PASS: both sides Reachable; EU outbound fingerprint %s = US inbound fingerprint\n' "${eu_out}"
