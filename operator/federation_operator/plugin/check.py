@@ -33,6 +33,8 @@ from federation_operator.times import parse_rfc3339
 
 HELP: Final = "check certificates, tokens, pins and reachability of every peer; non-zero exit on failure"
 MAX_PINS: Final = 8
+# Written by the operator's edge pass (handlers/ingress.py) when an ingress provider is configured.
+PINS_USABLE: Final = "PinsUsable"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -330,21 +332,43 @@ def check_pins(peer: Mapping[str, Any], *, now: datetime) -> Result:
     if len(pins) > MAX_PINS:
         return failed(title, f"{len(pins)} pins; at most {MAX_PINS}", hint)
     problems: list[str] = []
+    by_pem: set[str] = set()
+    thumbprint_only: list[tuple[str, str]] = []
     for index, pin in enumerate(pins):
         where = f"remoteCertificates[{index}]"
         try:
-            pinning.pin_thumbprint(pin)
+            thumbprint = pinning.pin_thumbprint(pin)
         except (pinning.InvalidPin, certs.InvalidCertificate) as error:
             problems.append(f"{where}: {error}")
             continue
         pem = pin.get("pem")
         if isinstance(pem, str):
+            by_pem.add(thumbprint)
             not_after = certs.describe_pem(pem).not_after
             if not_after <= now:
                 problems.append(f"{where}: the pinned certificate expired at {conditions.rfc3339(not_after)}")
+        else:
+            thumbprint_only.append((where, thumbprint))
     if problems:
         return failed(title, "; ".join(problems), hint)
+    unenforced = [where for where, thumbprint in thumbprint_only if thumbprint not in by_pem]
+    if unenforced and not _pins_enforced(peer):
+        return failed(
+            title,
+            f"{', '.join(unenforced)}: a thumbprint alone, which the server's direct TLS (serve --port, "
+            "the sandbox) and every ingress provider cannot enforce: that certificate is refused in the "
+            "handshake",
+            f"pin the certificate itself: ask the remote admin for `kubectl get fcert NAME -o yaml` and run "
+            f"`kubectl federation pin {name} --certificate FILE -n {namespace}` (docs/server.md, which pin "
+            "kinds each mode accepts)",
+        )
     return passed(title, f"{len(pins)} pin{'s' if len(pins) != 1 else ''}")
+
+
+def _pins_enforced(peer: Mapping[str, Any]) -> bool:
+    """Whether the operator said the edge enforces every pin (a proxy of ours that checks hashes)."""
+    condition = _condition(peer, PINS_USABLE)
+    return condition is not None and condition.get("status") == "True"
 
 
 def check_reachability(peer: Mapping[str, Any]) -> Result:
