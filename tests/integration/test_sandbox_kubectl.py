@@ -53,7 +53,7 @@ def test_apply_get_table_wide_yaml_category_and_delete(kubectl: Kubectl) -> None
     assert "unchanged" in kubectl("apply", "-f", str(EXAMPLES / "federationpeer.yaml")).stdout
 
     table = kubectl("get", "federationpeers").stdout.splitlines()
-    assert table[0].split() == ["NAME", "ENDPOINT", "REACHABILITY", "LATENCY", "LAST-SUCCESS", "AGE"]
+    assert table[0].split() == ["NAME", "ENDPOINT", "REACHABILITY", "LATENCY-MS", "LAST-SUCCESS", "AGE"]
     assert table[1].split()[:2] == ["us-region", "https://us.example.com"]
     wide = kubectl("get", "fpeer", "-o", "wide").stdout.splitlines()
     assert wide[0].split()[-4:] == ["REASON", "CERT", "IN-FP", "OUT-FP"]

@@ -48,7 +48,7 @@ def test_printer_columns_are_the_documented_ones() -> None:
     assert columns(PEER_CRD) == [
         ("ENDPOINT", 0),
         ("REACHABILITY", 0),
-        ("LATENCY", 0),
+        ("LATENCY-MS", 0),
         ("LAST-SUCCESS", 0),
         ("AGE", 0),
         ("REASON", 1),
