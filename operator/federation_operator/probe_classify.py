@@ -41,15 +41,34 @@ UNEXPECTED_LIMIT: Final = 200
 # OpenSSL alert reasons the *remote* sends when it does not like the certificate we presented.
 # (Names as `ssl.SSLError.reason` shows them; TLS 1.3 adds `certificate required`.)
 _PEER_CERT_ALERTS: Final = {
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the remote requires a client certificate and got none",
-    "TLSV1_ALERT_UNKNOWN_CA": "the remote does not pin our client certificate (alert unknown ca)",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "the remote rejected our client certificate (alert bad certificate)",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": (
-        "the remote rejected our client certificate (alert certificate unknown)"
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": (
+        "the remote requires a client certificate and we sent none (TLS alert certificate required): "
+        "does spec.clientCertificateRef name a Ready FederationCert?"
     ),
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the remote says our client certificate expired",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "the remote does not support our client certificate type",
-    "TLSV1_ALERT_ACCESS_DENIED": "the remote denied access during the handshake (alert access denied)",
+    "TLSV1_ALERT_UNKNOWN_CA": (
+        "the remote does not pin our client certificate (TLS alert unknown ca): "
+        "the remote admin must pin our FederationCert's certificate"
+    ),
+    "SSLV3_ALERT_BAD_CERTIFICATE": (
+        "the remote rejected our client certificate (TLS alert bad certificate): "
+        "the remote admin must pin our FederationCert's certificate"
+    ),
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": (
+        "the remote rejected our client certificate (TLS alert certificate unknown): "
+        "the remote admin must pin our FederationCert's certificate"
+    ),
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": (
+        "the remote says our client certificate expired (TLS alert certificate expired): "
+        "issue a new FederationCert and hand its certificate to the remote"
+    ),
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": (
+        "the remote does not support our client certificate's key type (TLS alert unsupported "
+        "certificate): use an ECDSA or RSA FederationCert"
+    ),
+    "TLSV1_ALERT_ACCESS_DENIED": (
+        "the remote denied access during the TLS handshake (TLS alert access denied): "
+        "ask the remote admin what their edge refuses"
+    ),
 }
 
 
@@ -115,16 +134,27 @@ def unexpected(error: BaseException) -> str:
 
 def classify_transport(problem: TransportProblem, *, timeout_seconds: float) -> Failure:
     if problem.stage == "timeout":
-        return Failure(TIMEOUT, f"no complete reply within {timeout_seconds:g}s")
+        return Failure(
+            TIMEOUT,
+            f"no complete reply within {timeout_seconds:g}s: the remote or the network path is too slow "
+            "or drops packets (spec.heartbeat.timeout sets the limit)",
+        )
     if problem.verify_message is not None:
         return Failure(
-            TLS, _line(f"the remote's server certificate failed verification: {problem.verify_message}")
+            TLS,
+            _line(
+                f"the remote's server certificate failed our verification ({problem.verify_message}): "
+                "does spec.serverTrust name the CA that issued it?"
+            ),
         )
     if problem.ssl_reason is not None:
         known = _PEER_CERT_ALERTS.get(problem.ssl_reason)
         if known is not None:
             return Failure(CERTIFICATE, known)
-        return Failure(TLS, _line(f"TLS handshake failed: {problem.ssl_reason.lower().replace('_', ' ')}"))
+        reason = problem.ssl_reason.lower().replace("_", " ")
+        return Failure(
+            TLS, _line(f"the TLS handshake failed ({reason}): is the endpoint an HTTPS federation server?")
+        )
     if problem.stage == "refused-after-handshake":
         return Failure(
             CERTIFICATE,
@@ -142,16 +172,25 @@ def classify_transport(problem: TransportProblem, *, timeout_seconds: float) -> 
             HTTP, _line(f"the remote broke the HTTP exchange: {problem.detail or 'protocol error'}")
         )
     if problem.errno_name == "ECONNREFUSED":
-        return Failure(NETWORK, "connection refused")
+        return Failure(
+            NETWORK,
+            "connection refused: nothing listens at the endpoint's host and port "
+            "(is the remote's federation server running, is the port right?)",
+        )
     if problem.errno_name in {"ECONNRESET", "EPIPE"}:
-        return Failure(NETWORK, "connection reset by the remote")
+        return Failure(
+            NETWORK, "the connection was reset: the remote, or a firewall or proxy on the way, dropped it"
+        )
     if problem.errno_name in {"EHOSTUNREACH", "ENETUNREACH"}:
-        return Failure(NETWORK, "no route to the remote host")
+        return Failure(NETWORK, "no route to the remote host: check the network path to the endpoint")
+    if problem.detail == "gaierror":
+        # socket.gaierror: the resolver's error codes are negative, so no errno name reaches here.
+        return Failure(NETWORK, "the endpoint's host name does not resolve (DNS): check spec.endpoint")
     if problem.stage == "read" and problem.detail == "closed":
         # With TLS 1.3 a server that refuses our certificate after the handshake often just closes.
         return Failure(NETWORK, "the remote closed the connection without a reply")
     detail = problem.detail or problem.errno_name or "error"
-    return Failure(NETWORK, _line(f"{problem.stage} failed: {detail}"))
+    return Failure(NETWORK, _line(f"the {problem.stage} step of the ping failed ({detail})"))
 
 
 def excerpt(body: bytes) -> str:

@@ -176,7 +176,7 @@ def test_remote_down_is_degraded_then_unreachable_after_five_minutes_and_recover
     federation.us_server.stop()
     degraded = federation.wait_reachability(eu, "us", "Degraded", timeout=3 * INTERVAL)
     assert degraded["lastFailure"]["factor"] == "Network"
-    assert degraded["lastFailure"]["message"] == "connection refused"
+    assert degraded["lastFailure"]["message"].startswith("connection refused: ")
     federation.clock.advance(timedelta(minutes=5, seconds=1))
     unreachable = federation.wait_reachability(eu, "us", "Unreachable", timeout=3 * INTERVAL)
     reachable_condition = next(c for c in unreachable["conditions"] if c["type"] == "Reachable")

@@ -111,7 +111,8 @@ async def test_closed_port_is_network_connection_refused(keys: Keys) -> None:
     outcome = await ping(pinger, f"https://127.0.0.1:{port}", material(keys, eu), eu.token)
     await pinger.aclose()
     assert outcome.failure is not None
-    assert (outcome.failure.factor, outcome.failure.message) == ("Network", "connection refused")
+    assert outcome.failure.factor == "Network"
+    assert outcome.failure.message.startswith("connection refused: ")
 
 
 @pytest.fixture

@@ -155,21 +155,38 @@ def test_other_handshake_failure_is_tls() -> None:
     failure = classify_transport(
         TransportProblem("connect", ssl_reason="WRONG_VERSION_NUMBER"), timeout_seconds=10
     )
-    assert (failure.factor, failure.message) == ("TLS", "TLS handshake failed: wrong version number")
+    assert failure.factor == "TLS"
+    assert failure.message == (
+        "the TLS handshake failed (wrong version number): is the endpoint an HTTPS federation server?"
+    )
 
 
 @pytest.mark.parametrize(
     ("errno_name", "message"),
-    [("ECONNREFUSED", "connection refused"), ("ECONNRESET", "connection reset by the remote")],
+    [
+        ("ECONNREFUSED", "connection refused: nothing listens at the endpoint's host and port"),
+        ("ECONNRESET", "the connection was reset: the remote, or a firewall or proxy on the way, dropped it"),
+        ("EHOSTUNREACH", "no route to the remote host: check the network path"),
+    ],
 )
-def test_refused_and_reset_are_network(errno_name: str, message: str) -> None:
+def test_refused_reset_and_unreachable_say_where_to_look(errno_name: str, message: str) -> None:
     failure = classify_transport(TransportProblem("connect", errno_name=errno_name), timeout_seconds=10)
-    assert (failure.factor, failure.message) == ("Network", message)
+    assert failure.factor == "Network"
+    assert failure.message.startswith(message)
+
+
+def test_a_name_that_does_not_resolve_is_named_as_dns() -> None:
+    failure = classify_transport(TransportProblem("connect", detail="gaierror"), timeout_seconds=10)
+    assert (failure.factor, failure.message) == (
+        "Network",
+        "the endpoint's host name does not resolve (DNS): check spec.endpoint",
+    )
 
 
 def test_timeout_names_the_timeout() -> None:
     failure = classify_transport(TransportProblem("timeout"), timeout_seconds=2.5)
-    assert (failure.factor, failure.message) == ("Timeout", "no complete reply within 2.5s")
+    assert failure.factor == "Timeout"
+    assert failure.message.startswith("no complete reply within 2.5s: ")
 
 
 def test_redirect_and_oversized_reply_are_http() -> None:
