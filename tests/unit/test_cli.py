@@ -1,5 +1,6 @@
 """The command line: every subcommand answers --help, and `run` builds the configuration it says."""
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from federation_operator import cli
+from federation_operator.plugin import cli as plugin_cli
 from federation_operator.runner import config_from_args
 
 
@@ -60,3 +62,26 @@ def test_run_with_server_takes_the_server_options(tmp_path: Path) -> None:
 
 def test_run_without_server_runs_none() -> None:
     assert config_from_args(cli.build_parser().parse_args(["run"])).server is None
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+PROGRAMS = {"federation-operator": cli.build_parser(), "kubectl federation": plugin_cli.build_parser()}
+HELP_PAGES = [
+    pytest.param(parser, id=f"{program} {name}".strip())
+    for program, top in PROGRAMS.items()
+    for name, parser in [("", top), *_subparsers(top).items()]
+]
+# Words from the implementation that mean nothing to someone running the command.
+INTERNALS = ("configure(", "main(args", "OperatorRegistry", "kopf.", "registry", "module")
+
+
+@pytest.mark.parametrize("parser", HELP_PAGES)
+def test_every_help_page_says_what_the_command_does_with_an_example(parser: argparse.ArgumentParser) -> None:
+    text = parser.format_help()
+    assert parser.description, "no description"
+    assert "\nexample:\n" in text
+    assert [word for word in INTERNALS if word in text] == []

@@ -24,14 +24,46 @@ SUBCOMMANDS: dict[str, ModuleType] = {
 }
 
 
+# What --help shows under each command: the commands a user types, in the order they need them.
+EXAMPLES: dict[str, str] = {
+    "pin": (
+        "kubectl federation pin us-region --certificate us-cert.yaml \\\n"
+        "      --endpoint https://federation.us.example.com --client-certificate federation-client\n"
+        "  (us-cert.yaml: the remote admin's `kubectl get fcert federation-client -o yaml`)"
+    ),
+    "export": (
+        "kubectl federation export us-region --name eu-region \\\n"
+        "      --endpoint https://federation.eu.example.com \\\n"
+        "      --client-certificate federation-client > for-us.yaml\n"
+        "  (the remote admin applies for-us.yaml: kubectl apply -f for-us.yaml)"
+    ),
+    "rotate": (
+        "kubectl federation rotate us-region --inbound --wait\n"
+        "  (then hand the new token over: kubectl federation export us-region ...)"
+    ),
+    "status": "kubectl federation status -A",
+    "check": "kubectl federation check -A --ping",
+    "ping": "kubectl federation ping us-region -n federation",
+    "probe": "kubectl federation probe https://federation.us.example.com --certificate federation-client",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl federation",
         description="Manage federation peers: status, check, ping, probe, pin, export, rotate.",
+        epilog="example:\n  kubectl federation status -A\n  kubectl federation check",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        sub = commands.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=f"example:\n  {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_connection_flags(sub)
         module.configure(sub)
         run: Callable[[argparse.Namespace], int] = module.run

@@ -31,9 +31,6 @@ from federation_operator.plugin.connection import PluginError, connect, namespac
 from federation_operator.tokens import SecretText
 
 HELP: Final = "print a bundle for the remote site (FederationPeer + swapped tokens); consumes the handoff"
-EPILOG: Final = """example (on EU; the US admin named the FederationCert US presents, and applies the file):
-  kubectl federation export us-region --name eu-region --endpoint https://eu.example.com \\
-      --client-certificate federation-client > for-us.yaml"""
 CREDENTIALS_SUFFIX: Final = "-credentials"
 SERVER_CA_SUFFIX: Final = "-server-ca"
 SERVER_CA_KEY: Final = "ca.crt"
@@ -57,8 +54,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "public CA: the bundle then carries it in a ConfigMap and the remote trusts it",
     )
     parser.add_argument("--remote-namespace", help="namespace for the bundle's objects (default: none)")
-    parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 @dataclass(frozen=True)

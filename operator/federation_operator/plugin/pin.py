@@ -32,10 +32,6 @@ from federation_operator.plugin.export import SERVER_CA_KEY, SERVER_CA_SUFFIX, r
 HELP: Final = (
     "pin the remote's client certificate (its FederationCert's PEM) on a peer, creating the peer if needed"
 )
-EPILOG: Final = """example (the remote admin sent us-client.pem, from
-  kubectl get fcert us-client -o jsonpath='{.status.certificate}' > us-client.pem):
-  kubectl federation pin us-region --certificate us-client.pem \\
-      --endpoint https://us.example.com --client-certificate federation-client"""
 MAX_PINS: Final = 8
 _ATTEMPTS: Final = 3
 
@@ -56,8 +52,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="PEM file of the CA of the remote's server certificate, when it is not a public CA "
         "(kept in ConfigMap <peer>-server-ca; spec.serverTrust points at it)",
     )
-    parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 class NotACertificate(PluginError):
