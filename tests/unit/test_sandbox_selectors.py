@@ -48,3 +48,32 @@ def test_field_selector_on_name_and_namespace() -> None:
 def test_malformed_selectors_are_errors(labels: str, fields: str) -> None:
     with pytest.raises(SelectorError):
         Selector.parse(label_selector=labels, field_selector=fields)
+
+
+EVENT = {
+    "metadata": {"name": "e1", "namespace": "default"},
+    "involvedObject": {"kind": "FederationCert", "namespace": "default", "name": "client", "uid": "u-1"},
+    "reason": "Issued",
+    "type": "Normal",
+    "source": {"component": "federation-operator"},
+}
+
+
+def test_events_are_selected_by_involved_object_as_kubectl_describe_asks() -> None:
+    selector = Selector.parse(
+        field_selector="involvedObject.name=client,involvedObject.namespace=default,"
+        "involvedObject.kind=FederationCert,involvedObject.uid=u-1",
+        plural="events",
+    )
+    assert selector.matches(EVENT)
+    other = Selector.parse(field_selector="involvedObject.name=other", plural="events")
+    assert not other.matches(EVENT)
+    assert Selector.parse(field_selector="type!=Warning,reason=Issued", plural="events").matches(EVENT)
+
+
+def test_kind_specific_fields_are_refused_for_other_kinds() -> None:
+    with pytest.raises(SelectorError, match=r"field label not supported: involvedObject\.name"):
+        Selector.parse(field_selector="involvedObject.name=client", plural="configmaps")
+    assert Selector.parse(field_selector="type=kubernetes.io/tls", plural="secrets").matches(
+        {"metadata": {"name": "s"}, "type": "kubernetes.io/tls"}
+    )

@@ -18,7 +18,8 @@ subclass takes over request handling entirely and implements what our clients de
   main resource leave `.status` alone, `.status` is dropped on create;
 - list (`kind: <Kind>List`, `limit`/`continue`) and watch (`resourceVersion` resume from a bounded
   history, 410 Expired when older, `timeoutSeconds`, `sendInitialEvents` + bookmark), both with
-  `labelSelector` and `fieldSelector` (`metadata.name`, `metadata.namespace`);
+  `labelSelector` and `fieldSelector` (`metadata.name`, `metadata.namespace`, and for events,
+  secrets and namespaces the fields the API server adds: `involvedObject.*`, `type`, ...);
 - CustomResourceDefinitions: ours registered at start, others created through the API, served in
   discovery and validated (schema, defaults, pruning, `fieldValidation=Strict`, CEL; see
   `validation.py`); deleting a CRD deletes its objects;
@@ -551,8 +552,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"the sandbox API speaks JSON only, not {content_type} "
-                "(use `kubectl apply -f` instead of `kubectl create <kind>`)",
+                f"the sandbox API speaks JSON only, not {content_type} (kubectl's `create namespace`, "
+                "`create secret` and `create configmap` send that): add `--dry-run=client -o yaml | "
+                "kubectl apply -f -` to the same kubectl create command, or apply a manifest",
             )
         try:
             if content_type == patching.APPLY_PATCH:
@@ -579,10 +581,13 @@ class SandboxAPI(kmock.KubernetesEmulator):
             raise _not_found(target.rt, target.name)
         return self._served(target.rt, obj)
 
-    def _selector(self, query: Mapping[str, str]) -> Selector:
+    def _selector(self, query: Mapping[str, str], rt: ResourceType) -> Selector:
         try:
             return Selector.parse(
-                label_selector=query.get("labelSelector", ""), field_selector=query.get("fieldSelector", "")
+                label_selector=query.get("labelSelector", ""),
+                field_selector=query.get("fieldSelector", ""),
+                # Kind-specific fields exist for core kinds only (events, secrets, namespaces).
+                plural="" if rt.group else rt.plural,
             )
         except SelectorError as exc:
             raise _bad_request(str(exc)) from None
@@ -598,7 +603,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
     def _list(self, target: _Target, query: Mapping[str, str]) -> dict[str, Any]:
         items = [
             self._served(target.rt, obj)
-            for obj in self._matching(target.rt, target.namespace, self._selector(query))
+            for obj in self._matching(target.rt, target.namespace, self._selector(query, target.rt))
         ]
         metadata: dict[str, Any] = {"resourceVersion": self.resource_version}
         limit = int(query.get("limit", "0") or 0)
@@ -619,9 +624,10 @@ class SandboxAPI(kmock.KubernetesEmulator):
 
     async def _watch(self, request: aiohttp.web.BaseRequest, target: _Target) -> aiohttp.web.StreamResponse:
         query = request.query
-        selector = self._selector(query)
+        selector = self._selector(query, target.rt)
         if target.name is not None:
-            selector = Selector(selector.labels, (*selector.fields, ("metadata.name", True, target.name)))
+            by_name = ("metadata.name", True, target.name)
+            selector = Selector(selector.labels, (*selector.fields, by_name), selector.plural)
         since = query.get("resourceVersion", "")
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -1114,7 +1120,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         self, target: _Target, data: Any, query: Mapping[str, str], *, dry_run: bool
     ) -> dict[str, Any]:
         rt = target.rt
-        matching = self._matching(rt, target.namespace, self._selector(query))
+        matching = self._matching(rt, target.namespace, self._selector(query, rt))
         items = [self._served(rt, obj) for obj in matching]
         if not dry_run:
             for obj in matching:

@@ -14,6 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 VERBS: Final = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+# Columns of built-in kinds whose NAME and AGE alone say nothing: `kubectl get events` is read for
+# what happened to which object (the API server's OBJECT column says kind/name; a column here
+# holds one JSONPath, so it is the name, with the kind beside it).
+BUILTIN_PRINTER_COLUMNS: Final[Mapping[str, list[Mapping[str, Any]]]] = {
+    "events": [
+        {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
+        {"name": "Type", "type": "string", "jsonPath": ".type"},
+        {"name": "Reason", "type": "string", "jsonPath": ".reason"},
+        {"name": "Kind", "type": "string", "jsonPath": ".involvedObject.kind"},
+        {"name": "Object", "type": "string", "jsonPath": ".involvedObject.name"},
+        {"name": "Message", "type": "string", "jsonPath": ".message"},
+    ],
+}
 CRD_GROUP: Final = "apiextensions.k8s.io"
 
 
@@ -46,7 +59,7 @@ class ResourceType:
         for version in (self.crd or {}).get("spec", {}).get("versions", []):
             if version.get("name") == self.version:
                 return list(version.get("additionalPrinterColumns", []))
-        return []
+        return list(BUILTIN_PRINTER_COLUMNS.get(self.group_plural, []))
 
     def discovery_entries(self) -> list[dict[str, Any]]:
         """Entries of the legacy `APIResourceList` for this type and its subresources."""
@@ -321,7 +334,8 @@ def openapi_v3_index(types: Iterable[ResourceType]) -> dict[str, Any]:
 
 
 def openapi_v3_document(types: Iterable[ResourceType], group: str, version: str) -> dict[str, Any] | None:
-    """`GET /openapi/v3/apis/<group>/<version>`: only the PATCH operations and their parameters."""
+    """`GET /openapi/v3/apis/<group>/<version>`: the PATCH operations and their parameters, and the
+    schemas of custom kinds (for `kubectl explain`); built-in kinds have no schema here."""
     selected = [rt for rt in types if rt.group == group and rt.version == version]
     if not selected:
         return None
@@ -345,5 +359,23 @@ def openapi_v3_document(types: Iterable[ResourceType], group: str, version: str)
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.32.0"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": _crd_schemas(selected)},
     }
+
+
+def _crd_schemas(types: Iterable[ResourceType]) -> dict[str, Any]:
+    """The structural schema of each custom kind, keyed and tagged as the API server publishes it.
+
+    `kubectl explain` looks a kind up by its `x-kubernetes-group-version-kind` among these, then
+    walks the schema's properties and descriptions; the CRD's own schema is exactly that.
+    """
+    schemas: dict[str, Any] = {}
+    for rt in types:
+        for version in (rt.crd or {}).get("spec", {}).get("versions", []):
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if version.get("name") != rt.version or not isinstance(schema, Mapping):
+                continue
+            key = ".".join([*reversed(rt.group.split(".")), rt.version, rt.kind])
+            gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+            schemas[key] = {**schema, "x-kubernetes-group-version-kind": [gvk]}
+    return schemas

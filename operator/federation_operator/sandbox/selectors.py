@@ -86,22 +86,58 @@ def parse_label_selector(text: str) -> list[Requirement]:
     return requirements
 
 
-# Fields every kind supports in a fieldSelector; built-in kinds support a few more (not emulated).
-FIELD_GETTERS: Final[Mapping[str, Callable[[Mapping[str, Any]], str]]] = {
-    "metadata.name": lambda obj: str(obj.get("metadata", {}).get("name", "")),
-    "metadata.namespace": lambda obj: str(obj.get("metadata", {}).get("namespace", "")),
+FieldGetter = Callable[[Mapping[str, Any]], str]
+
+
+def _path(*keys: str) -> FieldGetter:
+    def get(obj: Mapping[str, Any]) -> str:
+        value: Any = obj
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return "" if value is None else str(value)
+
+    return get
+
+
+# Fields every kind supports in a fieldSelector.
+FIELD_GETTERS: Final[Mapping[str, FieldGetter]] = {
+    "metadata.name": _path("metadata", "name"),
+    "metadata.namespace": _path("metadata", "namespace"),
+}
+# The extra fields the API server supports for some built-in kinds, by `plural` (core group).
+# Events matter most: `kubectl describe` finds an object's events with
+# `involvedObject.name=...,involvedObject.namespace=...,involvedObject.kind=...,involvedObject.uid=...`.
+KIND_FIELD_GETTERS: Final[Mapping[str, Mapping[str, FieldGetter]]] = {
+    "events": {
+        **{
+            f"involvedObject.{key}": _path("involvedObject", key)
+            for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+        },
+        "reason": _path("reason"),
+        "reportingComponent": _path("reportingComponent"),
+        "source": _path("source", "component"),
+        "type": _path("type"),
+    },
+    "secrets": {"type": _path("type")},
+    "namespaces": {"status.phase": _path("status", "phase")},
 }
 
 
-def parse_field_selector(text: str) -> list[tuple[str, bool, str]]:
+def field_getters(plural: str = "") -> Mapping[str, FieldGetter]:
+    """The fields a fieldSelector may name for objects of `plural` (core group)."""
+    return {**FIELD_GETTERS, **KIND_FIELD_GETTERS.get(plural, {})}
+
+
+def parse_field_selector(text: str, plural: str = "") -> list[tuple[str, bool, str]]:
     """`metadata.name=x,metadata.namespace!=y` into `(field, equal, value)` triples."""
+    getters = field_getters(plural)
     result: list[tuple[str, bool, str]] = []
     for part in filter(None, (part.strip() for part in (text or "").split(","))):
         match = re.fullmatch(r"([^=!]+)(==|=|!=)(.*)", part)
         if match is None:
             raise SelectorError(f"invalid field selector {part!r}")
         name, operator, value = match.groups()
-        if name not in FIELD_GETTERS:
+        if name not in getters:
             raise SelectorError(f"field label not supported: {name}")
         result.append((name, operator != "!=", value))
     return result
@@ -113,13 +149,19 @@ class Selector:
 
     labels: tuple[Requirement, ...] = ()
     fields: tuple[tuple[str, bool, str], ...] = ()
+    plural: str = ""
 
     @classmethod
-    def parse(cls, *, label_selector: str = "", field_selector: str = "") -> Selector:
-        return cls(tuple(parse_label_selector(label_selector)), tuple(parse_field_selector(field_selector)))
+    def parse(cls, *, label_selector: str = "", field_selector: str = "", plural: str = "") -> Selector:
+        return cls(
+            tuple(parse_label_selector(label_selector)),
+            tuple(parse_field_selector(field_selector, plural)),
+            plural,
+        )
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}
         if not all(requirement.matches(labels) for requirement in self.labels):
             return False
-        return all((FIELD_GETTERS[name](obj) == value) == equal for name, equal, value in self.fields)
+        getters = field_getters(self.plural)
+        return all((getters[name](obj) == value) == equal for name, equal, value in self.fields)
