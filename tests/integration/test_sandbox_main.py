@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -20,7 +21,8 @@ LAUNCH = (
 )
 
 
-def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_sandbox_command_serves_until_sigterm(tmp_path: Path, verbose: bool) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     process = subprocess.Popen(
         [
@@ -32,6 +34,7 @@ def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
             "--namespace",
             "demo",
             "--no-operator",
+            *(["--verbose"] if verbose else []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -52,6 +55,8 @@ def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, output
     assert "in-memory emulation, not a cluster" in output
     assert f"export KUBECONFIG={kubeconfig}" in output
+    # One line per API call only when asked for.
+    assert ('"GET /api/v1/namespaces' in output) == verbose, output
 
 
 def test_help_says_it_is_not_a_cluster() -> None:

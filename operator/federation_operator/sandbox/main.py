@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crds", type=Path, help="load CRDs from this file or directory instead of the package's"
     )
-    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs and one line per API call")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -47,6 +47,9 @@ def main(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # One line per API call drowns what the operator says; --verbose brings them back.
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     asyncio.run(_serve(args))
     return 0
 
