@@ -9,21 +9,15 @@ endpoints become the sandboxes' federation servers, and `--server-ca` is added t
 `check`) runs once both sides are Reachable; `check` must pass on both sides.
 """
 
-import os
-import queue
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.sandbox_process import Sandbox, run, start_sandbox, stop_sandbox
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -33,7 +27,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 BLOCK = re.compile(r"<!-- walkthrough:begin -->\n```sh\n(.*?)```\n<!-- walkthrough:end -->", re.DOTALL)
 README_ENDPOINTS = {"eu": "https://federation.eu.example.com", "us": "https://federation.us.example.com"}
 # The default heartbeat is 30 s, and EU's first ping goes out before US knows EU: the second one
@@ -64,62 +57,6 @@ def walkthrough_steps(readme: str) -> list[list[Step]]:
     return sections
 
 
-@dataclass
-class Sandbox:
-    name: str
-    process: subprocess.Popen[str]
-    kubeconfig: Path
-    endpoint: str
-    ca_file: Path
-
-
-def _lines(process: subprocess.Popen[str]) -> "queue.Queue[str]":
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def start_sandbox(name: str, directory: Path) -> Sandbox:
-    directory.mkdir()
-    kubeconfig = directory / "kubeconfig"
-    process = subprocess.Popen(
-        [str(BIN / "federation-operator"), "sandbox", "--kubeconfig", str(kubeconfig), "--site", name],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = _lines(process)
-    seen: list[str] = []
-    server: re.Match[str] | None = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        seen.append(line)
-        server = server or re.match(r"Federation server: (https://\S+) \(CA: (.+)\)", line)
-        if line.startswith("Operator running") and server:
-            return Sandbox(name, process, kubeconfig, server[1], Path(server[2]))
-    process.kill()
-    raise AssertionError(f"sandbox {name} did not start:\n{''.join(seen)}")
-
-
-def stop_sandbox(sandbox: Sandbox) -> None:
-    sandbox.process.send_signal(signal.SIGINT)
-    try:
-        sandbox.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        sandbox.process.kill()
-        sandbox.process.wait()
-
-
 @pytest.fixture
 def sandboxes(tmp_path: Path) -> Iterator[dict[str, Sandbox]]:
     started: dict[str, Sandbox] = {}
@@ -143,20 +80,6 @@ def adapted(command: str, *, sandboxes: dict[str, Sandbox]) -> str:
         head, redirect, target = command.partition(" > ")
         command = f"{head} --server-ca {sandboxes['eu'].ca_file}{redirect}{target}"
     return command
-
-
-def run(step_command: str, sandbox: Sandbox, workdir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}"}
-    env.pop("NO_COLOR", None)
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", step_command],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def reachability(sandbox: Sandbox, peer: str, workdir: Path) -> str:
