@@ -23,6 +23,7 @@ import yaml
 
 from federation_operator import api, certs
 from federation_operator.ingress.config import IngressConfig
+from federation_operator.logs import configure_logging
 
 if TYPE_CHECKING:
     from federation_operator.server.main import ServerConfig
@@ -328,10 +329,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose)
     stop = asyncio.Event()
 
     async def _run() -> None:

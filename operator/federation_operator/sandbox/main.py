@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from federation_operator.logs import configure_logging
 from federation_operator.sandbox.emulator import load_crds
 from federation_operator.sandbox.server import Sandbox
 
@@ -43,10 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose)
     if not args.verbose:
         # One line per API call drowns what the operator says; --verbose brings them back.
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
