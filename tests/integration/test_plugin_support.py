@@ -50,7 +50,9 @@ def link(eu: Site, us: Site, *, interval: float = INTERVAL) -> None:
     """The demo's steps 1 to 4: certificates, peer, export, apply, both sides Reachable."""
     issue_client_certificates(eu, us)
     create_peer(eu, us, name="us-region", interval=interval)
-    bundle = export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
+    bundle = export(
+        eu, "us-region", name="eu-region", endpoint=eu.local.endpoint, client_certificate="us-client"
+    )
     accept_bundle(us, eu, bundle, name="eu-region", interval=interval)
     links = ((eu, "us-region"), (us, "eu-region"))
     wait_reachable(links, interval=interval)

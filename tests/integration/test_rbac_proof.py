@@ -195,7 +195,9 @@ def life_cycle(eu: Site, us: Site) -> None:
         timeout=30,
         what="inbound rotation",
     )
-    bundle = export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
+    bundle = export(
+        eu, "us-region", name="eu-region", endpoint=eu.local.endpoint, client_certificate="us-client"
+    )
     us.replace_secret_from(bundle)
     after = eu.status(PEERS, "us-region")["inbound"]["fingerprint"]
     wait_until(
