@@ -324,7 +324,7 @@ async def test_table_response_uses_printer_columns(http: aiohttp.ClientSession) 
     _, table = await call(http, "GET", PEERS, headers={"Accept": accept})
     assert table["kind"] == "Table"
     names = [column["name"] for column in table["columnDefinitions"]]
-    assert names[:6] == ["Name", "Endpoint", "Reachability", "Latency", "Last-Success", "Age"]
+    assert names[:6] == ["Name", "Endpoint", "Reachability", "Latency-ms", "Last-Success", "Age"]
     assert table["rows"][0]["cells"][:2] == ["us", "https://us.example.com"]
 
 
