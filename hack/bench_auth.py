@@ -52,8 +52,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from federation_operator import api, tokens
-from federation_operator.certs import issue_certificate
+from federation_operator.domain import api, tokens
+from federation_operator.domain.certs import issue_certificate
 from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex

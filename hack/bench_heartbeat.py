@@ -49,16 +49,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from federation_operator import api, tokens
-from federation_operator.k8s.client import Conflict, Kube
-from federation_operator.k8s.resources import (
+from federation_operator.adapters.k8s.client import Conflict, Kube
+from federation_operator.adapters.k8s.resources import (
     CONFIGMAPS,
     FEDERATION_CERTS,
     FEDERATION_PEERS,
     SECRETS,
     Resource,
 )
-from federation_operator.runner import OperatorConfig, OperatorContext, OperatorThread
+from federation_operator.controller.config import OperatorConfig, OperatorContext
+from federation_operator.controller.threads import OperatorThread
+from federation_operator.domain import api, tokens
 
 NAMESPACE = "bench"
 

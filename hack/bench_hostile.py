@@ -41,9 +41,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from federation_operator import api, tokens
-from federation_operator.certs import issue_certificate
-from federation_operator.localsite import free_port, write_server_identity
+from federation_devkit.localsite import free_port, write_server_identity
+from federation_operator.domain import api, tokens
+from federation_operator.domain.certs import issue_certificate
 from federation_operator.server.app import AppConfig, create_app, make_runner
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.protocol import limit_tls_read_buffer

@@ -36,10 +36,10 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_operator import api, tokens
-from federation_operator.localsite import free_port
-from federation_operator.sandbox.emulator import SandboxAPI
-from federation_operator.sandbox.server import SandboxThread
+from federation_devkit.localsite import free_port
+from federation_devkit.sandbox.emulator import SandboxAPI
+from federation_devkit.sandbox.server import SandboxThread
+from federation_operator.domain import api, tokens
 from federation_operator.server.index import PeerIndex
 
 NAMESPACE = "default"

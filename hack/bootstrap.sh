@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (Python >= 3.11) with the exact dependency versions that were tested, and install
-# this package into it in editable mode. Idempotent: a second run only checks. The first run takes
+# this package and its devkit (devkit/: sandbox, local sites, demo; a distribution of its own, kept
+# out of the image) into it in editable mode. Idempotent: a second run only checks. The first run takes
 # a minute or two; it says what it is doing (on stderr) so nobody wonders whether it hangs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $("$PYTHON" --version)"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat requirements/dev.lock pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat requirements/dev.lock pyproject.toml devkit/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   started=$SECONDS
   total=$(grep -c '==' requirements/dev.lock)
@@ -24,8 +25,8 @@ if [ ! -f "$stamp" ]; then
         /^(Collecting|Processing) / { n++; name = $2; sub(/.*\//, "", name)
                                       printf "bootstrap: %d/%d %s\n", n, total, name > "/dev/stderr" }
         /^Successfully installed/   { print "bootstrap: installed" > "/dev/stderr" }'
-  say "installing federation-operator itself (editable)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  say "installing federation-operator and federation-devkit themselves (editable)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . -e ./devkit
   rm -f .venv/.installed-*
   touch "$stamp"
   say "ready in $((SECONDS - started)) s"

@@ -9,4 +9,5 @@ echo "== ruff";        ruff check . && ruff format --check .
 echo "== mypy";        mypy && mypy --strict hack/*.py  # the benchmarks are not run in CI: type-check them
 echo "== layering";    lint-imports
 echo "== crd copies";  python hack/sync-crds.py --check
+echo "== locks";       python hack/lock.py --check
 echo "== pytest";      python -m pytest -rs "$@"  # -rs: every skip with its reason

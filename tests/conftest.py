@@ -11,5 +11,5 @@ import hypothesis.strategies  # noqa: F401
 import kopf  # noqa: F401
 import kubernetes.client  # noqa: F401
 
-import federation_operator.controller
-import federation_operator.k8s.client  # noqa: F401
+import federation_operator.adapters.k8s.client
+import federation_operator.controller.runner  # noqa: F401

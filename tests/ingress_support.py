@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from jsonschema import Draft202012Validator
 
-from federation_operator import certs
+from federation_operator.domain import certs
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 

@@ -15,9 +15,10 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from federation_operator import api
-from federation_operator.runner import OperatorConfig, OperatorThread
-from federation_operator.sandbox.server import SandboxThread
+from federation_devkit.sandbox.server import SandboxThread
+from federation_operator.controller.config import OperatorConfig
+from federation_operator.controller.threads import OperatorThread
+from federation_operator.domain import api
 from tests.waiting import wait_for
 
 

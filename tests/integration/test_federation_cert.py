@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api
+from federation_operator.domain import api
 from tests.integration.conftest import Site, SiteFactory
 from tests.waiting import wait_for
 

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from federation_operator import api, tokens
-from federation_operator.k8s.client import Kube
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.controller.config import OperatorContext
+from federation_operator.controller.threads import OperatorThread
+from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
-from federation_operator.runner import OperatorContext, OperatorThread
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_export import apply, export, issued_pem
 from tests.integration.test_heartbeat_support import FederationServerThread, StandInRemote

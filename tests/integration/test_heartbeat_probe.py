@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from federation_operator import tokens
-from federation_operator.certs import SecretBytes
-from federation_operator.probe import MAX_REPLY_BYTES, Pinger, TlsMaterial
+from federation_operator.adapters.probe import MAX_REPLY_BYTES, Pinger, TlsMaterial
+from federation_operator.domain import tokens
+from federation_operator.domain.certs import SecretBytes
 from tests.integration.test_heartbeat_support import StandInRemote
 from tests.integration.test_server_support import Identity, Keys, ServerThread, link
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from federation_operator.localsite import ServerThread
+from federation_devkit.localsite import ServerThread
 from federation_operator.server.main import ServerConfig
 
 

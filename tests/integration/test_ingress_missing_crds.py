@@ -11,8 +11,8 @@ import yaml
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from federation_operator import api
-from federation_operator.ingress.config import IngressConfig
+from federation_operator.domain import api
+from federation_operator.domain.ingress.config import IngressConfig
 from tests.ingress_support import SCHEMAS
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_ingress_reconcile import HOST, client_cert, peer_spec, read

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api
-from federation_operator.handlers.ingress import CONDITION, NamespaceLocks, reconcile_namespace
-from federation_operator.k8s.client import Kube, load_api_client
-from federation_operator.k8s.resources import FEDERATION_PEERS, GATEWAYS, Resource
-from federation_operator.runner import OperatorContext
+from federation_operator.adapters.k8s.client import Kube, load_api_client
+from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, GATEWAYS, Resource
+from federation_operator.controller.config import OperatorContext
+from federation_operator.controller.handlers.ingress import CONDITION, NamespaceLocks, reconcile_namespace
+from federation_operator.domain import api
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_ingress_reconcile import (
     BUNDLE,

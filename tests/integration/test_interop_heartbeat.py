@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api, probe, tokens
+from federation_operator.adapters import probe
+from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
 from tests.independent_remote import IndependentRemote, sha256_hash
 from tests.integration.conftest import Site, SiteFactory

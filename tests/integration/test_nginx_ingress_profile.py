@@ -24,14 +24,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from federation_operator import api, certs
-from federation_operator.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
-from federation_operator.ingress.config import IngressConfig
-from federation_operator.ingress.providers import PROVIDERS
+from federation_operator.domain import api, certs
+from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
+from federation_operator.domain.ingress.config import IngressConfig
+from federation_operator.domain.ingress.providers import PROVIDERS
+from federation_operator.domain.tokens import SecretText, generate_token, hash_token
 from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
-from federation_operator.tokens import SecretText, generate_token, hash_token
 from tests.ingress_support import ClientCert, make_client_cert
 from tests.nginx_profile import Nginx, free_port, render_nginx_conf, write_ca_file
 

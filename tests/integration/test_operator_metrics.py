@@ -2,7 +2,7 @@
 
 import httpx
 
-from federation_operator.localsite import free_port
+from federation_devkit.localsite import free_port
 from tests.integration.conftest import SiteFactory
 from tests.waiting import wait_for
 

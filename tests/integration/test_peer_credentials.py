@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api, tokens
-from federation_operator.controller.peers import FULL_CHECK_EVERY
+from federation_operator.controller.registration.peers import FULL_CHECK_EVERY
+from federation_operator.domain import api, tokens
+from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin import cli
-from federation_operator.tokens import SecretText
 from tests.integration.conftest import Site, SiteFactory
 from tests.waiting import wait_for
 

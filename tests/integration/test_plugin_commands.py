@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from federation_operator import api, credentials, objects, tokens
-from federation_operator.demo import (
+from federation_devkit.demo import (
     CERTS,
     PEERS,
     Site,
@@ -28,9 +27,10 @@ from federation_operator.demo import (
     is_state,
     wait_until,
 )
-from federation_operator.k8s.resources import SECRETS
+from federation_operator.adapters.k8s.resources import SECRETS
+from federation_operator.domain import api, credentials, objects, tokens
+from federation_operator.domain.times import human_duration
 from federation_operator.plugin import check, status
-from federation_operator.times import human_duration
 from tests.integration.test_plugin_support import Output, linked_sites, run_plugin, secrets_of
 from tests.waiting import wait_for
 

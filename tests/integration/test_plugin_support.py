@@ -1,7 +1,7 @@
 """Two linked sites for the plugin tests and the RBAC proof, linked the way the demo links them.
 
 EU and US are `LocalSite`s (sandbox API, operator, federation server on real TLS); the link is
-made with the demo's own steps (`federation_operator.demo`): FederationCerts, a FederationPeer on
+made with the demo's own steps (`federation_devkit.demo`): FederationCerts, a FederationPeer on
 EU, `kubectl federation export`, apply on US, then both sides Reachable. The plugin is run
 in-process through `cli.main` with each site's kubeconfig, its output captured.
 """
@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from federation_operator import api, objects, tokens
-from federation_operator.demo import (
+from federation_devkit.demo import (
     PEERS,
     MovableClock,
     Site,
@@ -26,7 +25,8 @@ from federation_operator.demo import (
     wait_reachable,
     wait_until,
 )
-from federation_operator.k8s.resources import SECRETS
+from federation_operator.adapters.k8s.resources import SECRETS
+from federation_operator.domain import api, objects, tokens
 from federation_operator.plugin import cli
 
 INTERVAL = 1.0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from federation_operator import certs, tokens
+from federation_operator.domain import certs, tokens
 from federation_operator.plugin import cli
 from tests.independent_remote import IndependentRemote, sha256_hash
 from tests.integration.conftest import Site

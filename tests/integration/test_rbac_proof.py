@@ -25,15 +25,16 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api, demo
-from federation_operator.demo import CERTS, PEERS, Site, export, is_gone, rotate, wait_until
-from federation_operator.ingress.config import IngressConfig
-from federation_operator.k8s.resources import NAMESPACES, Resource
-from federation_operator.localsite import LocalSite
+from federation_devkit import demo
+from federation_devkit.demo import CERTS, PEERS, Site, export, is_gone, rotate, wait_until
+from federation_devkit.localsite import LocalSite
+from federation_devkit.sandbox.faults import Call
+from federation_operator.adapters.k8s.resources import NAMESPACES, Resource
+from federation_operator.domain import api
+from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.plugin import check, connection, ping, status
 from federation_operator.plugin import export as export_command
 from federation_operator.plugin import rotate as rotate_command
-from federation_operator.sandbox.faults import Call
 from federation_operator.server.main import ServerConfig
 from tests import rbac
 from tests.integration.test_chart import CHART, RELEASE_NAMESPACE, helm_binary, render

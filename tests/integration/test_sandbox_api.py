@@ -12,8 +12,8 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from federation_operator.sandbox import Sandbox, SandboxThread
-from federation_operator.sandbox.faults import TIMEOUT, Call
+from federation_devkit.sandbox import Sandbox, SandboxThread
+from federation_devkit.sandbox.faults import TIMEOUT, Call
 
 GROUP, VERSION = "federation.ampora.io", "v1alpha1"
 CERTS = f"/apis/{GROUP}/{VERSION}/namespaces/default/federationcerts"

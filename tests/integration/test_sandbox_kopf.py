@@ -13,7 +13,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from federation_operator.sandbox import SandboxThread
+from federation_devkit.sandbox import SandboxThread
 from tests.waiting import wait_for
 
 GROUP, VERSION, PLURAL = "federation.ampora.io", "v1alpha1", "federationcerts"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federation_operator.sandbox import SandboxThread
+from federation_devkit.sandbox import SandboxThread
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -14,7 +14,7 @@ from tests.waiting import wait_for
 # The subcommand's own entry points, as cli.py calls them, without importing every other command.
 LAUNCH = (
     "import argparse, sys\n"
-    "from federation_operator.sandbox import main\n"
+    "from federation_devkit import sandbox_command as main\n"
     "parser = argparse.ArgumentParser()\n"
     "main.configure(parser)\n"
     "sys.exit(main.main(parser.parse_args(sys.argv[1:])))\n"
@@ -64,6 +64,6 @@ def test_help_says_it_is_not_a_cluster() -> None:
         [sys.executable, "-c", LAUNCH, "--help"], capture_output=True, text=True, check=False
     )
     assert "--no-operator" in result.stdout
-    from federation_operator.sandbox import main
+    from federation_devkit import sandbox_command as main
 
     assert "NOT a Kubernetes cluster" in (main.__doc__ or "")

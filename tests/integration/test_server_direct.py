@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from federation_operator import api
+from federation_operator.domain import api
 from tests.integration.test_server_support import Identity, Keys, ServerThread, link, peer_object
 from tests.waiting import wait_for
 

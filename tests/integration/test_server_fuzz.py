@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation_operator import api
+from federation_operator.domain import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, der_from_pem, parse_networks
 from tests.integration.test_server_support import Identity, Keys, ServerThread, link
 

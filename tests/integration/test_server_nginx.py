@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from federation_operator import api
+from federation_operator.domain import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from tests.integration.test_server_support import Identity, Keys, ServerThread, link, peer_object
 from tests.waiting import wait_for

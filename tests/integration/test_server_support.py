@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from federation_operator import api, tokens
-from federation_operator.certs import issue_certificate
+from federation_operator.domain import api, tokens
+from federation_operator.domain.certs import issue_certificate
+from federation_operator.domain.tokens import SecretText
 from federation_operator.server.app import (
     AppConfig,
     AuditLog,
@@ -40,7 +41,6 @@ from federation_operator.server.app import (
 from federation_operator.server.clientcert import CertSourceConfig
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.tls import PinnedTLS
-from federation_operator.tokens import SecretText
 
 T = TypeVar("T")
 NOW = datetime.now(tz=UTC)

@@ -19,8 +19,8 @@ from aiohttp import web
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_operator import api, tokens
-from federation_operator.sandbox.server import SandboxThread
+from federation_devkit.sandbox.server import SandboxThread
+from federation_operator.domain import api, tokens
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.watch import Connection, IndexWatcher, load_connection
 from tests.integration.test_server_support import Identity, Keys, inbound_secret, peer_object

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api, conditions
-from federation_operator.k8s.client import Kube
-from federation_operator.k8s.resources import FEDERATION_PEERS
-from federation_operator.k8s.status import patch_status
-from federation_operator.sandbox.server import Sandbox
+from federation_devkit.sandbox.server import Sandbox
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
+from federation_operator.adapters.k8s.status import patch_status
+from federation_operator.domain import api, conditions
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ async def kube(tmp_path: Path) -> AsyncIterator[Kube]:
 
 
 def condition(type_: str, reason: str) -> list[Any]:
-    from federation_operator.certs import utcnow
+    from federation_operator.domain.certs import utcnow
 
     return list(
         conditions.set_condition(

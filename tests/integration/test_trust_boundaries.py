@@ -35,7 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_operator.localsite import LocalSite, free_port
+from federation_devkit.localsite import LocalSite, free_port
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.main import ServerConfig
 from federation_operator.server.protocol import ConnectionLimits

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from tests.integration.conftest import Site, SiteFactory, captured_logs, site_factory
 
-from federation_operator import api
-from federation_operator.sandbox.server import SandboxThread
+from federation_devkit.sandbox.server import SandboxThread
+from federation_operator.domain import api
 
 __all__ = ["captured_logs", "site_factory"]
 

@@ -32,11 +32,11 @@ from tests.reliability.conftest import (
 )
 from tests.waiting import wait_for
 
-from federation_operator import api, tokens
-from federation_operator.k8s import client as k8s
-from federation_operator.k8s.resources import CONFIGMAPS, SECRETS
-from federation_operator.sandbox.faults import TIMEOUT, Faults
-from federation_operator.sandbox.server import SandboxThread
+from federation_devkit.sandbox.faults import TIMEOUT, Faults
+from federation_devkit.sandbox.server import SandboxThread
+from federation_operator.adapters.k8s import client as k8s
+from federation_operator.adapters.k8s.resources import CONFIGMAPS, SECRETS
+from federation_operator.domain import api, tokens
 
 FAULT_RATE = 0.10
 # A stuck API server answers 504 after its own timeout; a second keeps the test short.

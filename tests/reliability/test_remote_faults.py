@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from federation_operator import certs, tokens
-from federation_operator.probe import Pinger, PingOutcome, TlsMaterial, shared_ssl_context
+from federation_operator.adapters.probe import Pinger, PingOutcome, TlsMaterial, shared_ssl_context
+from federation_operator.domain import certs, tokens
 
 TIME_LIMIT = 1.0
 # A ping may overrun its limit by the cleanup of one connection, never by another round trip.

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation_operator import certs, tokens
-from federation_operator.probe import Pinger, TlsMaterial
-from federation_operator.probe_classify import FACTORS
+from federation_operator.adapters.probe import Pinger, TlsMaterial
+from federation_operator.domain import certs, tokens
+from federation_operator.domain.probe_classify import FACTORS
 
 TIME_LIMIT = 2.0
 MESSAGE_LIMIT = 1024  # the CRD's maxLength for lastFailure.message

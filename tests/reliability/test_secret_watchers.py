@@ -10,7 +10,7 @@ from tests.integration.conftest import SiteFactory
 from tests.reliability.conftest import PEERS, peer_spec
 from tests.waiting import wait_for
 
-from federation_operator.handlers.peers import SecretWatchers
+from federation_operator.controller.handlers.peers import SecretWatchers
 
 
 def test_watchers_follow_spec_changes_and_deletion() -> None:

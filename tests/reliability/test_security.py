@@ -25,8 +25,8 @@ from tests.reliability.conftest import (
 )
 from tests.waiting import wait_for
 
-from federation_operator import api
-from federation_operator.localsite import LOOPBACK, LocalSite
+from federation_devkit.localsite import LOOPBACK, LocalSite
+from federation_operator.domain import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 
 BURST = 5

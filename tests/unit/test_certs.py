@@ -8,8 +8,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from federation_operator import certs, pinning
-from federation_operator.certs import Algorithm
+from federation_operator.domain import certs, pinning
+from federation_operator.domain.certs import Algorithm
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

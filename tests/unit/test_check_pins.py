@@ -3,7 +3,7 @@
 import datetime
 from typing import Any
 
-from federation_operator import certs
+from federation_operator.domain import certs
 from federation_operator.plugin.check import Verdict, check_pins
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)

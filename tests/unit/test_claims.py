@@ -1,6 +1,6 @@
 """SharedClaims: which peers claim the same caller, and whom a change must re-judge."""
 
-from federation_operator.claims import SharedClaims
+from federation_operator.domain.claims import SharedClaims
 
 A, B, C = ("default", "a"), ("aaa", "b"), ("other", "c")
 PAIR = ("sha256:" + "1" * 64, "sha256:" + "2" * 64)

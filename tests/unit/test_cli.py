@@ -1,4 +1,6 @@
-"""The command line: every subcommand answers --help, and `run` builds the configuration it says."""
+"""The command line: every subcommand answers --help for the person running it, `run` builds the
+configuration it says, and the devkit's commands are found through their entry points or explained
+when the devkit is missing."""
 
 import argparse
 import subprocess
@@ -9,10 +11,9 @@ import pytest
 
 from federation_operator import cli
 from federation_operator.plugin import cli as plugin_cli
-from federation_operator.runner import config_from_args
 
 
-@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+@pytest.mark.parametrize("command", sorted(cli.commands()))
 def test_every_command_has_help(command: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "federation_operator", command, "--help"],
@@ -53,15 +54,44 @@ def test_run_with_server_takes_the_server_options(tmp_path: Path) -> None:
             "0",
         ]
     )
-    config = config_from_args(args)
+    config, server = cli.run_configs(args)
     assert config.namespaces == ("fed",)
-    assert config.server is not None
-    assert (config.server.site, config.server.port, config.server.http_port) == ("eu", 9443, None)
-    assert config.server.namespaces == ("fed",)
+    assert server is not None
+    assert (server.site, server.port, server.http_port) == ("eu", 9443, None)
+    assert server.namespaces == ("fed",)
 
 
 def test_run_without_server_runs_none() -> None:
-    assert config_from_args(cli.build_parser().parse_args(["run"])).server is None
+    _, server = cli.run_configs(cli.build_parser().parse_args(["run"]))
+    assert server is None
+
+
+def test_devkit_commands_come_from_its_entry_points() -> None:
+    commands = cli.devkit_commands()
+    assert commands["demo"].main.__module__ == "federation_devkit.demo"
+    assert commands["sandbox"].main.__module__ == "federation_devkit.sandbox_command"
+
+
+def test_without_the_devkit_its_commands_say_how_to_install_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_DEVKIT, "demo", "--no-color"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "federation-devkit" in result.stderr
+    assert "./hack/bootstrap.sh" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# The product as it is installed in the image: no distribution registers the devkit's commands.
+_WITHOUT_DEVKIT = """
+import sys
+from federation_operator import cli
+cli.entry_points = lambda **_: []
+sys.exit(cli.main(sys.argv[1:]))
+"""
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

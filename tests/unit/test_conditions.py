@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from federation_operator import conditions
+from federation_operator.domain import conditions
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from federation_operator.handlers.ingress import not_installed_message
-from federation_operator.k8s.resources import CLIENT_TRAFFIC_POLICIES, HTTPROUTES, SECURITY_POLICIES
+from federation_operator.adapters.k8s.resources import CLIENT_TRAFFIC_POLICIES, HTTPROUTES, SECURITY_POLICIES
+from federation_operator.adapters.probe import Fetched
+from federation_operator.controller.handlers.ingress import not_installed_message
+from federation_operator.domain.reachability import Failure
 from federation_operator.plugin import conformance
 from federation_operator.plugin.check import Verdict
-from federation_operator.probe import Fetched
-from federation_operator.reachability import Failure
 
 FAST = timedelta(milliseconds=5)
 

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from federation_operator.sandbox.validation import prepare_object, validate_object
+from federation_devkit.sandbox.validation import prepare_object, validate_object
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = {path.stem: yaml.safe_load(path.read_text()) for path in (ROOT / "crds").glob("*.yaml")}

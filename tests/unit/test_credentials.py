@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api, credentials, tokens
-from federation_operator.credentials import Observation, PeerIdentity, Plan
-from federation_operator.tokens import SecretText
+from federation_operator.domain import api, credentials, tokens
+from federation_operator.domain.credentials import Observation, PeerIdentity, Plan
+from federation_operator.domain.tokens import SecretText
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PEER = PeerIdentity(name="us", namespace="fed", uid="uid-1", generation=1)

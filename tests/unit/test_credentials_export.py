@@ -4,10 +4,10 @@ import base64
 
 import pytest
 
-from federation_operator import api, tokens
+from federation_operator.domain import api, tokens
+from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin import cli
 from federation_operator.plugin.export import Handover, build_bundle
-from federation_operator.tokens import SecretText
 
 OUR_INBOUND = SecretText("I" * 43)
 OUR_OUTBOUND = SecretText("O" * 43)

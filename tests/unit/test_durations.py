@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from federation_operator.durations import InvalidDuration, format_duration, parse_duration
+from federation_operator.domain.durations import InvalidDuration, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

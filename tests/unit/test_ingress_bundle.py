@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from federation_operator.ingress.bundle import (
+from federation_operator.domain.ingress.bundle import (
     REASON_CERTIFICATE_EXPIRED,
     REASON_INVALID_PIN,
     REASON_PEM_REQUIRED,

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api
-from federation_operator.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
-from federation_operator.ingress.config import IngressConfig
-from federation_operator.ingress.diffing import needs_write
-from federation_operator.ingress.providers import PROVIDERS
+from federation_operator.domain import api
+from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
+from federation_operator.domain.ingress.config import IngressConfig
+from federation_operator.domain.ingress.diffing import needs_write
+from federation_operator.domain.ingress.providers import PROVIDERS
 from tests.ingress_support import make_client_cert
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)

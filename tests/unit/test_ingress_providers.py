@@ -7,16 +7,19 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from federation_operator import api
-from federation_operator.ingress.bundle import (
+from federation_operator.domain import api
+from federation_operator.domain.ingress.bundle import (
     PeerPins,
     TrustBundle,
     build_trust_bundle,
     build_trust_bundle_objects,
 )
-from federation_operator.ingress.config import IngressConfig
-from federation_operator.ingress.providers import PROVIDERS
-from federation_operator.ingress.providers.gateway_api import apply_merge_patch, build_gateway_frontend_patch
+from federation_operator.domain.ingress.config import IngressConfig
+from federation_operator.domain.ingress.providers import PROVIDERS
+from federation_operator.domain.ingress.providers.gateway_api import (
+    apply_merge_patch,
+    build_gateway_frontend_patch,
+)
 from tests.ingress_support import make_client_cert, schema_errors
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)

@@ -3,8 +3,8 @@ from typing import Any
 
 import pytest
 
-from federation_operator import api, certs, issuance
-from federation_operator.issuance import Action, SecretObservation
+from federation_operator.domain import api, certs, issuance
+from federation_operator.domain.issuance import Action, SecretObservation
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SPEC = issuance.parse_cert_spec({}, name="eu", namespace="fed")

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from federation_operator.logs import FORMAT, KopfProgressFilter, ObjectFormatter
+from federation_operator.adapters.logs import FORMAT, KopfProgressFilter, ObjectFormatter
 
 REF = {
     "apiVersion": "federation.ampora.io/v1alpha1",

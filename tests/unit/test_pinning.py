@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from federation_operator import certs, pinning
+from federation_operator.domain import certs, pinning
 
 ISSUED = certs.issue_certificate(subject="x", validity=timedelta(days=1), now=datetime.now(tz=UTC))
 

@@ -5,7 +5,7 @@ import datetime
 import pytest
 import yaml
 
-from federation_operator import api, certs
+from federation_operator.domain import api, certs
 from federation_operator.plugin.connection import PluginError
 from federation_operator.plugin.pin import (
     MAX_PINS,

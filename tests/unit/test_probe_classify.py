@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from federation_operator.probe_classify import (
+from federation_operator.domain.probe_classify import (
     EXCERPT_LIMIT,
     TransportProblem,
     classify_reply,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from federation_operator.reachability import (
+from federation_operator.domain.reachability import (
     GIVE_UP_AFTER,
     REFRESH_INTERVAL,
     Failure,

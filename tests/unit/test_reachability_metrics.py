@@ -1,6 +1,6 @@
 """Heartbeat metrics: one state series per peer, counts per state, results by factor."""
 
-from federation_operator.metrics import HeartbeatMetrics
+from federation_operator.adapters.metrics import HeartbeatMetrics
 
 
 def sample(metrics: HeartbeatMetrics, name: str, labels: dict[str, str]) -> float | None:

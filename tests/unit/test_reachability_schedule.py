@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from federation_operator.handlers.heartbeat import next_slot, settings_of
+from federation_operator.domain.heartbeat_schedule import next_slot, settings_of
 
 
 def test_slots_stay_on_the_grid_however_long_each_cycle_took() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from federation_operator.sandbox.patching import (
+from federation_devkit.sandbox.patching import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
     PatchError,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from federation_operator.sandbox.selectors import Selector, SelectorError
+from federation_devkit.sandbox.selectors import Selector, SelectorError
 
 
 def obj(labels: dict[str, str], name: str = "n", namespace: str = "ns") -> dict[str, object]:

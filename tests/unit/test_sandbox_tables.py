@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from federation_operator.sandbox.tables import build_table, find
-from federation_operator.times import human_duration
+from federation_devkit.sandbox.tables import build_table, find
+from federation_operator.domain.times import human_duration
 
 NOW = datetime.datetime(2025, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 PEER = {

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import yaml
 
-from federation_operator.sandbox.validation import (
+from federation_devkit.sandbox.validation import (
     INVALID,
     NOT_SUPPORTED,
     REQUIRED,

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation_operator import api, credentials, issuance, objects, tokens
+from federation_operator.domain import api, credentials, issuance, objects, tokens
 from federation_operator.plugin import check
 from federation_operator.server.index import PeerIndex
 

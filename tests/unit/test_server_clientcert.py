@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation_operator.certs import CertificateInfo, issue_certificate
+from federation_operator.domain.certs import CertificateInfo, issue_certificate
 from federation_operator.server.clientcert import (
     CertSource,
     CertSourceConfig,

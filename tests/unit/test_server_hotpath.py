@@ -20,8 +20,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from federation_operator import api, tokens
-from federation_operator.certs import issue_certificate
+from federation_operator.domain import api, tokens
+from federation_operator.domain.certs import issue_certificate
 from federation_operator.server.app import (
     _LATENCY_BUCKETS,
     AppConfig,

@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation_operator import api, tokens
-from federation_operator.certs import CertificateInfo, issue_certificate
+from federation_operator.domain import api, tokens
+from federation_operator.domain.certs import CertificateInfo, issue_certificate
+from federation_operator.domain.tokens import SecretText
 from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
-from federation_operator.tokens import SecretText
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

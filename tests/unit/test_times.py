@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from federation_operator.times import parse_rfc3339, rfc3339
+from federation_operator.domain.times import parse_rfc3339, rfc3339
 
 
 def test_rfc3339_is_utc_seconds_with_z() -> None:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from federation_operator import tokens
-from federation_operator.tokens import SecretText
+from federation_operator.domain import tokens
+from federation_operator.domain.tokens import SecretText
 
 
 def test_generated_token_is_32_random_bytes_in_base64url_without_padding() -> None:

@@ -1,17 +1,5 @@
-"""kopf decorators only: which events reach which handler. The work is in `handlers/`.
+"""The operator: kopf registration, the handlers it calls, and the harness that runs it.
 
-One module per concern; `register` is called once per operator instance (see runner.py), so
-every decorator names the registry explicitly and has an explicit `id`.
+Inside, the layers go `threads` > `runner` > `registration` > `handlers` > `config`: `config` is the
+leaf every part may import; the handlers never import what registers or runs them.
 """
-
-import kopf
-
-from federation_operator.controller import certs, heartbeat, ingress, peers
-from federation_operator.runner import OperatorConfig
-
-
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    certs.register(registry, config)
-    peers.register(registry, config)
-    heartbeat.register(registry, config)
-    ingress.register(registry, config)

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TextIO
 
-from federation_operator import api, certs, conditions, credentials, issuance, objects, pinning, tokens
-from federation_operator.k8s.client import Kube
-from federation_operator.k8s.credentials import read_outbound
-from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.credentials import read_outbound
+from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
+from federation_operator.domain import api, certs, conditions, credentials, issuance, objects, pinning, tokens
+from federation_operator.domain.times import parse_rfc3339
 from federation_operator.plugin import ping
 from federation_operator.plugin.connection import connect, namespace_of
 from federation_operator.plugin.status import add_scope_flags, days_left, paint, use_colour
-from federation_operator.times import parse_rfc3339
 
 HELP: Final = "check certificates, tokens, pins and reachability of every peer; non-zero exit on failure"
 MAX_PINS: Final = 8

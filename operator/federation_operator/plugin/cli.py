@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from federation_operator.k8s.client import ApiError
+from federation_operator.adapters.k8s.client import ApiError
 from federation_operator.plugin import check, conformance, export, pin, ping, rotate, status
 from federation_operator.plugin.connection import PluginError, add_connection_flags
 

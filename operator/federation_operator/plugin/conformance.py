@@ -24,14 +24,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from federation_operator import durations, issuance, tokens
-from federation_operator.handlers.heartbeat import CacheReader, CredentialCache, load_credentials, settings_of
-from federation_operator.k8s.client import Kube
-from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
-from federation_operator.plugin.check import Result, Section, failed, failed_any, passed, render, warned
-from federation_operator.plugin.connection import PluginError, connect, namespace_of
-from federation_operator.plugin.status import use_colour
-from federation_operator.probe import (
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.ping_credentials import CacheReader, CredentialCache, load_credentials
+from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
+from federation_operator.adapters.probe import (
     Fetched,
     Target,
     TlsMaterial,
@@ -40,9 +36,20 @@ from federation_operator.probe import (
     negotiated_version,
     trust_context,
 )
-from federation_operator.probe_classify import CERTIFICATE, HTTP, SECRET, classify_reply, read_ping_reply
-from federation_operator.reachability import Failure
-from federation_operator.tokens import SecretText
+from federation_operator.domain import durations, issuance, tokens
+from federation_operator.domain.heartbeat_schedule import settings_of
+from federation_operator.domain.probe_classify import (
+    CERTIFICATE,
+    HTTP,
+    SECRET,
+    classify_reply,
+    read_ping_reply,
+)
+from federation_operator.domain.reachability import Failure
+from federation_operator.domain.tokens import SecretText
+from federation_operator.plugin.check import Result, Section, failed, failed_any, passed, render, warned
+from federation_operator.plugin.connection import PluginError, connect, namespace_of
+from federation_operator.plugin.status import use_colour
 
 HELP: Final = (
     "check any federation endpoint against docs/protocol.md with this site's certificate and a token"

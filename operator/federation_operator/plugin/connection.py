@@ -11,7 +11,7 @@ from pathlib import Path
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_operator.k8s.client import PLUGIN_AGENT, Kube
+from federation_operator.adapters.k8s.client import PLUGIN_AGENT, Kube
 
 
 class PluginError(Exception):

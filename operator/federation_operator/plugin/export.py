@@ -23,12 +23,12 @@ from typing import Any, Final
 import yaml
 from cryptography import x509
 
-from federation_operator import api, credentials, objects, tokens
-from federation_operator.k8s.client import ApiError, Kube
-from federation_operator.k8s.credentials import read_outbound
-from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
+from federation_operator.adapters.k8s.client import ApiError, Kube
+from federation_operator.adapters.k8s.credentials import read_outbound
+from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
+from federation_operator.domain import api, credentials, objects, tokens
+from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
-from federation_operator.tokens import SecretText
 
 HELP: Final = "print a bundle for the remote site (FederationPeer + swapped tokens); consumes the handoff"
 CREDENTIALS_SUFFIX: Final = "-credentials"

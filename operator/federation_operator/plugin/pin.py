@@ -23,9 +23,9 @@ from typing import Any, Final
 
 import yaml
 
-from federation_operator import api, certs, pinning
-from federation_operator.k8s.client import Conflict, Kube
-from federation_operator.k8s.resources import CONFIGMAPS, FEDERATION_PEERS
+from federation_operator.adapters.k8s.client import Conflict, Kube
+from federation_operator.adapters.k8s.resources import CONFIGMAPS, FEDERATION_PEERS
+from federation_operator.domain import api, certs, pinning
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
 from federation_operator.plugin.export import SERVER_CA_KEY, SERVER_CA_SUFFIX, read_ca_bundle
 

@@ -16,21 +16,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from federation_operator import certs, tokens
-from federation_operator.handlers.heartbeat import (
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.ping_credentials import (
     CacheReader,
     CredentialCache,
     Credentials,
     load_credentials,
-    settings_of,
 )
-from federation_operator.k8s.client import Kube
-from federation_operator.k8s.resources import FEDERATION_PEERS
+from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
+from federation_operator.adapters.probe import Pinger, PingOutcome
+from federation_operator.domain import certs, tokens
+from federation_operator.domain.heartbeat_schedule import settings_of
+from federation_operator.domain.probe_classify import SECRET
+from federation_operator.domain.reachability import Failure
+from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
-from federation_operator.probe import Pinger, PingOutcome
-from federation_operator.probe_classify import SECRET
-from federation_operator.reachability import Failure
-from federation_operator.tokens import SecretText
 
 HELP: Final = "ping a peer now with its own credentials (as the heartbeat does) and print the result"
 

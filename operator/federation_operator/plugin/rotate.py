@@ -13,9 +13,9 @@ import time
 from datetime import UTC, datetime
 from typing import Final
 
-from federation_operator import api, credentials
-from federation_operator.k8s.client import Kube
-from federation_operator.k8s.resources import FEDERATION_PEERS
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
+from federation_operator.domain import api, credentials
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
 
 HELP: Final = "issue new inbound or outbound tokens for a peer (a new handoff to export)"

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TextIO
 
-from federation_operator import certs
-from federation_operator.k8s.client import Kube
-from federation_operator.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS
+from federation_operator.domain import certs
+from federation_operator.domain.times import human_duration, parse_rfc3339
 from federation_operator.plugin.connection import connect, namespace_of
-from federation_operator.times import human_duration, parse_rfc3339
 
 HELP: Final = "show every peer's reachability, latency, failing factor, certificate expiry and fingerprints"
 NONE: Final = "-"

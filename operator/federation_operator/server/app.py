@@ -34,20 +34,20 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from federation_operator import api
-from federation_operator.server.clientcert import CertSource, CertSourceConfig, Presented, resolve
-from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
-from federation_operator.server.protocol import BoundedAppRunner, ConnectionLimits
-from federation_operator.server.ratelimit import FailureLimiter
-from federation_operator.server.repeats import DEFAULT_INTERVAL_SECONDS, Repeats, Summary
-from federation_operator.server.wire import (
+from federation_operator.domain import api
+from federation_operator.domain.times import rfc3339
+from federation_operator.domain.wire import (
     FACTOR_CERTIFICATE,
     HEADER_FACTOR,
     HEADER_REQUEST_ID,
     DeniedReply,
     PingReply,
 )
-from federation_operator.times import rfc3339
+from federation_operator.server.clientcert import CertSource, CertSourceConfig, Presented, resolve
+from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
+from federation_operator.server.protocol import BoundedAppRunner, ConnectionLimits
+from federation_operator.server.ratelimit import FailureLimiter
+from federation_operator.server.repeats import DEFAULT_INTERVAL_SECONDS, Repeats, Summary
 
 HEALTH_PATH: Final = "/healthz"
 READY_PATH: Final = "/readyz"

@@ -41,8 +41,8 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
-from federation_operator.certs import THUMBPRINT_PREFIX, thumbprint_of_der
-from federation_operator.pinning import InvalidPin, normalize_thumbprint
+from federation_operator.domain.certs import THUMBPRINT_PREFIX, thumbprint_of_der
+from federation_operator.domain.pinning import InvalidPin, normalize_thumbprint
 
 HEADER_XFCC: Final = "x-forwarded-client-cert"
 HEADER_NGINX: Final = "ssl-client-cert"

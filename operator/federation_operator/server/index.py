@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from federation_operator import api, credentials, objects, tokens
-from federation_operator.certs import InvalidCertificate
-from federation_operator.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
-from federation_operator.server.wire import (
+from federation_operator.domain import api, credentials, objects, tokens
+from federation_operator.domain.certs import InvalidCertificate
+from federation_operator.domain.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
+from federation_operator.domain.tokens import SecretText
+from federation_operator.domain.wire import (
     FACTOR_AMBIGUOUS_PEER,
     FACTOR_CERTIFICATE,
     FACTOR_SECRET,
@@ -40,7 +41,6 @@ from federation_operator.server.wire import (
     LinkFailure,
     LinkView,
 )
-from federation_operator.tokens import SecretText
 
 TOMBSTONE_TTL: Final = timedelta(hours=24)
 TOMBSTONE_LIMIT: Final = 4096

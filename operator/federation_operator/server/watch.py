@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import aiohttp
 
-from federation_operator import api
-from federation_operator.k8s.client import SERVER_AGENT, load_api_client
+from federation_operator.adapters.k8s.client import SERVER_AGENT, load_api_client
+from federation_operator.domain import api
 from federation_operator.server.index import PeerIndex
 
 INBOUND_SELECTOR: Final = f"{api.LABEL_ROLE}={api.ROLE_INBOUND}"

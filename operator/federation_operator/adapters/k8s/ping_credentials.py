@@ -1,0 +1,150 @@
+"""What one ping presents (client certificate, CA bundle, outbound tokens), read through a shared cache.
+
+The heartbeat and `kubectl federation ping` read the same objects the same way, so a ping from the
+plugin presents exactly what the operator's next heartbeat would.
+"""
+
+import asyncio
+import functools
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from federation_operator.adapters.k8s import client as k8s
+from federation_operator.adapters.k8s.credentials import read_outbound
+from federation_operator.adapters.k8s.resources import CONFIGMAPS, FEDERATION_CERTS, SECRETS, Resource
+from federation_operator.adapters.probe import TlsMaterial
+from federation_operator.domain import certs, conditions, issuance, objects
+from federation_operator.domain.credentials import OutboundTokens
+from federation_operator.domain.probe_classify import CERTIFICATE, SECRET, TLS
+from federation_operator.domain.reachability import Failure
+
+
+class CredentialCache:
+    """Objects the heartbeat reads (FederationCerts, their Secrets, CA bundles, outbound Secrets),
+    shared by all peers of one operator, each re-read when older than the age a caller accepts.
+    Concurrent readers of one object share one request."""
+
+    def __init__(self, kube: k8s.Kube, *, clock: Any = time.monotonic) -> None:
+        self._kube = kube
+        self._clock = clock
+        self._entries: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
+        self._inflight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any] | None]] = {}
+        self.reads = 0
+
+    async def get(
+        self, resource: Resource, namespace: str, name: str, *, max_age: float
+    ) -> dict[str, Any] | None:
+        key = (resource.plural, namespace, name)
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry[0] <= max_age:
+            return entry[1]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            self.reads += 1
+            value = await self._kube.get(resource, namespace, name)
+            self._entries[key] = (self._clock(), value)
+            future.set_result(value)
+            return value
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved here, so that a future nobody else awaited stays quiet
+            raise
+        finally:
+            del self._inflight[key]
+
+    def forget(self, resource: Resource, namespace: str, name: str) -> None:
+        self._entries.pop((resource.plural, namespace, name), None)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    material: TlsMaterial
+    outbound: OutboundTokens
+    presented: dict[str, Any]
+    header: str | None
+
+
+class CacheReader:
+    """`Kube.get` through the shared cache, with the age the caller accepts."""
+
+    def __init__(self, cache: CredentialCache, namespace: str, *, max_age: float) -> None:
+        self.cache, self.namespace, self.max_age = cache, namespace, max_age
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return await self.cache.get(resource, namespace or self.namespace, name, max_age=self.max_age)
+
+
+# The presented certificate's thumbprint and expiry, parsed once per certificate rather than per ping.
+_describe_certificate: Final = functools.lru_cache(maxsize=64)(certs.describe_pem)
+
+
+async def load_credentials(
+    reader: CacheReader,
+    *,
+    peer_name: str,
+    spec: Mapping[str, Any],
+    outbound_reader: CacheReader | None = None,
+) -> Credentials | Failure:
+    """Everything one ping presents. A Failure names an object and key, never a value.
+
+    `outbound_reader` reads the peer's outbound Secret (`reader` when not given)."""
+    namespace = reader.namespace
+    cert_name = str((spec.get("clientCertificateRef") or {}).get("name") or "")
+    if not cert_name:
+        return Failure(CERTIFICATE, "spec.clientCertificateRef is not set: no client certificate to present")
+    cert = await reader.get(FEDERATION_CERTS, namespace, cert_name)
+    if cert is None:
+        return Failure(CERTIFICATE, f"FederationCert {cert_name} (spec.clientCertificateRef) not found")
+    secret_name = str((cert.get("spec") or {}).get("secretName") or f"{cert_name}-tls")
+    secret = await reader.get(SECRETS, namespace, secret_name)
+    identity = issuance.read_client_identity(secret, secret_name=secret_name, describe=_describe_certificate)
+    if isinstance(identity, str):
+        return Failure(CERTIFICATE, f"{identity} (FederationCert {cert_name})")
+    info = identity.info
+
+    trust = spec.get("serverTrust") or {}
+    ca_pem: str | None = None
+    ref = trust.get("caBundleRef")
+    if ref:
+        kind, name, key = str(ref.get("kind")), str(ref.get("name")), str(ref.get("key") or "ca.crt")
+        source = await reader.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, namespace, name)
+        if source is None:
+            return Failure(TLS, f"{kind} {name} (spec.serverTrust.caBundleRef) not found")
+        if kind == "ConfigMap":
+            value = (source.get("data") or {}).get(key)
+            ca_pem = value if isinstance(value, str) else None
+        else:
+            raw = objects.secret_data(source).get(key)
+            ca_pem = raw.decode("ascii", errors="replace") if raw is not None else None
+        if not ca_pem:
+            return Failure(TLS, f"{kind} {name} has no key {key} (spec.serverTrust.caBundleRef)")
+
+    outbound = await read_outbound(
+        outbound_reader or reader,  # type: ignore[arg-type]
+        namespace=namespace,
+        peer_name=peer_name,
+        spec=spec,
+    )
+    if outbound.current is None:
+        return Failure(SECRET, outbound.problem or "no outbound token")
+    return Credentials(
+        material=TlsMaterial(
+            cert_pem=info.pem,
+            key_pem=identity.key_pem,
+            ca_pem=ca_pem,
+            insecure=bool(trust.get("insecureSkipVerify")),
+        ),
+        outbound=outbound,
+        presented={
+            "name": cert_name,
+            "thumbprint": info.thumbprint,
+            "notAfter": conditions.rfc3339(info.not_after),
+        },
+        header=(spec.get("outbound") or {}).get("header") or None,
+    )

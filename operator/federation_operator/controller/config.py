@@ -1,0 +1,50 @@
+"""What an operator instance is configured with and what its handlers share (a leaf module).
+
+Everything in the operator imports this and it imports nothing of the operator, so the handlers
+can read their configuration without importing the module that registers and runs them.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from federation_operator.domain import certs
+from federation_operator.domain.ingress.config import IngressConfig
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    kubeconfig: Path | None = None
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    site: str = "federation"
+    ingress_provider: str = "none"
+    # Where the edge objects point (docs/ingress.md); None: the operator writes no ingress object at all.
+    ingress: IngressConfig | None = None
+    peering: str | None = None
+    priority: int = 0
+    liveness: str | None = None
+    # How often a FederationCert is re-checked (its Secret still there and intact, expiry close).
+    cert_check_interval: float = 60.0
+    # The operator's own metrics (ping durations, results by factor, states, status writes).
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod's listener; the chart's NetworkPolicy narrows it
+    metrics_port: int | None = None
+    # How often each peer is re-checked for an expired handoff or rotation overlap (seconds).
+    peer_check_interval: float = 30.0
+    # How often each peer's namespace edge objects are re-checked: pins expire without an event.
+    ingress_check_interval: float = 60.0
+
+
+@dataclass
+class OperatorContext:
+    """What every handler needs, handed over through kopf's memo."""
+
+    config: OperatorConfig
+    kube: Any  # federation_operator.adapters.k8s.client.Kube; typed loosely to keep import time low here
+    clock: Callable[[], datetime] = certs.utcnow
+
+
+def context_of(memo: Any) -> OperatorContext:
+    context: OperatorContext = memo["context"]
+    return context

@@ -1,0 +1,332 @@
+"""FederationPeer credentials: observe the Secrets, ask `credentials.plan`, carry the plan out.
+
+Every trigger (create, update, resume, the periodic check, a change to one of the peer's Secrets or
+to a user's Secret it references) goes through `reconcile`, which re-reads the peer under a
+per-peer lock. So two triggers never plan from the same stale view, and the status written is
+always the one computed from what the Secrets hold right now. Status is written only when the
+credential part of it differs; no token ever reaches a log line, an Event or the status.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from federation_operator.adapters.k8s import client as k8s
+from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, SECRETS
+from federation_operator.adapters.k8s.status import patch_status
+from federation_operator.controller.config import OperatorContext
+from federation_operator.domain import api, conditions, credentials
+from federation_operator.domain.claims import SharedClaims
+
+# A create that loses a race (409) is re-judged from a fresh read this many times in one pass.
+_ATTEMPTS = 3
+
+
+class PeerLocks:
+    """One lock per peer for one operator instance: reconciles of one peer never interleave."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def of(self, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._locks.pop((namespace, name), None)
+
+
+class SecretWatchers:
+    """Which peers depend on which Secret, for one operator instance: (namespace, Secret) -> peers.
+
+    Why not a `kopf.index`: kopf holds back every handler of every object until all its indices
+    are filled, and wakes every held object on each change while filling, which is quadratic in
+    the number of peers at startup (3 000 peers: none reconciled after 100 s; with this map all
+    within ~85 s; hack/bench_scale.py). Filled by the peer handlers; a Secret event that comes
+    before its peer is known here loses nothing, since the peer's own reconcile reads its Secrets.
+    """
+
+    def __init__(self) -> None:
+        self._of_peer: dict[tuple[str, str], frozenset[str]] = {}
+        self._of_secret: dict[tuple[str, str], set[str]] = {}
+
+    def watch(self, namespace: str, name: str, secrets: Iterable[str]) -> None:
+        new = frozenset(secrets)
+        old = self._of_peer.get((namespace, name), frozenset())
+        if new == old:
+            return
+        self.forget(namespace, name)
+        self._of_peer[(namespace, name)] = new
+        for secret in new:
+            self._of_secret.setdefault((namespace, secret), set()).add(name)
+
+    def forget(self, namespace: str, name: str) -> None:
+        for secret in self._of_peer.pop((namespace, name), frozenset()):
+            peers = self._of_secret.get((namespace, secret))
+            if peers is not None:
+                peers.discard(name)
+                if not peers:
+                    del self._of_secret[(namespace, secret)]
+
+    def peers_of(self, namespace: str, secret: str) -> list[str]:
+        return sorted(self._of_secret.get((namespace, secret), ()))
+
+
+def inbound_selector(peer_name: str) -> str:
+    """Secrets that claim to hold this peer's inbound hashes (ours, and forgeries to report)."""
+    return f"{api.LABEL_ROLE}={api.ROLE_INBOUND},{api.LABEL_PEER}={peer_name}"
+
+
+def claimed_peer(secret: Mapping[str, Any]) -> str | None:
+    """The peer an inbound-labelled Secret claims to belong to, whoever wrote it."""
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    if labels.get(api.LABEL_ROLE) != api.ROLE_INBOUND:
+        return None
+    peer = labels.get(api.LABEL_PEER)
+    return peer if isinstance(peer, str) and peer else None
+
+
+def watched_secret_names(name: str, spec: Mapping[str, Any]) -> set[str]:
+    """Every Secret whose change must re-reconcile this peer: ours and the users' it references."""
+    return set(credentials.own_secret_names(name)) | credentials.referenced_secret_names(spec)
+
+
+async def reconcile(
+    context: OperatorContext,
+    *,
+    namespace: str,
+    name: str,
+    locks: PeerLocks,
+    claims: SharedClaims,
+    logger: kopf.Logger,
+) -> None:
+    """Judge one peer; then, outside its lock, the peers whose shared claims it changed."""
+    affected = await _reconcile_locked(
+        context, namespace=namespace, name=name, locks=locks, claims=claims, logger=logger
+    )
+    for other_namespace, other in sorted(affected):
+        # Their own claims did not change, so this does not cascade further.
+        await _reconcile_locked(
+            context, namespace=other_namespace, name=other, locks=locks, claims=claims, logger=logger
+        )
+
+
+async def _reconcile_locked(
+    context: OperatorContext,
+    *,
+    namespace: str,
+    name: str,
+    locks: PeerLocks,
+    claims: SharedClaims,
+    logger: kopf.Logger,
+) -> set[tuple[str, str]]:
+    async with locks.of(namespace, name):
+        for _ in range(_ATTEMPTS):
+            try:
+                return await _reconcile_once(
+                    context, namespace=namespace, name=name, claims=claims, logger=logger
+                )
+            except k8s.Conflict:
+                # Another writer got there first (a replica, or our own pass before a crash):
+                # re-read and judge what is there now, adopting it if it is ours.
+                logger.info("a Secret of peer %s changed while writing; re-reading", name)
+    raise kopf.TemporaryError(f"Secrets of peer {name} keep changing while writing; retrying", delay=2)
+
+
+async def _reconcile_once(
+    context: OperatorContext, *, namespace: str, name: str, claims: SharedClaims, logger: kopf.Logger
+) -> set[tuple[str, str]]:
+    kube: k8s.Kube = context.kube
+    peer = await kube.get(FEDERATION_PEERS, namespace, name)
+    if peer is None or peer["metadata"].get("deletionTimestamp"):
+        return claims.forget((namespace, name))
+    meta = peer["metadata"]
+    now = context.clock()
+    identity = credentials.PeerIdentity(
+        name=name, namespace=namespace, uid=meta["uid"], generation=meta.get("generation")
+    )
+    status: Mapping[str, Any] = peer.get("status") or {}
+    annotation = (meta.get("annotations") or {}).get(api.ANNOTATION_ROTATE)
+    try:
+        spec = credentials.parse_credential_spec(peer.get("spec") or {})
+    except credentials.InvalidSpec as error:
+        await _write_status(kube, peer, _invalid_spec_status(status, str(error), identity, now))
+        return claims.forget((namespace, name))
+    try:
+        rotation = credentials.parse_rotation(annotation)
+    except credentials.InvalidRotation as error:
+        _post(peer, "Warning", reason="InvalidRotation", message=str(error))
+        rotation = None
+
+    observed = await _observe(kube, identity=identity, spec=spec)
+    affected = claims.register(
+        (namespace, name), credentials.caller_claims(peer.get("spec") or {}, observed=observed, now=now)
+    )
+    shared = tuple(f"{ns}/{other}" for ns, other in claims.sharing((namespace, name)))
+    observed = dataclasses.replace(observed, shared_with=shared)
+    the_plan = credentials.plan(
+        peer=identity, spec=spec, status=status, observed=observed, rotation=rotation, now=now
+    )
+    for write in the_plan.writes:
+        if write.replace:
+            await kube.replace(SECRETS, namespace, write.name, write.body)
+        else:
+            await kube.create(SECRETS, namespace, write.body)
+        logger.info("wrote Secret %s for peer %s", write.name, name)
+    for delete in the_plan.deletes:
+        await kube.delete(SECRETS, namespace, delete.name, uid=delete.uid)
+        logger.info("deleted Secret %s for peer %s", delete.name, name)
+    await _write_status(kube, peer, the_plan.status)
+    _announce(peer, status, the_plan)
+    if annotation is not None:
+        await _clear_rotation(kube, peer, annotation, logger=logger)
+    return affected
+
+
+async def _observe(
+    kube: k8s.Kube, *, identity: credentials.PeerIdentity, spec: credentials.CredentialSpec
+) -> credentials.Observation:
+    async def read(secret_name: str) -> credentials.ObservedSecret:
+        secret = await kube.get(SECRETS, identity.namespace, secret_name)
+        return credentials.observe_secret(
+            secret, name=secret_name, peer_name=identity.name, peer_uid=identity.uid
+        )
+
+    inbound_name, outbound_name, handoff_name = credentials.own_secret_names(identity.name)
+    inbound, outbound, handoff, labelled = await asyncio.gather(
+        read(inbound_name),
+        read(outbound_name),
+        read(handoff_name),
+        kube.list(SECRETS, identity.namespace, label_selector=inbound_selector(identity.name)),
+    )
+    return credentials.Observation(
+        foreign_inbound=credentials.foreign_inbound_names(
+            labelled, peer_name=identity.name, peer_uid=identity.uid
+        ),
+        inbound=inbound,
+        outbound=outbound,
+        handoff=handoff,
+        inbound_ref=await read(spec.inbound_ref.name) if spec.inbound_ref else None,
+        outbound_ref=await read(spec.outbound_ref.name) if spec.outbound_ref else None,
+    )
+
+
+def _invalid_spec_status(
+    status: Mapping[str, Any], message: str, identity: credentials.PeerIdentity, now: Any
+) -> dict[str, Any]:
+    return {
+        "conditions": conditions.set_condition(
+            list(status.get("conditions") or []),
+            type_=credentials.CONDITION,
+            status="False",
+            reason="InvalidSpec",
+            message=message,
+            generation=identity.generation,
+            now=now,
+        )
+    }
+
+
+# The fields of status.inbound / status.outbound that this handler owns.
+_SIDE_FIELDS = frozenset({"fingerprint", "source", "rotatedAt", "previousExpiresAt"})
+
+
+async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Our part of status; rebased onto a fresh read if another handler wrote meanwhile."""
+
+    def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
+        rebased = dict(new)
+        for side in ("inbound", "outbound"):
+            if isinstance(new.get(side), Mapping):
+                # e.g. outbound.acceptedFingerprint is the heartbeat's: keep the fresh value.
+                theirs = {k: v for k, v in (fresh.get(side) or {}).items() if k not in _SIDE_FIELDS}
+                rebased[side] = theirs | {k: v for k, v in new[side].items() if k in _SIDE_FIELDS}
+        if "conditions" in new:
+            rebased["conditions"] = conditions.merge_owned(
+                list(fresh.get("conditions") or []), list(new["conditions"]), types={credentials.CONDITION}
+            )
+        return credentials.status_patch(fresh, rebased)
+
+    await patch_status(kube, FEDERATION_PEERS, peer, compute)
+
+
+async def _clear_rotation(
+    kube: k8s.Kube, peer: Mapping[str, Any], value: str, *, logger: kopf.Logger
+) -> None:
+    """Remove the request we acted on, and only that one: a newer request set meanwhile stays."""
+    meta = peer["metadata"]
+    path = "/metadata/annotations/" + api.ANNOTATION_ROTATE.replace("~", "~0").replace("/", "~1")
+    try:
+        await kube.patch(
+            FEDERATION_PEERS,
+            meta["namespace"],
+            meta["name"],
+            [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}],
+            kind="json",
+        )
+    except (k8s.Invalid, k8s.Conflict, k8s.NotFound):
+        logger.info(
+            "rotation request on peer %s changed meanwhile; it is handled on the next event", meta["name"]
+        )
+
+
+def _announce(peer: Mapping[str, Any], old_status: Mapping[str, Any], plan: credentials.Plan) -> None:
+    for event in plan.events:
+        _post(peer, event.type, reason=event.reason, message=event.message)
+    new = conditions.get_condition(plan.status["conditions"], credentials.CONDITION) or {}
+    old = conditions.get_condition(list(old_status.get("conditions") or []), credentials.CONDITION) or {}
+    if new.get("status") == "False" and (old.get("status"), old.get("reason")) != (
+        new.get("status"),
+        new.get("reason"),
+    ):
+        _post(peer, "Warning", reason=str(new.get("reason")), message=str(new.get("message")))
+
+
+def _post(peer: Mapping[str, Any], type_: str, *, reason: str, message: str) -> None:
+    kopf.event(cast(kopf.Body, peer), type=type_, reason=reason, message=message)
+
+
+async def clean_up(
+    context: OperatorContext,
+    *,
+    body: kopf.Body,
+    locks: PeerLocks,
+    claims: SharedClaims,
+    logger: kopf.Logger,
+) -> None:
+    """Delete the Secrets we created for this peer (never a user's): handoff first, it holds plaintext."""
+    namespace, name, uid = str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid)
+    kube: k8s.Kube = context.kube
+    async with locks.of(namespace, name):
+        for secret_name in reversed(credentials.own_secret_names(name)):
+            secret = await kube.get(SECRETS, namespace, secret_name)
+            observed = credentials.observe_secret(secret, name=secret_name, peer_name=name, peer_uid=uid)
+            if observed.managed:
+                await kube.delete(SECRETS, namespace, secret_name, uid=observed.uid)
+                logger.info("deleted Secret %s of deleted peer %s", secret_name, name)
+    locks.forget(namespace, name)
+    for other_namespace, other in sorted(claims.forget((namespace, name))):
+        await _reconcile_locked(
+            context, namespace=other_namespace, name=other, locks=locks, claims=claims, logger=logger
+        )
+
+
+async def secret_changed(
+    context: OperatorContext,
+    *,
+    event: kopf.RawEvent,
+    peers: Iterable[str],
+    locks: PeerLocks,
+    claims: SharedClaims,
+    logger: kopf.Logger,
+) -> None:
+    """A Secret a peer depends on changed or vanished: re-judge those peers now, not at the next timer."""
+    if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+        return
+    namespace = str((event["object"].get("metadata") or {}).get("namespace"))
+    for peer_name in sorted(set(peers)):
+        await reconcile(
+            context, namespace=namespace, name=peer_name, locks=locks, claims=claims, logger=logger
+        )

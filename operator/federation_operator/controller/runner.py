@@ -1,0 +1,192 @@
+"""The kopf operator, built per instance so that two can share a process (`federation-operator run`).
+
+Handlers are registered into a fresh `kopf.OperatorRegistry` for every operator, never into
+kopf's global registry, and get their configuration and API connection from kopf's `memo`. This
+is what lets the tests and the demo run an EU and a US operator side by side, each against its
+own API server, and what lets `OperatorThread` start and stop operators at will.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import kopf
+import yaml
+
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.controller import registration
+from federation_operator.controller.config import OperatorConfig, OperatorContext
+from federation_operator.domain import api
+from federation_operator.domain.ingress.config import IngressConfig
+
+logger = logging.getLogger(__name__)
+
+KOPF_PREFIX = f"kopf.{api.GROUP}"
+
+
+def connection_info(kubeconfig: Path | None) -> kopf.ConnectionInfo | None:
+    """kopf credentials from a kubeconfig file (token or client certificate; what our sandbox writes)."""
+    if kubeconfig is None:
+        return None
+    config = yaml.safe_load(kubeconfig.read_text())
+    context_name = config.get("current-context")
+    context = next(item["context"] for item in config["contexts"] if item["name"] == context_name)
+    cluster = next(item["cluster"] for item in config["clusters"] if item["name"] == context["cluster"])
+    user: dict[str, Any] = next(
+        (item["user"] for item in config.get("users", []) if item["name"] == context.get("user")), {}
+    )
+    return kopf.ConnectionInfo(
+        server=cluster["server"],
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        ca_path=cluster.get("certificate-authority"),
+        scheme="Bearer" if user.get("token") else None,
+        token=user.get("token"),
+        certificate_path=user.get("client-certificate"),
+        private_key_path=user.get("client-key"),
+        default_namespace=context.get("namespace"),
+    )
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry, id="configure")
+    def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = api.FINALIZER
+        # kopf's bookkeeping under a prefix of its own: kopf leaves every annotation under its
+        # storage prefix out of the diff, so with our API group as the prefix a user's
+        # `federation.ampora.io/reissue` or `/rotate` request would trigger no update handler.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=KOPF_PREFIX, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 30
+        # Watching chosen namespaces: no cluster-wide list/watch of namespaces and CRDs, which the
+        # chart's namespaced Roles do not grant; kopf then discovers our resources once at start.
+        settings.scanning.disabled = bool(config.namespaces)
+
+    if config.kubeconfig is not None:
+
+        @kopf.on.login(registry=registry, id="login")
+        def login(**_: Any) -> kopf.ConnectionInfo | None:
+            return connection_info(config.kubeconfig)
+
+    registration.register(registry, config)
+    return registry
+
+
+async def run_operator(
+    *,
+    config: OperatorConfig,
+    stop: asyncio.Event | threading.Event,
+    ready: asyncio.Event | threading.Event | None = None,
+    context: OperatorContext | None = None,
+) -> None:
+    """Run one operator until `stop` is set."""
+    # A caller may hand in a context (a test clock, a shared client); we close only what we opened.
+    owned = context is None
+    context = context or OperatorContext(config=config, kube=Kube.from_kubeconfig(config.kubeconfig))
+    try:
+        await kopf.operator(
+            registry=build_registry(config),
+            memo=kopf.Memo(context=context),
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            standalone=config.peering is None,
+            peering_name=config.peering,
+            priority=config.priority,
+            liveness_endpoint=config.liveness,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    finally:
+        if owned:
+            context.kube.close()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)"
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces (default)")
+    parser.add_argument(
+        "--site", default="federation", help="this site's name, told to remotes in ping replies"
+    )
+    parser.add_argument(
+        "--ingress-provider",
+        choices=["envoy-gateway", "ingress-nginx", "gateway-api", "none"],
+        default="none",
+        help="which edge objects to write (see docs/ingress.md)",
+    )
+    parser.add_argument(
+        "--peering", help="kopf peering name: a second replica with a lower priority stands by"
+    )
+    parser.add_argument(
+        "--priority", type=int, default=0, help="kopf peering priority (replicas must differ)"
+    )
+    parser.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument(
+        "--cert-check-interval", type=float, default=60.0, help="seconds between certificate checks"
+    )
+    parser.add_argument("--metrics-port", type=int, help="serve the operator's /metrics on this port")
+    parser.add_argument(
+        "--peer-check-interval", type=float, default=30.0, help="seconds between credential checks per peer"
+    )
+    parser.add_argument(
+        "--ingress-check-interval", type=float, default=60.0, help="seconds between edge checks per namespace"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true")
+
+
+def ingress_config_from_env(provider: str, environ: Mapping[str, str]) -> IngressConfig:
+    """The edge wiring from the chart's environment (docs/ingress.md, "Operator settings").
+
+    A provider that publishes a route needs the public host: without it the route would match
+    any host, and client-certificate verification is per host, so the operator refuses to start.
+    """
+    host = environ.get("FEDERATION_HOST", "")
+    if provider != "none" and not host:
+        raise SystemExit(f"--ingress-provider {provider} needs FEDERATION_HOST (the federation host)")
+    gateway_namespace, _, gateway_name = environ.get("FEDERATION_GATEWAY", "").rpartition("/")
+    return IngressConfig(
+        host=host,
+        labels=api.managed_labels(role=api.ROLE_INGRESS),
+        gateway_name=gateway_name or "federation",
+        gateway_namespace=gateway_namespace or None,
+        server_service=environ.get("FEDERATION_SERVER_SERVICE") or "federation-server",
+        # The chart runs the federation server's Service beside the operator.
+        server_namespace=environ.get("POD_NAMESPACE") or None,
+        ingress_class_name=environ.get("FEDERATION_INGRESS_CLASS") or "nginx",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> OperatorConfig:
+    return OperatorConfig(
+        kubeconfig=args.kubeconfig,
+        namespaces=tuple(args.namespace),
+        site=args.site,
+        ingress_provider=args.ingress_provider,
+        ingress=ingress_config_from_env(args.ingress_provider, os.environ),
+        peering=args.peering,
+        priority=args.priority,
+        liveness=args.liveness,
+        cert_check_interval=args.cert_check_interval,
+        peer_check_interval=args.peer_check_interval,
+        metrics_port=args.metrics_port,
+        ingress_check_interval=args.ingress_check_interval,
+    )
+
+
+__all__: Sequence[str] = ["build_registry", "config_from_args", "configure", "run_operator"]

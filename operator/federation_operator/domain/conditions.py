@@ -1,0 +1,72 @@
+"""Kubernetes conditions, computed purely and changed only when something a reader sees changes.
+
+`lastTransitionTime` moves only when `status` flips, as the API conventions ask, so that a
+condition rewritten with the same value produces no status write at all.
+"""
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Literal, TypedDict
+
+from federation_operator.domain.times import rfc3339 as rfc3339  # re-exported: conditions carry times
+
+Status = Literal["True", "False", "Unknown"]
+
+
+class Condition(TypedDict, total=False):
+    type: str
+    status: Status
+    reason: str
+    message: str
+    lastTransitionTime: str
+    observedGeneration: int
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, object]],
+    *,
+    type_: str,
+    status: Status,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> list[Condition]:
+    """Return a new list with `type_` set; the transition time is kept when the status is the same."""
+    result: list[Condition] = []
+    previous: Mapping[str, object] | None = None
+    for condition in conditions:
+        if condition.get("type") == type_:
+            previous = condition
+        else:
+            result.append(Condition(**condition))  # type: ignore[typeddict-item]
+    transition = rfc3339(now)
+    if previous is not None and previous.get("status") == status:
+        transition = str(previous.get("lastTransitionTime") or transition)
+    new = Condition(type=type_, status=status, reason=reason, message=message, lastTransitionTime=transition)
+    if generation is not None:
+        new["observedGeneration"] = generation
+    result.append(new)
+    return sorted(result, key=lambda condition: condition.get("type", ""))
+
+
+def get_condition(conditions: Sequence[Mapping[str, object]], type_: str) -> Mapping[str, object] | None:
+    return next((condition for condition in conditions if condition.get("type") == type_), None)
+
+
+def is_true(conditions: Sequence[Mapping[str, object]], type_: str) -> bool:
+    condition = get_condition(conditions, type_)
+    return condition is not None and condition.get("status") == "True"
+
+
+def merge_owned(
+    fresh: Sequence[Mapping[str, object]], ours: Sequence[Mapping[str, object]], *, types: Collection[str]
+) -> list[Condition]:
+    """`fresh` conditions with those of `types` taken from `ours`: each handler owns its types.
+
+    Several handlers write conditions of one object; a merge patch replaces the whole list, so a
+    writer that lost a race rebases its own conditions onto the list it has just re-read.
+    """
+    kept = [Condition(**condition) for condition in fresh if condition.get("type") not in types]  # type: ignore[typeddict-item]
+    mine = [Condition(**condition) for condition in ours if condition.get("type") in types]  # type: ignore[typeddict-item]
+    return sorted(kept + mine, key=lambda condition: condition.get("type", ""))

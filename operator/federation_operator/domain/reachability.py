@@ -1,0 +1,341 @@
+"""The reachability state table and the status it produces, as pure functions.
+
+Why pure: `kubectl get federationpeers` must tell the truth, and the truth here is a function of a
+few times and one ping result. Keeping it free of I/O lets the unit tests walk the 5-minute rule
+with an injected `now` instead of waiting five minutes, and lets the heartbeat decide whether a
+status write is needed at all.
+
+Why a write decision: a status write on every ping is the Submariner anti-pattern (one object at
+generation 67,293). Following Kubernetes node heartbeats (KEP-589), the status is written only
+when something a reader sees changes (reachability, failure factor or message, latency bucket,
+the remote's view, the presented certificate, the accepted token) and otherwise refreshed at most
+every `REFRESH_INTERVAL`, so `lastProbeTime` and `lastSuccessTime` may lag by up to that much
+while the link is steady. Reachability itself is current to within one interval.
+"""
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from federation_operator.domain import conditions
+from federation_operator.domain.times import parse_rfc3339
+
+# DESIGN.md's table: "Reachable: 200 within the last minute", "Unreachable: no success for more
+# than 5 minutes (or never, 5 minutes after the first ping)".
+FRESH_FOR: Final = timedelta(minutes=1)
+GIVE_UP_AFTER: Final = timedelta(minutes=5)
+# KEP-589: the full status only on change or every 5 minutes. Here: on the first ping more than
+# 5 minutes and half a ping interval after the last write. Pings land on a grid, so without the
+# half interval the ping due exactly 5 minutes later (the 10th at 30 s) would refresh or not
+# depending on milliseconds of scheduling noise; with it, it is always the next one (the 11th).
+REFRESH_INTERVAL: Final = timedelta(minutes=5)
+# Latency bucket edges in milliseconds; the slow threshold is added as the last edge, so a reader
+# sees the latency move only when it moves by an amount that matters. No edge below 50 ms: under
+# that, the spread is the host's scheduling noise (a loaded loopback varies from 3 to 30 ms), not
+# the link.
+LATENCY_EDGES_MS: Final = (50, 100, 250, 500, 1000)
+HYSTERESIS: Final = 0.2
+
+CONDITION_REACHABLE: Final = "Reachable"
+CONDITION_READY: Final = "Ready"
+CONDITION_CREDENTIALS: Final = "CredentialsReady"
+REASON_SUSPENDED: Final = "Suspended"
+REASON_INSECURE: Final = "InsecureSkipVerify"
+REASON_NO_PING: Final = "NoPingYet"
+
+
+class Reachability(enum.StrEnum):
+    UNKNOWN = "Unknown"
+    REACHABLE = "Reachable"
+    SLOW = "Slow"
+    DEGRADED = "Degraded"
+    UNREACHABLE = "Unreachable"
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """One finished ping: green (`ok`) or not, when it finished and how long it took."""
+
+    ok: bool
+    time: datetime
+    latency: timedelta
+
+
+def reachability(
+    *,
+    last_result: PingResult | None,
+    last_success: datetime | None,
+    first_probe: datetime | None,
+    now: datetime,
+    slow_threshold: timedelta,
+) -> Reachability:
+    """DESIGN.md's table, made total.
+
+    Where the table is silent: a green ping older than `FRESH_FOR` (the heartbeat stalled) is
+    `Unknown`, since nothing recent backs any claim; a peer that has failed every ping so far is
+    `Degraded` until `GIVE_UP_AFTER` has passed since its first ping, then `Unreachable`.
+    """
+    if last_result is None:
+        return Reachability.UNKNOWN
+    if last_result.ok:
+        if now - last_result.time > FRESH_FOR:
+            return Reachability.UNKNOWN
+        return Reachability.SLOW if last_result.latency > slow_threshold else Reachability.REACHABLE
+    if last_success is not None:
+        return Reachability.DEGRADED if now - last_success <= GIVE_UP_AFTER else Reachability.UNREACHABLE
+    started = first_probe if first_probe is not None else last_result.time
+    return Reachability.DEGRADED if now - started <= GIVE_UP_AFTER else Reachability.UNREACHABLE
+
+
+def _edges(slow_threshold: timedelta) -> list[float]:
+    slow_ms = slow_threshold.total_seconds() * 1000
+    return sorted({float(edge) for edge in LATENCY_EDGES_MS if edge < slow_ms} | {slow_ms})
+
+
+def latency_bucket(latency_ms: int, *, slow_threshold: timedelta) -> int:
+    """Index of the latency bucket: <50, <100, <250, <500, <1000 ms, < slowThreshold, beyond."""
+    return sum(1 for edge in _edges(slow_threshold) if latency_ms >= edge)
+
+
+def latency_moved(old_ms: int, new_ms: int, *, slow_threshold: timedelta) -> bool:
+    """Whether the latency left the old bucket by more than `HYSTERESIS`.
+
+    Without the margin, a link whose latency hovers around an edge (9 ms, 11 ms, 9 ms on a busy
+    loopback) would be rewritten on every ping.
+    """
+    edges = _edges(slow_threshold)
+    bucket = latency_bucket(old_ms, slow_threshold=slow_threshold)
+    lower = edges[bucket - 1] if bucket > 0 else 0.0
+    upper = edges[bucket] if bucket < len(edges) else float("inf")
+    return new_ms < lower * (1 - HYSTERESIS) or new_ms >= upper * (1 + HYSTERESIS)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Which factor failed and one human line about it. Never holds a token or a key."""
+
+    factor: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the heartbeat saw, plus what it remembers between pings.
+
+    `last_success` and `first_probe` come from the heartbeat's memory, not from the stored
+    status: the stored `lastSuccessTime` may lag by up to `REFRESH_INTERVAL`, and judging the
+    5-minute rule by it would declare a link Unreachable early.
+    """
+
+    result: PingResult | None  # None: no ping was made (suspended)
+    slow_threshold: timedelta
+    last_success: datetime | None = None
+    first_probe: datetime | None = None
+    failure: Failure | None = None
+    remote: Mapping[str, Any] | None = None  # status.remote from the last green reply
+    accepted_fingerprint: str | None = None
+    presented_certificate: Mapping[str, Any] | None = None
+    insecure: bool = False
+    suspended: bool = False
+    generation: int | None = None
+    # The ping before this one, if it succeeded: a latency move is written only when two pings in
+    # a row confirm it, so a single slow handshake on a busy host does not cost a write.
+    previous_latency: timedelta | None = None
+    # The ping interval (spec.heartbeat.interval): the refresh waits half of it beyond
+    # REFRESH_INTERVAL.
+    interval: timedelta = timedelta()
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """The heartbeat's part of the status, and whether it must be written."""
+
+    status: dict[str, Any]  # the fields to merge-patch into status (only heartbeat-owned ones)
+    write: bool
+    reachability: Reachability
+    transition: tuple[str, str] | None = None  # (old, new) reachability when it changed
+    changed: tuple[str, ...] = field(default=())  # what a reader sees differently, for logs
+
+
+def _remote_signature(remote: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """The parts of the remote's view a reader cares about (its clocks and latency move every ping)."""
+    if not remote:
+        return ()
+    failure = remote.get("lastFailure") or {}
+    return (
+        remote.get("site"),
+        remote.get("peerName"),
+        remote.get("peerNamespace"),
+        remote.get("reachability"),
+        remote.get("inboundFingerprint"),
+        remote.get("outboundFingerprint"),
+        failure.get("factor") if isinstance(failure, Mapping) else None,
+    )
+
+
+def _reachable_condition(state: Reachability, observation: Observation) -> tuple[conditions.Status, str, str]:
+    if observation.suspended:
+        return "Unknown", REASON_SUSPENDED, "spec.suspend is true: the heartbeat does not ping"
+    if state in (Reachability.REACHABLE, Reachability.SLOW):
+        # No number here: the latency has its own field, and a message that moved with it would
+        # force a write on every ping.
+        slow_ms = observation.slow_threshold.total_seconds() * 1000
+        message = "ping answered 200" + (
+            f", slower than the {slow_ms:g} ms slowThreshold" if state is Reachability.SLOW else ""
+        )
+        if observation.insecure:
+            return "True", REASON_INSECURE, message + "; server certificate NOT verified (insecureSkipVerify)"
+        return "True", state.value, message
+    if state is Reachability.UNKNOWN:
+        return "Unknown", REASON_NO_PING, "no ping has finished recently"
+    failure = observation.failure or Failure("Network", "ping failed")
+    return "False", failure.factor, failure.message
+
+
+def _ready_condition(
+    old_conditions: Sequence[Mapping[str, object]], reachable: tuple[conditions.Status, str, str]
+) -> tuple[conditions.Status, str, str]:
+    credentials = conditions.get_condition(old_conditions, CONDITION_CREDENTIALS)
+    if credentials is None or credentials.get("status") != "True":
+        reason = str((credentials or {}).get("reason") or "CredentialsNotReady")
+        message = str((credentials or {}).get("message") or "credentials are not ready yet")
+        return "False", reason, message
+    status, reason, message = reachable
+    if reason == REASON_SUSPENDED:
+        # Suspended on purpose: not measured, and inbound calls are refused too, so not ready.
+        return "False", reason, message
+    return status, reason, message
+
+
+def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, now: datetime) -> StatusUpdate:
+    """The new heartbeat-owned status fields, and whether a reader would see a difference.
+
+    Owned fields: reachability, lastProbeTime, lastSuccessTime, latencyMilliseconds, lastFailure,
+    remote, presentedCertificate, outbound.acceptedFingerprint and the `Reachable` and `Ready`
+    conditions (other condition types are carried over untouched).
+    """
+    result = observation.result
+    last_success = observation.last_success or parse_rfc3339(old_status.get("lastSuccessTime"))
+    if observation.suspended:
+        state = Reachability.UNKNOWN
+    else:
+        state = reachability(
+            last_result=result,
+            last_success=last_success,
+            first_probe=observation.first_probe,
+            now=now,
+            slow_threshold=observation.slow_threshold,
+        )
+
+    new: dict[str, Any] = {"reachability": state.value}
+    changed: list[str] = []
+    old_state = str(old_status.get("reachability") or Reachability.UNKNOWN.value)
+    if old_state != state.value or "reachability" not in old_status:
+        changed.append("reachability")
+
+    if result is not None:
+        new["lastProbeTime"] = conditions.rfc3339(result.time)
+    if last_success is not None:
+        new["lastSuccessTime"] = conditions.rfc3339(last_success)
+
+    if result is not None and result.ok:
+        latency_ms = round(result.latency.total_seconds() * 1000)
+        new["latencyMilliseconds"] = latency_ms
+        old_latency = old_status.get("latencyMilliseconds")
+        previous_ms = (
+            round(observation.previous_latency.total_seconds() * 1000)
+            if observation.previous_latency is not None
+            else None
+        )
+        if not isinstance(old_latency, int) or (
+            previous_ms is not None
+            and latency_moved(old_latency, latency_ms, slow_threshold=observation.slow_threshold)
+            and latency_moved(old_latency, previous_ms, slow_threshold=observation.slow_threshold)
+        ):
+            changed.append("latency")
+
+    old_failure = old_status.get("lastFailure") or {}
+    if result is not None and not result.ok and observation.failure is not None:
+        failure = observation.failure
+        if (old_failure.get("factor"), old_failure.get("message")) != (failure.factor, failure.message):
+            changed.append("lastFailure")
+            new["lastFailure"] = {
+                "factor": failure.factor,
+                "message": failure.message,
+                "time": conditions.rfc3339(result.time),
+            }
+        else:
+            new["lastFailure"] = {**old_failure, "time": conditions.rfc3339(result.time)}
+
+    if observation.remote is not None:
+        new["remote"] = dict(observation.remote)
+        if _remote_signature(observation.remote) != _remote_signature(old_status.get("remote")):
+            changed.append("remote")
+
+    if observation.presented_certificate is not None:
+        new["presentedCertificate"] = dict(observation.presented_certificate)
+        if dict(observation.presented_certificate) != dict(old_status.get("presentedCertificate") or {}):
+            changed.append("presentedCertificate")
+
+    if observation.accepted_fingerprint is not None:
+        new["outbound"] = {"acceptedFingerprint": observation.accepted_fingerprint}
+        if (old_status.get("outbound") or {}).get("acceptedFingerprint") != observation.accepted_fingerprint:
+            changed.append("acceptedFingerprint")
+
+    old_conditions: Sequence[Mapping[str, object]] = old_status.get("conditions") or []
+    reachable = _reachable_condition(state, observation)
+    ready = _ready_condition(old_conditions, reachable)
+    new_conditions: Sequence[Mapping[str, object]] = old_conditions
+    for type_, (status, reason, message) in ((CONDITION_REACHABLE, reachable), (CONDITION_READY, ready)):
+        new_conditions = conditions.set_condition(
+            new_conditions,
+            type_=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            generation=observation.generation,
+            now=now,
+        )
+    if _condition_view(new_conditions) != _condition_view(old_conditions):
+        changed.append("conditions")
+    new["conditions"] = list(new_conditions)
+
+    last_probe = parse_rfc3339(old_status.get("lastProbeTime"))
+    refresh_due = REFRESH_INTERVAL + observation.interval / 2
+    stale = result is not None and (last_probe is None or now - last_probe > refresh_due)
+    write = bool(changed) or stale
+    transition = (old_state, state.value) if old_state != state.value else None
+    return StatusUpdate(
+        status=new, write=write, reachability=state, transition=transition, changed=tuple(changed)
+    )
+
+
+def _condition_view(items: Sequence[Mapping[str, object]]) -> list[tuple[object, ...]]:
+    """What a reader of the conditions sees, by type (order does not matter)."""
+    return sorted(
+        (
+            str(item.get("type")),
+            item.get("status"),
+            item.get("reason"),
+            item.get("message"),
+            item.get("observedGeneration"),
+        )
+        for item in items
+    )
+
+
+def remembered(old_status: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """(last success, first probe) to start from after a restart, read back from the status.
+
+    When no ping ever succeeded, the `Reachable` condition went False at the first failed ping,
+    so its transition time is when the 5-minute clock of "never reachable" started.
+    """
+    last_success = parse_rfc3339(old_status.get("lastSuccessTime"))
+    if last_success is not None:
+        return last_success, None
+    condition = conditions.get_condition(old_status.get("conditions") or [], CONDITION_REACHABLE)
+    if condition is not None and condition.get("status") == "False":
+        return None, parse_rfc3339(condition.get("lastTransitionTime"))
+    return None, None
