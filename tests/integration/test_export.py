@@ -200,3 +200,31 @@ def test_no_token_plaintext_in_logs_events_status_or_annotations(
     for where, text in haystacks.items():
         leaked = [token[:6] + "..." for token in tokens_seen if token in text]
         assert not leaked, f"token plaintext found in {where}: {leaked}"
+
+
+def test_export_reads_a_handoff_whose_expiry_annotation_was_mangled(
+    site_factory: SiteFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The handoff's one reader falls back to status.handoff.expiresAt; export neither crashes nor
+    loses the tokens to a hand edit."""
+    eu = site_factory("eu", **CHECK)
+    us_pem = issued_pem(eu, "us-client")
+    issued_pem(eu, "eu-client")
+    eu.create(
+        PEERS,
+        "us",
+        {
+            "endpoint": US_ENDPOINT,
+            "remoteCertificates": [{"pem": us_pem}],
+            "clientCertificateRef": {"name": "eu-client"},
+        },
+    )
+    fingerprints(eu, "us")
+    eu.core.patch_namespaced_secret(
+        "us-handoff", eu.namespace, {"metadata": {"annotations": {f"{api.GROUP}/expires-at": "next tuesday"}}}
+    )
+    code, bundle, err = export(
+        eu, capsys, "us", "--name", "eu", "--endpoint", EU_ENDPOINT, "--client-certificate", "us-client"
+    )
+    assert code == 0, err
+    assert [document["kind"] for document in yaml.safe_load_all(bundle)] == ["Secret", api.PEER_KIND]

@@ -672,9 +672,12 @@ def _plan_outbound(
 
 
 def handoff_expiry(handoff: ObservedSecret, status: Mapping[str, Any]) -> datetime | None:
-    """When a handoff Secret expires: its annotation, else status; None when neither is readable."""
-    text = handoff.annotations.get(ANNOTATION_EXPIRES_AT) or (status.get("handoff") or {}).get("expiresAt")
-    return parse_rfc3339(text)
+    """When a handoff Secret expires: its annotation, else status (a hand-edited annotation that does
+    not parse does not end the handoff early); None when neither is readable."""
+    recorded = status.get("handoff")
+    return parse_rfc3339(handoff.annotations.get(ANNOTATION_EXPIRES_AT)) or parse_rfc3339(
+        recorded.get("expiresAt") if isinstance(recorded, Mapping) else None
+    )
 
 
 def handoff_token(handoff: ObservedSecret, key: str) -> SecretText | None:
