@@ -24,6 +24,8 @@ RELEASE_NAMESPACE = "federation-system"
 # Kinds from CRDs kubernetes-validate has no schema for: checked by the tests below instead.
 NOT_IN_KUBERNETES_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("kopf.dev/v1", "ClusterKopfPeering"),
     ("kopf.dev/v1", "KopfPeering"),
 }
