@@ -5,6 +5,7 @@ The rule is rendered out of the chart by the real helm, then checked by the real
 from the alerting contract in docs/operations.md). Every alert links to a runbook that exists.
 """
 
+import dataclasses
 import functools
 import json
 import re
@@ -13,8 +14,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from federation_devkit import demo
+from federation_devkit.localsite import LocalSite, free_port
+from federation_operator.server.main import ServerConfig
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "federation-operator"
@@ -244,3 +253,95 @@ def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+# --- every metric the alerts and the dashboard use exists on a running site ---------------------
+
+METRIC_NAME = re.compile(r"\b(federation_[a-z_]+)\b")
+SELECTOR = re.compile(r"\b(federation_[a-z_]+)\{([^}]*)\}")
+
+
+def used_metrics(helm: str) -> dict[str, set[str]]:
+    """Metric name -> label names its selectors use, over the rules and the dashboard."""
+    exprs = [rule["expr"] for rule in alerts(helm).values()]
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs += [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used: dict[str, set[str]] = {}
+    for expr in exprs:
+        for name in METRIC_NAME.findall(expr):
+            used.setdefault(name, set())
+        for name, matchers in SELECTOR.findall(expr):
+            used[name] |= {m.split("=")[0].rstrip("!~").strip() for m in matchers.split(",") if m.strip()}
+    return used
+
+
+@dataclasses.dataclass
+class MetricsSite(LocalSite):
+    """A local site whose federation server also listens on plain HTTP (its /metrics)."""
+
+    http_port: int = 0
+
+    def server_config(self) -> ServerConfig:
+        return dataclasses.replace(super().server_config(), http_port=self.http_port)
+
+
+def scrape(port: int) -> dict[str, list[Sample]]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples: dict[str, list[Sample]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+@pytest.mark.slow
+def test_every_metric_the_alerts_and_dashboard_use_exists_on_a_running_site(
+    helm: str, tmp_path: Path
+) -> None:
+    interval = 1.0
+    ports = {name: (free_port(), free_port()) for name in ("eu", "us")}
+    locals_ = [
+        MetricsSite(
+            name,
+            tmp_path / name,
+            operator_overrides={"metrics_port": ports[name][0], "metrics_host": "127.0.0.1"},
+            http_port=ports[name][1],
+        )
+        for name in ("eu", "us")
+    ]
+    sites: list[demo.Site] = []
+    try:
+        for local in locals_:
+            local.start()
+            sites.append(demo.Site(local))
+        eu, us = sites
+        demo.issue_client_certificates(eu, us)
+        demo.create_peer(eu, us, name="us-region", interval=interval)
+        bundle = demo.export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
+        demo.accept_bundle(us, eu, bundle, name="eu-region", interval=interval)
+        demo.wait_reachable([(eu, "us-region"), (us, "eu-region")], interval=interval)
+        # One refused inbound call, so the refusal series exist too.
+        assert (
+            httpx.get(f"http://127.0.0.1:{ports['eu'][1]}/api/federation/ping", timeout=5).status_code >= 400
+        )
+
+        def exposed() -> dict[str, list[Sample]] | None:
+            samples = scrape(ports["eu"][0]) | scrape(ports["eu"][1])
+            return samples if set(used_metrics(helm)) <= set(samples) else None
+
+        samples = wait_for(exposed, timeout=30, interval=0.5, message="every used metric exposed")
+    finally:
+        for site in sites:
+            site.close()
+        for local in reversed(locals_):
+            local.close()
+
+    for name, labels in used_metrics(helm).items():
+        exposed_labels = set().union(*(sample.labels for sample in samples[name]))
+        # `job` is the scrape's own label (PodMonitor / ServiceMonitor), not the metric's.
+        assert labels - {"job"} <= exposed_labels, f"{name}: selectors use {labels}, exposed {exposed_labels}"
+    assert any(s.labels.get("result") == "denied" for s in samples["federation_server_requests_total"])
+    assert any(
+        s.labels.get("state") == "Reachable" and s.value == 1
+        for s in samples["federation_heartbeat_peer_state"]
+    )

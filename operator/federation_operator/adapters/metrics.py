@@ -6,10 +6,15 @@ does with its probe results. One `CollectorRegistry` per operator instance (two 
 share a process in tests and the demo, and Prometheus refuses duplicate names in one registry).
 
 Cardinality: one state series per peer (the old one is removed when the state changes) plus a
-count of peers per state; durations and results are not labelled by peer.
+count of peers per state; durations and results are not labelled by peer. Beside the heartbeat,
+the same registry carries each FederationCert's expiry (for the expiry alerts) and the handler
+failures kopf reports (for "failing to reconcile").
 """
 
-from typing import Final
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import (
@@ -20,6 +25,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from federation_operator.domain.times import parse_rfc3339
 
 STATES: Final = ("Unknown", "Reachable", "Slow", "Degraded", "Unreachable")
 DURATION_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -85,6 +92,67 @@ class HeartbeatMetrics:
         if old is not None:
             self.peer_state.remove(namespace, peer, old)
             self.peers.labels(old).dec()
+
+
+class CertificateMetrics:
+    """`notAfter` and `renewalTime` of every FederationCert, as Unix times, mirrored from its status.
+
+    Alerts compare them with `time()`, so they fire on schedule even when no status is written.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.not_after = Gauge(
+            "federation_certificate_not_after_timestamp_seconds",
+            "FederationCert notAfter (status.notAfter), as a Unix time.",
+            ["namespace", "name"],
+            registry=registry,
+        )
+        self.renewal = Gauge(
+            "federation_certificate_renewal_timestamp_seconds",
+            "FederationCert renewal time (status.renewalTime: when Expiring turns True), as a Unix time.",
+            ["namespace", "name"],
+            registry=registry,
+        )
+
+    def observe(self, *, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        not_after = parse_rfc3339(status.get("notAfter"))
+        renewal = parse_rfc3339(status.get("renewalTime"))
+        if not_after is None or renewal is None:
+            self.forget(namespace=namespace, name=name)
+            return
+        self.not_after.labels(namespace, name).set(not_after.timestamp())
+        self.renewal.labels(namespace, name).set(renewal.timestamp())
+
+    def forget(self, *, namespace: str, name: str) -> None:
+        for gauge in (self.not_after, self.renewal):
+            with contextlib.suppress(KeyError):  # never observed, or already forgotten
+                gauge.remove(namespace, name)
+
+
+class HandlerErrors(logging.Handler):
+    """`federation_operator_handler_errors_total{kind}`: the handler failures kopf reports.
+
+    kopf reports a failed handler (and each retry) as an ERROR on its per-object logger, which
+    carries the object's reference; counting those records is the one place every failure passes.
+    Attach to `logging.getLogger("kopf.objects")`. Kinds other than ours count as `other`.
+    """
+
+    KINDS: Final = ("FederationCert", "FederationPeer")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(level=logging.ERROR)
+        self.errors = Counter(
+            "federation_operator_handler_errors",
+            "Handler failures kopf reported (logged at ERROR for an object), by the object's kind.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in (*self.KINDS, "other"):
+            self.errors.labels(kind)  # every series exists from the start: rate() needs no first error
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = str((getattr(record, "k8s_ref", None) or {}).get("kind") or "")
+        self.errors.labels(kind if kind in self.KINDS else "other").inc()
 
 
 async def serve_metrics(registry: CollectorRegistry, *, host: str, port: int) -> web.AppRunner:

@@ -7,11 +7,12 @@ every decorator names the registry explicitly and has an explicit `id`.
 import kopf
 
 from federation_operator.controller.config import OperatorConfig
-from federation_operator.controller.registration import certs, heartbeat, ingress, peers
+from federation_operator.controller.registration import certs, heartbeat, ingress, metrics, peers
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     certs.register(registry, config)
     peers.register(registry, config)
     heartbeat.register(registry, config)
+    metrics.register(registry, config)
     ingress.register(registry, config)
