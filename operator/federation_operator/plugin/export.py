@@ -28,6 +28,7 @@ from federation_operator.adapters.k8s.credentials import read_outbound
 from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
 from federation_operator.domain import api, credentials, objects, tokens
 from federation_operator.domain.tokens import SecretText
+from federation_operator.plugin import gitops_export
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
 
 HELP: Final = "print a bundle for the remote site (FederationPeer + swapped tokens); consumes the handoff"
@@ -54,6 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "public CA: the bundle then carries it in a ConfigMap and the remote trusts it",
     )
     parser.add_argument("--remote-namespace", help="namespace for the bundle's objects (default: none)")
+    parser.add_argument(
+        "--gitops",
+        metavar="DIR",
+        type=Path,
+        help="write the remote's files into DIR instead of printing a bundle: a FederationPeer safe to "
+        "commit (hash and reference, no token) and a separate Secret file for its secret tool",
+    )
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,48 @@ async def _our_certificate(kube: Kube, *, namespace: str, peer: Mapping[str, Any
     return str(pem)
 
 
+def _print_bundle(args: argparse.Namespace, handover: Handover, *, server_ca_pem: str | None) -> None:
+    text = render_bundle(
+        build_bundle(
+            remote_name=args.name,
+            endpoint=args.endpoint,
+            handover=handover,
+            client_certificate=args.client_certificate,
+            server_ca_pem=server_ca_pem,
+            remote_namespace=args.remote_namespace,
+        )
+    )
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if handover.remote_outbound is None:
+        print(
+            "note: our inbound token is kept only as a hash here, so the bundle carries no Secret; the "
+            f"remote keeps its Secret {args.name}{CREDENTIALS_SUFFIX} for what it presents to us",
+            file=sys.stderr,
+        )
+
+
+def _write_gitops(args: argparse.Namespace, handover: Handover, *, server_ca_pem: str | None) -> None:
+    files = gitops_export.build_gitops_files(
+        remote_name=args.name,
+        endpoint=args.endpoint,
+        certificate_pem=handover.certificate_pem,
+        remote_inbound=handover.remote_inbound,
+        remote_outbound=handover.remote_outbound,
+        client_certificate=args.client_certificate,
+        server_ca=(args.name + SERVER_CA_SUFFIX, SERVER_CA_KEY, server_ca_pem) if server_ca_pem else None,
+        remote_namespace=args.remote_namespace,
+    )
+    for path in gitops_export.write_gitops_files(args.gitops, files):
+        print(f"wrote {path}", file=sys.stderr)
+    if files.secret is None:
+        print(
+            "note: our inbound token is kept only as a hash here, so there is no Secret file; the remote "
+            f"keeps its Secret {args.name}{gitops_export.OUTBOUND_SUFFIX} for what it presents to us",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
 
@@ -215,31 +265,17 @@ async def _run(args: argparse.Namespace) -> int:
     kube = connect(args)
     try:
         handover, handoff = await read_handover(kube, namespace=namespace, peer_name=args.peer)
-        text = render_bundle(
-            build_bundle(
-                remote_name=args.name,
-                endpoint=args.endpoint,
-                handover=handover,
-                client_certificate=args.client_certificate,
-                server_ca_pem=server_ca_pem,
-                remote_namespace=args.remote_namespace,
-            )
-        )
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        if handover.remote_outbound is None:
-            print(
-                "note: our inbound token is kept only as a hash here, so the bundle carries no Secret; the "
-                f"remote keeps its Secret {args.name}{CREDENTIALS_SUFFIX} for what it presents to us",
-                file=sys.stderr,
-            )
+        if args.gitops is not None:
+            _write_gitops(args, handover, server_ca_pem=server_ca_pem)
+        else:
+            _print_bundle(args, handover, server_ca_pem=server_ca_pem)
         meta = handoff["metadata"]
         try:
             # The deletion is the signal: the operator sees it and clears status.handoff.
             await kube.delete(SECRETS, namespace, meta["name"], uid=meta["uid"])
         except ApiError as error:
             print(
-                f"error: the bundle was printed but the handoff Secret {meta['name']} was not deleted "
+                f"error: the bundle was handed out but the handoff Secret {meta['name']} was not deleted "
                 f"({error}); delete it with `kubectl delete secret {meta['name']} -n {namespace}`",
                 file=sys.stderr,
             )
