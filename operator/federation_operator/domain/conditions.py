@@ -2,15 +2,24 @@
 
 `lastTransitionTime` moves only when `status` flips, as the API conventions ask, so that a
 condition rewritten with the same value produces no status write at all.
+
+The conditions follow kstatus (docs/gitops.md): `Ready` carries `observedGeneration`;
+`Reconciling` is True while the operator has not yet judged the object under its current spec,
+`Stalled` is True while it cannot make progress without the user; both are abnormal-true and
+are removed, not set False, when they do not apply.
 """
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Literal, TypedDict
+from typing import Final, Literal, TypedDict
 
 from federation_operator.domain.times import rfc3339 as rfc3339  # re-exported: conditions carry times
 
 Status = Literal["True", "False", "Unknown"]
+
+READY: Final = "Ready"
+RECONCILING: Final = "Reconciling"
+STALLED: Final = "Stalled"
 
 
 class Condition(TypedDict, total=False):
@@ -48,6 +57,29 @@ def set_condition(
         new["observedGeneration"] = generation
     result.append(new)
     return sorted(result, key=lambda condition: condition.get("type", ""))
+
+
+def remove_condition(conditions: Sequence[Mapping[str, object]], type_: str) -> list[Condition]:
+    """A new list without `type_` (for the abnormal-true kstatus conditions, which go when done)."""
+    return [Condition(**condition) for condition in conditions if condition.get("type") != type_]  # type: ignore[typeddict-item]
+
+
+def set_or_remove(
+    conditions: Sequence[Mapping[str, object]],
+    *,
+    type_: str,
+    active: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> list[Condition]:
+    """`type_` set True with reason and message when `active`, removed otherwise (kstatus' way)."""
+    if not active:
+        return remove_condition(conditions, type_)
+    return set_condition(
+        conditions, type_=type_, status="True", reason=reason, message=message, generation=generation, now=now
+    )
 
 
 def get_condition(conditions: Sequence[Mapping[str, object]], type_: str) -> Mapping[str, object] | None:

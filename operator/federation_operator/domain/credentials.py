@@ -19,7 +19,7 @@ Pure: no I/O. Randomness comes in through `new_token`, so tests can pin it.
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -1043,21 +1043,73 @@ def credential_status(
             f"inbound {new_inbound.get('source')} {new_inbound.get('fingerprint')}, "
             f"outbound {new_outbound.get('source')} {new_outbound.get('fingerprint')}"
         )
+    new_conditions = conditions.set_condition(
+        list(old.get("conditions") or []),
+        type_=CONDITION,
+        status=ready,
+        reason=reason,
+        message=message,
+        generation=generation,
+        now=now,
+    )
     result: dict[str, Any] = {
         "inbound": new_inbound,
         "outbound": new_outbound,
         "handoff": dict(handoff) if handoff else None,
-        "conditions": conditions.set_condition(
-            list(old.get("conditions") or []),
-            type_=CONDITION,
-            status=ready,
-            reason=reason,
-            message=message,
-            generation=generation,
-            now=now,
-        ),
+        "conditions": kstatus_conditions(new_conditions, generation=generation, now=now),
     }
+    if generation is not None:
+        result["observedGeneration"] = generation
     return result
+
+
+# The conditions this handler owns on a FederationPeer; `Ready` and `Reachable` are the heartbeat's.
+OWNED_CONDITIONS: Final = frozenset({CONDITION, conditions.RECONCILING, conditions.STALLED})
+
+
+def kstatus_conditions(
+    items: Sequence[Mapping[str, object]], *, generation: int | None, now: datetime
+) -> list[conditions.Condition]:
+    """`Stalled` while the credentials need the user (every credential problem does: a Secret to
+    create, fix or give back); otherwise `Reconciling` until the heartbeat has judged the link once
+    (it writes `Ready` and `status.observedGeneration`, and removes `Reconciling`)."""
+    credentials = conditions.get_condition(items, CONDITION) or {}
+    stalled = credentials.get("status") == "False"
+    result = conditions.set_or_remove(
+        items,
+        type_=conditions.STALLED,
+        active=stalled,
+        reason=str(credentials.get("reason")),
+        message=str(credentials.get("message")),
+        generation=generation,
+        now=now,
+    )
+    return conditions.set_or_remove(
+        result,
+        type_=conditions.RECONCILING,
+        # Stalled wins: nothing is in progress until the user acts.
+        active=not stalled and not _ready_for(result, generation),
+        reason="WaitingForPing",
+        message="waiting for the heartbeat to judge the link under this spec",
+        generation=generation,
+        now=now,
+    )
+
+
+def _ready_for(items: Sequence[Mapping[str, object]], generation: int | None) -> bool:
+    ready = conditions.get_condition(items, conditions.READY)
+    return ready is not None and (generation is None or ready.get("observedGeneration") == generation)
+
+
+def rebase_owned_conditions(
+    fresh: Sequence[Mapping[str, object]], ours: Sequence[Mapping[str, object]], *, generation: int | None
+) -> list[conditions.Condition]:
+    """Our conditions onto a fresh read; `Reconciling` goes if the heartbeat has judged this
+    generation meanwhile (a fresh `Ready` is only ever newer than the one ours was computed from)."""
+    merged = conditions.merge_owned(fresh, ours, types=OWNED_CONDITIONS)
+    if _ready_for(fresh, generation):
+        return conditions.remove_condition(merged, conditions.RECONCILING)
+    return merged
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

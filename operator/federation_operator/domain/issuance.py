@@ -296,6 +296,26 @@ def cert_status(
             generation=generation,
             now=now,
         )
+    ready_now = conditions.get_condition(new_conditions, conditions.READY) or {}
+    new_conditions = conditions.set_or_remove(
+        new_conditions,
+        type_=conditions.RECONCILING,
+        active=ready_now.get("status") == "Unknown",  # issuing
+        reason=str(ready_now.get("reason")),
+        message=str(ready_now.get("message")),
+        generation=generation,
+        now=now,
+    )
+    new_conditions = conditions.set_or_remove(
+        new_conditions,
+        type_=conditions.STALLED,
+        # Expired, SecretMissing, SecretTampered, SecretConflict, InvalidSpec: only the user can fix them.
+        active=ready_now.get("status") == "False",
+        reason=str(ready_now.get("reason")),
+        message=str(ready_now.get("message")),
+        generation=generation,
+        now=now,
+    )
     result["conditions"] = new_conditions
     if generation is not None:
         result["observedGeneration"] = generation

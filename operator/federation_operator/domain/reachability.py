@@ -213,8 +213,9 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
     """The new heartbeat-owned status fields, and whether a reader would see a difference.
 
     Owned fields: reachability, lastProbeTime, lastSuccessTime, latencyMilliseconds, lastFailure,
-    remote, presentedCertificate, outbound.acceptedFingerprint and the `Reachable` and `Ready`
-    conditions (other condition types are carried over untouched).
+    remote, presentedCertificate, outbound.acceptedFingerprint, observedGeneration and the
+    `Reachable` and `Ready` conditions; it removes `Reconciling` (other condition types are
+    carried over untouched).
     """
     result = observation.result
     last_success = observation.last_success or parse_rfc3339(old_status.get("lastSuccessTime"))
@@ -298,6 +299,16 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
             generation=observation.generation,
             now=now,
         )
+    # Ready now describes this generation: kstatus' Reconciling, set by the credentials handler
+    # until the link is judged under the current spec, is done (unless set for a newer spec).
+    reconciling = conditions.get_condition(new_conditions, conditions.RECONCILING)
+    observed = old_status.get("observedGeneration")
+    if observation.generation is not None:
+        if reconciling is not None and _int(reconciling.get("observedGeneration")) <= observation.generation:
+            new_conditions = conditions.remove_condition(new_conditions, conditions.RECONCILING)
+        if not isinstance(observed, int) or observation.generation > observed:
+            new["observedGeneration"] = observation.generation
+            changed.append("observedGeneration")
     if _condition_view(new_conditions) != _condition_view(old_conditions):
         changed.append("conditions")
     new["conditions"] = list(new_conditions)
@@ -310,6 +321,10 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
     return StatusUpdate(
         status=new, write=write, reachability=state, transition=transition, changed=tuple(changed)
     )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _condition_view(items: Sequence[Mapping[str, object]]) -> list[tuple[object, ...]]:

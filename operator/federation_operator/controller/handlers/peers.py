@@ -216,16 +216,18 @@ async def _observe(
 def _invalid_spec_status(
     status: Mapping[str, Any], message: str, identity: credentials.PeerIdentity, now: Any
 ) -> dict[str, Any]:
+    invalid = conditions.set_condition(
+        list(status.get("conditions") or []),
+        type_=credentials.CONDITION,
+        status="False",
+        reason="InvalidSpec",
+        message=message,
+        generation=identity.generation,
+        now=now,
+    )
     return {
-        "conditions": conditions.set_condition(
-            list(status.get("conditions") or []),
-            type_=credentials.CONDITION,
-            status="False",
-            reason="InvalidSpec",
-            message=message,
-            generation=identity.generation,
-            now=now,
-        )
+        "conditions": credentials.kstatus_conditions(invalid, generation=identity.generation, now=now),
+        "observedGeneration": identity.generation,
     }
 
 
@@ -244,8 +246,10 @@ async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[st
                 theirs = {k: v for k, v in (fresh.get(side) or {}).items() if k not in _SIDE_FIELDS}
                 rebased[side] = theirs | {k: v for k, v in new[side].items() if k in _SIDE_FIELDS}
         if "conditions" in new:
-            rebased["conditions"] = conditions.merge_owned(
-                list(fresh.get("conditions") or []), list(new["conditions"]), types={credentials.CONDITION}
+            rebased["conditions"] = credentials.rebase_owned_conditions(
+                list(fresh.get("conditions") or []),
+                list(new["conditions"]),
+                generation=peer["metadata"].get("generation"),
             )
         return credentials.status_patch(fresh, rebased)
 
