@@ -6,6 +6,7 @@
 --   spec.suspend                  -> Suspended   the user paused the link on purpose
 --   no status yet                 -> Progressing the operator has not seen the peer yet
 --   status older than the spec    -> Progressing kstatus' rule: an old status says nothing of the new spec
+--   Reconciling True              -> Progressing the link is not yet judged under the current spec
 --   CredentialsReady False        -> Degraded    a referenced Secret is missing or wrong: user action
 --   PinsUsable False              -> Degraded    a pin the edge cannot enforce: user action
 --   Reachable, Slow               -> Healthy     the last ping was answered
@@ -53,6 +54,13 @@ local generation = obj.metadata.generation
 if generation ~= nil and observed ~= nil and observed < generation then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to act on generation " .. generation
+  return hs
+end
+
+local reconciling = find(conditions, "Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = "Reconciling: " .. says(reconciling, "the operator is acting on the current spec")
   return hs
 end
 
