@@ -5,11 +5,11 @@ The rule is rendered out of the chart by the real helm, then checked by the real
 from the alerting contract in docs/operations.md). Every alert links to a runbook that exists.
 """
 
-import dataclasses
 import functools
 import json
 import re
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from prometheus_client.samples import Sample
 
 from federation_devkit import demo
 from federation_devkit.localsite import LocalSite, free_port
-from federation_operator.server.main import ServerConfig
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +84,11 @@ def render(helm: str, sets: tuple[str, ...]) -> tuple[Doc, ...]:
         str(CHART),
         "--namespace",
         NAMESPACE,
+        # The values without a default: the public host, and the proxy whose header is believed.
         "--set",
         "ingress.host=f.example",
+        "--set",
+        "server.trustedProxies={10.244.0.0/16}",
     ]
     for assignment in sets:
         # `--set` gives helm 4 a string for 2.5; a number goes through --set-json.
@@ -275,16 +277,6 @@ def used_metrics(helm: str) -> dict[str, set[str]]:
     return used
 
 
-@dataclasses.dataclass
-class MetricsSite(LocalSite):
-    """A local site whose federation server also listens on plain HTTP (its /metrics)."""
-
-    http_port: int = 0
-
-    def server_config(self) -> ServerConfig:
-        return dataclasses.replace(super().server_config(), http_port=self.http_port)
-
-
 def scrape(port: int) -> dict[str, list[Sample]]:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     samples: dict[str, list[Sample]] = {}
@@ -300,12 +292,13 @@ def test_every_metric_the_alerts_and_dashboard_use_exists_on_a_running_site(
 ) -> None:
     interval = 1.0
     ports = {name: (free_port(), free_port()) for name in ("eu", "us")}
+    # operator /metrics, federation server /metrics (its in-cluster port)
     locals_ = [
-        MetricsSite(
+        LocalSite(
             name,
             tmp_path / name,
             operator_overrides={"metrics_port": ports[name][0], "metrics_host": "127.0.0.1"},
-            http_port=ports[name][1],
+            metrics_port=ports[name][1],
         )
         for name in ("eu", "us")
     ]
@@ -320,10 +313,10 @@ def test_every_metric_the_alerts_and_dashboard_use_exists_on_a_running_site(
         bundle = demo.export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
         demo.accept_bundle(us, eu, bundle, name="eu-region", interval=interval)
         demo.wait_reachable([(eu, "us-region"), (us, "eu-region")], interval=interval)
-        # One refused inbound call, so the refusal series exist too.
-        assert (
-            httpx.get(f"http://127.0.0.1:{ports['eu'][1]}/api/federation/ping", timeout=5).status_code >= 400
-        )
+        # One refused inbound call (TLS, no client certificate), so the refusal series exist too.
+        trust = ssl.create_default_context(cafile=str(eu.local.ca_file))
+        refused = httpx.get(f"{eu.local.endpoint}/api/federation/ping", verify=trust, timeout=5)
+        assert refused.status_code == 401
 
         def exposed() -> dict[str, list[Sample]] | None:
             samples = scrape(ports["eu"][0]) | scrape(ports["eu"][1])
@@ -340,7 +333,8 @@ def test_every_metric_the_alerts_and_dashboard_use_exists_on_a_running_site(
         exposed_labels = set().union(*(sample.labels for sample in samples[name]))
         # `job` is the scrape's own label (PodMonitor / ServiceMonitor), not the metric's.
         assert labels - {"job"} <= exposed_labels, f"{name}: selectors use {labels}, exposed {exposed_labels}"
-    assert any(s.labels.get("result") == "denied" for s in samples["federation_server_requests_total"])
+    requests = samples["federation_server_requests_total"]
+    assert any(s.labels.get("result") == "denied" for s in requests), requests
     assert any(
         s.labels.get("state") == "Reachable" and s.value == 1
         for s in samples["federation_heartbeat_peer_state"]
