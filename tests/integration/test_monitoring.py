@@ -310,7 +310,9 @@ def test_every_metric_the_alerts_and_dashboard_use_exists_on_a_running_site(
         eu, us = sites
         demo.issue_client_certificates(eu, us)
         demo.create_peer(eu, us, name="us-region", interval=interval)
-        bundle = demo.export(eu, "us-region", name="eu-region", endpoint=eu.local.endpoint)
+        bundle = demo.export(
+            eu, "us-region", name="eu-region", endpoint=eu.local.endpoint, client_certificate="us-client"
+        )
         demo.accept_bundle(us, eu, bundle, name="eu-region", interval=interval)
         demo.wait_reachable([(eu, "us-region"), (us, "eu-region")], interval=interval)
         # One refused inbound call (TLS, no client certificate), so the refusal series exist too.
