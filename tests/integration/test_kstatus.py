@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import watch
 
-from federation_operator import api
+from federation_operator.domain import api
 from tests import kstatus
 from tests.argocd_health import evaluate
 from tests.integration.conftest import Site, SiteFactory

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from federation_operator import conditions, credentials, issuance
-from federation_operator.reachability import Observation, PingResult, heartbeat_status
+from federation_operator.domain import conditions, credentials, issuance
+from federation_operator.domain.reachability import Observation, PingResult, heartbeat_status
 from tests import kstatus
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
