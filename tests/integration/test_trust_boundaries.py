@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -724,3 +725,77 @@ def test_metrics_and_readiness_are_not_served_on_the_internet_facing_listener(si
             assert ops.getresponse().status in (200, 503), path
         finally:
             ops.close()
+
+
+def everything_readable(site: Any) -> str:
+    """Every Secret's decoded data, every annotation and spec of Secrets and FederationPeers: what
+    a reader of the remote cluster could see."""
+    texts = []
+    for secret in site.core.list_namespaced_secret(site.namespace).items:
+        texts.append(json.dumps(secret.metadata.annotations or {}))
+        texts.extend(base64.b64decode(value).decode("latin-1") for value in (secret.data or {}).values())
+    peers = site.custom.list_namespaced_custom_object(GROUP, VERSION, site.namespace, PLURAL)["items"]
+    texts.extend(json.dumps(peer) for peer in peers)
+    return "\n".join(texts)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="the remote admin's kubectl applies the bundle")
+def test_importing_an_export_keeps_the_inbound_token_only_as_a_hash_and_in_no_annotation(
+    site_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from federation_operator.plugin import cli
+
+    eu, us = site_factory("eu", peer_check_interval=0.3), site_factory("us", peer_check_interval=0.3)
+    eu.create("federationcerts", "eu-client", {"subject": "eu"})
+    eu.wait_condition("federationcerts", "eu-client", "Ready", "True")
+    eu.create(
+        PLURAL,
+        "us",
+        {
+            "endpoint": "https://127.0.0.1:9",
+            "remoteCertificates": [{"thumbprint": "sha256:" + "7a" * 32}],
+            "clientCertificateRef": {"name": "eu-client"},
+        },
+    )
+    eu.wait_condition(PLURAL, "us", "CredentialsReady", "True")
+    assert (
+        cli.main(
+            [
+                "export",
+                "us",
+                "--name",
+                "eu",
+                "--endpoint",
+                "https://127.0.0.1:9",
+                "--kubeconfig",
+                str(eu.kubeconfig),
+            ]
+        )
+        == 0
+    )
+    bundle = tmp_path / "for-us.yaml"
+    bundle.write_text(capsys.readouterr().out)
+    bundle.chmod(0o600)
+    secret_doc = next(
+        doc for doc in yaml.safe_load_all(bundle.read_text()) if doc and doc["kind"] == "Secret"
+    )
+    # What EU will present to US: US's inbound token, which US needs only as a hash.
+    us_inbound = base64.b64decode(secret_doc["data"]["inbound"]).decode()
+
+    # The way the bundle was meant to be used so far: kubectl apply leaves the token readable.
+    subprocess.run(
+        ["kubectl", "--kubeconfig", str(us.kubeconfig), "apply", "-f", str(bundle)],
+        check=True,
+        capture_output=True,
+    )
+    assert us_inbound in everything_readable(us)
+
+    assert cli.main(["import", str(bundle), "--kubeconfig", str(us.kubeconfig)]) == 0
+    assert us_inbound not in everything_readable(us)
+    us.wait_condition(PLURAL, "eu", "CredentialsReady", "True")
+    peer = us.get(PLURAL, "eu") or {}
+    assert peer["spec"]["inbound"] == {"secretHash": hash_of(us_inbound)}
+    eu_status = (eu.get(PLURAL, "us") or {})["status"]
+    assert peer["status"]["inbound"]["fingerprint"] == eu_status["outbound"]["fingerprint"]
+    assert peer["status"]["outbound"]["fingerprint"] == eu_status["inbound"]["fingerprint"]
+    assert us_inbound not in everything_readable(us), "nothing the operator wrote since holds it"

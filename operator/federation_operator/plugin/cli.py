@@ -10,12 +10,13 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from federation_operator.adapters.k8s.client import ApiError
-from federation_operator.plugin import check, conformance, export, pin, ping, rotate, status
+from federation_operator.plugin import check, conformance, export, importing, pin, ping, rotate, status
 from federation_operator.plugin.connection import PluginError, add_connection_flags
 
 SUBCOMMANDS: dict[str, ModuleType] = {
     "pin": pin,
     "export": export,
+    "import": importing,
     "rotate": rotate,
     "status": status,
     "check": check,
@@ -35,7 +36,11 @@ EXAMPLES: dict[str, str] = {
         "kubectl federation export us-region --name eu-region \\\n"
         "      --endpoint https://federation.eu.example.com \\\n"
         "      --client-certificate federation-client > for-us.yaml\n"
-        "  (the remote admin applies for-us.yaml: kubectl apply -f for-us.yaml)"
+        "  (the remote admin imports it: kubectl federation import for-us.yaml)"
+    ),
+    "import": (
+        "kubectl federation import for-us.yaml -n federation\n"
+        "  (keeps the inbound token as its hash; nothing readable in annotations)"
     ),
     "rotate": (
         "kubectl federation rotate us-region --inbound --wait\n"
@@ -51,7 +56,7 @@ EXAMPLES: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl federation",
-        description="Manage federation peers: status, check, ping, probe, pin, export, rotate.",
+        description="Manage federation peers: status, check, ping, probe, pin, export, import, rotate.",
         epilog="example:\n  kubectl federation status -A\n  kubectl federation check",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
