@@ -35,7 +35,6 @@ meets which target.
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import re
@@ -84,27 +83,9 @@ def _index(peers: int, token: tokens.SecretText) -> tuple[PeerIndex, str]:
         peer_token = token if number == peers - 1 else tokens.generate_token()
         index.upsert_peer(
             {
-                "metadata": {"namespace": "bench", "name": name, "uid": f"uid-{name}"},
+                "metadata": {"namespace": "bench", "name": name},
                 "spec": {"remoteCertificates": [{"thumbprint": pin}]},
-            }
-        )
-        hashes = json.dumps({"current": tokens.hash_token(peer_token), "previous": []}).encode()
-        index.upsert_inbound_secret(
-            {
-                "metadata": {
-                    "namespace": "bench",
-                    "name": f"{name}-inbound",
-                    "labels": {api.LABEL_PEER: name},
-                    "ownerReferences": [
-                        {
-                            "apiVersion": api.API_VERSION,
-                            "kind": api.PEER_KIND,
-                            "name": name,
-                            "uid": f"uid-{name}",
-                        }
-                    ],
-                },
-                "data": {api.INBOUND_HASHES_KEY: base64.b64encode(hashes).decode()},
+                "status": {"inbound": {"acceptedHashes": [{"hash": tokens.hash_token(peer_token)}]}},
             }
         )
     index.mark_synced()

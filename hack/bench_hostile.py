@@ -25,7 +25,6 @@ baseline), ping p99 during the attack < 2x the p99 without.
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -73,16 +72,9 @@ def serve(directory: Path, port: int) -> None:
     index = PeerIndex()
     index.upsert_peer(
         {
-            "metadata": {"namespace": "bench", "name": "peer", "uid": "uid-peer"},
+            "metadata": {"namespace": "bench", "name": "peer"},
             "spec": {"remoteCertificates": [{"pem": issued.info.pem}]},
-        }
-    )
-    hashes = json.dumps({"current": tokens.hash_token(token), "previous": []}).encode()
-    owner = {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": "peer", "uid": "uid-peer"}
-    index.upsert_inbound_secret(
-        {
-            "metadata": {"namespace": "bench", "name": "peer-inbound", "ownerReferences": [owner]},
-            "data": {api.INBOUND_HASHES_KEY: base64.b64encode(hashes).decode()},
+            "status": {"inbound": {"acceptedHashes": [{"hash": tokens.hash_token(token)}]}},
         }
     )
     index.mark_synced()

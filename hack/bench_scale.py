@@ -20,9 +20,7 @@ Prints one figure per line; nothing here is asserted.
 """
 
 import argparse
-import base64
 import concurrent.futures
-import json
 import subprocess
 import sys
 import tempfile
@@ -126,58 +124,33 @@ def _until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _synthetic(peers: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Peers and inbound Secrets shaped like the operator's, without running it (`--index-only`)."""
-    peer_objects, secrets = [], []
+def _synthetic(peers: int) -> list[dict[str, Any]]:
+    """Peers shaped like the operator's (accepted hash in status), without running it (`--index-only`)."""
+    peer_objects = []
     for number in range(peers):
         name = f"peer-{number:05d}"
+        accepted = [{"hash": tokens.hash_token(tokens.generate_token())}]
         peer_objects.append(
             {
-                "metadata": {"namespace": NAMESPACE, "name": name, "uid": f"uid-{name}"},
+                "metadata": {"namespace": NAMESPACE, "name": name},
                 "spec": {"remoteCertificates": [{"thumbprint": "sha256:" + f"{number:064x}"}]},
-                "status": {"reachability": "Degraded"},
+                "status": {"reachability": "Degraded", "inbound": {"acceptedHashes": accepted}},
             }
         )
-        document = json.dumps({"current": tokens.hash_token(tokens.generate_token()), "previous": []})
-        secrets.append(
-            {
-                "metadata": {
-                    "namespace": NAMESPACE,
-                    "name": f"{name}{api.INBOUND_SECRET_SUFFIX}",
-                    "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: name},
-                    "ownerReferences": [
-                        {
-                            "apiVersion": api.API_VERSION,
-                            "kind": api.PEER_KIND,
-                            "name": name,
-                            "uid": f"uid-{name}",
-                        }
-                    ],
-                },
-                "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document.encode()).decode()},
-            }
-        )
-    return peer_objects, secrets
+    return peer_objects
 
 
-def _from_sandbox(sandbox: SandboxThread) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    peers = sandbox.call(sandbox.api.snapshot, api.PEER_PLURAL, api.GROUP)
-    secrets = [
-        secret
-        for secret in sandbox.call(sandbox.api.snapshot, "secrets")
-        if (secret["metadata"].get("labels") or {}).get(api.LABEL_ROLE) == api.ROLE_INBOUND
-    ]
-    return peers, secrets
+def _from_sandbox(sandbox: SandboxThread) -> list[dict[str, Any]]:
+    peers: list[dict[str, Any]] = sandbox.call(sandbox.api.snapshot, api.PEER_PLURAL, api.GROUP)
+    return peers
 
 
-def _index_memory(peers: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> tuple[int, int, int]:
+def _index_memory(peers: list[dict[str, Any]]) -> tuple[int, int, int]:
     """(peers indexed, bytes retained, peak bytes) of a PeerIndex built from these objects."""
     tracemalloc.start()
     index = PeerIndex()
     for peer in peers:
         index.upsert_peer(peer)
-    for secret in secrets:
-        index.upsert_inbound_secret(secret)
     retained, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return len(index.peer_keys()), retained, peak
@@ -198,7 +171,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.index_only:
-        _print_index(*_index_memory(*_synthetic(args.peers)))
+        _print_index(*_index_memory(_synthetic(args.peers)))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, SandboxThread() as sandbox:
@@ -261,7 +234,7 @@ def main() -> int:
                 print(f"operator_shutdown_s=>{SHUTDOWN_GRACE:.0f} (killed)", flush=True)
             log.close()
 
-        _print_index(*_index_memory(*_from_sandbox(sandbox)))
+        _print_index(*_index_memory(_from_sandbox(sandbox)))
     return 0
 
 

@@ -215,6 +215,34 @@ def test_cluster_wide_watch_uses_cluster_roles_with_only_the_selected_provider(h
     assert of_kind(docs, "ClusterKopfPeering")[0]["metadata"]["name"] == "federation-operator"
 
 
+def test_least_privilege_the_server_reads_no_secret_and_only_the_operator_writes_peer_status(
+    helm: str,
+) -> None:
+    for docs in (render(helm, None), render(helm, ci_values("ingress-nginx-namespaced"))):
+        server = [
+            rule
+            for doc in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+            if doc["metadata"]["name"].endswith("-server")
+            for rule in doc["rules"]
+        ]
+        assert {resource for rule in server for resource in rule["resources"]} == {"federationpeers"}
+        operator = [
+            rule
+            for doc in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+            if doc["metadata"]["name"].endswith("-operator")
+            for rule in doc["rules"]
+        ]
+        secret_rules = [rule for rule in operator if "secrets" in rule["resources"]]
+        assert secret_rules
+        for rule in secret_rules:
+            assert set(rule["verbs"]) == {"get", "list", "watch", "create", "update", "delete"}
+    by_name = {doc["metadata"]["name"]: doc for doc in of_kind(render(helm, None), "ClusterRole")}
+    status_rules = [
+        rule for rule in by_name["federation-admin"]["rules"] if "federationpeers/status" in rule["resources"]
+    ]
+    assert [rule["verbs"] for rule in status_rules] == [["get"]], "people cannot write accepted hashes"
+
+
 def test_listing_peers_is_an_admin_right(helm: str) -> None:
     docs = render(helm, None)
     by_name = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "ClusterRole")}

@@ -6,7 +6,6 @@ plain HTTP, certificate taken from nginx's `ssl-client-cert`), its index fed wit
 """
 
 import asyncio
-import base64
 import datetime
 import io
 import json
@@ -120,29 +119,13 @@ class Upstream:
         return [json.loads(line) for line in self.audit.getvalue().splitlines()]
 
 
-def _peer_object(name: str, cert: ClientCert) -> dict[str, Any]:
+def _peer_object(name: str, cert: ClientCert, token: SecretText) -> dict[str, Any]:
     return {
         "apiVersion": api.API_VERSION,
         "kind": api.PEER_KIND,
-        "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}"},
+        "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {"endpoint": f"https://{name}.example.com", "remoteCertificates": [cert.pin]},
-    }
-
-
-def _inbound_secret(name: str, token: SecretText) -> dict[str, Any]:
-    document = json.dumps({"current": hash_token(token), "previous": []}).encode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": f"{name}{api.INBOUND_SECRET_SUFFIX}",
-            "namespace": NAMESPACE,
-            "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: name},
-            "ownerReferences": [
-                {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": name, "uid": f"uid-{name}"}
-            ],
-        },
-        "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document).decode()},
+        "status": {"inbound": {"acceptedHashes": [{"hash": hash_token(token)}]}},
     }
 
 
@@ -154,8 +137,7 @@ async def upstream(identities: Identities) -> AsyncIterator[Upstream]:
     state = Upstream(port=free_port(), tokens={}, audit=io.StringIO())
     for name, cert in (("us-east", identities.us_east), ("ap-south", identities.ap_south)):
         state.tokens[name] = generate_token()
-        index.upsert_peer(_peer_object(name, cert))
-        index.upsert_inbound_secret(_inbound_secret(name, state.tokens[name]))
+        index.upsert_peer(_peer_object(name, cert, state.tokens[name]))
     index.mark_synced()
     config = AppConfig(
         site="eu",

@@ -78,6 +78,7 @@ def test_generated_credentials_are_stored_owned_labelled_and_reported(site: Site
     assert current["inbound"] == {
         "fingerprint": tokens.fingerprint(tokens.hash_token(our_inbound)),
         "source": "Generated",
+        "acceptedHashes": [{"hash": tokens.hash_token(our_inbound)}],
     }
     assert current["outbound"]["fingerprint"] == tokens.fingerprint(
         tokens.hash_token(SecretText(outbound["token"]))
@@ -171,7 +172,11 @@ def test_user_secrets_are_mirrored_and_their_changes_apply_without_restart(site:
     )
     site.create(PEERS, "us", spec)
     current = ready(site)
-    assert current["inbound"] == {"fingerprint": "a" * 12, "source": "SecretRef"}
+    assert current["inbound"] == {
+        "fingerprint": "a" * 12,
+        "source": "SecretRef",
+        "acceptedHashes": [{"hash": "sha256:" + "a" * 64}],
+    }
     assert current["outbound"]["source"] == "SecretRef"
     assert hashes(site)["current"] == "sha256:" + "a" * 64
     assert site.secret("us-outbound") is None

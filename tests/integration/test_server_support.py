@@ -7,7 +7,6 @@ feeds through `call`, so that real clients (curl, openssl, nginx, httpx) can be 
 """
 
 import asyncio
-import base64
 import concurrent.futures
 import io
 import ipaddress
@@ -139,53 +138,29 @@ class Keys:
 def peer_object(
     identity: Identity, *, namespace: str = "default", suspend: bool = False, name: str | None = None
 ) -> dict[str, Any]:
+    """A FederationPeer as the watch delivers it, with the status the operator writes: its
+    accepted inbound hash (the token of `identity`) in `status.inbound.acceptedHashes`."""
     return {
         "apiVersion": api.API_VERSION,
         "kind": api.PEER_KIND,
-        "metadata": {
-            "name": name or identity.name,
-            "namespace": namespace,
-            "uid": peer_uid(name or identity.name, namespace),
-        },
+        "metadata": {"name": name or identity.name, "namespace": namespace},
         "spec": {
             "endpoint": "https://remote.invalid",
             "remoteCertificates": [{"pem": identity.pem}],
             "suspend": suspend,
         },
-        "status": {"reachability": "Reachable", "inbound": {"fingerprint": "0123456789ab"}},
-    }
-
-
-def peer_uid(name: str, namespace: str = "default") -> str:
-    """The uid the fixtures give a peer (the API server makes one up; these are fed directly)."""
-    return f"uid-{namespace}-{name}"
-
-
-def inbound_secret(
-    identity: Identity, *, namespace: str = "default", name: str | None = None, uid: str | None = None
-) -> dict[str, Any]:
-    """The operator's `<peer>-inbound` Secret: named after the peer and owned by its uid."""
-    peer_name = name or identity.name
-    owner = uid or peer_uid(peer_name, namespace)
-    document = json.dumps({"current": tokens.hash_token(identity.token), "previous": []})
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": f"{peer_name}{api.INBOUND_SECRET_SUFFIX}",
-            "namespace": namespace,
-            "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: peer_name},
-            "ownerReferences": [
-                {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": peer_name, "uid": owner}
-            ],
+        "status": {
+            "reachability": "Reachable",
+            "inbound": {
+                "fingerprint": "0123456789ab",
+                "acceptedHashes": [{"hash": tokens.hash_token(identity.token)}],
+            },
         },
-        "data": {api.INBOUND_HASHES_KEY: base64.b64encode(document.encode()).decode()},
     }
 
 
 def link(index: PeerIndex, identity: Identity, **options: Any) -> None:
     index.upsert_peer(peer_object(identity, **options))
-    index.upsert_inbound_secret(inbound_secret(identity, **options))
 
 
 def _listen() -> socket.socket:

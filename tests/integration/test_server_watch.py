@@ -6,7 +6,6 @@ what disappeared meanwhile.
 """
 
 import asyncio
-import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +22,7 @@ from federation_devkit.sandbox.server import SandboxThread
 from federation_operator.domain import api, tokens
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.watch import Connection, IndexWatcher, load_connection
-from tests.integration.test_server_support import Identity, Keys, inbound_secret, peer_object
+from tests.integration.test_server_support import Identity, Keys, peer_object
 from tests.waiting import async_wait_for
 
 HONOURED_WITHIN = 2.0
@@ -68,9 +67,16 @@ async def becomes(index: PeerIndex, identity: Identity, token: Identity, expecte
 
 
 def _strip_status(body: dict[str, Any]) -> dict[str, Any]:
-    """The peer as a user would create it: no status, and the API server assigns the uid."""
-    metadata = {key: value for key, value in body["metadata"].items() if key != "uid"}
-    return {key: value for key, value in body.items() if key != "status"} | {"metadata": metadata}
+    """The peer as a user would create it: no status."""
+    return {key: value for key, value in body.items() if key != "status"}
+
+
+def _accept(custom: k8s_client.CustomObjectsApi, name: str, identity: Identity) -> None:
+    """What the operator does: publish the accepted inbound hash in the peer's status."""
+    status = {"inbound": {"acceptedHashes": [{"hash": tokens.hash_token(identity.token)}]}}
+    custom.patch_namespaced_custom_object_status(
+        api.GROUP, api.VERSION, "default", api.PEER_PLURAL, name, {"status": status}
+    )
 
 
 async def test_index_follows_the_sandbox_api_within_two_seconds(
@@ -78,9 +84,9 @@ async def test_index_follows_the_sandbox_api_within_two_seconds(
 ) -> None:
     _, kubeconfig = sandbox
     kube = k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    custom, core = k8s_client.CustomObjectsApi(kube), k8s_client.CoreV1Api(kube)
+    custom = k8s_client.CustomObjectsApi(kube)
     a = ids["a"]
-    created = await asyncio.to_thread(
+    await asyncio.to_thread(
         custom.create_namespaced_custom_object,
         api.GROUP,
         api.VERSION,
@@ -88,8 +94,7 @@ async def test_index_follows_the_sandbox_api_within_two_seconds(
         api.PEER_PLURAL,
         _strip_status(peer_object(a)),
     )
-    owned = inbound_secret(a, uid=created["metadata"]["uid"])
-    await asyncio.to_thread(core.create_namespaced_secret, "default", owned)
+    await asyncio.to_thread(_accept, custom, "a", a)
 
     index = PeerIndex()
     async with watching(index, load_connection(kubeconfig)):
@@ -117,9 +122,7 @@ async def test_index_follows_the_sandbox_api_within_two_seconds(
         )
         await becomes(index, a, a, "ok")
 
-        rotated = json.dumps({"current": tokens.hash_token(ids["rotated"].token), "previous": []})
-        patch = {"data": {api.INBOUND_HASHES_KEY: base64.b64encode(rotated.encode()).decode()}}
-        await asyncio.to_thread(core.patch_namespaced_secret, "a-inbound", "default", patch)
+        await asyncio.to_thread(_accept, custom, "a", ids["rotated"])
         await becomes(index, a, a, "Secret")
         assert factor(index, a, ids["rotated"]) == "ok"
 
@@ -166,7 +169,6 @@ async def test_410_gone_relists_and_deletes_what_disappeared(ids: dict[str, Iden
     fake = FakeAPI([peer_object(a)])
     app = web.Application()
     app.router.add_get("/apis/{group}/{version}/{plural}", fake.collection)
-    app.router.add_get("/api/v1/secrets", fake.collection)
     runner = web.AppRunner(app, shutdown_timeout=0.1)  # the open watch would hold cleanup 60 s
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

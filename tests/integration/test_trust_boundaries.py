@@ -493,24 +493,14 @@ def test_connections_at_the_cap_evict_the_oldest_idle_one_and_a_real_peer_still_
 
 
 def index_peer_via_api(site: LocalSite, remote: Remote) -> None:
-    """Without an operator: the peer and the `<peer>-inbound` Secret it owns, as the operator
-    writes them (docs/architecture.md), so that the server's watches index them."""
+    """Without an operator: the peer, and the status the operator would write for it (its
+    accepted inbound hash, docs/api.md), so that the server's watch indexes it."""
     editor = Namespace(site.kubeconfig)
     try:
-        created = editor.create_peer(remote, inbound_hash=remote.token_hash)
-        document = json.dumps({"current": remote.token_hash, "previous": []}).encode()
-        owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "FederationPeer", "name": remote.name}
-        owner["uid"] = created["metadata"]["uid"]
-        editor.core.create_namespaced_secret(
-            NAMESPACE,
-            {
-                "metadata": {
-                    "name": f"{remote.name}-inbound",
-                    "labels": {f"{GROUP}/role": "inbound", f"{GROUP}/peer": remote.name},
-                    "ownerReferences": [owner],
-                },
-                "data": {"hashes.json": base64.b64encode(document).decode()},
-            },
+        editor.create_peer(remote, inbound_hash=remote.token_hash)
+        status = {"inbound": {"acceptedHashes": [{"hash": remote.token_hash}]}}
+        editor.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, PLURAL, remote.name, {"status": status}
         )
     finally:
         editor.close()

@@ -102,7 +102,12 @@ def test_generated_credentials_store_inbound_as_hash_outbound_as_token_and_both_
     assert handoff[api.HANDOFF_REMOTE_INBOUND_KEY] == outbound[api.OUTBOUND_TOKEN_KEY]
     assert hashes == {"current": tokens.hash_token(our_inbound), "previous": []}
     assert our_inbound.reveal() not in json.dumps(secrets["us-inbound"])
-    assert status["inbound"] == {"fingerprint": tokens.fingerprint(hashes["current"]), "source": "Generated"}
+    assert status["inbound"] == {
+        "fingerprint": tokens.fingerprint(hashes["current"]),
+        "source": "Generated",
+        # Published for the federation server, which reads no Secret.
+        "acceptedHashes": [{"hash": hashes["current"]}],
+    }
     assert status["outbound"]["fingerprint"] == tokens.fingerprint(
         tokens.hash_token(SecretText(outbound["token"]))
     )
@@ -290,6 +295,10 @@ def test_a_changed_secret_hash_keeps_the_old_one_for_the_overlap() -> None:
         "fingerprint": "b" * 12,
         "source": "SecretHash",
         "previousExpiresAt": "2026-11-28T13:00:00Z",
+        "acceptedHashes": [
+            {"hash": "sha256:" + "b" * 64},
+            {"hash": "sha256:" + "a" * 64, "expiresAt": "2026-11-28T13:00:00Z"},
+        ],
     }
 
 

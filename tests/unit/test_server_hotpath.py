@@ -6,7 +6,6 @@ boundaries, remembered header parses and trust decisions answer like fresh ones,
 written by the background thread holds every line, in order.
 """
 
-import base64
 import io
 import json
 import random
@@ -62,22 +61,9 @@ def _index() -> PeerIndex:
     index = PeerIndex()
     index.upsert_peer(
         {
-            "metadata": {"namespace": "ns", "name": "hot", "uid": "uid-hot"},
+            "metadata": {"namespace": "ns", "name": "hot"},
             "spec": {"remoteCertificates": [{"thumbprint": THUMBPRINT}]},
-        }
-    )
-    hashes = json.dumps({"current": tokens.hash_token(TOKEN), "previous": []}).encode()
-    index.upsert_inbound_secret(
-        {
-            "metadata": {
-                "namespace": "ns",
-                "name": "hot-inbound",
-                "labels": {api.LABEL_PEER: "hot"},
-                "ownerReferences": [
-                    {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": "hot", "uid": "uid-hot"}
-                ],
-            },
-            "data": {api.INBOUND_HASHES_KEY: base64.b64encode(hashes).decode()},
+            "status": {"inbound": {"acceptedHashes": [{"hash": tokens.hash_token(TOKEN)}]}},
         }
     )
     index.mark_synced()

@@ -1,7 +1,6 @@
 """PeerIndex: the certificate selects the peer, the token must match THAT peer's hashes."""
 
 import base64
-import json
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -31,7 +30,7 @@ def peer(
     status: dict[str, Any] | None = None,
     deleting: bool = False,
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "uid": uid_of(name, namespace)}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if deleting:
         metadata["deletionTimestamp"] = "2026-03-01T11:00:00Z"
     return {
@@ -47,40 +46,10 @@ def peer(
     }
 
 
-def uid_of(name: str, namespace: str = "default") -> str:
-    return f"uid-{namespace}-{name}"
-
-
-def owner(name: str, namespace: str = "default") -> dict[str, Any]:
-    return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.PEER_KIND,
-        "name": name,
-        "uid": uid_of(name, namespace),
-    }
-
-
-def inbound(
-    peer_name: str,
-    current: str | None,
-    *,
-    namespace: str = "default",
-    previous: list[dict[str, str]] | None = None,
-    raw: bytes | None = None,
-) -> dict[str, Any]:
-    document = {"current": current, "previous": previous or []}
-    payload = raw if raw is not None else json.dumps(document).encode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": f"{peer_name}-inbound",
-            "namespace": namespace,
-            "labels": {api.LABEL_ROLE: api.ROLE_INBOUND, api.LABEL_PEER: peer_name},
-            "ownerReferences": [owner(peer_name, namespace)],
-        },
-        "data": {api.INBOUND_HASHES_KEY: base64.b64encode(payload).decode()},
-    }
+def accepted(current: str | None, *, previous: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The status the operator writes: `status.inbound.acceptedHashes`, current first."""
+    entries: list[dict[str, Any]] = [{"hash": current}] if current is not None else []
+    return {"inbound": {"acceptedHashes": entries + (previous or [])}}
 
 
 def token(label: str) -> SecretText:
@@ -92,8 +61,7 @@ def token(label: str) -> SecretText:
 def linked(*names: str, namespace: str = "default") -> PeerIndex:
     index = PeerIndex()
     for name in names:
-        index.upsert_peer(peer(name, namespace=namespace))
-        index.upsert_inbound_secret(inbound(name, tokens.hash_token(token(name)), namespace=namespace))
+        index.upsert_peer(peer(name, namespace=namespace, status=accepted(tokens.hash_token(token(name)))))
     return index
 
 
@@ -133,8 +101,9 @@ def test_thumbprint_pins_and_openssl_style_thumbprints_match() -> None:
     index = PeerIndex()
     hexes = cert("a").thumbprint.removeprefix("sha256:")
     openssl_form = ":".join(hexes[i : i + 2] for i in range(0, 64, 2)).upper()
-    index.upsert_peer(peer("a", pins=[{"thumbprint": openssl_form}]))
-    index.upsert_inbound_secret(inbound("a", tokens.hash_token(token("a"))))
+    index.upsert_peer(
+        peer("a", pins=[{"thumbprint": openssl_form}], status=accepted(tokens.hash_token(token("a"))))
+    )
     assert index.authenticate(thumbprint=hexes, token=token("a"), now=NOW).ok
 
 
@@ -187,8 +156,9 @@ def test_tombstones_are_bounded_oldest_first() -> None:
 def test_repinning_a_deleted_certificate_clears_its_tombstone() -> None:
     index = linked("a")
     index.delete_peer("default", "a", now=NOW)
-    index.upsert_peer(peer("a2", pins=[{"pem": cert("a").pem}]))
-    index.upsert_inbound_secret(inbound("a2", tokens.hash_token(token("a"))))
+    index.upsert_peer(
+        peer("a2", pins=[{"pem": cert("a").pem}], status=accepted(tokens.hash_token(token("a"))))
+    )
     assert auth(index, "a", "a").name == "a2"
 
 
@@ -202,7 +172,8 @@ def test_certificate_still_pinned_by_another_peer_is_not_tombstoned() -> None:
 
 def test_unpinning_moves_the_certificate_out_of_the_index() -> None:
     index = linked("a")
-    index.upsert_peer(peer("a", pins=[{"pem": cert("a-new").pem}]))
+    moved = [{"pem": cert("a-new").pem}]
+    index.upsert_peer(peer("a", pins=moved, status=accepted(tokens.hash_token(token("a")))))
     assert auth(index, "a", "a").factor == "Certificate"
     assert auth(index, "a-new", "a").ok
 
@@ -210,8 +181,14 @@ def test_unpinning_moves_the_certificate_out_of_the_index() -> None:
 def test_one_certificate_pinned_in_two_namespaces_the_token_selects_the_peer() -> None:
     index = PeerIndex()
     for namespace in ("one", "two"):
-        index.upsert_peer(peer("p", namespace=namespace, pins=[{"pem": cert("shared").pem}]))
-        index.upsert_inbound_secret(inbound("p", tokens.hash_token(token(namespace)), namespace=namespace))
+        index.upsert_peer(
+            peer(
+                "p",
+                namespace=namespace,
+                pins=[{"pem": cert("shared").pem}],
+                status=accepted(tokens.hash_token(token(namespace))),
+            )
+        )
     assert auth(index, "shared", "one").namespace == "one"
     assert auth(index, "shared", "two").namespace == "two"
     wrong = auth(index, "shared", "three")
@@ -222,11 +199,25 @@ def test_one_certificate_pinned_in_two_namespaces_the_token_selects_the_peer() -
 def test_a_certificate_and_token_matching_two_active_peers_is_refused_as_ambiguous() -> None:
     index = PeerIndex()
     for namespace in ("aaa", "default"):
-        index.upsert_peer(peer("p", namespace=namespace, pins=[{"pem": cert("shared").pem}]))
-        index.upsert_inbound_secret(inbound("p", tokens.hash_token(token("same")), namespace=namespace))
+        index.upsert_peer(
+            peer(
+                "p",
+                namespace=namespace,
+                pins=[{"pem": cert("shared").pem}],
+                status=accepted(tokens.hash_token(token("same"))),
+            )
+        )
     result = auth(index, "shared", "same")
     assert (result.ok, result.factor, result.namespace) == (False, "AmbiguousPeer", None)
-    index.upsert_peer(peer("p", namespace="aaa", pins=[{"pem": cert("shared").pem}], suspend=True))
+    index.upsert_peer(
+        peer(
+            "p",
+            namespace="aaa",
+            pins=[{"pem": cert("shared").pem}],
+            suspend=True,
+            status=accepted(tokens.hash_token(token("same"))),
+        )
+    )
     assert auth(index, "shared", "same").namespace == "default"
 
 
@@ -234,76 +225,48 @@ def test_token_of_a_suspended_candidate_among_several_is_suspended() -> None:
     index = PeerIndex()
     for namespace in ("one", "two"):
         index.upsert_peer(
-            peer("p", namespace=namespace, pins=[{"pem": cert("shared").pem}], suspend=namespace == "one")
+            peer(
+                "p",
+                namespace=namespace,
+                pins=[{"pem": cert("shared").pem}],
+                suspend=namespace == "one",
+                status=accepted(tokens.hash_token(token(namespace))),
+            )
         )
-        index.upsert_inbound_secret(inbound("p", tokens.hash_token(token(namespace)), namespace=namespace))
     assert auth(index, "shared", "one").factor == "Suspended"
     assert auth(index, "shared", "two").ok
 
 
 def test_previous_hash_is_accepted_until_it_expires() -> None:
     index = PeerIndex()
-    index.upsert_peer(peer("a"))
     previous = [{"hash": tokens.hash_token(token("old")), "expiresAt": "2026-03-01T12:30:00Z"}]
-    index.upsert_inbound_secret(inbound("a", tokens.hash_token(token("new")), previous=previous))
+    index.upsert_peer(peer("a", status=accepted(tokens.hash_token(token("new")), previous=previous)))
     assert auth(index, "a", "old").ok
     assert auth(index, "a", "new").ok
     assert auth(index, "a", "old", now=NOW + timedelta(hours=1)).factor == "Secret"
 
 
-def test_deleting_the_inbound_secret_revokes_every_token() -> None:
+def test_a_status_without_accepted_hashes_revokes_every_token() -> None:
     index = linked("a")
-    index.delete_inbound_secret("default", "a-inbound")
+    index.upsert_peer(peer("a"))
     assert auth(index, "a", "a").factor == "Secret"
 
 
 def test_unreadable_hashes_accept_nothing() -> None:
     index = PeerIndex()
-    index.upsert_peer(peer("a"))
-    index.upsert_inbound_secret(inbound("a", None, raw=b"{not json"))
-    assert auth(index, "a", "a").factor == "Secret"
-    index.upsert_inbound_secret(inbound("a", "sha256:nothex"))
-    assert auth(index, "a", "a").factor == "Secret"
+    for status in (
+        {"inbound": {"acceptedHashes": "sha256:" + "0" * 64}},
+        accepted("sha256:nothex"),
+        {"inbound": {"acceptedHashes": [{"hash": tokens.hash_token(token("a")), "expiresAt": "soon"}]}},
+    ):
+        index.upsert_peer(peer("a", status=status))
+        assert auth(index, "a", "a").factor == "Secret"
 
 
-def test_inbound_secret_without_label_falls_back_to_its_name() -> None:
-    index = PeerIndex()
-    index.upsert_peer(peer("a"))
-    secret = inbound("a", tokens.hash_token(token("a")))
-    del secret["metadata"]["labels"][api.LABEL_PEER]
-    index.upsert_inbound_secret(secret)
-    assert auth(index, "a", "a").ok
-
-
-def test_a_forged_secret_labelled_for_a_peer_changes_nothing() -> None:
-    index = linked("a")
-    forged = inbound("a", tokens.hash_token(token("attacker")))
-    forged["metadata"]["name"] = "a-inbound-copy"
-    index.upsert_inbound_secret(forged)
-    assert auth(index, "a", "a").ok
-    assert auth(index, "a", "attacker").factor == "Secret"
-    index.delete_inbound_secret("default", "a-inbound-copy")
-    assert auth(index, "a", "a").ok
-
-
-def test_the_peers_own_name_without_its_owner_uid_accepts_nothing() -> None:
-    index = PeerIndex()
-    index.upsert_peer(peer("a"))
-    unowned = inbound("a", tokens.hash_token(token("attacker")))
-    unowned["metadata"]["ownerReferences"] = []
-    index.upsert_inbound_secret(unowned)
-    assert auth(index, "a", "attacker").factor == "Secret"
-    stale = inbound("a", tokens.hash_token(token("attacker")))
-    stale["metadata"]["ownerReferences"] = [owner("a") | {"uid": "uid-of-a-deleted-peer"}]
-    index.upsert_inbound_secret(stale)
-    assert auth(index, "a", "attacker").factor == "Secret"
-
-
-def test_a_secret_seen_before_its_peer_binds_when_the_peer_arrives() -> None:
-    index = PeerIndex()
-    index.upsert_inbound_secret(inbound("a", tokens.hash_token(token("a"))))
-    index.upsert_peer(peer("a"))
-    assert auth(index, "a", "a").ok
+def test_no_secret_speaks_for_a_peer_only_its_status_does() -> None:
+    """The index has no way to take hashes from a Secret: a forged `<peer>-inbound` look-alike
+    reaches nothing (the watch does not even list Secrets)."""
+    assert not [name for name in dir(PeerIndex) if "inbound_secret" in name]
 
 
 def test_secret_message_shows_nothing_derived_from_either_token() -> None:
@@ -315,8 +278,8 @@ def test_secret_message_shows_nothing_derived_from_either_token() -> None:
 
 def test_invalid_pins_pin_nothing_and_do_not_break_the_peer() -> None:
     index = PeerIndex()
-    index.upsert_peer(peer("a", pins=[{"thumbprint": "nope"}, {"pem": "junk"}, {"pem": cert("a").pem}]))
-    index.upsert_inbound_secret(inbound("a", tokens.hash_token(token("a"))))
+    pins = [{"thumbprint": "nope"}, {"pem": "junk"}, {"pem": cert("a").pem}]
+    index.upsert_peer(peer("a", pins=pins, status=accepted(tokens.hash_token(token("a")))))
     assert auth(index, "a", "a").ok
 
 

@@ -236,6 +236,15 @@ def render_hashes(hashes: InboundHashes) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
+def accepted_hashes_status(hashes: InboundHashes) -> list[dict[str, str]]:
+    """`status.inbound.acceptedHashes`: what the federation server accepts for this peer (hashes
+    only, as safe to publish as `spec.inbound.secretHash`), current first."""
+    return [
+        {"hash": hashes.current},
+        *({"hash": item.hash, "expiresAt": conditions.rfc3339(item.expires_at)} for item in hashes.previous),
+    ]
+
+
 def roll_hashes(
     old: InboundHashes | None, *, current: str, now: datetime, overlap: timedelta
 ) -> InboundHashes:
@@ -432,6 +441,9 @@ class _Side:
     generate: bool = False
     rotated: bool = False
     previous_expires_at: datetime | None = None
+    # Inbound only: every hash the federation server may accept, published in status (the
+    # server reads no Secret).
+    accepted: InboundHashes | None = None
 
 
 def _read_ref(
@@ -843,6 +855,7 @@ def plan(
             )
         expiries = [item.expires_at for item in hashes.previous]
         inbound.previous_expires_at = max(expiries) if expiries else None
+        inbound.accepted = hashes
 
     problems = tuple(side.problem for side in (inbound, outbound) if side.problem is not None)
     if observed.foreign_inbound:
@@ -1029,6 +1042,8 @@ def credential_status(
             result["previousExpiresAt"] = conditions.rfc3339(side.previous_expires_at)
         else:
             result.pop("previousExpiresAt", None)
+        if side.accepted is not None:
+            result["acceptedHashes"] = accepted_hashes_status(side.accepted)
         return result
 
     new_inbound = side_status(inbound, old.get("inbound") or {})

@@ -1,12 +1,11 @@
 """The federation server's in-memory view of who may call us, and the one authentication rule.
 
-Every inbound call is decided here without an API call: watches (server/watch.py) feed the index
-with FederationPeer objects and the operator-owned `<peer>-inbound` Secrets, exactly as the API
-returns them (plain dicts; Secret `data` base64). A Secret counts for a peer only if it is named
-`<peer>-inbound` AND its ownerReferences name that peer's uid: labels are not evidence, since
-anyone who may create Secrets in the namespace can copy them (issue #13: a forged Secret labelled
-`peer=bravo` replaced bravo's hashes). Anything else fed here is kept aside and changes nothing;
-the operator reports it on the peer. The index keeps, ready for O(1) lookups:
+Every inbound call is decided here without an API call: a watch (server/watch.py) feeds the
+index with FederationPeer objects exactly as the API returns them (plain dicts). The accepted
+inbound hashes come from the peer's own status (`status.inbound.acceptedHashes`), which the
+operator writes: the internet-facing server reads no Secret at all (issue #13: least privilege),
+and a Secret anyone in the namespace may forge or copy (a `<peer>-inbound` look-alike) cannot
+speak for a peer. The index keeps, ready for O(1) lookups:
 
 - normalised thumbprint -> the peers that pin it (a set: two namespaces may pin one certificate);
 - per peer: the accepted inbound hashes (current + previous until `expiresAt`), `spec.suspend`,
@@ -28,9 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from federation_operator.domain import api, credentials, objects, tokens
+from federation_operator.domain import tokens
 from federation_operator.domain.certs import InvalidCertificate
 from federation_operator.domain.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
+from federation_operator.domain.times import parse_rfc3339
 from federation_operator.domain.tokens import SecretText
 from federation_operator.domain.wire import (
     FACTOR_AMBIGUOUS_PEER,
@@ -65,7 +65,6 @@ class AuthResult:
 @dataclass(frozen=True, slots=True)
 class _Peer:
     key: PeerKey
-    uid: str
     thumbprints: frozenset[str]
     pems: tuple[str, ...]
     suspended: bool
@@ -107,13 +106,24 @@ def parse_bearer(header: str | None) -> SecretText | None:
     return SecretText(match.group(1)) if match is not None else None
 
 
-def _decode_hashes(secret: Mapping[str, Any]) -> _Hashes:
-    """`hashes.json` of an inbound Secret through the one reader of that layout
-    (`credentials.read_hashes`); anything unreadable accepts nothing (fail closed)."""
-    reading = credentials.read_hashes(objects.secret_data(secret).get(api.INBOUND_HASHES_KEY))
-    return _Hashes(
-        current=reading.current, previous=tuple((item.hash, item.expires_at) for item in reading.previous)
-    )
+def _status_hashes(status: Mapping[str, Any]) -> _Hashes:
+    """`status.inbound.acceptedHashes`: the entry without `expiresAt` is current, the others are
+    previous; anything unreadable accepts nothing (fail closed)."""
+    inbound = status.get("inbound")
+    entries = inbound.get("acceptedHashes") if isinstance(inbound, Mapping) else None
+    if not isinstance(entries, list):
+        return _Hashes(current=None, previous=())
+    current: str | None = None
+    previous: list[tuple[str, datetime]] = []
+    for entry in entries:
+        digest = entry.get("hash") if isinstance(entry, Mapping) else None
+        if not isinstance(digest, str) or not tokens.is_hash(digest):
+            continue
+        if entry.get("expiresAt") is None:
+            current = current or digest
+        elif (expires := parse_rfc3339(entry.get("expiresAt"))) is not None:
+            previous.append((digest, expires))
+    return _Hashes(current=current, previous=tuple(previous))
 
 
 def _link_view(status: Mapping[str, Any]) -> LinkView:
@@ -168,26 +178,6 @@ def _accepted(key: PeerKey, thumbprint: str) -> AuthResult:
     )
 
 
-def _peer_owner_uids(obj: Mapping[str, Any]) -> frozenset[str]:
-    """uids of the FederationPeers named as owners of this object."""
-    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return frozenset(
-        str(owner["uid"])
-        for owner in owners
-        if isinstance(owner, Mapping)
-        and owner.get("kind") == api.PEER_KIND
-        and str(owner.get("apiVersion") or "").startswith(api.GROUP + "/")
-        and owner.get("uid")
-    )
-
-
-def _peer_of_secret(namespace: str, secret_name: str) -> PeerKey | None:
-    """The only peer a Secret may hold hashes for: the one its name says (`<peer>-inbound`)."""
-    if not secret_name.endswith(api.INBOUND_SECRET_SUFFIX):
-        return None
-    return (namespace, secret_name[: -len(api.INBOUND_SECRET_SUFFIX)])
-
-
 def _metadata_key(obj: Mapping[str, Any]) -> PeerKey:
     metadata = obj.get("metadata") or {}
     return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
@@ -201,10 +191,8 @@ class PeerIndex:
     ) -> None:
         self._peers: dict[PeerKey, _Peer] = {}
         self._by_thumbprint: dict[str, set[PeerKey]] = {}
-        # Per peer, the hashes of the one Secret that may speak for it (see the module docstring).
+        # Per peer, the hashes its status says the operator accepts (see the module docstring).
         self._hashes: dict[PeerKey, _Hashes] = {}
-        # Every inbound Secret seen, by (namespace, Secret name): owner uids and decoded hashes.
-        self._secrets: dict[PeerKey, tuple[frozenset[str], _Hashes]] = {}
         self._tombstones: OrderedDict[str, _Tombstone] = OrderedDict()
         self._tombstone_ttl = tombstone_ttl
         self._tombstone_limit = tombstone_limit
@@ -235,7 +223,6 @@ class PeerIndex:
         self._unlink(key)
         self._peers[key] = _Peer(
             key=key,
-            uid=str(metadata.get("uid") or ""),
             thumbprints=thumbprints,
             pems=pems,
             suspended=spec.get("suspend") is True,
@@ -245,7 +232,7 @@ class PeerIndex:
         for thumbprint in thumbprints:
             self._by_thumbprint.setdefault(thumbprint, set()).add(key)
             self._tombstones.pop(thumbprint, None)
-        self._bind_hashes(key)
+        self._hashes[key] = _status_hashes(status if isinstance(status, Mapping) else {})
         self.version += 1
 
     def delete_peer(self, namespace: str, name: str, *, now: datetime | None = None) -> None:
@@ -262,20 +249,8 @@ class PeerIndex:
             self._tombstones.popitem(last=False)
         self.version += 1
 
-    def upsert_inbound_secret(self, obj: Mapping[str, Any]) -> None:
-        namespace, secret_name = _metadata_key(obj)
-        self._secrets[(namespace, secret_name)] = (_peer_owner_uids(obj), _decode_hashes(obj))
-        self._bind_hashes(_peer_of_secret(namespace, secret_name))
-
-    def delete_inbound_secret(self, namespace: str, name: str) -> None:
-        if self._secrets.pop((namespace, name), None) is not None:
-            self._bind_hashes(_peer_of_secret(namespace, name))
-
     def peer_keys(self) -> set[PeerKey]:
         return set(self._peers)
-
-    def inbound_secret_keys(self) -> set[PeerKey]:
-        return set(self._secrets)
 
     # --- reading ---------------------------------------------------------------------------
     def link_view(self, namespace: str, name: str) -> LinkView:
@@ -362,17 +337,6 @@ class PeerIndex:
         )
 
     # --- internals -------------------------------------------------------------------------
-    def _bind_hashes(self, key: PeerKey | None) -> None:
-        """Recompute which hashes peer `key` accepts: those of `<name>-inbound` if it owns it."""
-        if key is None:
-            return
-        peer = self._peers.get(key)
-        secret = self._secrets.get((key[0], key[1] + api.INBOUND_SECRET_SUFFIX))
-        if peer is not None and secret is not None and peer.uid and peer.uid in secret[0]:
-            self._hashes[key] = secret[1]
-        else:
-            self._hashes.pop(key, None)
-
     def _unlink(self, key: PeerKey) -> _Peer | None:
         peer = self._peers.pop(key, None)
         if peer is None:
@@ -415,7 +379,7 @@ class PeerIndex:
         # in their FederationPeer status (`kubectl federation check`) instead.
         if token is None:
             return "missing or malformed Authorization header: expected `Bearer <token>`"
-        if not any(self._hashes.get(peer.key) for peer in peers):
+        if not any((hashes := self._hashes.get(peer.key)) and hashes.current for peer in peers):
             return "no inbound secret is known here for the peer that pins this certificate yet"
         return (
             "the bearer token does not match the inbound secret of the peer that pins this "

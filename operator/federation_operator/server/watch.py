@@ -1,9 +1,10 @@
-"""Feed the PeerIndex from the Kubernetes API: list + watch FederationPeers and inbound Secrets.
+"""Feed the PeerIndex from the Kubernetes API: list + watch FederationPeers, and nothing else.
 
 The server must answer every call from memory (no API call per request) and notice a peer or
 token change within seconds, on every replica. Each replica therefore runs its own list+watch
-streams (plain HTTP with aiohttp, so that nothing blocks the loop): FederationPeers and Secrets
-labelled `federation.ampora.io/role=inbound`, cluster-wide or per namespace. A stream lists,
+streams (plain HTTP with aiohttp, so that nothing blocks the loop) of FederationPeers,
+cluster-wide or per namespace. The accepted inbound hashes are in each peer's status (the
+operator publishes them there), so the internet-facing server needs no right on Secrets. A stream lists,
 replaces what it fed before (objects gone from the list are deleted from the index), then watches
 from the list's resourceVersion; on `410 Gone` it relists, on any other failure it reconnects
 with exponential backoff. The index is marked synced once every stream has listed once.
@@ -28,7 +29,6 @@ from federation_operator.adapters.k8s.client import SERVER_AGENT, load_api_clien
 from federation_operator.domain import api
 from federation_operator.server.index import PeerIndex
 
-INBOUND_SELECTOR: Final = f"{api.LABEL_ROLE}={api.ROLE_INBOUND}"
 WATCH_TIMEOUT_SECONDS: Final = 290
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 30.0
@@ -114,15 +114,12 @@ class _Gone(Exception):
     """The resourceVersion is too old: relist."""
 
 
-def _collection_paths(namespaces: list[str] | None) -> list[tuple[str, str]]:
-    """(FederationPeer path, Secret path) per namespace, or cluster-wide."""
+def _collection_paths(namespaces: list[str] | None) -> list[str]:
+    """The FederationPeer collection per namespace, or cluster-wide."""
     peers = f"/apis/{api.GROUP}/{api.VERSION}"
     if not namespaces:
-        return [(f"{peers}/{api.PEER_PLURAL}", "/api/v1/secrets")]
-    return [
-        (f"{peers}/namespaces/{ns}/{api.PEER_PLURAL}", f"/api/v1/namespaces/{ns}/secrets")
-        for ns in namespaces
-    ]
+        return [f"{peers}/{api.PEER_PLURAL}"]
+    return [f"{peers}/namespaces/{ns}/{api.PEER_PLURAL}" for ns in namespaces]
 
 
 class IndexWatcher:
@@ -136,18 +133,10 @@ class IndexWatcher:
         self._namespaces = namespaces
 
     async def run(self) -> None:
-        streams: list[tuple[str, str | None, _Feed]] = []
-        for peers_path, secrets_path in _collection_paths(self._namespaces):
-            streams.append(
-                (peers_path, None, _Feed(upsert=self._index.upsert_peer, delete=self._delete_peer))
-            )
-            streams.append(
-                (
-                    secrets_path,
-                    INBOUND_SELECTOR,
-                    _Feed(upsert=self._index.upsert_inbound_secret, delete=self._index.delete_inbound_secret),
-                )
-            )
+        streams: list[tuple[str, str | None, _Feed]] = [
+            (path, None, _Feed(upsert=self._index.upsert_peer, delete=self._delete_peer))
+            for path in _collection_paths(self._namespaces)
+        ]
         listed = [asyncio.Event() for _ in streams]
         connector = aiohttp.TCPConnector(ssl=self._connection.ssl_context or False)
         async with (
