@@ -6,7 +6,8 @@ The rules that matter most:
   Restarts, repeated events and unrelated spec edits never regenerate; a vanished Secret is
   reported (`SecretMissing`), not silently replaced, because the remote holds the old token.
 - Every inbound source (generated, `secretHash`, `secretRef`) is mirrored as hashes into the one
-  `<peer>-inbound` Secret that the federation server reads. Inbound plaintext is never stored
+  `<peer>-inbound` Secret, and published in `status.inbound.acceptedHashes`, which is what the
+  federation server reads (it has no right on Secrets). Inbound plaintext is never stored
   there; it lives only in the short-lived handoff Secret until `kubectl federation export`
   consumes it or it expires.
 - Writes are ordered handoff -> outbound -> inbound, and the handoff remembers which request
@@ -190,7 +191,7 @@ class HashesReading:
 
 
 def read_hashes(raw: bytes | None) -> HashesReading:
-    """The one reader of `hashes.json` (credentials handler, federation server, `check`).
+    """The one reader of `hashes.json` (credentials handler, `check`).
 
     Never raises. A malformed `previous` entry is left out (and named in `problem`); a malformed
     `current` leaves `current` None. A caller that must fail closed accepts only what is here.
