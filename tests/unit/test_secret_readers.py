@@ -4,8 +4,9 @@ Every stored layout has one reader (docs/architecture.md): the generated outboun
 outbound and inbound Secrets, `hashes.json`, the handoff Secret, the certificate Secret. Each is
 fed arbitrary contents: values of any bytes, the documented keys with near-miss values, `data`
 that is not base64 or not a mapping. The readers used by the operator (the credentials plan, the
-certificate assessment), the federation server (its index) and the plugin (`check`) must return a
-result or a problem naming the Secret and key, never raise, and never quote a value.
+certificate assessment), the federation server (its index, fed from peer status: it reads no
+Secret) and the plugin (`check`) must return a result or a problem naming the Secret and key,
+never raise, and never quote a value.
 """
 
 import base64
@@ -143,12 +144,35 @@ def test_the_hashes_reader_never_raises_and_keeps_only_hashes(raw: bytes) -> Non
             credentials.parse_hashes(raw)
 
 
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=80)
+    | st.sampled_from([HASH, "sha256:" + "0" * 64, "2026-12-01T13:00:00Z", "soon"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["hash", "expiresAt", "other"]), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
 @settings(max_examples=150)
-@given(secret=secrets([api.INBOUND_HASHES_KEY]))
-def test_the_federation_servers_index_reads_any_inbound_secret(secret: dict[str, Any]) -> None:
+@given(accepted=_json_values)
+def test_the_federation_servers_index_reads_any_accepted_hashes_in_peer_status(accepted: Any) -> None:
+    """The server reads no Secret (issue #13): its stored input is `status.inbound.acceptedHashes`."""
     index = PeerIndex()
-    secret["metadata"] = {"name": "us-inbound", "namespace": "fed", "labels": {api.LABEL_PEER: "us"}}
-    index.upsert_inbound_secret(secret)
+    pin = "sha256:" + "1" * 64
+    index.upsert_peer(
+        {
+            "metadata": {"name": "us", "namespace": "fed"},
+            "spec": {"remoteCertificates": [{"thumbprint": pin}]},
+            "status": {"inbound": {"acceptedHashes": accepted}},
+        }
+    )
+    result = index.authenticate(thumbprint=pin, token=tokens.SecretText(TOKEN), now=NOW)
+    assert result.factor in (None, "Secret")
 
 
 def observed(secret: dict[str, Any] | None, name: str) -> credentials.ObservedSecret:
