@@ -757,6 +757,8 @@ def test_importing_an_export_keeps_the_inbound_token_only_as_a_hash_and_in_no_an
                 "eu",
                 "--endpoint",
                 "https://127.0.0.1:9",
+                "--client-certificate",
+                "us-client",
                 "--kubeconfig",
                 str(eu.kubeconfig),
             ]

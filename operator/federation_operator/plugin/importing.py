@@ -10,9 +10,10 @@ annotation of the Secret too (issue #13). Import instead keeps:
 - no annotation at all: objects are created (or their fields patched) through the API, never
   applied client-side.
 
-The bundle's shape is the contract of `plugin/export.py` (a FederationPeer, and a Secret with
-keys `inbound` and `outbound` when the exporter still had our inbound token); anything else is
-refused without echoing a value.
+The bundle's shape is the contract of `plugin/export.py` (a FederationPeer; a Secret with keys
+`inbound` and `outbound` when the exporter still had our inbound token; ConfigMaps with public
+material such as the exporter's server CA, created as they are); anything else is refused
+without echoing a value.
 """
 
 import argparse
@@ -20,13 +21,14 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
 from federation_operator.adapters.k8s.client import Conflict, Kube
-from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, SECRETS
+from federation_operator.adapters.k8s.resources import CONFIGMAPS, FEDERATION_PEERS, SECRETS
 from federation_operator.domain import api, objects, tokens
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
 from federation_operator.plugin.export import REMOTE_INBOUND_KEY, REMOTE_OUTBOUND_KEY
@@ -44,14 +46,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the bundle `kubectl federation export` printed")
 
 
-def plan_import(
-    documents: list[Mapping[str, Any]], *, namespace: str
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(FederationPeer, outbound Secret or None) to create. Pure; raises PluginError."""
+@dataclass(frozen=True)
+class ImportPlan:
+    peer: dict[str, Any]
+    secret: dict[str, Any] | None  # the outbound token only
+    config_maps: tuple[dict[str, Any], ...]  # public material, as exported
+
+
+def plan_import(documents: list[Mapping[str, Any]], *, namespace: str) -> ImportPlan:
+    """What to create. Pure; raises PluginError."""
     peers = [doc for doc in documents if doc.get("kind") == api.PEER_KIND]
     secrets = [doc for doc in documents if doc.get("kind") == "Secret"]
-    if len(peers) != 1 or len(secrets) > 1 or len(peers) + len(secrets) != len(documents):
-        raise PluginError("not an export bundle: expected one FederationPeer and at most one Secret")
+    config_maps = tuple(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": str(doc["metadata"]["name"]), "namespace": namespace},
+            "data": dict(doc.get("data") or {}),
+        }
+        for doc in documents
+        if doc.get("kind") == "ConfigMap"
+    )
+    if len(peers) != 1 or len(secrets) > 1 or len(peers) + len(secrets) + len(config_maps) != len(documents):
+        raise PluginError(
+            "not an export bundle: expected one FederationPeer, at most one Secret, and ConfigMaps"
+        )
     spec: dict[str, Any] = dict(peers[0].get("spec") or {})
     peer: dict[str, Any] = {
         "apiVersion": api.API_VERSION,
@@ -60,7 +79,7 @@ def plan_import(
         "spec": spec,
     }
     if not secrets:
-        return peer, None
+        return ImportPlan(peer=peer, secret=None, config_maps=config_maps)
     secret_name = str(secrets[0]["metadata"]["name"])
     data = secrets[0].get("data") or {}
     try:
@@ -82,12 +101,18 @@ def plan_import(
         "metadata": {"name": secret_name, "namespace": namespace},
         "data": objects.encode_secret_data({REMOTE_OUTBOUND_KEY: outbound.encode("ascii")}),
     }
-    return peer, secret
+    return ImportPlan(peer=peer, secret=secret, config_maps=config_maps)
 
 
-async def _create_or_update(
-    kube: Kube, *, namespace: str, peer: dict[str, Any], secret: dict[str, Any] | None
-) -> None:
+async def _create_or_update(kube: Kube, *, namespace: str, plan: ImportPlan) -> None:
+    peer, secret = plan.peer, plan.secret
+    for config_map in plan.config_maps:
+        try:
+            await kube.create(CONFIGMAPS, namespace, config_map)
+        except Conflict:
+            await kube.patch(
+                CONFIGMAPS, namespace, config_map["metadata"]["name"], {"data": config_map["data"]}
+            )
     # The Secret first: a peer that points at a missing Secret would report SecretNotFound.
     if secret is not None:
         try:
@@ -125,10 +150,11 @@ def run(args: argparse.Namespace) -> int:
         documents = [doc for doc in yaml.safe_load_all(args.file.read_text()) if doc]
     except (OSError, yaml.YAMLError) as error:
         raise PluginError(f"cannot read bundle {args.file}: {type(error).__name__}") from None
-    peer, secret = plan_import(documents, namespace=namespace)
+    plan = plan_import(documents, namespace=namespace)
+    peer, secret = plan.peer, plan.secret
     kube = connect(args)
     try:
-        asyncio.run(_create_or_update(kube, namespace=namespace, peer=peer, secret=secret))
+        asyncio.run(_create_or_update(kube, namespace=namespace, plan=plan))
     finally:
         kube.close()
     kept = f" and Secret {secret['metadata']['name']} (outbound token only)" if secret else ""
