@@ -6,10 +6,24 @@ compiles code too. Importing the lazily loaded heavy modules here, before any te
 thread, keeps all of that parsing on the main thread.
 """
 
+from pathlib import Path
+from typing import Final
+
 import hypothesis
 import hypothesis.strategies  # noqa: F401
 import kopf  # noqa: F401
 import kubernetes.client  # noqa: F401
+import pytest
 
 import federation_operator.adapters.k8s.client
 import federation_operator.controller.runner  # noqa: F401
+
+RELIABILITY: Final = Path(__file__).parent / "reliability"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/reliability/ carries the `reliability` marker, so that the tier can be
+    selected (`-m reliability`) or left out (`-m "not reliability"`) without naming its folder."""
+    for item in items:
+        if item.path.is_relative_to(RELIABILITY):
+            item.add_marker(pytest.mark.reliability)
