@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from federation_operator.adapters.probe import Pinger, TlsMaterial
 from federation_operator.domain import certs, tokens
-from federation_operator.domain.probe_classify import FACTORS
+from federation_operator.domain.factors import Factor
 
 TIME_LIMIT = 2.0
 MESSAGE_LIMIT = 1024  # the CRD's maxLength for lastFailure.message
@@ -223,7 +223,7 @@ def test_no_reply_escapes_the_pinger_and_every_2xx_is_green(
         return
     failure = outcome.failure  # type: ignore[attr-defined]
     assert failure is not None
-    assert failure.factor in FACTORS
+    assert failure.factor in frozenset(Factor)
     assert failure.message
     assert len(failure.message) <= MESSAGE_LIMIT
     assert failure.message.isprintable(), failure.message

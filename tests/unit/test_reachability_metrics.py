@@ -1,6 +1,7 @@
 """Heartbeat metrics: one state series per peer, counts per state, results by factor."""
 
 from federation_operator.adapters.metrics import HeartbeatMetrics
+from federation_operator.domain.factors import Factor
 
 
 def sample(metrics: HeartbeatMetrics, name: str, labels: dict[str, str]) -> float | None:
@@ -32,4 +33,11 @@ def test_pings_are_counted_by_factor_and_timed_by_result() -> None:
 def test_two_operators_in_one_process_have_separate_registries() -> None:
     first, second = HeartbeatMetrics(), HeartbeatMetrics()
     first.observe_ping(seconds=0.01, factor=None)
-    assert sample(second, "federation_heartbeat_pings_total", {"factor": "ok"}) is None
+    assert sample(first, "federation_heartbeat_pings_total", {"factor": "ok"}) == 1
+    assert sample(second, "federation_heartbeat_pings_total", {"factor": "ok"}) == 0
+
+
+def test_every_factor_has_a_series_before_its_first_failure() -> None:
+    metrics = HeartbeatMetrics()
+    for factor in ("ok", *Factor):
+        assert sample(metrics, "federation_heartbeat_pings_total", {"factor": factor}) == 0

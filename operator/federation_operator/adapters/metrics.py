@@ -26,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.times import parse_rfc3339
 
 STATES: Final = ("Unknown", "Reachable", "Slow", "Degraded", "Unreachable")
@@ -69,6 +70,10 @@ class HeartbeatMetrics:
         self._states: dict[tuple[str, str], str] = {}
         for state in STATES:
             self.peers.labels(state).set(0)
+        # Every factor's series exists from the start (at 0), so an alert on one need not wait for
+        # its first failure to have something to compare against.
+        for result in (OK, *Factor):
+            self.results.labels(result)
 
     def observe_ping(self, *, seconds: float, factor: str | None) -> None:
         result = OK if factor is None else "failed"

@@ -45,8 +45,8 @@ import h11
 from federation_operator import __version__
 from federation_operator.domain import api
 from federation_operator.domain.certs import SecretBytes
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.probe_classify import (
-    CERTIFICATE,
     RemoteView,
     Stage,
     TransportProblem,
@@ -301,7 +301,7 @@ class Pinger:
         try:
             context = self._context_for(material)
         except ValueError as error:  # build_ssl_context's message names no key material
-            return PingOutcome(False, timedelta(), Failure(CERTIFICATE, str(error)))
+            return PingOutcome(False, timedelta(), Failure(Factor.CERTIFICATE, str(error)))
         authorization = (header, token.reveal()) if header else ("Authorization", "Bearer " + token.reveal())
         fetched = await fetch_once(
             target, context=context, extra_headers=[authorization], time_limit=time_limit

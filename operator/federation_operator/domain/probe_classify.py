@@ -17,20 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Final, Literal, TypedDict
 
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.reachability import Failure
-
-NETWORK: Final = "Network"
-TIMEOUT: Final = "Timeout"
-TLS: Final = "TLS"
-CERTIFICATE: Final = "Certificate"
-SECRET: Final = "Secret"
-UNKNOWN_PEER: Final = "UnknownPeer"
-SUSPENDED: Final = "Suspended"
-AMBIGUOUS_PEER: Final = "AmbiguousPeer"
-HTTP: Final = "HTTP"
-FACTORS: Final = frozenset(
-    {NETWORK, TIMEOUT, TLS, CERTIFICATE, SECRET, UNKNOWN_PEER, SUSPENDED, AMBIGUOUS_PEER, HTTP}
-)
 
 MESSAGE_LIMIT: Final = 300
 # How much of a non-JSON error body a failure message quotes, and the longest reply field we keep.
@@ -135,13 +123,13 @@ def unexpected(error: BaseException) -> str:
 def classify_transport(problem: TransportProblem, *, timeout_seconds: float) -> Failure:
     if problem.stage == "timeout":
         return Failure(
-            TIMEOUT,
+            Factor.TIMEOUT,
             f"no complete reply within {timeout_seconds:g}s: the remote or the network path is too slow "
             "or drops packets (spec.heartbeat.timeout sets the limit)",
         )
     if problem.verify_message is not None:
         return Failure(
-            TLS,
+            Factor.TLS,
             _line(
                 f"the remote's server certificate failed our verification ({problem.verify_message}): "
                 "does spec.serverTrust name the CA that issued it?"
@@ -150,47 +138,50 @@ def classify_transport(problem: TransportProblem, *, timeout_seconds: float) -> 
     if problem.ssl_reason is not None:
         known = _PEER_CERT_ALERTS.get(problem.ssl_reason)
         if known is not None:
-            return Failure(CERTIFICATE, known)
+            return Failure(Factor.CERTIFICATE, known)
         reason = problem.ssl_reason.lower().replace("_", " ")
         return Failure(
-            TLS, _line(f"the TLS handshake failed ({reason}): is the endpoint an HTTPS federation server?")
+            Factor.TLS,
+            _line(f"the TLS handshake failed ({reason}): is the endpoint an HTTPS federation server?"),
         )
     if problem.stage == "refused-after-handshake":
         return Failure(
-            CERTIFICATE,
+            Factor.CERTIFICATE,
             "the remote closed the connection right after the TLS handshake: "
             "it does not accept our client certificate (not pinned there?)",
         )
     if problem.stage == "redirect":
         return Failure(
-            HTTP, _line(f"the remote redirected the ping ({problem.detail}); redirects are not followed")
+            Factor.HTTP,
+            _line(f"the remote redirected the ping ({problem.detail}); redirects are not followed"),
         )
     if problem.stage == "too-large":
-        return Failure(HTTP, _line(f"the remote's reply exceeded {problem.detail}"))
+        return Failure(Factor.HTTP, _line(f"the remote's reply exceeded {problem.detail}"))
     if problem.stage == "protocol":
         return Failure(
-            HTTP, _line(f"the remote broke the HTTP exchange: {problem.detail or 'protocol error'}")
+            Factor.HTTP, _line(f"the remote broke the HTTP exchange: {problem.detail or 'protocol error'}")
         )
     if problem.errno_name == "ECONNREFUSED":
         return Failure(
-            NETWORK,
+            Factor.NETWORK,
             "connection refused: nothing listens at the endpoint's host and port "
             "(is the remote's federation server running, is the port right?)",
         )
     if problem.errno_name in {"ECONNRESET", "EPIPE"}:
         return Failure(
-            NETWORK, "the connection was reset: the remote, or a firewall or proxy on the way, dropped it"
+            Factor.NETWORK,
+            "the connection was reset: the remote, or a firewall or proxy on the way, dropped it",
         )
     if problem.errno_name in {"EHOSTUNREACH", "ENETUNREACH"}:
-        return Failure(NETWORK, "no route to the remote host: check the network path to the endpoint")
+        return Failure(Factor.NETWORK, "no route to the remote host: check the network path to the endpoint")
     if problem.detail == "gaierror":
         # socket.gaierror: the resolver's error codes are negative, so no errno name reaches here.
-        return Failure(NETWORK, "the endpoint's host name does not resolve (DNS): check spec.endpoint")
+        return Failure(Factor.NETWORK, "the endpoint's host name does not resolve (DNS): check spec.endpoint")
     if problem.stage == "read" and problem.detail == "closed":
         # With TLS 1.3 a server that refuses our certificate after the handshake often just closes.
-        return Failure(NETWORK, "the remote closed the connection without a reply")
+        return Failure(Factor.NETWORK, "the remote closed the connection without a reply")
     detail = problem.detail or problem.errno_name or "error"
-    return Failure(NETWORK, _line(f"the {problem.stage} step of the ping failed ({detail})"))
+    return Failure(Factor.NETWORK, _line(f"the {problem.stage} step of the ping failed ({detail})"))
 
 
 def excerpt(body: bytes) -> str:
@@ -222,15 +213,17 @@ def classify_reply(*, status: int, factor_header: str | None, body: bytes) -> Fa
     payload = _json_object(body)
     if payload is not None:
         raw_factor, raw_message = payload.get("factor"), payload.get("message")
-        if isinstance(raw_factor, str) and raw_factor in FACTORS:
+        if isinstance(raw_factor, str) and raw_factor in frozenset(Factor):
             factor = raw_factor
         if isinstance(raw_message, str) and raw_message.strip():
             message = _printable(raw_message)
-    if factor is None and factor_header in FACTORS:
+    if factor is None and factor_header in frozenset(Factor):
         factor = factor_header
     if factor is None:
         shown = message or (excerpt(body) if body else "")
-        return Failure(HTTP, _line(f"the remote answered HTTP {status}" + (f": {shown}" if shown else "")))
+        return Failure(
+            Factor.HTTP, _line(f"the remote answered HTTP {status}" + (f": {shown}" if shown else ""))
+        )
     return Failure(
         factor, _line(f"remote says: {message}" if message else f"remote refused ({factor}, HTTP {status})")
     )

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from federation_operator.domain import conditions
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.times import parse_rfc3339
 
 # DESIGN.md's table: "Reachable: 200 within the last minute", "Unreachable: no success for more
@@ -190,7 +191,7 @@ def _reachable_condition(state: Reachability, observation: Observation) -> tuple
         return "True", state.value, message
     if state is Reachability.UNKNOWN:
         return "Unknown", REASON_NO_PING, "no ping has finished recently"
-    failure = observation.failure or Failure("Network", "ping failed")
+    failure = observation.failure or Failure(Factor.NETWORK, "ping failed")
     return "False", failure.factor, failure.message
 
 

@@ -7,17 +7,7 @@ only well-typed fields. Pure: no I/O, no third-party imports.
 
 from typing import Final, Literal, NotRequired, TypedDict
 
-# The factors a red reply can carry (a subset of DESIGN.md's `lastFailure.factor`: the ones that
-# only the receiving side can know).
-Factor = Literal["Certificate", "Secret", "UnknownPeer", "Suspended", "AmbiguousPeer"]
-FACTOR_CERTIFICATE: Final = "Certificate"
-FACTOR_SECRET: Final = "Secret"
-FACTOR_UNKNOWN_PEER: Final = "UnknownPeer"
-FACTOR_SUSPENDED: Final = "Suspended"
-# The certificate and token match more than one active peer here: refused rather than attributed
-# to one of them by ordering (issue #13: a peer in another namespace pinning the same certificate
-# with the same, git-safe, hash took the caller's identity).
-FACTOR_AMBIGUOUS_PEER: Final = "AmbiguousPeer"
+# The factors a red reply carries are `factors.REFUSALS`; the vocabulary lives in `factors`.
 
 # Sent on every red reply too, so that a proxy (nginx `auth_request_set`) can pass the factor on
 # even when it replaces our body with its own error page.

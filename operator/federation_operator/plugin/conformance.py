@@ -37,14 +37,9 @@ from federation_operator.adapters.probe import (
     trust_context,
 )
 from federation_operator.domain import durations, issuance, tokens
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import settings_of
-from federation_operator.domain.probe_classify import (
-    CERTIFICATE,
-    HTTP,
-    SECRET,
-    classify_reply,
-    read_ping_reply,
-)
+from federation_operator.domain.probe_classify import classify_reply, read_ping_reply
 from federation_operator.domain.reachability import Failure
 from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin.check import Result, Section, failed, failed_any, passed, render, warned
@@ -116,7 +111,7 @@ def _reply_factor(fetched: Fetched) -> tuple[int, str | None] | None:
     status, header, body = fetched.result
     factor = None
     failure = classify_reply(status=status, factor_header=header, body=body)
-    if failure is not None and failure.factor != HTTP:
+    if failure is not None and failure.factor != Factor.HTTP:
         factor = failure.factor
     return status, factor
 
@@ -125,7 +120,7 @@ def judge_refusal(name: str, fetched: Fetched, *, factor: str, handshake_refusal
     """A request that must be refused: 401 with `factor` passes; a 2xx fails; the rest warns."""
     if isinstance(fetched.result, Failure):
         failure = fetched.result
-        if handshake_refusal_ok and failure.factor == CERTIFICATE:
+        if handshake_refusal_ok and failure.factor == Factor.CERTIFICATE:
             return passed(name, f"refused in the TLS handshake ({failure.message})")
         return warned(
             name, f"no HTTP reply: {failure.factor}: {failure.message}", _PROTOCOL_HINT + " section 3"
@@ -306,14 +301,18 @@ async def probe_endpoint(url: str, identity: Identity, *, time_limit: float) -> 
         target, context=without_cert, extra_headers=bearer(identity.token), time_limit=time_limit
     )
     section.results.append(
-        judge_refusal(CHECK_NO_CERT, no_cert, factor=CERTIFICATE, handshake_refusal_ok=True)
+        judge_refusal(CHECK_NO_CERT, no_cert, factor=Factor.CERTIFICATE, handshake_refusal_ok=True)
     )
     no_token = await fetch_once(target, context=with_cert, extra_headers=[], time_limit=time_limit)
-    section.results.append(judge_refusal(CHECK_NO_TOKEN, no_token, factor=SECRET, handshake_refusal_ok=False))
+    section.results.append(
+        judge_refusal(CHECK_NO_TOKEN, no_token, factor=Factor.SECRET, handshake_refusal_ok=False)
+    )
     wrong = await fetch_once(
         target, context=with_cert, extra_headers=bearer(tokens.generate_token()), time_limit=time_limit
     )
-    section.results.append(judge_refusal(CHECK_WRONG_TOKEN, wrong, factor=SECRET, handshake_refusal_ok=False))
+    section.results.append(
+        judge_refusal(CHECK_WRONG_TOKEN, wrong, factor=Factor.SECRET, handshake_refusal_ok=False)
+    )
     right = await fetch_once(
         target, context=with_cert, extra_headers=bearer(identity.token), time_limit=time_limit
     )

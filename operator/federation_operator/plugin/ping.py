@@ -26,8 +26,8 @@ from federation_operator.adapters.k8s.ping_credentials import (
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
 from federation_operator.adapters.probe import Pinger, PingOutcome
 from federation_operator.domain import certs, tokens
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import settings_of
-from federation_operator.domain.probe_classify import SECRET
 from federation_operator.domain.reachability import Failure
 from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
@@ -97,7 +97,7 @@ async def ping_peer(
         candidates.append(outbound.previous)
     pinger = Pinger()
     try:
-        outcome = PingOutcome(False, timedelta(), Failure(SECRET, "no outbound token"))
+        outcome = PingOutcome(False, timedelta(), Failure(Factor.SECRET, "no outbound token"))
         for token in candidates:
             outcome = await pinger.ping(
                 endpoint=endpoint,
@@ -116,7 +116,7 @@ async def ping_peer(
                     accepted_fingerprint=tokens.fingerprint(tokens.hash_token(token)),
                     used_previous=token is outbound.previous,
                 )
-            if outcome.failure is None or outcome.failure.factor != SECRET:
+            if outcome.failure is None or outcome.failure.factor != Factor.SECRET:
                 break
     finally:
         await pinger.aclose()
@@ -147,7 +147,7 @@ def describe(report: PingReport) -> list[str]:
                 f"  slower than spec.heartbeat.slowThreshold ({milliseconds(report.slow_threshold)} ms)"
             )
     else:
-        failure = outcome.failure or Failure("HTTP", "no reply")
+        failure = outcome.failure or Failure(Factor.HTTP, "no reply")
         lines.append(f"PING {report.peer} ({report.endpoint}): FAILED after {latency} ms")
         lines.append(f"  factor:  {failure.factor}")
         lines.append(f"  message: {failure.message}")

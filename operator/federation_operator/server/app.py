@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -35,14 +35,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from federation_operator.domain import api
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.times import rfc3339
-from federation_operator.domain.wire import (
-    FACTOR_CERTIFICATE,
-    HEADER_FACTOR,
-    HEADER_REQUEST_ID,
-    DeniedReply,
-    PingReply,
-)
+from federation_operator.domain.wire import HEADER_FACTOR, HEADER_REQUEST_ID, DeniedReply, PingReply
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, Presented, resolve
 from federation_operator.server.index import AuthResult, PeerIndex, parse_bearer
 from federation_operator.server.protocol import BoundedAppRunner, ConnectionLimits
@@ -59,12 +54,12 @@ MAX_FIELD_SIZE: Final = 32768
 MAX_HEADERS: Final = 64
 logger = logging.getLogger(__name__)
 
-STATUS_OF_FACTOR: Final = {
-    "Certificate": 401,
-    "Secret": 401,
-    "UnknownPeer": 403,
-    "Suspended": 403,
-    "AmbiguousPeer": 403,
+STATUS_OF_FACTOR: Final[Mapping[str, int]] = {
+    Factor.CERTIFICATE: 401,
+    Factor.SECRET: 401,
+    Factor.UNKNOWN_PEER: 403,
+    Factor.SUSPENDED: 403,
+    Factor.AMBIGUOUS_PEER: 403,
 }
 # An X-Forwarded-For hop is an address; anything longer is cut before it keys a bucket or an audit line.
 _MAX_SOURCE: Final = 64
@@ -342,7 +337,7 @@ class _Server:
 
     def _authenticate(self, request: web.Request, presented: Presented, *, now: datetime) -> AuthResult:
         if presented.refusal is not None:
-            return AuthResult(ok=False, factor=FACTOR_CERTIFICATE, message=presented.refusal)
+            return AuthResult(ok=False, factor=Factor.CERTIFICATE, message=presented.refusal)
         token = parse_bearer(request.headers.get("Authorization"))
         return self.index.authenticate(thumbprint=presented.thumbprint, token=token, now=now)
 
@@ -465,7 +460,7 @@ class _Server:
     def _denied(
         self, result: AuthResult, *, status: int, request_id: str, retry_after: float | None = None
     ) -> web.Response:
-        factor = result.factor or FACTOR_CERTIFICATE
+        factor = result.factor or Factor.CERTIFICATE
         reply = DeniedReply(ok=False, factor=factor, message=result.message)
         headers = {HEADER_FACTOR: factor, HEADER_REQUEST_ID: request_id}
         if retry_after is not None:

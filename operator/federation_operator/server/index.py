@@ -29,18 +29,11 @@ from typing import Any, Final
 
 from federation_operator.domain import tokens
 from federation_operator.domain.certs import InvalidCertificate
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
 from federation_operator.domain.times import parse_rfc3339
 from federation_operator.domain.tokens import SecretText
-from federation_operator.domain.wire import (
-    FACTOR_AMBIGUOUS_PEER,
-    FACTOR_CERTIFICATE,
-    FACTOR_SECRET,
-    FACTOR_SUSPENDED,
-    FACTOR_UNKNOWN_PEER,
-    LinkFailure,
-    LinkView,
-)
+from federation_operator.domain.wire import LinkFailure, LinkView
 
 TOMBSTONE_TTL: Final = timedelta(hours=24)
 TOMBSTONE_LIMIT: Final = 4096
@@ -277,7 +270,7 @@ class PeerIndex:
 
     def authenticate(self, *, thumbprint: str | None, token: SecretText | None, now: datetime) -> AuthResult:
         if thumbprint is None:
-            return AuthResult(ok=False, factor=FACTOR_CERTIFICATE, message="no client certificate presented")
+            return AuthResult(ok=False, factor=Factor.CERTIFICATE, message="no client certificate presented")
         # Keys are normalised thumbprints, and clientcert hands us exactly that form: an exact
         # hit needs no normalising (normalising a key gives the key back).
         candidates = self._by_thumbprint.get(thumbprint)
@@ -288,7 +281,7 @@ class PeerIndex:
                 normalised = normalize_thumbprint(thumbprint)
             except InvalidPin:
                 return AuthResult(
-                    ok=False, factor=FACTOR_CERTIFICATE, message="unreadable certificate thumbprint"
+                    ok=False, factor=Factor.CERTIFICATE, message="unreadable certificate thumbprint"
                 )
             candidates = self._by_thumbprint.get(normalised)
             if not candidates:
@@ -309,7 +302,7 @@ class PeerIndex:
             # peers at reconcile time; the caller hears which factor, not who the others are.
             return AuthResult(
                 ok=False,
-                factor=FACTOR_AMBIGUOUS_PEER,
+                factor=Factor.AMBIGUOUS_PEER,
                 message="this certificate and token match more than one FederationPeer here; "
                 "refused until exactly one does",
                 thumbprint=normalised,
@@ -320,7 +313,7 @@ class PeerIndex:
             namespace, name = (matched or peers)[0].key
             return AuthResult(
                 ok=False,
-                factor=FACTOR_SUSPENDED,
+                factor=Factor.SUSPENDED,
                 message="this link is suspended on our side (spec.suspend)",
                 namespace=namespace,
                 name=name,
@@ -329,7 +322,7 @@ class PeerIndex:
         namespace, name = next(peer for peer in peers if not peer.suspended).key
         return AuthResult(
             ok=False,
-            factor=FACTOR_SECRET,
+            factor=Factor.SECRET,
             message=self._secret_message(peers, token),
             namespace=namespace if len(peers) == 1 else None,
             name=name if len(peers) == 1 else None,
@@ -360,7 +353,7 @@ class PeerIndex:
             namespace, name = tombstone.key
             return AuthResult(
                 ok=False,
-                factor=FACTOR_UNKNOWN_PEER,
+                factor=Factor.UNKNOWN_PEER,
                 message="the FederationPeer that pinned this certificate has been deleted here",
                 namespace=namespace,
                 name=name,
@@ -368,7 +361,7 @@ class PeerIndex:
             )
         return AuthResult(
             ok=False,
-            factor=FACTOR_CERTIFICATE,
+            factor=Factor.CERTIFICATE,
             message=f"client certificate {thumbprint} is pinned by no FederationPeer here",
             thumbprint=thumbprint,
         )

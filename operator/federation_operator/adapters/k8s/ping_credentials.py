@@ -17,7 +17,7 @@ from federation_operator.adapters.k8s.resources import CONFIGMAPS, FEDERATION_CE
 from federation_operator.adapters.probe import TlsMaterial
 from federation_operator.domain import certs, conditions, issuance, objects
 from federation_operator.domain.credentials import OutboundTokens
-from federation_operator.domain.probe_classify import CERTIFICATE, SECRET, TLS
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.reachability import Failure
 
 
@@ -97,15 +97,19 @@ async def load_credentials(
     namespace = reader.namespace
     cert_name = str((spec.get("clientCertificateRef") or {}).get("name") or "")
     if not cert_name:
-        return Failure(CERTIFICATE, "spec.clientCertificateRef is not set: no client certificate to present")
+        return Failure(
+            Factor.CERTIFICATE, "spec.clientCertificateRef is not set: no client certificate to present"
+        )
     cert = await reader.get(FEDERATION_CERTS, namespace, cert_name)
     if cert is None:
-        return Failure(CERTIFICATE, f"FederationCert {cert_name} (spec.clientCertificateRef) not found")
+        return Failure(
+            Factor.CERTIFICATE, f"FederationCert {cert_name} (spec.clientCertificateRef) not found"
+        )
     secret_name = str((cert.get("spec") or {}).get("secretName") or f"{cert_name}-tls")
     secret = await reader.get(SECRETS, namespace, secret_name)
     identity = issuance.read_client_identity(secret, secret_name=secret_name, describe=_describe_certificate)
     if isinstance(identity, str):
-        return Failure(CERTIFICATE, f"{identity} (FederationCert {cert_name})")
+        return Failure(Factor.CERTIFICATE, f"{identity} (FederationCert {cert_name})")
     info = identity.info
 
     trust = spec.get("serverTrust") or {}
@@ -115,7 +119,7 @@ async def load_credentials(
         kind, name, key = str(ref.get("kind")), str(ref.get("name")), str(ref.get("key") or "ca.crt")
         source = await reader.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, namespace, name)
         if source is None:
-            return Failure(TLS, f"{kind} {name} (spec.serverTrust.caBundleRef) not found")
+            return Failure(Factor.TLS, f"{kind} {name} (spec.serverTrust.caBundleRef) not found")
         if kind == "ConfigMap":
             value = (source.get("data") or {}).get(key)
             ca_pem = value if isinstance(value, str) else None
@@ -123,7 +127,7 @@ async def load_credentials(
             raw = objects.secret_data(source).get(key)
             ca_pem = raw.decode("ascii", errors="replace") if raw is not None else None
         if not ca_pem:
-            return Failure(TLS, f"{kind} {name} has no key {key} (spec.serverTrust.caBundleRef)")
+            return Failure(Factor.TLS, f"{kind} {name} has no key {key} (spec.serverTrust.caBundleRef)")
 
     outbound = await read_outbound(
         outbound_reader or reader,  # type: ignore[arg-type]
@@ -132,7 +136,7 @@ async def load_credentials(
         spec=spec,
     )
     if outbound.current is None:
-        return Failure(SECRET, outbound.problem or "no outbound token")
+        return Failure(Factor.SECRET, outbound.problem or "no outbound token")
     return Credentials(
         material=TlsMaterial(
             cert_pem=info.pem,

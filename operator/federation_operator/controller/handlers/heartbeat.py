@@ -43,8 +43,9 @@ from federation_operator.adapters.metrics import HeartbeatMetrics
 from federation_operator.adapters.probe import Pinger, PingOutcome
 from federation_operator.controller.config import OperatorContext
 from federation_operator.domain import conditions, tokens
+from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import Settings, next_slot, settings_of
-from federation_operator.domain.probe_classify import CERTIFICATE, NETWORK, SECRET, TIMEOUT, TLS, unexpected
+from federation_operator.domain.probe_classify import unexpected
 from federation_operator.domain.reachability import (
     REFRESH_INTERVAL,
     Failure,
@@ -67,7 +68,7 @@ CREDENTIALS_MAX_AGE: Final = 60.0
 # makes the next cycle read it again. This age is only the safety net: at 10,000 peers, re-reading
 # each peer's Secret every minute would be ~170 GETs per second for nothing.
 OWN_SECRET_MAX_AGE: Final = 1800.0
-_CREDENTIAL_FACTORS: Final = frozenset({SECRET, CERTIFICATE, TLS})
+_CREDENTIAL_FACTORS: Final = frozenset({Factor.SECRET, Factor.CERTIFICATE, Factor.TLS})
 _STATUS_ATTEMPTS: Final = 3
 # Pings in flight per operator. When the operator is short of CPU, more concurrent handshakes only
 # make each one slower, until healthy remotes look Slow or time out: a lie about the remote.
@@ -146,9 +147,9 @@ async def _unless_stopped_quietly(awaitable: Awaitable[None], stopped: kopf.Daem
 
 # What a cycle was doing, and the factor an unexpected error there is blamed on: a malformed
 # credential object is a credentials problem; an error inside the ping is one of the link.
-STEP_CREDENTIALS: Final = ("reading credentials", SECRET)
-STEP_PING: Final = ("pinging", NETWORK)
-STEP_STATUS: Final = ("writing status", NETWORK)
+STEP_CREDENTIALS: Final = ("reading credentials", Factor.SECRET)
+STEP_PING: Final = ("pinging", Factor.NETWORK)
+STEP_STATUS: Final = ("writing status", Factor.NETWORK)
 
 
 class Heartbeat:
@@ -284,7 +285,7 @@ class Heartbeat:
                 candidates.append(previous)
         budget = settings.timeout.total_seconds()
         started = time.perf_counter()
-        outcome = PingOutcome(False, timedelta(), Failure(SECRET, "no outbound token"))
+        outcome = PingOutcome(False, timedelta(), Failure(Factor.SECRET, "no outbound token"))
         for token in candidates:
             remaining = budget - (time.perf_counter() - started)
             if remaining <= 0:
@@ -303,11 +304,13 @@ class Heartbeat:
                 elif self.memory.prefer_previous_until is not None:
                     self.memory.prefer_previous_until = None
                 return outcome
-            if outcome.failure is None or outcome.failure.factor != SECRET:
+            if outcome.failure is None or outcome.failure.factor != Factor.SECRET:
                 break
-        if outcome.failure is not None and outcome.failure.factor == TIMEOUT:
+        if outcome.failure is not None and outcome.failure.factor == Factor.TIMEOUT:
             # The attempt's own limit is what was left of the budget; the reader knows the setting.
-            failure = Failure(TIMEOUT, f"no complete reply within {budget:g}s (spec.heartbeat.timeout)")
+            failure = Failure(
+                Factor.TIMEOUT, f"no complete reply within {budget:g}s (spec.heartbeat.timeout)"
+            )
             return PingOutcome(False, outcome.latency, failure)
         return outcome
 
