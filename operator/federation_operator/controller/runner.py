@@ -23,6 +23,7 @@ from federation_operator.controller import registration
 from federation_operator.controller.config import OperatorConfig, OperatorContext
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
+from federation_operator.domain.ingress.providers import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ingress-provider",
-        choices=["envoy-gateway", "ingress-nginx", "gateway-api", "none"],
+        choices=list(PROVIDERS),
         default="none",
         help="which edge objects to write (see docs/ingress.md)",
     )

@@ -56,8 +56,6 @@ INSTALL_HINTS: Final = {
 }
 # A write that loses a race (409) is re-judged from a fresh read this many times in one pass.
 _ATTEMPTS = 3
-# Removing a route first (and writing it last) means no request is routed without verification.
-_ROUTE_KINDS = frozenset({"HTTPRoute", "Ingress"})
 _OUR_ROLES = frozenset({api.ROLE_INGRESS, api.ROLE_TRUST_BUNDLE})
 
 Address = tuple[Resource, str, str]
@@ -155,11 +153,13 @@ async def _reconcile_once(
 
     wanted = {_address(obj) for obj in desired}
     stale = [address for address in possible if address not in wanted]
+    # Fail closed: the provider's route kinds are removed first and written last, so no request is
+    # routed without the verification it relies on.
     for obj in desired:
-        if obj["kind"] not in _ROUTE_KINDS:
+        if obj["kind"] not in provider.route_kinds:
             await _apply(kube, obj, logger=logger)
     for address in stale:
-        if address[0].kind in _ROUTE_KINDS:
+        if address[0].kind in provider.route_kinds:
             await _delete_ours(kube, address, logger=logger)
     if provider.gateway_patch is not None:
         await _patch_gateway(
@@ -171,10 +171,10 @@ async def _reconcile_once(
             logger=logger,
         )
     for obj in desired:
-        if obj["kind"] in _ROUTE_KINDS:
+        if obj["kind"] in provider.route_kinds:
             await _apply(kube, obj, logger=logger)
     for address in stale:
-        if address[0].kind not in _ROUTE_KINDS:
+        if address[0].kind not in provider.route_kinds:
             await _delete_ours(kube, address, logger=logger)
 
     for peer in peers:

@@ -17,10 +17,12 @@ from federation_operator.domain.ingress.bundle import TrustBundle
 from federation_operator.domain.ingress.config import (
     ENVOY_GATEWAY_VERSION,
     GATEWAY_API_GROUP,
+    GATEWAY_API_VERSION,
     TRUST_BUNDLE_NAME,
     IngressConfig,
     object_metadata,
 )
+from federation_operator.domain.ingress.providers.base import Provider
 from federation_operator.domain.ingress.providers.routes import (
     build_http_route,
     route_name,
@@ -103,3 +105,19 @@ def build_envoy_gateway_objects(
         },
     }
     return [client_traffic_policy, build_http_route(namespace=namespace, config=config), security_policy]
+
+
+PROVIDER = Provider(
+    name="envoy-gateway",
+    build_objects=build_envoy_gateway_objects,
+    needs_pem=True,
+    writes=frozenset(
+        {
+            (ENVOY_GATEWAY_VERSION, "ClientTrafficPolicy"),
+            (ENVOY_GATEWAY_VERSION, "SecurityPolicy"),
+            (GATEWAY_API_VERSION, "HTTPRoute"),
+        }
+    ),
+    route_kinds=frozenset({"HTTPRoute"}),
+    certificate_source="ConfigMap",
+)

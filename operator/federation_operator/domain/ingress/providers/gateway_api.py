@@ -10,33 +10,20 @@ anchor). Pure: no I/O; the caller reads the live Gateway and sends the patch.
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from federation_operator.domain.ingress.bundle import TrustBundle
 from federation_operator.domain.ingress.config import (
+    GATEWAY_API_VERSION,
     TRUST_BUNDLE_NAME,
     IngressConfig,
 )
+from federation_operator.domain.ingress.providers.base import GatewayPatch, Provider
 from federation_operator.domain.ingress.providers.routes import build_http_route
 
 # When the operator must create `frontend.default` only because the schema requires it next
 # to `perPort`, it allows insecure fallback so the Gateway's other ports keep working as before.
 _FALLBACK_MODE = "AllowInsecureFallback"
-
-
-@dataclass(frozen=True, kw_only=True)
-class GatewayPatch:
-    """A JSON merge patch (`application/merge-patch+json`) for a Gateway the operator does not own.
-
-    `body` carries `metadata.resourceVersion` when known, so a concurrent edit of the Gateway
-    makes the patch fail with 409 instead of being overwritten (merge patches replace lists,
-    and `perPort` is a list).
-    """
-
-    name: str
-    namespace: str
-    body: Mapping[str, Any]
 
 
 def build_gateway_api_objects(
@@ -119,3 +106,14 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = apply_merge_patch(result.get(key), value)
     return result
+
+
+PROVIDER = Provider(
+    name="gateway-api",
+    build_objects=build_gateway_api_objects,
+    needs_pem=True,
+    writes=frozenset({(GATEWAY_API_VERSION, "HTTPRoute")}),
+    route_kinds=frozenset({"HTTPRoute"}),
+    certificate_source="ConfigMap",
+    gateway_patch=build_gateway_frontend_patch,
+)

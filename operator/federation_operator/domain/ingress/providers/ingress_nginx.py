@@ -18,6 +18,7 @@ from federation_operator.domain.ingress.config import (
     IngressConfig,
     object_metadata,
 )
+from federation_operator.domain.ingress.providers.base import Provider
 
 ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
 
@@ -86,3 +87,13 @@ def build_ingress_nginx_objects(
     if config.tls_secret_name:
         spec["tls"] = [{"hosts": [config.host], "secretName": config.tls_secret_name}]
     return [{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec}]
+
+
+PROVIDER = Provider(
+    name="ingress-nginx",
+    build_objects=build_ingress_nginx_objects,
+    needs_pem=True,
+    writes=frozenset({("networking.k8s.io/v1", "Ingress")}),
+    route_kinds=frozenset({"Ingress"}),
+    certificate_source="Secret",
+)
