@@ -23,10 +23,10 @@ from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.threads import OperatorThread
 from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
+from tests.harness.heartbeat import FederationServerThread, StandInRemote
+from tests.harness.server import Keys
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_export import apply, export, issued_pem
-from tests.integration.test_heartbeat_support import FederationServerThread, StandInRemote
-from tests.integration.test_server_support import Keys
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow

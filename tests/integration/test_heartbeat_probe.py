@@ -10,8 +10,8 @@ import pytest
 from federation_operator.adapters.probe import MAX_REPLY_BYTES, Pinger, TlsMaterial
 from federation_operator.domain import tokens
 from federation_operator.domain.certs import SecretBytes
-from tests.integration.test_heartbeat_support import StandInRemote
-from tests.integration.test_server_support import Identity, Keys, ServerThread, link
+from tests.harness.heartbeat import StandInRemote
+from tests.harness.server import Identity, Keys, ServerThread, link
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
-from tests.ingress_support import SCHEMAS
+from tests.harness.ingress import SCHEMAS
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_ingress_reconcile import HOST, client_cert, peer_spec, read
 from tests.waiting import wait_for

@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from federation_operator.controller.runner import ingress_config_from_env
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
-from tests.ingress_support import ClientCert, make_client_cert, schema_errors
+from tests.harness.ingress import ClientCert, make_client_cert, schema_errors
 from tests.integration.conftest import Site, SiteFactory
 from tests.waiting import wait_for
 

@@ -17,10 +17,10 @@ import pytest
 from federation_operator.adapters import probe
 from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
+from tests.harness.server import Keys
 from tests.independent_remote import IndependentRemote, sha256_hash
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_export import issued_pem
-from tests.integration.test_server_support import Keys
 from tests.waiting import wait_for
 
 PEERS = api.PEER_PLURAL

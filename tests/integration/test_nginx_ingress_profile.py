@@ -31,7 +31,7 @@ from federation_operator.domain.tokens import SecretText, generate_token, hash_t
 from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
-from tests.ingress_support import ClientCert, make_client_cert
+from tests.harness.ingress import ClientCert, make_client_cert
 from tests.nginx_profile import Nginx, free_port, render_nginx_conf, write_ca_file
 
 pytestmark = [

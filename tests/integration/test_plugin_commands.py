@@ -31,7 +31,7 @@ from federation_operator.adapters.k8s.resources import SECRETS
 from federation_operator.domain import api, credentials, objects, tokens
 from federation_operator.domain.times import human_duration
 from federation_operator.plugin import check, status
-from tests.integration.test_plugin_support import Output, linked_sites, run_plugin, secrets_of
+from tests.harness.plugin import Output, linked_sites, run_plugin, secrets_of
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,10 @@ import pytest
 
 from federation_operator.domain import certs, tokens
 from federation_operator.plugin import cli
+from tests.harness.server import Identity, Keys, ServerThread, link
 from tests.independent_remote import IndependentRemote, sha256_hash
 from tests.integration.conftest import Site
 from tests.integration.test_export import issued_pem
-from tests.integration.test_server_support import Identity, Keys, ServerThread, link
 
 
 @dataclass

@@ -37,8 +37,8 @@ from federation_operator.plugin import export as export_command
 from federation_operator.plugin import rotate as rotate_command
 from federation_operator.server.main import ServerConfig
 from tests import rbac
+from tests.harness.plugin import link, run_plugin
 from tests.integration.test_chart import CHART, RELEASE_NAMESPACE, helm_binary, render
-from tests.integration.test_plugin_support import link, run_plugin
 
 pytestmark = [pytest.mark.slow, pytest.mark.helm]
 

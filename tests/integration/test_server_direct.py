@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from federation_operator.domain import api
-from tests.integration.test_server_support import Identity, Keys, ServerThread, link, peer_object
+from tests.harness.server import Identity, Keys, ServerThread, link, peer_object
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")

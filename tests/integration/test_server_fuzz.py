@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from federation_operator.domain import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, der_from_pem, parse_networks
-from tests.integration.test_server_support import Identity, Keys, ServerThread, link
+from tests.harness.server import Identity, Keys, ServerThread, link
 
 
 @pytest.fixture(scope="module")

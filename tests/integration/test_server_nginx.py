@@ -20,7 +20,7 @@ import pytest
 
 from federation_operator.domain import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
-from tests.integration.test_server_support import Identity, Keys, ServerThread, link, peer_object
+from tests.harness.server import Identity, Keys, ServerThread, link, peer_object
 from tests.waiting import wait_for
 
 pytestmark = [

@@ -22,7 +22,7 @@ from federation_devkit.sandbox.server import SandboxThread
 from federation_operator.domain import api, tokens
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.watch import Connection, IndexWatcher, load_connection
-from tests.integration.test_server_support import Identity, Keys, peer_object
+from tests.harness.server import Identity, Keys, peer_object
 from tests.waiting import async_wait_for
 
 HONOURED_WITHIN = 2.0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.test_server_support import Identity, Keys, ServerThread, link
+from tests.harness.server import Identity, Keys, ServerThread, link
 from tests.reliability.conftest import (
     CERTS,
     PEERS,

@@ -14,7 +14,7 @@ from federation_operator.domain.ingress.bundle import (
     PeerPins,
     build_trust_bundle,
 )
-from tests.ingress_support import ClientCert, make_client_cert
+from tests.harness.ingress import ClientCert, make_client_cert
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 

@@ -11,7 +11,7 @@ from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bund
 from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.diffing import needs_write
 from federation_operator.domain.ingress.providers import PROVIDERS
-from tests.ingress_support import make_client_cert
+from tests.harness.ingress import make_client_cert
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 OWNER = {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "name": "us-east", "uid": "3f1c9a4e-1b2d"}

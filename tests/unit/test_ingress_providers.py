@@ -20,7 +20,7 @@ from federation_operator.domain.ingress.providers.gateway_api import (
     apply_merge_patch,
     build_gateway_frontend_patch,
 )
-from tests.ingress_support import make_client_cert, schema_errors
+from tests.harness.ingress import make_client_cert, schema_errors
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 CORE_KINDS = {"ConfigMap", "Secret", "Ingress"}

@@ -17,7 +17,7 @@ from federation_operator.domain import api
 from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bundle
 from federation_operator.domain.ingress.config import TRUST_BUNDLE_NAME, IngressConfig
 from federation_operator.domain.ingress.providers import PROVIDERS, Provider
-from tests.ingress_support import make_client_cert
+from tests.harness.ingress import make_client_cert
 
 # The Kubernetes kinds that route requests to a backend.
 ROUTING_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute", "Ingress"})

@@ -4,7 +4,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from tests.ingress_support import CRD_FILES, SCHEMAS
+from tests.harness.ingress import CRD_FILES, SCHEMAS
 
 # A README table row: | `file.yaml` | Kind | `blob id` |
 ROW = re.compile(r"^\| `(?P<file>[^`]+\.yaml)` \| [^|]+ \| `(?P<blob>[0-9a-f]{40})` \|$", re.MULTILINE)

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 
 from federation_operator.domain import certs
 
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
 CRD_FILES = {
     "Gateway": "gateway-api/standard/gateway.networking.k8s.io_gateways.yaml",
