@@ -16,14 +16,24 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
 4. Federation-server index memory: tracemalloc peak/retained around building a `PeerIndex`
    from the N peers and N inbound Secrets the operator wrote (the server's in-memory view);
    `--index-only` measures just this, from synthetic objects of the same shape, in seconds.
+5. `--floor`: the framework's floor, side by side. For each of our operator and two minimal kopf
+   operators (`noop`: one no-op resume/create handler; `shape`: no-op bodies in the same handler
+   shape as ours: resume/create/update, delete (finalizer), a 30 s timer and a daemon per peer),
+   a fresh sandbox with the same N peers, then the operator as a subprocess, one after another.
+   Startup = start until every peer was handled once (ours: `CredentialsReady=True`; the floors
+   record in-process when their N-th handler and N-th daemon ran); RSS at that moment; API calls
+   the sandbox served meanwhile; and each figure's ratio to the `noop` floor.
 Prints one figure per line; nothing here is asserted.
 """
 
 import argparse
+import asyncio
 import concurrent.futures
+import logging
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections import Counter
@@ -31,12 +41,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import kopf
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from federation_devkit.localsite import free_port
 from federation_devkit.sandbox.emulator import SandboxAPI
 from federation_devkit.sandbox.server import SandboxThread
+from federation_operator.controller.runner import connection_info
 from federation_operator.domain import api, tokens
 from federation_operator.server.index import PeerIndex
 
@@ -156,6 +168,168 @@ def _index_memory(peers: list[dict[str, Any]]) -> tuple[int, int, int]:
     return len(index.peer_keys()), retained, peak
 
 
+FLOOR_KINDS = ("noop", "shape")
+
+
+def floor_operator(*, kubeconfig: Path, kind: str, peers: int, report: Path) -> None:
+    """A minimal kopf operator over FederationPeers (`--run-floor`): the framework's own cost.
+
+    Writes `<what> <unix time>` lines to `report` when the N-th peer's handler (`handled`) and,
+    for `shape`, the N-th daemon (`daemons`) first ran: measured in-process, because a no-op
+    handler leaves nothing in the API server that shows it ran.
+    """
+    registry = kopf.OperatorRegistry()
+    peer = (api.GROUP, api.VERSION, api.PEER_PLURAL)
+    seen: dict[str, set[str]] = {"handled": set(), "daemons": set()}
+    lock = threading.Lock()
+
+    def count(what: str, uid: str) -> None:
+        with lock:
+            seen[what].add(uid)
+            if len(seen[what]) == peers:
+                with report.open("a") as out:
+                    out.write(f"{what} {time.time()}\n")
+
+    @kopf.on.login(registry=registry, id="login")
+    def login(**_: Any) -> kopf.ConnectionInfo | None:
+        return connection_info(kubeconfig)
+
+    @kopf.on.startup(registry=registry, id="configure")
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # The same kopf settings as our operator (controller/runner.py), so that only handlers differ.
+        prefix = f"kopf.{api.GROUP}"
+        settings.persistence.finalizer = api.FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=prefix, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 30
+
+    @kopf.on.resume(*peer, registry=registry, id="floor-resume")
+    @kopf.on.create(*peer, registry=registry, id="floor-create")
+    async def handled(uid: str | None, **_: Any) -> None:
+        count("handled", str(uid))
+
+    if kind == "shape":
+
+        @kopf.on.update(*peer, registry=registry, id="floor-update")
+        @kopf.on.delete(*peer, registry=registry, id="floor-delete")
+        @kopf.timer(*peer, registry=registry, id="floor-timer", interval=30.0)
+        async def nothing(**_: Any) -> None:
+            return None
+
+        @kopf.daemon(*peer, registry=registry, id="floor-daemon", cancellation_backoff=1.0)
+        async def daemon(uid: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+            count("daemons", str(uid))
+            await stopped.wait()
+
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(kopf.operator(registry=registry, clusterwide=True, standalone=True))
+
+
+def _api_calls(sandbox_api: SandboxAPI) -> Counter[str]:
+    """API calls the sandbox served so far, by verb, and all of them (`"all"`)."""
+    calls = Counter(call.verb for call in sandbox_api.calls)
+    calls["all"] = len(sandbox_api.calls)
+    return calls
+
+
+def _measure_startup(*, kind: str, peers: int, workers: int, timeout: float) -> dict[str, float]:
+    """One operator (`ours` or a floor) against a fresh sandbox holding `peers` peers."""
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp, SandboxThread() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
+        api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        _create_objects(k8s_client.CustomObjectsApi(api_client), peers, workers=workers, port=free_port())
+        report = Path(tmp) / "floor.report"
+        report.touch()
+        if kind == "ours":
+            command = [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(kubeconfig)]
+        else:
+            command = [sys.executable, __file__, "--peers", str(peers), "--run-floor", kind]
+            command += ["--floor-kubeconfig", str(kubeconfig), "--floor-report", str(report)]
+        calls_before = sandbox.call(_api_calls, sandbox.api)
+        log = (Path(tmp) / "operator.log").open("w")
+        started_wall, started = time.time(), time.monotonic()
+        operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        figures: dict[str, float] = {}
+        try:
+            peak_rss = 0
+            # Ours keeps going after every peer is handled (first heartbeats follow, jittered over the
+            # 30 s interval): its calls and RSS are taken when the last peer was handled, as the floors'.
+            calls_at_handled: Counter[str] = Counter()
+
+            def done() -> bool:
+                nonlocal peak_rss
+                if operator.poll() is not None:
+                    raise SystemExit(f"{kind} operator exited with {operator.returncode}")
+                peak_rss = max(peak_rss, _rss_kib(operator.pid))
+                if kind == "ours":
+                    ready, cert_ready = sandbox.call(_count_ready, sandbox.api)
+                    if cert_ready and ready == peers and "handled_s" not in figures:
+                        figures["handled_s"] = time.monotonic() - started
+                        figures["rss_mib"] = _rss_kib(operator.pid) / 1024
+                        calls_at_handled.update(sandbox.call(_api_calls, sandbox.api))
+                    heartbeats = sandbox.call(_count_heartbeats, sandbox.api)
+                    if heartbeats == peers:
+                        figures["daemons_s"] = time.monotonic() - started
+                        return "handled_s" in figures
+                    return False
+                marks = dict(line.split() for line in report.read_text().splitlines())
+                for what in marks:
+                    figures[f"{what}_s"] = float(marks[what]) - started_wall
+                return "handled" in marks and (kind == "noop" or "daemons" in marks)
+
+            _until(done, timeout=timeout, what=f"{kind}: every peer handled")
+            figures.setdefault("rss_mib", _rss_kib(operator.pid) / 1024)
+            figures["peak_rss_mib"] = peak_rss / 1024
+            calls = calls_at_handled or sandbox.call(_api_calls, sandbox.api)
+            calls.subtract(calls_before)
+            figures.update({f"calls_{verb}": float(n) for verb, n in calls.items() if n})
+            # Daemons exiting, finalizers kept: what SIGTERM costs each at this size.
+            stopping = time.monotonic()
+            operator.terminate()
+            operator.wait(timeout=SHUTDOWN_GRACE)
+            figures["shutdown_s"] = time.monotonic() - stopping
+        finally:
+            if operator.poll() is None:
+                operator.kill()
+                operator.wait()
+            log.close()
+    return figures
+
+
+def _count_heartbeats(sandbox_api: SandboxAPI) -> int:
+    """Peers whose status holds a first heartbeat result (reachability other than Unknown)."""
+    peers = sandbox_api._store.get(f"{api.PEER_PLURAL}.{api.GROUP}", {}).values()
+    return sum((obj.get("status") or {}).get("reachability") not in (None, "Unknown") for obj in peers)
+
+
+def compare_with_floor(*, peers: int, workers: int, timeout: float) -> None:
+    results = {}
+    for kind in ("noop", "shape", "ours"):
+        results[kind] = _measure_startup(kind=kind, peers=peers, workers=workers, timeout=timeout)
+        print(
+            f"peers={peers} operator={kind} "
+            + " ".join(f"{key}={value:.1f}" for key, value in sorted(results[kind].items())),
+            flush=True,
+        )
+    floor = results["noop"]
+    for kind in ("shape", "ours"):
+        ratios = {
+            key: value / floor[key]
+            for key, value in results[kind].items()
+            if key in floor and floor[key] > 0 and key in ("handled_s", "rss_mib", "calls_all", "shutdown_s")
+        }
+        print(
+            f"peers={peers} ratio {kind}/noop "
+            + " ".join(f"{key}={value:.2f}" for key, value in sorted(ratios.items())),
+            flush=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=10_000)
@@ -169,7 +343,21 @@ def main() -> int:
     parser.add_argument(
         "--index-only", action="store_true", help="only the index memory, from synthetic objects"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="our operator's startup next to minimal kopf operators"
+    )
+    parser.add_argument("--run-floor", choices=FLOOR_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-kubeconfig", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-report", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_floor:
+        floor_operator(
+            kubeconfig=args.floor_kubeconfig, kind=args.run_floor, peers=args.peers, report=args.floor_report
+        )
+        return 0
+    if args.floor:
+        compare_with_floor(peers=args.peers, workers=args.workers, timeout=args.timeout)
+        return 0
     if args.index_only:
         _print_index(*_index_memory(_synthetic(args.peers)))
         return 0
