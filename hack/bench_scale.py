@@ -233,6 +233,10 @@ def floor_operator(*, kubeconfig: Path, kind: str, peers: int, report: Path) -> 
 def _api_calls(sandbox_api: SandboxAPI) -> Counter[str]:
     """API calls the sandbox served so far, by verb, and all of them (`"all"`)."""
     calls = Counter(call.verb for call in sandbox_api.calls)
+    calls.update(  # by kind too: `verb:resource[/subresource]`
+        f"{call.verb}:{call.resource}" + (f"/{call.subresource}" if call.subresource else "")
+        for call in sandbox_api.calls
+    )
     calls["all"] = len(sandbox_api.calls)
     return calls
 
@@ -287,7 +291,7 @@ def _measure_startup(*, kind: str, peers: int, workers: int, timeout: float) -> 
             figures["peak_rss_mib"] = peak_rss / 1024
             calls = calls_at_handled or sandbox.call(_api_calls, sandbox.api)
             calls.subtract(calls_before)
-            figures.update({f"calls_{verb}": float(n) for verb, n in calls.items() if n})
+            figures.update({f"calls_{kind}": float(n) for kind, n in calls.items() if n})
             # Daemons exiting, finalizers kept: what SIGTERM costs each at this size.
             stopping = time.monotonic()
             operator.terminate()
