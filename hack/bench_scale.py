@@ -311,17 +311,17 @@ def _count_heartbeats(sandbox_api: SandboxAPI) -> int:
     return sum((obj.get("status") or {}).get("reachability") not in (None, "Unknown") for obj in peers)
 
 
-def compare_with_floor(*, peers: int, workers: int, timeout: float) -> None:
+def compare_with_floor(*, peers: int, workers: int, timeout: float, operators: list[str]) -> None:
     results = {}
-    for kind in ("noop", "shape", "ours"):
+    for kind in operators:
         results[kind] = _measure_startup(kind=kind, peers=peers, workers=workers, timeout=timeout)
         print(
             f"peers={peers} operator={kind} "
             + " ".join(f"{key}={value:.1f}" for key, value in sorted(results[kind].items())),
             flush=True,
         )
-    floor = results["noop"]
-    for kind in ("shape", "ours"):
+    floor = results.get("noop", {})
+    for kind in [kind for kind in operators if kind != "noop"]:
         ratios = {
             key: value / floor[key]
             for key, value in results[kind].items()
@@ -350,6 +350,11 @@ def main() -> int:
     parser.add_argument(
         "--floor", action="store_true", help="our operator's startup next to minimal kopf operators"
     )
+    parser.add_argument(
+        "--floor-operators",
+        default="noop,shape,ours",
+        help="with --floor: which to run, in this order (ratios are to noop, when it runs)",
+    )
     parser.add_argument("--run-floor", choices=FLOOR_KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--floor-kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-report", type=Path, help=argparse.SUPPRESS)
@@ -360,7 +365,8 @@ def main() -> int:
         )
         return 0
     if args.floor:
-        compare_with_floor(peers=args.peers, workers=args.workers, timeout=args.timeout)
+        operators = args.floor_operators.split(",")
+        compare_with_floor(peers=args.peers, workers=args.workers, timeout=args.timeout, operators=operators)
         return 0
     if args.index_only:
         _print_index(*_index_memory(_synthetic(args.peers)))
