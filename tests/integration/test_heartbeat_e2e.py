@@ -7,6 +7,7 @@ Intervals are shortened through `spec.heartbeat`, the settings every user has; t
 is crossed by advancing the operators' injectable clock (`OperatorContext.clock`).
 """
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import yaml
 
 from federation_operator.adapters.k8s.client import Kube
 from federation_operator.controller.config import OperatorContext
+from federation_operator.controller.handlers import heartbeat
 from federation_operator.controller.threads import OperatorThread
 from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
@@ -348,3 +350,64 @@ def test_suspend_stops_pings_and_delete_releases_the_finalizer(federation: Feder
     eu.delete(PEERS, "us")
     wait_for(lambda: eu.get(PEERS, "us") is None, timeout=0.8 + 5, message="peer gone (finalizer released)")
     assert time.monotonic() - deleted < 0.8 + 5
+
+
+# Longer than HEARTBEAT's slowThreshold (500 ms), shorter than its interval (1 s): every ping starts
+# this late, as when the operator has more pings due than it can send.
+BEHIND = 0.7
+
+
+class BehindSlots(asyncio.Semaphore):
+    """Ping slots of an operator that is behind: each is granted BEHIND seconds late."""
+
+    async def acquire(self) -> bool:
+        await asyncio.sleep(BEHIND)  # the operator's own delay, simulated: no condition to wait for
+        return await super().acquire()
+
+
+@pytest.fixture
+def behind(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
+    """Both operators' heartbeats (what they share), with ping slots granted BEHIND late.
+
+    Requested before `federation`, so the operators it starts build their heartbeats with these."""
+    made: list[heartbeat.Shared] = []
+    original = heartbeat.Shared
+
+    def late(**kwargs: Any) -> heartbeat.Shared:
+        shared = original(**kwargs, slots=BehindSlots(heartbeat.MAX_CONCURRENT_PINGS))
+        made.append(shared)
+        return shared
+
+    monkeypatch.setattr(heartbeat, "Shared", late)
+    return made
+
+
+def test_a_ping_started_late_by_the_operator_to_a_fast_remote_stays_reachable(
+    behind: list[heartbeat.Shared], federation: Federation
+) -> None:
+    """The latency is the remote's (from the moment the ping starts), the lateness the operator's:
+    with every ping BEHIND late, a latency taken from the slot would be > slowThreshold (Slow)."""
+    eu = federation.eu
+    federation.wait_reachability(eu, "us", "Reachable", timeout=10 * INTERVAL)
+    assert len(behind) == 2, "both operators run with late ping slots"
+
+    def lag(sample: str, labels: dict[str, str] | None = None) -> float:
+        return sum(shared.metrics.registry.get_sample_value(sample, labels) or 0.0 for shared in behind)
+
+    seen: set[str] = set()
+    count_before = lag("federation_heartbeat_lag_seconds_count")
+
+    def six_more_late_pings() -> bool:
+        seen.add(str(federation.status(eu, "us").get("reachability")))
+        return lag("federation_heartbeat_lag_seconds_count") >= count_before + 6
+
+    wait_for(six_more_late_pings, timeout=20 * INTERVAL, message="six more pings, each started late")
+    status = federation.status(eu, "us")
+    assert seen == {"Reachable"}, f"a late start made a fast remote look {seen - {'Reachable'}}"
+    assert status["latencyMilliseconds"] < 500
+    # The lateness is visible as the operator's: every ping waited at least BEHIND for its slot.
+    on_time = lag("federation_heartbeat_lag_seconds_bucket", {"le": "0.5"})
+    late = lag("federation_heartbeat_lag_seconds_count")
+    assert late > 0
+    assert on_time == 0
+    assert lag("federation_heartbeat_lag_seconds_sum") >= BEHIND * late

@@ -31,6 +31,8 @@ from federation_operator.domain.times import parse_rfc3339
 
 STATES: Final = ("Unknown", "Reachable", "Slow", "Degraded", "Unreachable")
 DURATION_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Lag runs from "on time" to "a whole interval or more behind" (30 s by default).
+LAG_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 OK: Final = "ok"
 
 
@@ -42,6 +44,13 @@ class HeartbeatMetrics:
             "Duration of heartbeat pings, connect to last byte, by result.",
             ["result"],
             buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.lag = Histogram(
+            "federation_heartbeat_lag_seconds",
+            "How late heartbeat pings start after their slot (the operator's own scheduling and the wait "
+            "for a ping slot): the operator's lag, never part of a ping's latency.",
+            buckets=LAG_BUCKETS,
             registry=self.registry,
         )
         self.results = Counter(
@@ -79,6 +88,9 @@ class HeartbeatMetrics:
         result = OK if factor is None else "failed"
         self.duration.labels(result).observe(seconds)
         self.results.labels(factor or OK).inc()
+
+    def observe_lag(self, seconds: float) -> None:
+        self.lag.observe(max(seconds, 0.0))
 
     def set_state(self, *, namespace: str, peer: str, state: str) -> None:
         key = (namespace, peer)

@@ -188,7 +188,7 @@ class Heartbeat:
                     if stopped:
                         break
                 try:
-                    await _unless_stopped(self.cycle(settings), stopped)
+                    await _unless_stopped(self.cycle(settings, due=next_at), stopped)
                 except _Stopped:
                     break
                 except Exception as error:  # a cycle must never end the heartbeat, nor fail unseen
@@ -227,7 +227,11 @@ class Heartbeat:
         if deleted or self.body.metadata.get("deletionTimestamp"):
             self.shared.metrics.forget(namespace=self.namespace, peer=self.name)
 
-    async def cycle(self, settings: Settings) -> None:
+    async def cycle(self, settings: Settings, *, due: float | None = None) -> None:
+        """One ping and its status. `due`: the slot (loop time) this cycle belongs to; how late the
+        ping starts after it is the operator's own lag, recorded apart and never counted in the
+        ping's latency, so an operator short of CPU or of ping slots does not call a fast remote Slow.
+        """
         self._step = STEP_CREDENTIALS
         spec = self.body.get("spec") or {}
         if spec.get("suspend"):
@@ -259,6 +263,8 @@ class Heartbeat:
             self.memory.presented = loaded.presented
             self._step = STEP_PING
             async with self.shared.slots:
+                if due is not None:
+                    self.shared.metrics.observe_lag(asyncio.get_running_loop().time() - due)
                 started = time.perf_counter()
                 outcome = await self._ping(loaded, settings)
         self.shared.metrics.observe_ping(
