@@ -45,6 +45,19 @@ class Local:
         )
         return code, capsys.readouterr().out
 
+    def remote(
+        self, *, require_certificate: bool = False, request_certificate: bool = True
+    ) -> IndependentRemote:
+        """An independent endpoint that pins our certificate and accepts our token, started."""
+        return IndependentRemote(
+            server_cert=self.keys.server_cert,
+            server_key=self.keys.server_key,
+            pinned_pems=[self.pem],
+            accepted_hashes=[sha256_hash(self.identity.token.reveal())],
+            require_certificate=require_certificate,
+            request_certificate=request_certificate,
+        ).start()
+
 
 @pytest.fixture
 def local(site: Site, tmp_path: Path) -> Local:
@@ -108,12 +121,7 @@ def test_our_server_conforms_point_by_point(local: Local, capsys: pytest.Capture
 
 @pytest.fixture
 def independent(local: Local) -> Iterator[IndependentRemote]:
-    remote = IndependentRemote(
-        server_cert=local.keys.server_cert,
-        server_key=local.keys.server_key,
-        pinned_pems=[local.pem],
-        accepted_hashes=[sha256_hash(local.identity.token.reveal())],
-    ).start()
+    remote = local.remote()
     yield remote
     remote.stop()
 
@@ -131,13 +139,7 @@ def test_an_independent_endpoint_from_the_contract_conforms(
 def test_a_handshake_refusal_without_a_certificate_conforms(
     local: Local, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    remote = IndependentRemote(
-        server_cert=local.keys.server_cert,
-        server_key=local.keys.server_key,
-        pinned_pems=[local.pem],
-        accepted_hashes=[sha256_hash(local.identity.token.reveal())],
-        require_certificate=True,
-    ).start()
+    remote = local.remote(require_certificate=True)
     try:
         code, out = local.probe(capsys, remote.url)
     finally:
@@ -171,13 +173,7 @@ def test_a_slow_threshold_below_the_latency_warns(
 def test_an_endpoint_that_never_requests_a_certificate_fails_that_point(
     local: Local, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    remote = IndependentRemote(
-        server_cert=local.keys.server_cert,
-        server_key=local.keys.server_key,
-        pinned_pems=[local.pem],
-        accepted_hashes=[sha256_hash(local.identity.token.reveal())],
-        request_certificate=False,
-    ).start()
+    remote = local.remote(request_certificate=False)
     try:
         code, out = local.probe(capsys, remote.url)
     finally:
