@@ -28,7 +28,8 @@ from federation_devkit.demo import (
     wait_until,
 )
 from federation_operator.adapters.k8s.resources import SECRETS
-from federation_operator.domain import api, credentials, objects, tokens
+from federation_operator.domain import api, objects, tokens
+from federation_operator.domain.credentials import inbound_hashes, peer_secrets
 from federation_operator.domain.times import human_duration
 from federation_operator.plugin import check, status
 from tests.harness.plugin import Output, linked_sites, run_plugin, secrets_of
@@ -351,9 +352,9 @@ def test_ping_red_with_factor_secret_when_the_remote_hash_does_not_match(eu: Sit
 
 
 def inbound_current(site: Site, peer: str) -> str | None:
-    secret = site.get(SECRETS, credentials.inbound_secret_name(peer))
+    secret = site.get(SECRETS, peer_secrets.inbound_secret_name(peer))
     raw = objects.secret_data(secret).get(api.INBOUND_HASHES_KEY) if secret else None
-    return credentials.parse_hashes(raw).current if raw else None
+    return inbound_hashes.parse_hashes(raw).current if raw else None
 
 
 # ---- the leak rule -----------------------------------------------------------------------------

@@ -6,13 +6,22 @@ from typing import Any
 
 import pytest
 
-from federation_operator.domain import api, credentials, tokens
-from federation_operator.domain.credentials import Observation, PeerIdentity, Plan
+from federation_operator.domain import api, tokens
+from federation_operator.domain.credentials import (
+    credential_spec,
+    inbound_hashes,
+    peer_secrets,
+    planning,
+    readiness,
+    rotation_request,
+)
+from federation_operator.domain.credentials.peer_secrets import Observation, PeerIdentity
+from federation_operator.domain.credentials.planning import Plan
 from federation_operator.domain.tokens import SecretText
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PEER = PeerIdentity(name="us", namespace="fed", uid="uid-1", generation=1)
-NAMES = credentials.own_secret_names("us")
+NAMES = peer_secrets.own_secret_names("us")
 
 
 def token_source() -> Iterator[SecretText]:
@@ -30,13 +39,13 @@ def run(
     fresh: Iterator[SecretText] | None = None,
 ) -> Plan:
     secrets = secrets or {}
-    parsed = credentials.parse_credential_spec(spec or {})
+    parsed = credential_spec.parse_credential_spec(spec or {})
     fresh = fresh or token_source()
 
-    def observe(name: str | None) -> credentials.ObservedSecret | None:
+    def observe(name: str | None) -> peer_secrets.ObservedSecret | None:
         if name is None:
             return None
-        return credentials.observe_secret(secrets.get(name), name=name, peer_name="us", peer_uid="uid-1")
+        return peer_secrets.observe_secret(secrets.get(name), name=name, peer_name="us", peer_uid="uid-1")
 
     observed = Observation(
         inbound=observe(NAMES[0]),  # type: ignore[arg-type]
@@ -45,12 +54,12 @@ def run(
         inbound_ref=observe(parsed.inbound_ref.name if parsed.inbound_ref else None),
         outbound_ref=observe(parsed.outbound_ref.name if parsed.outbound_ref else None),
     )
-    return credentials.plan(
+    return planning.plan(
         peer=PEER,
         spec=parsed,
         status=status or {},
         observed=observed,
-        rotation=credentials.parse_rotation(rotation),
+        rotation=rotation_request.parse_rotation(rotation),
         now=now,
         new_token=lambda: next(fresh),
     )
@@ -123,7 +132,7 @@ def test_a_second_pass_changes_nothing() -> None:
     plan = run(secrets=secrets, status=status)
     assert plan.writes == ()
     assert plan.deletes == ()
-    assert credentials.status_patch(status, plan.status) == {}
+    assert readiness.status_patch(status, plan.status) == {}
 
 
 def test_deleted_generated_secrets_are_reported_not_regenerated() -> None:
@@ -226,7 +235,7 @@ def test_expired_handoff_is_deleted_and_a_vanished_one_is_reported_consumed() ->
     consumed = run(secrets=secrets, status=status)
     assert consumed.status["handoff"] is None
     assert [event.reason for event in consumed.events] == ["HandoffConsumed"]
-    assert credentials.status_patch(status, consumed.status)["handoff"] is None
+    assert readiness.status_patch(status, consumed.status)["handoff"] is None
 
 
 @pytest.mark.parametrize(
@@ -318,20 +327,20 @@ def test_rotation_of_a_user_source_is_refused_with_a_warning() -> None:
 
 
 def test_rotation_annotation_round_trip_and_rejects_garbage() -> None:
-    value = credentials.rotation_value(inbound=True, outbound=False, nonce="abc")
-    assert credentials.parse_rotation(value) == credentials.RotationRequest(True, False, "abc")
-    with pytest.raises(credentials.InvalidRotation):
-        credentials.parse_rotation("everything:abc")
+    value = rotation_request.rotation_value(inbound=True, outbound=False, nonce="abc")
+    assert rotation_request.parse_rotation(value) == rotation_request.RotationRequest(True, False, "abc")
+    with pytest.raises(rotation_request.InvalidRotation):
+        rotation_request.parse_rotation("everything:abc")
 
 
 def test_hashes_document_round_trips_and_rejects_tokens() -> None:
-    hashes = credentials.InboundHashes(
+    hashes = inbound_hashes.InboundHashes(
         current="sha256:" + "a" * 64,
-        previous=(credentials.PreviousHash("sha256:" + "b" * 64, NOW),),
+        previous=(inbound_hashes.PreviousHash("sha256:" + "b" * 64, NOW),),
     )
-    assert credentials.parse_hashes(credentials.render_hashes(hashes)) == hashes
+    assert inbound_hashes.parse_hashes(inbound_hashes.render_hashes(hashes)) == hashes
     with pytest.raises(tokens.MalformedCredential):
-        credentials.parse_hashes(json.dumps({"current": "A" * 43}).encode())
+        inbound_hashes.parse_hashes(json.dumps({"current": "A" * 43}).encode())
 
 
 def test_secrets_in_a_plan_do_not_print() -> None:
@@ -349,11 +358,11 @@ class TestCheckDue:
     EVERY = timedelta(minutes=5)
 
     def ready(self, **extra: object) -> dict[str, object]:
-        condition = {"type": credentials.CONDITION, "status": "True", "observedGeneration": 3}
+        condition = {"type": readiness.CONDITION, "status": "True", "observedGeneration": 3}
         return {"conditions": [condition], **extra}
 
     def due(self, status: Mapping[str, object], *, last_full: datetime | None = None) -> bool:
-        return credentials.check_due(
+        return readiness.check_due(
             status,
             generation=3,
             now=self.NOW,
@@ -376,14 +385,14 @@ class TestCheckDue:
     def test_not_ready_or_judged_for_another_generation_is_due(self) -> None:
         assert self.due({})
         assert self.due(
-            {"conditions": [{"type": credentials.CONDITION, "status": "False", "observedGeneration": 3}]}
+            {"conditions": [{"type": readiness.CONDITION, "status": "False", "observedGeneration": 3}]}
         )
         assert self.due(
-            {"conditions": [{"type": credentials.CONDITION, "status": "True", "observedGeneration": 2}]}
+            {"conditions": [{"type": readiness.CONDITION, "status": "True", "observedGeneration": 2}]}
         )
 
     def test_the_safety_net_reads_every_period_and_after_a_restart(self) -> None:
         assert self.due(self.ready(), last_full=self.NOW - self.EVERY)
-        assert credentials.check_due(
+        assert readiness.check_due(
             self.ready(), generation=3, now=self.NOW, last_full=None, full_every=self.EVERY
         )

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from federation_operator.domain import conditions, credentials, issuance
+from federation_operator.domain import conditions, issuance
+from federation_operator.domain.credentials import readiness
 from federation_operator.domain.reachability import Observation, PingResult, heartbeat_status
 from tests import kstatus
 
@@ -68,7 +69,7 @@ def test_reconciling_set_for_a_newer_spec_survives_an_older_heartbeat() -> None:
 
 
 def test_the_credentials_handler_drops_reconciling_once_the_heartbeat_judged_this_generation() -> None:
-    ours = credentials.kstatus_conditions(
+    ours = readiness.kstatus_conditions(
         [
             {
                 "type": "CredentialsReady",
@@ -83,16 +84,16 @@ def test_the_credentials_handler_drops_reconciling_once_the_heartbeat_judged_thi
     assert conditions.get_condition(ours, "Reconciling") is not None
     behind = [{"type": "Ready", "status": "True", "reason": "Reachable", "observedGeneration": 3}]
     assert conditions.get_condition(
-        credentials.rebase_owned_conditions(behind, ours, generation=4), "Reconciling"
+        readiness.rebase_owned_conditions(behind, ours, generation=4), "Reconciling"
     )
     judged = [{"type": "Ready", "status": "True", "reason": "Reachable", "observedGeneration": 4}]
     assert not conditions.get_condition(
-        credentials.rebase_owned_conditions(judged, ours, generation=4), "Reconciling"
+        readiness.rebase_owned_conditions(judged, ours, generation=4), "Reconciling"
     )
 
 
 def test_a_credential_problem_is_stalled_and_not_reconciling() -> None:
-    items = credentials.kstatus_conditions(
+    items = readiness.kstatus_conditions(
         [
             {
                 "type": "CredentialsReady",

@@ -18,12 +18,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation_operator.domain import api, credentials, issuance, objects, tokens
+from federation_operator.domain import api, issuance, objects, tokens
+from federation_operator.domain.credentials import (
+    credential_spec,
+    handoff_secret,
+    inbound_hashes,
+    outbound_tokens,
+    peer_secrets,
+    planning,
+    readiness,
+    user_secrets,
+)
 from federation_operator.plugin import check
 from federation_operator.server.index import PeerIndex
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-PEER = credentials.PeerIdentity(name="us", namespace="fed", uid="uid-us", generation=1)
+PEER = peer_secrets.PeerIdentity(name="us", namespace="fed", uid="uid-us", generation=1)
 TOKEN = tokens.generate_token().reveal()
 HASH = tokens.hash_token(tokens.SecretText(TOKEN))
 
@@ -104,7 +114,7 @@ def no_value_in(message: str | None) -> None:
     )
 )
 def test_the_generated_outbound_reader_never_raises(secret: dict[str, Any]) -> None:
-    read = credentials.parse_outbound(objects.secret_data(secret), name="us-outbound")
+    read = outbound_tokens.parse_outbound(objects.secret_data(secret), name="us-outbound")
     if read.current is None:
         assert read.problem is not None
         assert read.problem.startswith("Secret us-outbound ")
@@ -117,11 +127,11 @@ def test_the_generated_outbound_reader_never_raises(secret: dict[str, Any]) -> N
 
 @given(secret=secrets(["token", "other"]))
 def test_the_user_secret_readers_never_raise(secret: dict[str, Any]) -> None:
-    ref = credentials.SecretRef(name="mine", key="token")
+    ref = credential_spec.SecretRef(name="mine", key="token")
     data = objects.secret_data(secret)
-    outbound = credentials.parse_user_token(data, ref, field_path="spec.outbound.secretRef")
+    outbound = user_secrets.parse_user_token(data, ref, field_path="spec.outbound.secretRef")
     assert (outbound.current is None) == (outbound.problem is not None)
-    digest, problem = credentials.parse_user_hash(data, ref, field_path="spec.inbound.secretRef")
+    digest, problem = user_secrets.parse_user_hash(data, ref, field_path="spec.inbound.secretRef")
     assert (digest is None) == (problem is not None)
     assert digest is None or tokens.is_hash(digest)
     no_value_in(outbound.problem)
@@ -130,18 +140,18 @@ def test_the_user_secret_readers_never_raise(secret: dict[str, Any]) -> None:
 
 @given(raw=hashes_documents())
 def test_the_hashes_reader_never_raises_and_keeps_only_hashes(raw: bytes) -> None:
-    reading = credentials.read_hashes(raw)
+    reading = inbound_hashes.read_hashes(raw)
     assert reading.current is None or tokens.is_hash(reading.current)
     assert all(tokens.is_hash(item.hash) for item in reading.previous)
     if reading.current is None:
         assert reading.problem is not None
     if reading.problem is None and reading.current is not None:
-        parsed = credentials.parse_hashes(raw)
+        parsed = inbound_hashes.parse_hashes(raw)
         assert parsed.current == reading.current
         parsed.accepted(NOW)
     else:
         with pytest.raises(tokens.MalformedCredential, match=r"\w"):
-            credentials.parse_hashes(raw)
+            inbound_hashes.parse_hashes(raw)
 
 
 _json_values = st.recursive(
@@ -175,7 +185,7 @@ def test_the_federation_servers_index_reads_any_accepted_hashes_in_peer_status(a
     assert result.factor in (None, "Secret")
 
 
-def observed(secret: dict[str, Any] | None, name: str) -> credentials.ObservedSecret:
+def observed(secret: dict[str, Any] | None, name: str) -> peer_secrets.ObservedSecret:
     if secret is not None:
         secret["metadata"] = {
             "name": name,
@@ -183,11 +193,11 @@ def observed(secret: dict[str, Any] | None, name: str) -> credentials.ObservedSe
             "labels": {api.LABEL_PEER: "us"},
             "ownerReferences": [{"uid": "uid-us"}],
             "annotations": {
-                credentials.ANNOTATION_EXPIRES_AT: "2026-12-01T13:00:00Z",
-                credentials.ANNOTATION_GENERATION: "initial",
+                handoff_secret.ANNOTATION_EXPIRES_AT: "2026-12-01T13:00:00Z",
+                handoff_secret.ANNOTATION_GENERATION: "initial",
             },
         }
-    return credentials.observe_secret(secret, name=name, peer_name="us", peer_uid="uid-us")
+    return peer_secrets.observe_secret(secret, name=name, peer_name="us", peer_uid="uid-us")
 
 
 @settings(max_examples=150)
@@ -208,7 +218,7 @@ def test_the_credentials_plan_turns_any_secret_into_writes_or_a_problem(
     generated: bool,
     status_handoff: dict[str, Any] | None,
 ) -> None:
-    spec = credentials.parse_credential_spec(
+    spec = credential_spec.parse_credential_spec(
         {}
         if generated
         else {"inbound": {"secretRef": {"name": "mine"}}, "outbound": {"secretRef": {"name": "mine"}}}
@@ -216,11 +226,11 @@ def test_the_credentials_plan_turns_any_secret_into_writes_or_a_problem(
     status: dict[str, Any] = {"inbound": {"source": "Generated"}, "outbound": {"source": "Generated"}}
     if status_handoff is not None:
         status["handoff"] = status_handoff
-    plan = credentials.plan(
+    plan = planning.plan(
         peer=PEER,
         spec=spec,
         status=status,
-        observed=credentials.Observation(
+        observed=peer_secrets.Observation(
             inbound=observed(inbound, "us-inbound"),
             outbound=observed(outbound, "us-outbound"),
             handoff=observed(handoff, "us-handoff"),
@@ -235,7 +245,7 @@ def test_the_credentials_plan_turns_any_secret_into_writes_or_a_problem(
         assert problem.reason
         assert "Secret " in problem.message
         no_value_in(problem.message)
-    ready = next(c for c in plan.status["conditions"] if c["type"] == credentials.CONDITION)
+    ready = next(c for c in plan.status["conditions"] if c["type"] == readiness.CONDITION)
     assert (ready["status"] == "True") == (not plan.problems)
 
 

@@ -11,7 +11,16 @@ itself). It compares what this operator watches: peers in namespaces it does not
 of its sight (and out of its federation server's too). Pure: no I/O.
 """
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from federation_operator.domain import api, pinning, tokens
+from federation_operator.domain.certs import InvalidCertificate
+from federation_operator.domain.credentials.inbound_hashes import parse_hashes
+from federation_operator.domain.credentials.peer_secrets import Observation
+from federation_operator.domain.tokens import MalformedCredential
 
 PeerKey = tuple[str, str]  # (namespace, name)
 Claim = tuple[str, str]  # (normalised thumbprint, sha256:<hex> hash)
@@ -56,3 +65,28 @@ class SharedClaims:
             others |= self._holders.get(claim, set())
         others.discard(peer)
         return sorted(others)
+
+
+def caller_claims(spec: Mapping[str, Any], *, observed: Observation, now: datetime) -> set[Claim]:
+    """(thumbprint, hash) pairs that identify this peer's caller: every valid pin with every hash
+    the federation server may accept for it (mirrored in `<peer>-inbound`, or about to be from
+    spec.inbound). A suspended peer claims nothing: the server never accepts it."""
+    if spec.get("suspend") is True:
+        return set()
+    thumbprints = set()
+    for pin in spec.get("remoteCertificates") or []:
+        if isinstance(pin, Mapping):
+            try:
+                thumbprints.add(pinning.pin_thumbprint(pin))
+            except (pinning.InvalidPin, InvalidCertificate):
+                continue
+    hashes: set[str] = set()
+    own = observed.inbound
+    if own.exists and own.managed:
+        # An unreadable document accepts nothing on the server either: it claims nothing.
+        with contextlib.suppress(MalformedCredential):
+            hashes.update(parse_hashes(own.data.get(api.INBOUND_HASHES_KEY) or b"").accepted(now))
+    inbound = spec.get("inbound") or {}
+    if isinstance(inbound, Mapping) and isinstance(inbound.get("secretHash"), str):
+        hashes.add(inbound["secretHash"])
+    return {(thumbprint, digest) for thumbprint in thumbprints for digest in hashes if tokens.is_hash(digest)}

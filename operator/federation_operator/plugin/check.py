@@ -25,7 +25,14 @@ from typing import Any, Final, TextIO
 from federation_operator.adapters.k8s.client import Kube
 from federation_operator.adapters.k8s.credentials import read_outbound
 from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
-from federation_operator.domain import api, certs, conditions, credentials, issuance, objects, pinning, tokens
+from federation_operator.domain import api, certs, conditions, issuance, objects, pinning, tokens
+from federation_operator.domain.credentials import (
+    credential_spec,
+    inbound_hashes,
+    peer_secrets,
+    readiness,
+    user_secrets,
+)
 from federation_operator.domain.times import parse_rfc3339
 from federation_operator.plugin import ping
 from federation_operator.plugin.connection import connect, namespace_of
@@ -198,11 +205,11 @@ def check_client_certificate(peer: Mapping[str, Any], scope: Scope) -> Result:
 
 def check_credentials_ready(peer: Mapping[str, Any]) -> Result:
     namespace, name = _key(peer)
-    condition = _condition(peer, credentials.CONDITION)
+    condition = _condition(peer, readiness.CONDITION)
     if condition is not None and condition.get("status") == "True":
-        return passed(credentials.CONDITION)
+        return passed(readiness.CONDITION)
     return failed(
-        credentials.CONDITION,
+        readiness.CONDITION,
         _condition_text(condition),
         f"kubectl describe fpeer {name} -n {namespace} (docs/credentials.md)",
     )
@@ -210,18 +217,18 @@ def check_credentials_ready(peer: Mapping[str, Any]) -> Result:
 
 def read_inbound_hashes(
     secret: Mapping[str, Any] | None, *, peer_name: str
-) -> credentials.InboundHashes | str:
+) -> inbound_hashes.InboundHashes | str:
     """The accepted hashes, or why there are none (a Secret and key name, never a value)."""
-    name = credentials.inbound_secret_name(peer_name)
+    name = peer_secrets.inbound_secret_name(peer_name)
     if secret is None:
         return f"Secret {name} not found"
     raw = objects.secret_data(secret).get(api.INBOUND_HASHES_KEY)
     if raw is None:
         return f"Secret {name} has no key {api.INBOUND_HASHES_KEY}"
-    reading = credentials.read_hashes(raw)
+    reading = inbound_hashes.read_hashes(raw)
     if reading.current is None or reading.problem is not None:
         return f"Secret {name} key {api.INBOUND_HASHES_KEY}: {reading.problem or 'no current hash'}"
-    return credentials.InboundHashes(current=reading.current, previous=reading.previous)
+    return inbound_hashes.InboundHashes(current=reading.current, previous=reading.previous)
 
 
 def inbound_source_hash(spec: Mapping[str, Any], scope: Scope, *, namespace: str) -> str | None:
@@ -235,11 +242,11 @@ def inbound_source_hash(spec: Mapping[str, Any], scope: Scope, *, namespace: str
     ref = inbound.get("secretRef")
     if not ref:
         return None
-    secret_ref = credentials.SecretRef(
-        name=str(ref.get("name")), key=str(ref.get("key") or credentials.DEFAULT_REF_KEY)
+    secret_ref = credential_spec.SecretRef(
+        name=str(ref.get("name")), key=str(ref.get("key") or credential_spec.DEFAULT_REF_KEY)
     )
     secret = scope.secrets.get((namespace, secret_ref.name))
-    digest, problem = credentials.parse_user_hash(
+    digest, problem = user_secrets.parse_user_hash(
         objects.secret_data(secret) if secret is not None else None,
         secret_ref,
         field_path="spec.inbound.secretRef",
@@ -272,7 +279,7 @@ async def check_tokens(peer: Mapping[str, Any], scope: Scope, kube: Kube) -> lis
         results.append(passed("outbound token present"))
 
     hashes = read_inbound_hashes(
-        scope.secrets.get((namespace, credentials.inbound_secret_name(name))), peer_name=name
+        scope.secrets.get((namespace, peer_secrets.inbound_secret_name(name))), peer_name=name
     )
     inbound_fp: str | None = None
     if isinstance(hashes, str):
@@ -293,7 +300,7 @@ async def check_tokens(peer: Mapping[str, Any], scope: Scope, kube: Kube) -> lis
                 failed(
                     title,
                     f"the source's hash ({tokens.fingerprint(source)}) is not mirrored into "
-                    f"{credentials.inbound_secret_name(name)} ({inbound_fp}) yet",
+                    f"{peer_secrets.inbound_secret_name(name)} ({inbound_fp}) yet",
                     describe_hint + "; is the operator running?",
                 )
             )
@@ -442,7 +449,7 @@ def referenced_secrets(
     wanted = {(_key(cert)[0], cert_secret_name(cert)) for cert in certificates}
     for peer in peers:
         namespace, name = _key(peer)
-        wanted.add((namespace, credentials.inbound_secret_name(name)))
+        wanted.add((namespace, peer_secrets.inbound_secret_name(name)))
         ref = ((peer.get("spec") or {}).get("inbound") or {}).get("secretRef")
         if ref and ref.get("name"):
             wanted.add((namespace, str(ref["name"])))

@@ -26,7 +26,8 @@ from cryptography import x509
 from federation_operator.adapters.k8s.client import ApiError, Kube
 from federation_operator.adapters.k8s.credentials import read_outbound
 from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
-from federation_operator.domain import api, credentials, objects, tokens
+from federation_operator.domain import api, objects, tokens
+from federation_operator.domain.credentials import handoff_secret, peer_secrets
 from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin import gitops_export
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
@@ -149,13 +150,13 @@ async def read_handover(kube: Kube, *, namespace: str, peer_name: str) -> tuple[
         raise PluginError(f"FederationPeer {peer_name} not found in namespace {namespace}")
     status = peer.get("status") or {}
     handoff_name = str(
-        (status.get("handoff") or {}).get("secretName") or credentials.handoff_secret_name(peer_name)
+        (status.get("handoff") or {}).get("secretName") or peer_secrets.handoff_secret_name(peer_name)
     )
     handoff = await kube.get(SECRETS, namespace, handoff_name)
-    observed = credentials.observe_secret(
+    observed = peer_secrets.observe_secret(
         handoff, name=handoff_name, peer_name=peer_name, peer_uid=peer["metadata"]["uid"]
     )
-    expires = credentials.handoff_expiry(observed, status)
+    expires = handoff_secret.handoff_expiry(observed, status)
     expired = expires is None or expires <= datetime.now(UTC)
     if handoff is None or not observed.managed or expired:
         raise PluginError(
@@ -164,7 +165,7 @@ async def read_handover(kube: Kube, *, namespace: str, peer_name: str) -> tuple[
             "of our inbound token exists nowhere any more. " + _rotate_hint(peer_name, namespace)
         )
     pem = await _our_certificate(kube, namespace=namespace, peer=peer)
-    remote_inbound = credentials.handoff_token(observed, api.HANDOFF_REMOTE_INBOUND_KEY)
+    remote_inbound = handoff_secret.handoff_token(observed, api.HANDOFF_REMOTE_INBOUND_KEY)
     if remote_inbound is None:
         read = await read_outbound(
             kube, namespace=namespace, peer_name=peer_name, spec=peer.get("spec") or {}
@@ -176,7 +177,7 @@ async def read_handover(kube: Kube, *, namespace: str, peer_name: str) -> tuple[
         Handover(
             certificate_pem=pem,
             remote_inbound=remote_inbound,
-            remote_outbound=credentials.handoff_token(observed, api.HANDOFF_REMOTE_OUTBOUND_KEY),
+            remote_outbound=handoff_secret.handoff_token(observed, api.HANDOFF_REMOTE_OUTBOUND_KEY),
         ),
         handoff or {},
     )

@@ -15,7 +15,8 @@ from typing import Final
 
 from federation_operator.adapters.k8s.client import Kube
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
-from federation_operator.domain import api, credentials
+from federation_operator.domain import api
+from federation_operator.domain.credentials import rotation_request
 from federation_operator.plugin.connection import PluginError, connect, namespace_of
 
 HELP: Final = "issue new inbound or outbound tokens for a peer (a new handoff to export)"
@@ -40,7 +41,8 @@ async def request_rotation(
 ) -> str:
     if await kube.get(FEDERATION_PEERS, namespace, peer_name) is None:
         raise PluginError(f"FederationPeer {peer_name} not found in namespace {namespace}")
-    value = credentials.rotation_value(inbound=inbound, outbound=outbound, nonce=new_nonce(datetime.now(UTC)))
+    nonce = new_nonce(datetime.now(UTC))
+    value = rotation_request.rotation_value(inbound=inbound, outbound=outbound, nonce=nonce)
     await kube.patch(
         FEDERATION_PEERS, namespace, peer_name, {"metadata": {"annotations": {api.ANNOTATION_ROTATE: value}}}
     )

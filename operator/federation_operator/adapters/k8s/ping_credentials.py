@@ -16,7 +16,7 @@ from federation_operator.adapters.k8s.credentials import read_outbound
 from federation_operator.adapters.k8s.resources import CONFIGMAPS, FEDERATION_CERTS, SECRETS, Resource
 from federation_operator.adapters.probe import TlsMaterial
 from federation_operator.domain import certs, conditions, issuance, objects
-from federation_operator.domain.credentials import OutboundTokens
+from federation_operator.domain.credentials.outbound_tokens import OutboundTokens
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.reachability import Failure
 

@@ -1,4 +1,4 @@
-"""FederationPeer credentials: observe the Secrets, ask `credentials.plan`, carry the plan out.
+"""FederationPeer credentials: observe the Secrets, ask `planning.plan`, carry the plan out.
 
 Every trigger (create, update, resume, the periodic check, a change to one of the peer's Secrets or
 to a user's Secret it references) goes through `reconcile`, which re-reads the peer under a
@@ -18,8 +18,15 @@ from federation_operator.adapters.k8s import client as k8s
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, SECRETS
 from federation_operator.adapters.k8s.status import patch_status
 from federation_operator.controller.config import OperatorContext
-from federation_operator.domain import api, conditions, credentials
-from federation_operator.domain.claims import SharedClaims
+from federation_operator.domain import api, conditions
+from federation_operator.domain.claims import SharedClaims, caller_claims
+from federation_operator.domain.credentials import (
+    credential_spec,
+    peer_secrets,
+    planning,
+    readiness,
+    rotation_request,
+)
 
 # A create that loses a race (409) is re-judged from a fresh read this many times in one pass.
 _ATTEMPTS = 3
@@ -90,7 +97,7 @@ def claimed_peer(secret: Mapping[str, Any]) -> str | None:
 
 def watched_secret_names(name: str, spec: Mapping[str, Any]) -> set[str]:
     """Every Secret whose change must re-reconcile this peer: ours and the users' it references."""
-    return set(credentials.own_secret_names(name)) | credentials.referenced_secret_names(spec)
+    return set(peer_secrets.own_secret_names(name)) | credential_spec.referenced_secret_names(spec)
 
 
 async def reconcile(
@@ -144,29 +151,29 @@ async def _reconcile_once(
         return claims.forget((namespace, name))
     meta = peer["metadata"]
     now = context.clock()
-    identity = credentials.PeerIdentity(
+    identity = peer_secrets.PeerIdentity(
         name=name, namespace=namespace, uid=meta["uid"], generation=meta.get("generation")
     )
     status: Mapping[str, Any] = peer.get("status") or {}
     annotation = (meta.get("annotations") or {}).get(api.ANNOTATION_ROTATE)
     try:
-        spec = credentials.parse_credential_spec(peer.get("spec") or {})
-    except credentials.InvalidSpec as error:
+        spec = credential_spec.parse_credential_spec(peer.get("spec") or {})
+    except credential_spec.InvalidSpec as error:
         await _write_status(kube, peer, _invalid_spec_status(status, str(error), identity, now))
         return claims.forget((namespace, name))
     try:
-        rotation = credentials.parse_rotation(annotation)
-    except credentials.InvalidRotation as error:
+        rotation = rotation_request.parse_rotation(annotation)
+    except rotation_request.InvalidRotation as error:
         _post(peer, "Warning", reason="InvalidRotation", message=str(error))
         rotation = None
 
     observed = await _observe(kube, identity=identity, spec=spec)
     affected = claims.register(
-        (namespace, name), credentials.caller_claims(peer.get("spec") or {}, observed=observed, now=now)
+        (namespace, name), caller_claims(peer.get("spec") or {}, observed=observed, now=now)
     )
     shared = tuple(f"{ns}/{other}" for ns, other in claims.sharing((namespace, name)))
     observed = dataclasses.replace(observed, shared_with=shared)
-    the_plan = credentials.plan(
+    the_plan = planning.plan(
         peer=identity, spec=spec, status=status, observed=observed, rotation=rotation, now=now
     )
     for write in the_plan.writes:
@@ -186,23 +193,23 @@ async def _reconcile_once(
 
 
 async def _observe(
-    kube: k8s.Kube, *, identity: credentials.PeerIdentity, spec: credentials.CredentialSpec
-) -> credentials.Observation:
-    async def read(secret_name: str) -> credentials.ObservedSecret:
+    kube: k8s.Kube, *, identity: peer_secrets.PeerIdentity, spec: credential_spec.CredentialSpec
+) -> peer_secrets.Observation:
+    async def read(secret_name: str) -> peer_secrets.ObservedSecret:
         secret = await kube.get(SECRETS, identity.namespace, secret_name)
-        return credentials.observe_secret(
+        return peer_secrets.observe_secret(
             secret, name=secret_name, peer_name=identity.name, peer_uid=identity.uid
         )
 
-    inbound_name, outbound_name, handoff_name = credentials.own_secret_names(identity.name)
+    inbound_name, outbound_name, handoff_name = peer_secrets.own_secret_names(identity.name)
     inbound, outbound, handoff, labelled = await asyncio.gather(
         read(inbound_name),
         read(outbound_name),
         read(handoff_name),
         kube.list(SECRETS, identity.namespace, label_selector=inbound_selector(identity.name)),
     )
-    return credentials.Observation(
-        foreign_inbound=credentials.foreign_inbound_names(
+    return peer_secrets.Observation(
+        foreign_inbound=peer_secrets.foreign_inbound_names(
             labelled, peer_name=identity.name, peer_uid=identity.uid
         ),
         inbound=inbound,
@@ -214,11 +221,11 @@ async def _observe(
 
 
 def _invalid_spec_status(
-    status: Mapping[str, Any], message: str, identity: credentials.PeerIdentity, now: Any
+    status: Mapping[str, Any], message: str, identity: peer_secrets.PeerIdentity, now: Any
 ) -> dict[str, Any]:
     invalid = conditions.set_condition(
         list(status.get("conditions") or []),
-        type_=credentials.CONDITION,
+        type_=readiness.CONDITION,
         status="False",
         reason="InvalidSpec",
         message=message,
@@ -226,7 +233,7 @@ def _invalid_spec_status(
         now=now,
     )
     return {
-        "conditions": credentials.kstatus_conditions(invalid, generation=identity.generation, now=now),
+        "conditions": readiness.kstatus_conditions(invalid, generation=identity.generation, now=now),
         "observedGeneration": identity.generation,
     }
 
@@ -246,12 +253,12 @@ async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[st
                 theirs = {k: v for k, v in (fresh.get(side) or {}).items() if k not in _SIDE_FIELDS}
                 rebased[side] = theirs | {k: v for k, v in new[side].items() if k in _SIDE_FIELDS}
         if "conditions" in new:
-            rebased["conditions"] = credentials.rebase_owned_conditions(
+            rebased["conditions"] = readiness.rebase_owned_conditions(
                 list(fresh.get("conditions") or []),
                 list(new["conditions"]),
                 generation=peer["metadata"].get("generation"),
             )
-        return credentials.status_patch(fresh, rebased)
+        return readiness.status_patch(fresh, rebased)
 
     await patch_status(kube, FEDERATION_PEERS, peer, compute)
 
@@ -276,11 +283,11 @@ async def _clear_rotation(
         )
 
 
-def _announce(peer: Mapping[str, Any], old_status: Mapping[str, Any], plan: credentials.Plan) -> None:
+def _announce(peer: Mapping[str, Any], old_status: Mapping[str, Any], plan: planning.Plan) -> None:
     for event in plan.events:
         _post(peer, event.type, reason=event.reason, message=event.message)
-    new = conditions.get_condition(plan.status["conditions"], credentials.CONDITION) or {}
-    old = conditions.get_condition(list(old_status.get("conditions") or []), credentials.CONDITION) or {}
+    new = conditions.get_condition(plan.status["conditions"], readiness.CONDITION) or {}
+    old = conditions.get_condition(list(old_status.get("conditions") or []), readiness.CONDITION) or {}
     if new.get("status") == "False" and (old.get("status"), old.get("reason")) != (
         new.get("status"),
         new.get("reason"),
@@ -304,9 +311,9 @@ async def clean_up(
     namespace, name, uid = str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid)
     kube: k8s.Kube = context.kube
     async with locks.of(namespace, name):
-        for secret_name in reversed(credentials.own_secret_names(name)):
+        for secret_name in reversed(peer_secrets.own_secret_names(name)):
             secret = await kube.get(SECRETS, namespace, secret_name)
-            observed = credentials.observe_secret(secret, name=secret_name, peer_name=name, peer_uid=uid)
+            observed = peer_secrets.observe_secret(secret, name=secret_name, peer_name=name, peer_uid=uid)
             if observed.managed:
                 await kube.delete(SECRETS, namespace, secret_name, uid=observed.uid)
                 logger.info("deleted Secret %s of deleted peer %s", secret_name, name)

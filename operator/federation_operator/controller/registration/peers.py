@@ -1,6 +1,6 @@
 """kopf decorators for FederationPeer credentials and the Secrets they live in or come from.
 
-The periodic check reads a peer only when `credentials.check_due` says time has made something
+The periodic check reads a peer only when `readiness.check_due` says time has made something
 due (a handoff TTL, a rotation overlap) or its safety-net period has passed; every change runs
 the create/update/resume or Secret-event handlers at once.
 """
@@ -12,8 +12,9 @@ import kopf
 
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import peers as peer_handlers
-from federation_operator.domain import api, credentials
+from federation_operator.domain import api
 from federation_operator.domain.claims import SharedClaims
+from federation_operator.domain.credentials import readiness
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 # The periodic check reads every peer at least this many check intervals apart (5 min at 30 s).
@@ -26,7 +27,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     claims = SharedClaims()
     interval = config.peer_check_interval
     full_every = timedelta(seconds=interval * FULL_CHECK_EVERY)
-    # When each peer was last read in full (operator clock), for `credentials.check_due`.
+    # When each peer was last read in full (operator clock), for `readiness.check_due`.
     last_full: dict[tuple[str, str], datetime] = {}
 
     async def read_in_full(
@@ -59,7 +60,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         memo: Any,
         **_: Any,
     ) -> None:
-        due = credentials.check_due(
+        due = readiness.check_due(
             status,
             generation=meta.get("generation"),
             now=context_of(memo).clock(),
