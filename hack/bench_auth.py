@@ -53,7 +53,8 @@ from aiohttp import web
 
 from federation_operator.domain import api, tokens
 from federation_operator.domain.certs import issue_certificate
-from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
+from federation_operator.server.app import AppConfig, create_app, make_runner
+from federation_operator.server.audit import AuditLog
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
 

@@ -31,12 +31,12 @@ from federation_operator.domain.certs import issue_certificate
 from federation_operator.domain.tokens import SecretText
 from federation_operator.server.app import (
     AppConfig,
-    AuditLog,
     create_app,
     create_ops_app,
     make_ops_runner,
     make_runner,
 )
+from federation_operator.server.audit import AuditLog
 from federation_operator.server.clientcert import CertSourceConfig
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.tls import PinnedTLS

@@ -28,7 +28,8 @@ from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bund
 from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.providers import PROVIDERS
 from federation_operator.domain.tokens import SecretText, generate_token, hash_token
-from federation_operator.server.app import AppConfig, AuditLog, create_app, make_runner
+from federation_operator.server.app import AppConfig, create_app, make_runner
+from federation_operator.server.audit import AuditLog
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
 from tests.harness.ingress import ClientCert, make_client_cert

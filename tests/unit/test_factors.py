@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from federation_operator.domain.factors import REFUSALS, Factor
-from federation_operator.server.app import STATUS_OF_FACTOR
+from federation_operator.server.decision import STATUS_OF_FACTOR
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER_CRDS = [

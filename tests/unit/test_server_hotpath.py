@@ -21,13 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from federation_operator.domain import api, tokens
 from federation_operator.domain.certs import issue_certificate
-from federation_operator.server.app import (
-    _LATENCY_BUCKETS,
-    AppConfig,
-    AuditLog,
-    _RequestMetrics,
-    create_app,
-)
+from federation_operator.server.app import AppConfig, create_app
+from federation_operator.server.audit import AuditLog
 from federation_operator.server.clientcert import (
     CertSource,
     CertSourceConfig,
@@ -36,6 +31,7 @@ from federation_operator.server.clientcert import (
     resolve,
 )
 from federation_operator.server.index import PeerIndex
+from federation_operator.server.metrics import LATENCY_BUCKETS, RequestMetrics
 from tests.waiting import wait_for
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC)
@@ -243,15 +239,15 @@ def test_request_metrics_expose_what_prometheus_clients_counter_and_histogram_wo
     Histogram fed the same calls (minus their `_created` series), bucket edges included."""
     rng = random.Random(3)
     ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
-    ours = _RequestMetrics()
+    ours = RequestMetrics()
     ours_registry.register(ours)
     counter = Counter(
         "federation_server_requests", "x", ["route", "result", "factor"], registry=theirs_registry
     )
     histogram = Histogram(
-        "federation_server_auth_seconds", "x", ["route"], registry=theirs_registry, buckets=_LATENCY_BUCKETS
+        "federation_server_auth_seconds", "x", ["route"], registry=theirs_registry, buckets=LATENCY_BUCKETS
     )
-    edges = [*_LATENCY_BUCKETS, 0.0]
+    edges = [*LATENCY_BUCKETS, 0.0]
     for _ in range(2000):
         route = rng.choice(["ping", "auth"])
         outcome, factor = rng.choice([("ok", ""), ("denied", "Secret"), ("rate-limited", "Certificate")])

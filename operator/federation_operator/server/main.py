@@ -23,12 +23,12 @@ from aiohttp import web
 
 from federation_operator.server.app import (
     AppConfig,
-    AuditLog,
     create_app,
     create_ops_app,
     make_ops_runner,
     make_runner,
 )
+from federation_operator.server.audit import AuditLog
 from federation_operator.server.auditfile import RotatingFile
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
