@@ -16,8 +16,9 @@ import pytest
 from federation_operator.adapters.k8s.client import Kube, load_api_client
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, GATEWAYS, Resource
 from federation_operator.controller.config import OperatorContext
-from federation_operator.controller.handlers.ingress import CONDITION, NamespaceLocks, reconcile_namespace
+from federation_operator.controller.handlers.ingress import NamespaceLocks, reconcile_namespace
 from federation_operator.domain import api
+from federation_operator.domain.condition_types import PINS_USABLE as CONDITION
 from tests.integration.conftest import Site, SiteFactory
 from tests.integration.test_ingress_reconcile import (
     BUNDLE,

@@ -11,6 +11,7 @@ from federation_operator.adapters.k8s.client import Kube
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
 from federation_operator.adapters.k8s.status import patch_status
 from federation_operator.domain import api, conditions
+from federation_operator.domain.condition_types import Owner
 
 
 @pytest.fixture
@@ -22,12 +23,20 @@ async def kube(tmp_path: Path) -> AsyncIterator[Kube]:
         client.close()
 
 
-def condition(type_: str, reason: str) -> list[Any]:
+def condition(type_: str, reason: str, *, owner: Owner) -> list[Any]:
     from federation_operator.domain.certs import utcnow
 
     return list(
         conditions.set_condition(
-            [], type_=type_, status="True", reason=reason, message="", generation=1, now=utcnow()
+            [],
+            kind=api.PEER_KIND,
+            owner=owner,
+            type_=type_,
+            status="True",
+            reason=reason,
+            message="",
+            generation=1,
+            now=utcnow(),
         )
     )
 
@@ -48,7 +57,7 @@ async def test_a_stale_writer_rebases_instead_of_clobbering(kube: Kube) -> None:
         FEDERATION_PEERS,
         "default",
         "us",
-        {"status": {"conditions": condition("Reachable", "Up")}},
+        {"status": {"conditions": condition("Reachable", "Reachable", owner="heartbeat")}},
         subresource="status",
     )
     calls = 0
@@ -56,7 +65,7 @@ async def test_a_stale_writer_rebases_instead_of_clobbering(kube: Kube) -> None:
     def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
         nonlocal calls
         calls += 1
-        mine = condition("CredentialsReady", "Ok")
+        mine = condition("CredentialsReady", "CredentialsReady", owner="credentials")
         return {
             "conditions": conditions.merge_owned(
                 list(fresh.get("conditions") or []), mine, types={"CredentialsReady"}

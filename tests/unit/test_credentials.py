@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from federation_operator.domain import api, tokens
+from federation_operator.domain import api, condition_types, tokens
 from federation_operator.domain.credentials import (
     credential_spec,
     inbound_hashes,
@@ -358,7 +358,7 @@ class TestCheckDue:
     EVERY = timedelta(minutes=5)
 
     def ready(self, **extra: object) -> dict[str, object]:
-        condition = {"type": readiness.CONDITION, "status": "True", "observedGeneration": 3}
+        condition = {"type": condition_types.CREDENTIALS_READY, "status": "True", "observedGeneration": 3}
         return {"conditions": [condition], **extra}
 
     def due(self, status: Mapping[str, object], *, last_full: datetime | None = None) -> bool:
@@ -385,10 +385,18 @@ class TestCheckDue:
     def test_not_ready_or_judged_for_another_generation_is_due(self) -> None:
         assert self.due({})
         assert self.due(
-            {"conditions": [{"type": readiness.CONDITION, "status": "False", "observedGeneration": 3}]}
+            {
+                "conditions": [
+                    {"type": condition_types.CREDENTIALS_READY, "status": "False", "observedGeneration": 3}
+                ]
+            }
         )
         assert self.due(
-            {"conditions": [{"type": readiness.CONDITION, "status": "True", "observedGeneration": 2}]}
+            {
+                "conditions": [
+                    {"type": condition_types.CREDENTIALS_READY, "status": "True", "observedGeneration": 2}
+                ]
+            }
         )
 
     def test_the_safety_net_reads_every_period_and_after_a_restart(self) -> None:

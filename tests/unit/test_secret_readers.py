@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation_operator.domain import api, issuance, objects, tokens
+from federation_operator.domain import api, condition_types, issuance, objects, tokens
 from federation_operator.domain.credentials import (
     credential_spec,
     handoff_secret,
@@ -26,7 +26,6 @@ from federation_operator.domain.credentials import (
     outbound_tokens,
     peer_secrets,
     planning,
-    readiness,
     user_secrets,
 )
 from federation_operator.plugin import check
@@ -245,7 +244,7 @@ def test_the_credentials_plan_turns_any_secret_into_writes_or_a_problem(
         assert problem.reason
         assert "Secret " in problem.message
         no_value_in(problem.message)
-    ready = next(c for c in plan.status["conditions"] if c["type"] == readiness.CONDITION)
+    ready = next(c for c in plan.status["conditions"] if c["type"] == condition_types.CREDENTIALS_READY)
     assert (ready["status"] == "True") == (not plan.problems)
 
 

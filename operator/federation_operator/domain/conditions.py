@@ -7,19 +7,20 @@ The conditions follow kstatus (docs/gitops.md): `Ready` carries `observedGenerat
 `Reconciling` is True while the operator has not yet judged the object under its current spec,
 `Stalled` is True while it cannot make progress without the user; both are abnormal-true and
 are removed, not set False, when they do not apply.
+
+Every condition is set through `set_condition` (or `set_or_remove`), which refuses a type, reason
+or writer that `condition_types.TABLE` does not list.
 """
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Final, Literal, TypedDict
+from typing import Literal, TypedDict
 
+from federation_operator.domain import condition_types
+from federation_operator.domain.condition_types import Owner
 from federation_operator.domain.times import rfc3339 as rfc3339  # re-exported: conditions carry times
 
 Status = Literal["True", "False", "Unknown"]
-
-READY: Final = "Ready"
-RECONCILING: Final = "Reconciling"
-STALLED: Final = "Stalled"
 
 
 class Condition(TypedDict, total=False):
@@ -34,6 +35,8 @@ class Condition(TypedDict, total=False):
 def set_condition(
     conditions: Sequence[Mapping[str, object]],
     *,
+    kind: str,
+    owner: Owner,
     type_: str,
     status: Status,
     reason: str,
@@ -41,7 +44,10 @@ def set_condition(
     generation: int | None,
     now: datetime,
 ) -> list[Condition]:
-    """Return a new list with `type_` set; the transition time is kept when the status is the same."""
+    """Return a new list with `type_` set; the transition time is kept when the status is the same.
+
+    Raises condition_types.UnknownCondition unless `owner` owns `type_` on `kind` with `reason`."""
+    condition_types.check(kind=kind, owner=owner, type_=type_, reason=reason)
     result: list[Condition] = []
     previous: Mapping[str, object] | None = None
     for condition in conditions:
@@ -67,6 +73,8 @@ def remove_condition(conditions: Sequence[Mapping[str, object]], type_: str) -> 
 def set_or_remove(
     conditions: Sequence[Mapping[str, object]],
     *,
+    kind: str,
+    owner: Owner,
     type_: str,
     active: bool,
     reason: str,
@@ -78,7 +86,15 @@ def set_or_remove(
     if not active:
         return remove_condition(conditions, type_)
     return set_condition(
-        conditions, type_=type_, status="True", reason=reason, message=message, generation=generation, now=now
+        conditions,
+        kind=kind,
+        owner=owner,
+        type_=type_,
+        status="True",
+        reason=reason,
+        message=message,
+        generation=generation,
+        now=now,
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from federation_operator.domain import api, certs, conditions, durations, objects
+from federation_operator.domain import api, certs, condition_types, conditions, durations, objects
 from federation_operator.domain.certs import Algorithm, CertificateInfo, SecretBytes
 
 DEFAULT_DURATION = "2160h"
@@ -263,7 +263,9 @@ def cert_status(
         )
         new_conditions = conditions.set_condition(
             old_conditions,
-            type_="Ready",
+            kind=api.CERT_KIND,
+            owner="certs",
+            type_=condition_types.READY,
             status=ready,
             reason=reason,
             message=message,
@@ -273,7 +275,9 @@ def cert_status(
         expiring = now >= renewal
         new_conditions = conditions.set_condition(
             new_conditions,
-            type_="Expiring",
+            kind=api.CERT_KIND,
+            owner="certs",
+            type_=condition_types.EXPIRING,
             status="True" if expiring else "False",
             reason="RenewalDue" if expiring else "Valid",
             message=(
@@ -289,17 +293,21 @@ def cert_status(
         status_value: conditions.Status = "Unknown" if assessment.action is Action.ISSUE else "False"
         new_conditions = conditions.set_condition(
             old_conditions,
-            type_="Ready",
+            kind=api.CERT_KIND,
+            owner="certs",
+            type_=condition_types.READY,
             status=status_value,
             reason=assessment.reason,
             message=assessment.message,
             generation=generation,
             now=now,
         )
-    ready_now = conditions.get_condition(new_conditions, conditions.READY) or {}
+    ready_now = conditions.get_condition(new_conditions, condition_types.READY) or {}
     new_conditions = conditions.set_or_remove(
         new_conditions,
-        type_=conditions.RECONCILING,
+        kind=api.CERT_KIND,
+        owner="certs",
+        type_=condition_types.RECONCILING,
         active=ready_now.get("status") == "Unknown",  # issuing
         reason=str(ready_now.get("reason")),
         message=str(ready_now.get("message")),
@@ -308,7 +316,9 @@ def cert_status(
     )
     new_conditions = conditions.set_or_remove(
         new_conditions,
-        type_=conditions.STALLED,
+        kind=api.CERT_KIND,
+        owner="certs",
+        type_=condition_types.STALLED,
         # Expired, SecretMissing, SecretTampered, SecretConflict, InvalidSpec: only the user can fix them.
         active=ready_now.get("status") == "False",
         reason=str(ready_now.get("reason")),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from federation_operator.domain import conditions
+from federation_operator.domain import api, condition_types, conditions
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.times import parse_rfc3339
 
@@ -39,9 +39,6 @@ REFRESH_INTERVAL: Final = timedelta(minutes=5)
 LATENCY_EDGES_MS: Final = (50, 100, 250, 500, 1000)
 HYSTERESIS: Final = 0.2
 
-CONDITION_REACHABLE: Final = "Reachable"
-CONDITION_READY: Final = "Ready"
-CONDITION_CREDENTIALS: Final = "CredentialsReady"
 REASON_SUSPENDED: Final = "Suspended"
 REASON_INSECURE: Final = "InsecureSkipVerify"
 REASON_NO_PING: Final = "NoPingYet"
@@ -198,7 +195,7 @@ def _reachable_condition(state: Reachability, observation: Observation) -> tuple
 def _ready_condition(
     old_conditions: Sequence[Mapping[str, object]], reachable: tuple[conditions.Status, str, str]
 ) -> tuple[conditions.Status, str, str]:
-    credentials = conditions.get_condition(old_conditions, CONDITION_CREDENTIALS)
+    credentials = conditions.get_condition(old_conditions, condition_types.CREDENTIALS_READY)
     if credentials is None or credentials.get("status") != "True":
         reason = str((credentials or {}).get("reason") or "CredentialsNotReady")
         message = str((credentials or {}).get("message") or "credentials are not ready yet")
@@ -290,9 +287,14 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
     reachable = _reachable_condition(state, observation)
     ready = _ready_condition(old_conditions, reachable)
     new_conditions: Sequence[Mapping[str, object]] = old_conditions
-    for type_, (status, reason, message) in ((CONDITION_REACHABLE, reachable), (CONDITION_READY, ready)):
+    for type_, (status, reason, message) in (
+        (condition_types.REACHABLE, reachable),
+        (condition_types.READY, ready),
+    ):
         new_conditions = conditions.set_condition(
             new_conditions,
+            kind=api.PEER_KIND,
+            owner="heartbeat",
             type_=type_,
             status=status,
             reason=reason,
@@ -302,11 +304,11 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
         )
     # Ready now describes this generation: kstatus' Reconciling, set by the credentials handler
     # until the link is judged under the current spec, is done (unless set for a newer spec).
-    reconciling = conditions.get_condition(new_conditions, conditions.RECONCILING)
+    reconciling = conditions.get_condition(new_conditions, condition_types.RECONCILING)
     observed = old_status.get("observedGeneration")
     if observation.generation is not None:
         if reconciling is not None and _int(reconciling.get("observedGeneration")) <= observation.generation:
-            new_conditions = conditions.remove_condition(new_conditions, conditions.RECONCILING)
+            new_conditions = conditions.remove_condition(new_conditions, condition_types.RECONCILING)
         if not isinstance(observed, int) or observation.generation > observed:
             new["observedGeneration"] = observation.generation
             changed.append("observedGeneration")
@@ -351,7 +353,7 @@ def remembered(old_status: Mapping[str, Any]) -> tuple[datetime | None, datetime
     last_success = parse_rfc3339(old_status.get("lastSuccessTime"))
     if last_success is not None:
         return last_success, None
-    condition = conditions.get_condition(old_status.get("conditions") or [], CONDITION_REACHABLE)
+    condition = conditions.get_condition(old_status.get("conditions") or [], condition_types.REACHABLE)
     if condition is not None and condition.get("status") == "False":
         return None, parse_rfc3339(condition.get("lastTransitionTime"))
     return None, None

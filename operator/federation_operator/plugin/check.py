@@ -25,12 +25,20 @@ from typing import Any, Final, TextIO
 from federation_operator.adapters.k8s.client import Kube
 from federation_operator.adapters.k8s.credentials import read_outbound
 from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, FEDERATION_PEERS, SECRETS
-from federation_operator.domain import api, certs, conditions, issuance, objects, pinning, tokens
+from federation_operator.domain import (
+    api,
+    certs,
+    condition_types,
+    conditions,
+    issuance,
+    objects,
+    pinning,
+    tokens,
+)
 from federation_operator.domain.credentials import (
     credential_spec,
     inbound_hashes,
     peer_secrets,
-    readiness,
     user_secrets,
 )
 from federation_operator.domain.times import parse_rfc3339
@@ -205,11 +213,11 @@ def check_client_certificate(peer: Mapping[str, Any], scope: Scope) -> Result:
 
 def check_credentials_ready(peer: Mapping[str, Any]) -> Result:
     namespace, name = _key(peer)
-    condition = _condition(peer, readiness.CONDITION)
+    condition = _condition(peer, condition_types.CREDENTIALS_READY)
     if condition is not None and condition.get("status") == "True":
-        return passed(readiness.CONDITION)
+        return passed(condition_types.CREDENTIALS_READY)
     return failed(
-        readiness.CONDITION,
+        condition_types.CREDENTIALS_READY,
         _condition_text(condition),
         f"kubectl describe fpeer {name} -n {namespace} (docs/credentials.md)",
     )

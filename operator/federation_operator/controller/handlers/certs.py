@@ -5,14 +5,15 @@ Every path (create, update, resume, the periodic check, a change to the Secret) 
 """
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from federation_operator.adapters.k8s import client as k8s
 from federation_operator.adapters.k8s.resources import FEDERATION_CERTS, SECRETS
 from federation_operator.controller.config import OperatorContext
-from federation_operator.domain import api, certs, issuance
+from federation_operator.controller.handlers.events import post_event
+from federation_operator.domain import api, certs, condition_types, issuance
 
 
 async def reconcile(
@@ -106,10 +107,17 @@ async def _issue(
         "issued certificate %s for %s (%s)", issued.info.thumbprint, meta["name"], spec.algorithm.value
     )
     if spec.algorithm in certs.ALGORITHM_WARNINGS:
-        _post(body, "Warning", reason="AlgorithmWarning", message=certs.ALGORITHM_WARNINGS[spec.algorithm])
-    _post(
+        post_event(
+            body,
+            kind=api.CERT_KIND,
+            type_="Warning",
+            reason="AlgorithmWarning",
+            message=certs.ALGORITHM_WARNINGS[spec.algorithm],
+        )
+    post_event(
         body,
-        "Normal",
+        kind=api.CERT_KIND,
+        type_="Normal",
         reason="Issued",
         message=f"issued {issued.info.thumbprint}, valid until {issued.info.not_after:%Y-%m-%dT%H:%M:%SZ}",
     )
@@ -127,21 +135,24 @@ def _announce_transitions(
                 return str(condition.get("status")), str(condition.get("reason"))
         return "", ""
 
-    expiring = state(new, "Expiring")
-    if expiring[0] == "True" and state(old, "Expiring")[0] != "True":
-        _post(
+    expiring = state(new, condition_types.EXPIRING)
+    if expiring[0] == "True" and state(old, condition_types.EXPIRING)[0] != "True":
+        post_event(
             body,
-            "Warning",
+            kind=api.CERT_KIND,
+            type_="Warning",
             reason="Expiring",
             message=f"certificate in {spec.secret_name} is due for rotation",
         )
-    ready = state(new, "Ready")
-    if ready[0] == "False" and state(old, "Ready") != ready:
-        _post(body, "Warning", reason=ready[1], message=_message(new, "Ready"))
-
-
-def _post(body: Mapping[str, Any], type_: str, *, reason: str, message: str) -> None:
-    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
+    ready = state(new, condition_types.READY)
+    if ready[0] == "False" and state(old, condition_types.READY) != ready:
+        post_event(
+            body,
+            kind=api.CERT_KIND,
+            type_="Warning",
+            reason=ready[1],
+            message=_message(new, condition_types.READY),
+        )
 
 
 def _message(status: Mapping[str, Any], type_: str) -> str:

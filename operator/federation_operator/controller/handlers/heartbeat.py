@@ -42,7 +42,8 @@ from federation_operator.adapters.k8s.resources import (
 from federation_operator.adapters.metrics import HeartbeatMetrics
 from federation_operator.adapters.probe import Pinger, PingOutcome
 from federation_operator.controller.config import OperatorContext
-from federation_operator.domain import conditions, tokens
+from federation_operator.controller.handlers.events import EventType, post_event
+from federation_operator.domain import api, conditions, tokens
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import Settings, next_slot, settings_of
 from federation_operator.domain.probe_classify import unexpected
@@ -395,6 +396,6 @@ class Heartbeat:
         old, new = update.transition
         reachable = conditions.get_condition(update.status.get("conditions") or [], "Reachable") or {}
         message = f"{old} -> {new}: {reachable.get('message', '')}"
-        event_type = "Normal" if new in {"Reachable", "Unknown"} else "Warning"
-        kopf.event(self.body, type=event_type, reason=new, message=message[:1024])
+        event_type: EventType = "Normal" if new in {"Reachable", "Unknown"} else "Warning"
+        post_event(self.body, kind=api.PEER_KIND, type_=event_type, reason=new, message=message)
         self.logger.info("peer %s is %s (was %s)", self.name, new, old)

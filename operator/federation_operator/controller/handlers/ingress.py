@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import kopf
 
@@ -24,7 +24,8 @@ from federation_operator.adapters.k8s import client as k8s
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, GATEWAYS, Resource, resource_of
 from federation_operator.adapters.k8s.status import StatusContention, patch_status
 from federation_operator.controller.config import OperatorContext
-from federation_operator.domain import api, conditions
+from federation_operator.controller.handlers.events import post_event
+from federation_operator.domain import api, condition_types, conditions
 from federation_operator.domain.ingress.bundle import (
     BundledCertificate,
     PeerPins,
@@ -37,7 +38,6 @@ from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.diffing import needs_write
 from federation_operator.domain.ingress.providers import PROVIDERS, Provider
 
-CONDITION = "PinsUsable"
 REASON_ENFORCED = "Enforced"
 REASON_SUSPENDED = "Suspended"
 REASON_NOT_INSTALLED = "ProviderNotInstalled"
@@ -374,7 +374,7 @@ async def _set_pins_condition(
 
     def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
         existing = list(fresh.get("conditions") or [])
-        old = conditions.get_condition(existing, CONDITION) or {}
+        old = conditions.get_condition(existing, condition_types.PINS_USABLE) or {}
         previous.clear()
         previous.update(old)
         if (old.get("status"), old.get("reason"), old.get("message"), old.get("observedGeneration")) == (
@@ -386,7 +386,9 @@ async def _set_pins_condition(
             return {}
         updated = conditions.set_condition(
             existing,
-            type_=CONDITION,
+            kind=api.PEER_KIND,
+            owner="ingress",
+            type_=condition_types.PINS_USABLE,
             status=status,
             reason=reason,
             message=message,
@@ -398,7 +400,7 @@ async def _set_pins_condition(
     try:
         written = await patch_status(kube, FEDERATION_PEERS, peer, compute, attempts=_ATTEMPTS)
     except StatusContention:
-        logger.info("peer %s keeps changing; %s is set on the next pass", name, CONDITION)
+        logger.info("peer %s keeps changing; %s is set on the next pass", name, condition_types.PINS_USABLE)
         return
     if (
         written is not None
@@ -409,13 +411,4 @@ async def _set_pins_condition(
             reason,
         )
     ):
-        _post(written, reason=reason, message=message)
-
-
-def _post(peer: Mapping[str, Any], *, reason: str, message: str) -> None:
-    body = {"apiVersion": api.API_VERSION, "kind": api.PEER_KIND, "metadata": peer["metadata"]}
-    try:
-        kopf.event(cast(kopf.Body, body), type="Warning", reason=reason, message=message)
-    except LookupError:
-        # Outside a running operator (a direct pass from a test or a tool) there is no event poster.
-        return
+        post_event(written, kind=api.PEER_KIND, type_="Warning", reason=reason, message=message)

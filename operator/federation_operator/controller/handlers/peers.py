@@ -10,7 +10,7 @@ credential part of it differs; no token ever reaches a log line, an Event or the
 import asyncio
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -18,7 +18,8 @@ from federation_operator.adapters.k8s import client as k8s
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, SECRETS
 from federation_operator.adapters.k8s.status import patch_status
 from federation_operator.controller.config import OperatorContext
-from federation_operator.domain import api, conditions
+from federation_operator.controller.handlers.events import post_event
+from federation_operator.domain import api, condition_types, conditions
 from federation_operator.domain.claims import SharedClaims, caller_claims
 from federation_operator.domain.credentials import (
     credential_spec,
@@ -164,7 +165,7 @@ async def _reconcile_once(
     try:
         rotation = rotation_request.parse_rotation(annotation)
     except rotation_request.InvalidRotation as error:
-        _post(peer, "Warning", reason="InvalidRotation", message=str(error))
+        post_event(peer, kind=api.PEER_KIND, type_="Warning", reason="InvalidRotation", message=str(error))
         rotation = None
 
     observed = await _observe(kube, identity=identity, spec=spec)
@@ -225,7 +226,9 @@ def _invalid_spec_status(
 ) -> dict[str, Any]:
     invalid = conditions.set_condition(
         list(status.get("conditions") or []),
-        type_=readiness.CONDITION,
+        kind=api.PEER_KIND,
+        owner="credentials",
+        type_=condition_types.CREDENTIALS_READY,
         status="False",
         reason="InvalidSpec",
         message=message,
@@ -285,18 +288,23 @@ async def _clear_rotation(
 
 def _announce(peer: Mapping[str, Any], old_status: Mapping[str, Any], plan: planning.Plan) -> None:
     for event in plan.events:
-        _post(peer, event.type, reason=event.reason, message=event.message)
-    new = conditions.get_condition(plan.status["conditions"], readiness.CONDITION) or {}
-    old = conditions.get_condition(list(old_status.get("conditions") or []), readiness.CONDITION) or {}
+        post_event(peer, kind=api.PEER_KIND, type_=event.type, reason=event.reason, message=event.message)
+    new = conditions.get_condition(plan.status["conditions"], condition_types.CREDENTIALS_READY) or {}
+    old = (
+        conditions.get_condition(list(old_status.get("conditions") or []), condition_types.CREDENTIALS_READY)
+        or {}
+    )
     if new.get("status") == "False" and (old.get("status"), old.get("reason")) != (
         new.get("status"),
         new.get("reason"),
     ):
-        _post(peer, "Warning", reason=str(new.get("reason")), message=str(new.get("message")))
-
-
-def _post(peer: Mapping[str, Any], type_: str, *, reason: str, message: str) -> None:
-    kopf.event(cast(kopf.Body, peer), type=type_, reason=reason, message=message)
+        post_event(
+            peer,
+            kind=api.PEER_KIND,
+            type_="Warning",
+            reason=str(new.get("reason")),
+            message=str(new.get("message")),
+        )
 
 
 async def clean_up(

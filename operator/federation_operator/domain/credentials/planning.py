@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from federation_operator.domain import api, conditions, tokens
+from federation_operator.domain import api, condition_types, conditions, tokens
 from federation_operator.domain.credentials.credential_spec import SOURCE_GENERATED, CredentialSpec, SecretRef
 from federation_operator.domain.credentials.handoff_secret import (
     ANNOTATION_EXPIRES_AT,
@@ -37,7 +37,7 @@ from federation_operator.domain.credentials.peer_secrets import (
     SecretWrite,
     build_secret,
 )
-from federation_operator.domain.credentials.readiness import CONDITION, kstatus_conditions
+from federation_operator.domain.credentials.readiness import kstatus_conditions
 from federation_operator.domain.credentials.rotation_request import (
     ROTATE_INBOUND,
     ROTATE_OUTBOUND,
@@ -541,7 +541,9 @@ def credential_status(
         )
     new_conditions = conditions.set_condition(
         list(old.get("conditions") or []),
-        type_=CONDITION,
+        kind=api.PEER_KIND,
+        owner="credentials",
+        type_=condition_types.CREDENTIALS_READY,
         status=ready,
         reason=reason,
         message=message,

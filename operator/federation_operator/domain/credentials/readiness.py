@@ -6,13 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from federation_operator.domain import conditions
+from federation_operator.domain import api, condition_types, conditions
 from federation_operator.domain.times import parse_rfc3339
 
-CONDITION: Final = "CredentialsReady"
-
 # The conditions this handler owns on a FederationPeer; `Ready` and `Reachable` are the heartbeat's.
-OWNED_CONDITIONS: Final = frozenset({CONDITION, conditions.RECONCILING, conditions.STALLED})
+OWNED_CONDITIONS: Final = condition_types.owned_by(api.PEER_KIND, "credentials")
 
 
 def kstatus_conditions(
@@ -21,11 +19,13 @@ def kstatus_conditions(
     """`Stalled` while the credentials need the user (every credential problem does: a Secret to
     create, fix or give back); otherwise `Reconciling` until the heartbeat has judged the link once
     (it writes `Ready` and `status.observedGeneration`, and removes `Reconciling`)."""
-    credentials = conditions.get_condition(items, CONDITION) or {}
+    credentials = conditions.get_condition(items, condition_types.CREDENTIALS_READY) or {}
     stalled = credentials.get("status") == "False"
     result = conditions.set_or_remove(
         items,
-        type_=conditions.STALLED,
+        kind=api.PEER_KIND,
+        owner="credentials",
+        type_=condition_types.STALLED,
         active=stalled,
         reason=str(credentials.get("reason")),
         message=str(credentials.get("message")),
@@ -34,7 +34,9 @@ def kstatus_conditions(
     )
     return conditions.set_or_remove(
         result,
-        type_=conditions.RECONCILING,
+        kind=api.PEER_KIND,
+        owner="credentials",
+        type_=condition_types.RECONCILING,
         # Stalled wins: nothing is in progress until the user acts.
         active=not stalled and not _ready_for(result, generation),
         reason="WaitingForPing",
@@ -45,7 +47,7 @@ def kstatus_conditions(
 
 
 def _ready_for(items: Sequence[Mapping[str, object]], generation: int | None) -> bool:
-    ready = conditions.get_condition(items, conditions.READY)
+    ready = conditions.get_condition(items, condition_types.READY)
     return ready is not None and (generation is None or ready.get("observedGeneration") == generation)
 
 
@@ -56,7 +58,7 @@ def rebase_owned_conditions(
     generation meanwhile (a fresh `Ready` is only ever newer than the one ours was computed from)."""
     merged = conditions.merge_owned(fresh, ours, types=OWNED_CONDITIONS)
     if _ready_for(fresh, generation):
-        return conditions.remove_condition(merged, conditions.RECONCILING)
+        return conditions.remove_condition(merged, condition_types.RECONCILING)
     return merged
 
 
@@ -96,7 +98,7 @@ def check_due(
     """
     if last_full is None or now - last_full >= full_every:
         return True
-    ready = conditions.get_condition(status.get("conditions") or [], CONDITION) or {}
+    ready = conditions.get_condition(status.get("conditions") or [], condition_types.CREDENTIALS_READY) or {}
     if ready.get("status") != "True" or ready.get("observedGeneration") != generation:
         return True
     deadlines = (
