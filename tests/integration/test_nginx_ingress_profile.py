@@ -27,6 +27,7 @@ from federation_operator.domain import api, certs
 from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
 from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.providers import PROVIDERS
+from federation_operator.domain.pinning import parse_pins
 from federation_operator.domain.tokens import SecretText, generate_token, hash_token
 from federation_operator.server.app import AppConfig, create_app, make_runner
 from federation_operator.server.audit import AuditLog
@@ -174,9 +175,11 @@ class Edge:
 
 
 def _peers(identities: Identities, *, with_ap_south: bool = True) -> list[PeerPins]:
-    peers = [PeerPins(name="us-east", namespace=NAMESPACE, pins=[identities.us_east.pin])]
+    peers = [PeerPins(name="us-east", namespace=NAMESPACE, pins=parse_pins([identities.us_east.pin]))]
     if with_ap_south:
-        peers.append(PeerPins(name="ap-south", namespace=NAMESPACE, pins=[identities.ap_south.pin]))
+        peers.append(
+            PeerPins(name="ap-south", namespace=NAMESPACE, pins=parse_pins([identities.ap_south.pin]))
+        )
     return peers
 
 

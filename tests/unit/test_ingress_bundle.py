@@ -14,6 +14,7 @@ from federation_operator.domain.ingress.bundle import (
     PeerPins,
     build_trust_bundle,
 )
+from federation_operator.domain.pinning import parse_pins
 from tests.harness.ingress import ClientCert, make_client_cert
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
@@ -49,8 +50,10 @@ def _hex(cert: ClientCert) -> str:
 def test_a_certificate_pinned_by_two_peers_appears_once(eu: ClientCert) -> None:
     bundle = build_trust_bundle(
         [
-            PeerPins(name="a", namespace="ns", pins=[eu.pin]),
-            PeerPins(name="b", namespace="ns", pins=[eu.pin, {"thumbprint": f"sha256:{_hex(eu)}"}]),
+            PeerPins(name="a", namespace="ns", pins=parse_pins([eu.pin])),
+            PeerPins(
+                name="b", namespace="ns", pins=parse_pins([eu.pin, {"thumbprint": f"sha256:{_hex(eu)}"}])
+            ),
         ],
         now=NOW,
     )
@@ -62,7 +65,9 @@ def test_a_certificate_pinned_by_two_peers_appears_once(eu: ClientCert) -> None:
 def test_an_expired_certificate_is_left_out_with_a_warning_naming_it(
     eu: ClientCert, expired: ClientCert
 ) -> None:
-    bundle = build_trust_bundle([PeerPins(name="a", namespace="ns", pins=[eu.pin, expired.pin])], now=NOW)
+    bundle = build_trust_bundle(
+        [PeerPins(name="a", namespace="ns", pins=parse_pins([eu.pin, expired.pin]))], now=NOW
+    )
     assert bundle.ca_crt == eu.pem
     assert _hex(expired) not in bundle.thumbprints
     [warning] = bundle.warnings
@@ -74,9 +79,12 @@ def test_an_expired_certificate_is_left_out_with_a_warning_naming_it(
 def test_suspended_peers_contribute_nothing(eu: ClientCert, us: ClientCert) -> None:
     bundle = build_trust_bundle(
         [
-            PeerPins(name="a", namespace="ns", pins=[eu.pin]),
+            PeerPins(name="a", namespace="ns", pins=parse_pins([eu.pin])),
             PeerPins(
-                name="b", namespace="ns", pins=[us.pin, {"thumbprint": "sha256:" + "ab" * 32}], suspended=True
+                name="b",
+                namespace="ns",
+                pins=parse_pins([us.pin, {"thumbprint": "sha256:" + "ab" * 32}]),
+                suspended=True,
             ),
         ],
         now=NOW,
@@ -86,7 +94,9 @@ def test_suspended_peers_contribute_nothing(eu: ClientCert, us: ClientCert) -> N
 
 
 def test_no_active_peer_gives_an_empty_bundle(eu: ClientCert) -> None:
-    bundle = build_trust_bundle([PeerPins(name="a", namespace="ns", pins=[eu.pin], suspended=True)], now=NOW)
+    bundle = build_trust_bundle(
+        [PeerPins(name="a", namespace="ns", pins=parse_pins([eu.pin]), suspended=True)], now=NOW
+    )
     assert (bundle.ca_crt, bundle.thumbprints, bundle.warnings) == ("", (), ())
 
 
@@ -94,15 +104,15 @@ def test_order_of_peers_and_pins_does_not_change_the_bundle(eu: ClientCert, us: 
     extra = _valid("ap")
     one = build_trust_bundle(
         [
-            PeerPins(name="a", namespace="ns", pins=[eu.pin, us.pin]),
-            PeerPins(name="b", namespace="ns", pins=[extra.pin]),
+            PeerPins(name="a", namespace="ns", pins=parse_pins([eu.pin, us.pin])),
+            PeerPins(name="b", namespace="ns", pins=parse_pins([extra.pin])),
         ],
         now=NOW,
     )
     other = build_trust_bundle(
         [
-            PeerPins(name="b", namespace="ns", pins=[extra.pin]),
-            PeerPins(name="a", namespace="ns", pins=[us.pin, eu.pin]),
+            PeerPins(name="b", namespace="ns", pins=parse_pins([extra.pin])),
+            PeerPins(name="a", namespace="ns", pins=parse_pins([us.pin, eu.pin])),
         ],
         now=NOW,
     )
@@ -113,15 +123,21 @@ def test_order_of_peers_and_pins_does_not_change_the_bundle(eu: ClientCert, us: 
 
 def test_pem_formatting_differences_do_not_change_the_bundle(eu: ClientCert) -> None:
     crlf = eu.pem.replace("\n", "\r\n") + "\n\n"
-    one = build_trust_bundle([PeerPins(name="a", namespace="ns", pins=[eu.pin])], now=NOW)
-    other = build_trust_bundle([PeerPins(name="a", namespace="ns", pins=[{"pem": crlf}])], now=NOW)
+    one = build_trust_bundle([PeerPins(name="a", namespace="ns", pins=parse_pins([eu.pin]))], now=NOW)
+    other = build_trust_bundle(
+        [PeerPins(name="a", namespace="ns", pins=parse_pins([{"pem": crlf}]))], now=NOW
+    )
     assert one.ca_crt == other.ca_crt == eu.pem
 
 
 def test_thumbprint_only_pin_is_flagged_when_the_provider_needs_the_pem(
     eu: ClientCert, us: ClientCert
 ) -> None:
-    peers = [PeerPins(name="a", namespace="ns", pins=[eu.pin, {"thumbprint": f"SHA256:{_hex(us).upper()}"}])]
+    peers = [
+        PeerPins(
+            name="a", namespace="ns", pins=parse_pins([eu.pin, {"thumbprint": f"SHA256:{_hex(us).upper()}"}])
+        )
+    ]
     flagged = build_trust_bundle(peers, now=NOW, needs_pem=True)
     [warning] = flagged.warnings
     assert (warning.peer, warning.reason) == ("a", REASON_PEM_REQUIRED)
@@ -136,8 +152,8 @@ def test_thumbprint_only_pin_is_flagged_when_the_provider_needs_the_pem(
 def test_thumbprint_pin_covered_by_another_peers_pem_is_not_flagged(us: ClientCert) -> None:
     bundle = build_trust_bundle(
         [
-            PeerPins(name="a", namespace="ns", pins=[{"thumbprint": f"sha256:{_hex(us)}"}]),
-            PeerPins(name="b", namespace="ns", pins=[us.pin]),
+            PeerPins(name="a", namespace="ns", pins=parse_pins([{"thumbprint": f"sha256:{_hex(us)}"}])),
+            PeerPins(name="b", namespace="ns", pins=parse_pins([us.pin])),
         ],
         now=NOW,
         needs_pem=True,
@@ -151,7 +167,9 @@ def test_unreadable_pins_are_warned_not_raised(eu: ClientCert) -> None:
             PeerPins(
                 name="a",
                 namespace="ns",
-                pins=[{"pem": "not a certificate"}, {"pem": eu.pem + eu.pem}, {"thumbprint": "sha256:zz"}],
+                pins=parse_pins(
+                    [{"pem": "not a certificate"}, {"pem": eu.pem + eu.pem}, {"thumbprint": "sha256:zz"}]
+                ),
             )
         ],
         now=NOW,
@@ -170,6 +188,6 @@ def test_certificate_hashes_are_what_openssl_prints_without_colons(eu: ClientCer
         text=True,
     ).stdout
     openssl_hex = output.strip().split("=", 1)[1].replace(":", "").lower()
-    bundle = build_trust_bundle([PeerPins(name="a", namespace="ns", pins=[eu.pin])], now=NOW)
+    bundle = build_trust_bundle([PeerPins(name="a", namespace="ns", pins=parse_pins([eu.pin]))], now=NOW)
     assert bundle.certificate_hashes == (openssl_hex,)
     assert bundle.thumbprints == (openssl_hex,)

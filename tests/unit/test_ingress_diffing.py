@@ -11,6 +11,7 @@ from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bund
 from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.diffing import needs_write
 from federation_operator.domain.ingress.providers import PROVIDERS
+from federation_operator.domain.pinning import parse_pins
 from tests.harness.ingress import make_client_cert
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
@@ -40,7 +41,9 @@ def objects() -> dict[str, dict[str, Any]]:
     cert = make_client_cert(
         "us-east", not_before=NOW - datetime.timedelta(days=1), not_after=NOW + datetime.timedelta(days=90)
     )
-    bundle = build_trust_bundle([PeerPins(name="us-east", namespace="federation", pins=[cert.pin])], now=NOW)
+    bundle = build_trust_bundle(
+        [PeerPins(name="us-east", namespace="federation", pins=parse_pins([cert.pin]))], now=NOW
+    )
     config = IngressConfig(
         host="federation.eu.example.com",
         labels=api.managed_labels(role=api.ROLE_INGRESS),

@@ -20,6 +20,7 @@ from federation_operator.domain.ingress.providers.gateway_api import (
     apply_merge_patch,
     build_gateway_frontend_patch,
 )
+from federation_operator.domain.pinning import parse_pins
 from tests.harness.ingress import make_client_cert, schema_errors
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
@@ -42,8 +43,8 @@ def bundle() -> TrustBundle:
     ]
     return build_trust_bundle(
         [
-            PeerPins(name="us-east", namespace="federation", pins=[certs[0].pin]),
-            PeerPins(name="ap-south", namespace="federation", pins=[certs[1].pin]),
+            PeerPins(name="us-east", namespace="federation", pins=parse_pins([certs[0].pin])),
+            PeerPins(name="ap-south", namespace="federation", pins=parse_pins([certs[1].pin])),
         ],
         now=NOW,
     )

@@ -17,6 +17,7 @@ from federation_operator.domain import api
 from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bundle
 from federation_operator.domain.ingress.config import TRUST_BUNDLE_NAME, IngressConfig
 from federation_operator.domain.ingress.providers import PROVIDERS, Provider
+from federation_operator.domain.pinning import parse_pins
 from tests.harness.ingress import make_client_cert
 
 # The Kubernetes kinds that route requests to a backend.
@@ -35,7 +36,7 @@ def _objects(provider: Provider) -> list[dict[str, Any]]:
     cert = make_client_cert(
         "us", not_before=NOW - datetime.timedelta(days=1), not_after=NOW + datetime.timedelta(days=90)
     )
-    peers = [PeerPins(name="us", namespace="fed", pins=[cert.pin])]
+    peers = [PeerPins(name="us", namespace="fed", pins=parse_pins([cert.pin]))]
     pinned = build_trust_bundle(peers, now=NOW, needs_pem=provider.needs_pem)
     return provider.build_objects(namespace="fed", bundle=pinned, config=CONFIG)
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from federation_operator.domain import api, pinning, tokens
-from federation_operator.domain.certs import InvalidCertificate
 from federation_operator.domain.credentials.inbound_hashes import parse_hashes
 from federation_operator.domain.credentials.peer_secrets import Observation
 from federation_operator.domain.tokens import MalformedCredential
@@ -73,13 +72,7 @@ def caller_claims(spec: Mapping[str, Any], *, observed: Observation, now: dateti
     spec.inbound). A suspended peer claims nothing: the server never accepts it."""
     if spec.get("suspend") is True:
         return set()
-    thumbprints = set()
-    for pin in spec.get("remoteCertificates") or []:
-        if isinstance(pin, Mapping):
-            try:
-                thumbprints.add(pinning.pin_thumbprint(pin))
-            except (pinning.InvalidPin, InvalidCertificate):
-                continue
+    thumbprints = pinning.parse_pins(spec.get("remoteCertificates")).thumbprints
     hashes: set[str] = set()
     own = observed.inbound
     if own.exists and own.managed:

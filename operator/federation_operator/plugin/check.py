@@ -49,7 +49,6 @@ from federation_operator.plugin.status import add_scope_flags, days_left, paint,
 HELP: Final = "check certificates, tokens, pins and reachability of every peer; non-zero exit on failure"
 MAX_PINS: Final = 8
 # Written by the operator's edge pass (handlers/ingress.py) when an ingress provider is configured.
-PINS_USABLE: Final = "PinsUsable"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -336,7 +335,7 @@ async def check_tokens(peer: Mapping[str, Any], scope: Scope, kube: Kube) -> lis
 
 def check_pins(peer: Mapping[str, Any], *, now: datetime) -> Result:
     namespace, name = _key(peer)
-    pins = (peer.get("spec") or {}).get("remoteCertificates") or []
+    pins = pinning.parse_pins((peer.get("spec") or {}).get("remoteCertificates"))
     title = "remote certificate pins present and valid"
     hint = (
         f"ask the remote admin for their FederationCert's status.certificate and set "
@@ -346,24 +345,19 @@ def check_pins(peer: Mapping[str, Any], *, now: datetime) -> Result:
         return failed(title, "spec.remoteCertificates is empty: nobody can call us as this peer", hint)
     if len(pins) > MAX_PINS:
         return failed(title, f"{len(pins)} pins; at most {MAX_PINS}", hint)
-    problems: list[str] = []
+    problems: list[str] = [pin.problem for pin in pins.invalid if pin.problem is not None]
     by_pem: set[str] = set()
     thumbprint_only: list[tuple[str, str]] = []
-    for index, pin in enumerate(pins):
-        where = f"remoteCertificates[{index}]"
-        try:
-            thumbprint = pinning.pin_thumbprint(pin)
-        except (pinning.InvalidPin, certs.InvalidCertificate) as error:
-            problems.append(f"{where}: {error}")
-            continue
-        pem = pin.get("pem")
-        if isinstance(pem, str):
-            by_pem.add(thumbprint)
-            not_after = certs.describe_pem(pem).not_after
-            if not_after <= now:
-                problems.append(f"{where}: the pinned certificate expired at {conditions.rfc3339(not_after)}")
+    for pin in pins.valid:
+        assert pin.thumbprint is not None
+        if pin.not_after is not None:
+            by_pem.add(pin.thumbprint)
+            if pin.not_after <= now:
+                problems.append(
+                    f"{pin.where}: the pinned certificate expired at {conditions.rfc3339(pin.not_after)}"
+                )
         else:
-            thumbprint_only.append((where, thumbprint))
+            thumbprint_only.append((pin.where, pin.thumbprint))
     if problems:
         return failed(title, "; ".join(problems), hint)
     unenforced = [where for where, thumbprint in thumbprint_only if thumbprint not in by_pem]
@@ -382,7 +376,7 @@ def check_pins(peer: Mapping[str, Any], *, now: datetime) -> Result:
 
 def _pins_enforced(peer: Mapping[str, Any]) -> bool:
     """Whether the operator said the edge enforces every pin (a proxy of ours that checks hashes)."""
-    condition = _condition(peer, PINS_USABLE)
+    condition = _condition(peer, condition_types.PINS_USABLE)
     return condition is not None and condition.get("status") == "True"
 
 

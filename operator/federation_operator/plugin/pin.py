@@ -93,10 +93,7 @@ def add_pem_pin(pins: Sequence[Mapping[str, Any]], pem: str) -> Pinned:
     found = False
     changed = False
     for pin in pins:
-        try:
-            same = pinning.pin_thumbprint(pin) == thumbprint
-        except (pinning.InvalidPin, certs.InvalidCertificate):
-            same = False
+        same = pinning.parse_pin(pin).thumbprint == thumbprint
         if same and not found:
             found = True
             changed = "pem" not in pin

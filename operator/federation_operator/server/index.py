@@ -28,9 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from federation_operator.domain import tokens
-from federation_operator.domain.certs import InvalidCertificate
 from federation_operator.domain.factors import Factor
-from federation_operator.domain.pinning import InvalidPin, normalize_thumbprint, pin_thumbprint
+from federation_operator.domain.pinning import InvalidPin, normalize_thumbprint, parse_pins
 from federation_operator.domain.times import parse_rfc3339
 from federation_operator.domain.tokens import SecretText
 from federation_operator.domain.wire import LinkFailure, LinkView
@@ -144,19 +143,9 @@ def _link_view(status: Mapping[str, Any]) -> LinkView:
 
 
 def _pins(spec: Mapping[str, Any]) -> tuple[frozenset[str], tuple[str, ...]]:
-    """Normalised thumbprints and PEMs of a peer's pins; an invalid pin pins nothing."""
-    thumbprints: set[str] = set()
-    pems: list[str] = []
-    for pin in spec.get("remoteCertificates") or []:
-        if not isinstance(pin, Mapping):
-            continue
-        try:
-            thumbprints.add(pin_thumbprint(pin))
-        except (InvalidPin, InvalidCertificate):
-            continue
-        if isinstance(pin.get("pem"), str):
-            pems.append(pin["pem"].strip() + "\n")
-    return frozenset(thumbprints), tuple(pems)
+    """Normalised thumbprints and PEMs of a peer's pins; an invalid pin pins nothing (pinning)."""
+    pins = parse_pins(spec.get("remoteCertificates"))
+    return pins.thumbprints, pins.pems
 
 
 def _accepted(key: PeerKey, thumbprint: str) -> AuthResult:

@@ -25,7 +25,7 @@ from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, GATEWAY
 from federation_operator.adapters.k8s.status import StatusContention, patch_status
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import post_event
-from federation_operator.domain import api, condition_types, conditions
+from federation_operator.domain import api, condition_types, conditions, pinning
 from federation_operator.domain.ingress.bundle import (
     BundledCertificate,
     PeerPins,
@@ -215,7 +215,7 @@ def _peer_pins(peer: Mapping[str, Any]) -> PeerPins:
     return PeerPins(
         name=str(peer["metadata"]["name"]),
         namespace=str(peer["metadata"]["namespace"]),
-        pins=[pin for pin in spec.get("remoteCertificates") or [] if isinstance(pin, Mapping)],
+        pins=pinning.parse_pins(spec.get("remoteCertificates")),
         suspended=bool(spec.get("suspend")),
     )
 

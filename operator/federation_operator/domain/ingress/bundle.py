@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-
 from federation_operator.domain import certs, pinning
 from federation_operator.domain.ingress.config import CA_CRT_KEY, TRUST_BUNDLE_NAME, object_metadata
 from federation_operator.domain.times import rfc3339
@@ -32,18 +30,13 @@ REASON_INVALID_PIN = "InvalidPin"
 class PeerPins:
     """What the bundle needs to know about one FederationPeer.
 
-    `pins` are the entries of `spec.remoteCertificates`: `{"pem": "..."}` or
-    `{"thumbprint": "sha256:<64 hex>"}`.
+    `pins` is `spec.remoteCertificates` as `pinning.parse_pins` reads it.
     """
 
     name: str
     namespace: str
-    pins: Sequence[Mapping[str, str]] = ()
+    pins: pinning.PinSet = field(default_factory=pinning.PinSet)
     suspended: bool = False
-
-    def __post_init__(self) -> None:
-        # A frozen value must not share a list the caller may mutate later.
-        object.__setattr__(self, "pins", tuple(dict(pin) for pin in self.pins))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,31 +85,21 @@ def _warning(peer: PeerPins, *, reason: str, message: str) -> PeerWarning:
     return PeerWarning(peer=peer.name, namespace=peer.namespace, reason=reason, message=message)
 
 
-def _read_pem_pin(
-    peer: PeerPins, *, index: int, pem: str, now: datetime.datetime
+def _bundle_pem_pin(
+    peer: PeerPins, pin: pinning.Pin, *, now: datetime.datetime
 ) -> BundledCertificate | PeerWarning:
-    try:
-        parsed = x509.load_pem_x509_certificates(pem.encode("ascii"))
-    except ValueError:
-        parsed = []
-    if len(parsed) != 1:
-        return _warning(
-            peer,
-            reason=REASON_INVALID_PIN,
-            message=f"remoteCertificates[{index}].pem is not exactly one PEM certificate",
-        )
-    info = certs.describe(parsed[0])
-    thumbprint = pinning.hex_digest(info.thumbprint)
-    if info.not_after <= now:
+    assert pin.pem is not None
+    assert pin.not_after is not None
+    if pin.not_after <= now:
         return _warning(
             peer,
             reason=REASON_CERTIFICATE_EXPIRED,
             message=(
-                f"certificate {info.thumbprint} expired at {rfc3339(info.not_after)}; "
+                f"certificate {pin.thumbprint} expired at {rfc3339(pin.not_after)}; "
                 "left out of the trust bundle"
             ),
         )
-    return BundledCertificate(thumbprint=thumbprint, pem=info.pem, not_after=info.not_after)
+    return BundledCertificate(thumbprint=pin.hex, pem=pin.pem, not_after=pin.not_after)
 
 
 def build_trust_bundle(
@@ -137,28 +120,19 @@ def build_trust_bundle(
     for peer in peers:
         if peer.suspended:
             continue
-        for index, pin in enumerate(peer.pins):
-            if "pem" in pin:
-                outcome = _read_pem_pin(peer, index=index, pem=pin["pem"], now=now)
+        for pin in peer.pins.pins:
+            if pin.problem is not None:
+                warnings.append(_warning(peer, reason=REASON_INVALID_PIN, message=pin.problem))
+            elif pin.pem is not None:
+                outcome = _bundle_pem_pin(peer, pin, now=now)
                 if isinstance(outcome, PeerWarning):
                     warnings.append(outcome)
                 else:
                     certificates[outcome.thumbprint] = outcome
                     thumbprints.add(outcome.thumbprint)
-                continue
-            try:
-                thumbprint = pinning.hex_digest(pin.get("thumbprint", ""))
-            except pinning.InvalidPin:
-                warnings.append(
-                    _warning(
-                        peer,
-                        reason=REASON_INVALID_PIN,
-                        message=f"remoteCertificates[{index}] is neither a PEM nor a sha256: thumbprint",
-                    )
-                )
-                continue
-            thumbprints.add(thumbprint)
-            thumbprint_only.append((peer, thumbprint))
+            else:
+                thumbprints.add(pin.hex)
+                thumbprint_only.append((peer, pin.hex))
 
     if needs_pem:
         # Checked after the loop: another peer (or the same one) may pin the same certificate
