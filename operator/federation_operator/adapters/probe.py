@@ -14,8 +14,8 @@ guarantee is visible in one place:
   `asyncio.timeout` around the whole exchange so a ping never outlives its timeout.
 
 Why asyncio streams and h11 rather than an HTTP client library: a ping is one GET on a connection
-used once, and at 1,000 peers every 30 s the client's own bookkeeping (pools, locks, cancel
-scopes, request and URL models) cost more CPU than the handshake (hack/bench_heartbeat.py). h11
+used once, and with many peers the client's own bookkeeping (pools, locks, cancel scopes,
+request and URL models) cost more CPU than the handshake (docs/benchmarks.md, the heartbeat). h11
 is the HTTP/1.1 state machine httpx itself is built on: it writes the request (rejecting a header
 that would break it) and parses the reply (Content-Length, chunked, or until close), so nothing
 here parses HTTP by hand.
@@ -248,9 +248,9 @@ class _TooLarge(Exception):
     pass
 
 
-# One SSL context per distinct TLS material, shared by every Pinger holding it: a context with the
-# system CA store costs ~0.8 MiB, and a thousand peers presenting the same FederationCert would
-# otherwise hold a thousand identical ones (hack/bench_scale.py). Weak values: a context lives as
+# One SSL context per distinct TLS material, shared by every Pinger holding it: a context holds
+# the system CA store, and a thousand peers presenting the same FederationCert would otherwise
+# hold a thousand identical ones (docs/benchmarks.md, the scale findings). Weak values: a context lives as
 # long as some Pinger uses it.
 _SHARED_CONTEXTS: "weakref.WeakValueDictionary[tuple[str, str | None, bool, int], ssl.SSLContext]" = (
     weakref.WeakValueDictionary()

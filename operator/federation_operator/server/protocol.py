@@ -65,9 +65,9 @@ class ConnectionLimits:
     max_connections: int = 1024
 
 
-# asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`): 200 idle
-# TLS connections cost ~50 MiB before a byte of HTTP. Reads of 32 KiB are plenty for requests
-# capped at 64 KiB (hack/bench_hostile.py: growth under 200 hostile connections 70 -> 25 MiB).
+# asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`), so idle TLS
+# connections cost memory before a byte of HTTP. Reads of 32 KiB are plenty for requests
+# capped at 64 KiB (docs/benchmarks.md, hostile callers).
 TLS_READ_BUFFER: Final = 32 * 1024
 
 

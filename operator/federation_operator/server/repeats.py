@@ -1,5 +1,5 @@
 """Repeated failures from one source, aggregated per interval, so that the audit log cannot be
-used to flood the disk (issue #13: 16.5 KB of audit per 8 KB hostile request, unbounded).
+used to flood the disk (docs/security.md, the audit-log flooding threat).
 
 The first `full_lines` failures of a kind (source, certificate, route, result, factor) in an
 interval are written in full (a handful of failures stays fully diagnosable); more of the same

@@ -51,8 +51,7 @@ class SecretWatchers:
 
     Why not a `kopf.index`: kopf holds back every handler of every object until all its indices
     are filled, and wakes every held object on each change while filling, which is quadratic in
-    the number of peers at startup (3 000 peers: none reconciled after 100 s; with this map all
-    within ~85 s; hack/bench_scale.py). Filled by the peer handlers; a Secret event that comes
+    the number of peers at startup (docs/benchmarks.md, the scale findings). Filled by the peer handlers; a Secret event that comes
     before its peer is known here loses nothing, since the peer's own reconcile reads its Secrets.
     """
 
