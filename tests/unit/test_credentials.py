@@ -15,7 +15,7 @@ from federation_operator.domain.credentials import (
     readiness,
     rotation_request,
 )
-from federation_operator.domain.credentials.peer_secrets import Observation, PeerIdentity
+from federation_operator.domain.credentials.peer_secrets import ObservedSecrets, PeerIdentity
 from federation_operator.domain.credentials.planning import Plan
 from federation_operator.domain.tokens import SecretText
 
@@ -45,9 +45,11 @@ def run(
     def observe(name: str | None) -> peer_secrets.ObservedSecret | None:
         if name is None:
             return None
-        return peer_secrets.observe_secret(secrets.get(name), name=name, peer_name="us", peer_uid="uid-1")
+        return peer_secrets.observe_peer_secret(
+            secrets.get(name), name=name, peer_name="us", peer_uid="uid-1"
+        )
 
-    observed = Observation(
+    observed = ObservedSecrets(
         inbound=observe(NAMES[0]),  # type: ignore[arg-type]
         outbound=observe(NAMES[1]),  # type: ignore[arg-type]
         handoff=observe(NAMES[2]),  # type: ignore[arg-type]

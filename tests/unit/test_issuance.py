@@ -14,13 +14,13 @@ ISSUED = certs.issue_certificate(subject="fed/eu", validity=SPEC.validity, now=N
 def secret(
     *, uid: str = "uid-1", issued: certs.IssuedCertificate = ISSUED, **overrides: Any
 ) -> dict[str, Any]:
-    body = issuance.build_secret(spec=SPEC, cert_name="eu", cert_uid=uid, namespace="fed", issued=issued)
+    body = issuance.build_cert_secret(spec=SPEC, cert_name="eu", cert_uid=uid, namespace="fed", issued=issued)
     body.update(overrides)
     return body
 
 
 def observe(body: dict[str, Any] | None) -> SecretObservation:
-    return issuance.observe_secret(body, cert_name="eu", cert_uid="uid-1")
+    return issuance.observe_cert_secret(body, cert_name="eu", cert_uid="uid-1")
 
 
 def test_spec_defaults_follow_the_design() -> None:
@@ -36,7 +36,7 @@ def test_spec_defaults_follow_the_design() -> None:
     [{"duration": "90d"}, {"duration": "1h", "renewBefore": "2h"}, {"privateKey": {"algorithm": "DSA"}}],
 )
 def test_invalid_specs_are_reported_not_raised_elsewhere(spec: dict[str, Any]) -> None:
-    with pytest.raises(issuance.InvalidSpec):
+    with pytest.raises(issuance.InvalidCertSpec):
         issuance.parse_cert_spec(spec, name="eu", namespace="fed")
 
 

@@ -196,7 +196,7 @@ def observed(secret: dict[str, Any] | None, name: str) -> peer_secrets.ObservedS
                 handoff_secret.ANNOTATION_GENERATION: "initial",
             },
         }
-    return peer_secrets.observe_secret(secret, name=name, peer_name="us", peer_uid="uid-us")
+    return peer_secrets.observe_peer_secret(secret, name=name, peer_name="us", peer_uid="uid-us")
 
 
 @settings(max_examples=150)
@@ -229,7 +229,7 @@ def test_the_credentials_plan_turns_any_secret_into_writes_or_a_problem(
         peer=PEER,
         spec=spec,
         status=status,
-        observed=peer_secrets.Observation(
+        observed=peer_secrets.ObservedSecrets(
             inbound=observed(inbound, "us-inbound"),
             outbound=observed(outbound, "us-outbound"),
             handoff=observed(handoff, "us-handoff"),
@@ -261,7 +261,7 @@ def test_the_certificate_secret_readers_never_raise(secret: dict[str, Any], reco
     identity = issuance.read_client_identity(secret, secret_name="eu-tls")
     if isinstance(identity, str):
         assert identity.startswith("Secret eu-tls ")
-    seen = issuance.observe_secret(secret, cert_name="eu", cert_uid="uid-eu")
+    seen = issuance.observe_cert_secret(secret, cert_name="eu", cert_uid="uid-eu")
     spec = issuance.parse_cert_spec({"subject": "eu"}, name="eu", namespace="fed")
     assessment = issuance.assess(
         spec=spec, status={"thumbprint": recorded} if recorded else {}, observed=seen, reissue_request=None

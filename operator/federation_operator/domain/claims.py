@@ -18,7 +18,7 @@ from typing import Any
 
 from federation_operator.domain import api, pinning, tokens
 from federation_operator.domain.credentials.inbound_hashes import parse_hashes
-from federation_operator.domain.credentials.peer_secrets import Observation
+from federation_operator.domain.credentials.peer_secrets import ObservedSecrets
 from federation_operator.domain.tokens import MalformedCredential
 
 PeerKey = tuple[str, str]  # (namespace, name)
@@ -66,7 +66,7 @@ class SharedClaims:
         return sorted(others)
 
 
-def caller_claims(spec: Mapping[str, Any], *, observed: Observation, now: datetime) -> set[Claim]:
+def caller_claims(spec: Mapping[str, Any], *, observed: ObservedSecrets, now: datetime) -> set[Claim]:
     """(thumbprint, hash) pairs that identify this peer's caller: every valid pin with every hash
     the federation server may accept for it (mirrored in `<peer>-inbound`, or about to be from
     spec.inbound). A suspended peer claims nothing: the server never accepts it."""

@@ -25,7 +25,7 @@ DEFAULT_DURATION = "2160h"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 
 
-class InvalidSpec(ValueError):
+class InvalidCertSpec(ValueError):
     pass
 
 
@@ -44,14 +44,14 @@ def parse_cert_spec(spec: Mapping[str, Any], *, name: str, namespace: str) -> Ce
         renew_text = spec.get("renewBefore")
         renew_before = durations.parse_duration(str(renew_text)) if renew_text else None
     except durations.InvalidDuration as error:
-        raise InvalidSpec(str(error)) from None
+        raise InvalidCertSpec(str(error)) from None
     if renew_before is not None and renew_before >= validity:
-        raise InvalidSpec("renewBefore must be shorter than duration")
+        raise InvalidCertSpec("renewBefore must be shorter than duration")
     algorithm_text = str((spec.get("privateKey") or {}).get("algorithm") or Algorithm.ECDSA.value)
     try:
         algorithm = Algorithm(algorithm_text)
     except ValueError:
-        raise InvalidSpec(
+        raise InvalidCertSpec(
             f"unknown privateKey.algorithm {algorithm_text!r}: use ECDSA, RSA or Ed25519"
         ) from None
     return CertSpec(
@@ -105,7 +105,9 @@ def read_client_identity(
     return ClientIdentity(info=info, key_pem=SecretBytes(key_pem))
 
 
-def observe_secret(secret: Mapping[str, Any] | None, *, cert_name: str, cert_uid: str) -> SecretObservation:
+def observe_cert_secret(
+    secret: Mapping[str, Any] | None, *, cert_name: str, cert_uid: str
+) -> SecretObservation:
     if secret is None:
         return SecretObservation(exists=False)
     managed = objects.labels_of(secret).get(api.LABEL_CERT) == cert_name and objects.is_owned_by(
@@ -197,7 +199,7 @@ def _tamper_problem(observed: SecretObservation) -> str | None:
     return None
 
 
-def build_secret(
+def build_cert_secret(
     *,
     spec: CertSpec,
     cert_name: str,

@@ -153,7 +153,7 @@ async def read_handover(kube: Kube, *, namespace: str, peer_name: str) -> tuple[
         (status.get("handoff") or {}).get("secretName") or peer_secrets.handoff_secret_name(peer_name)
     )
     handoff = await kube.get(SECRETS, namespace, handoff_name)
-    observed = peer_secrets.observe_secret(
+    observed = peer_secrets.observe_peer_secret(
         handoff, name=handoff_name, peer_name=peer_name, peer_uid=peer["metadata"]["uid"]
     )
     expires = handoff_secret.handoff_expiry(observed, status)

@@ -47,7 +47,7 @@ async def evaluate(
     old_status: Mapping[str, Any] = body.get("status") or {}
     try:
         spec = issuance.parse_cert_spec(body.get("spec") or {}, name=name, namespace=namespace)
-    except issuance.InvalidSpec as error:
+    except issuance.InvalidCertSpec as error:
         assessment = issuance.Assessment(issuance.Action.BLOCKED, "InvalidSpec", str(error))
         return issuance.cert_status(
             old=old_status, spec=None, assessment=assessment, generation=generation, now=now
@@ -55,7 +55,7 @@ async def evaluate(
 
     reissue = (meta.get("annotations") or {}).get(api.ANNOTATION_REISSUE)
     secret = await context.kube.get(SECRETS, namespace, spec.secret_name)
-    observed = issuance.observe_secret(secret, cert_name=name, cert_uid=uid)
+    observed = issuance.observe_cert_secret(secret, cert_name=name, cert_uid=uid)
     assessment = issuance.assess(spec=spec, status=old_status, observed=observed, reissue_request=reissue)
 
     if assessment.action is issuance.Action.ISSUE and not may_issue:
@@ -85,7 +85,7 @@ async def _issue(
     issued = certs.issue_certificate(
         subject=spec.subject, validity=spec.validity, algorithm=spec.algorithm, now=context.clock()
     )
-    secret = issuance.build_secret(
+    secret = issuance.build_cert_secret(
         spec=spec,
         cert_name=meta["name"],
         cert_uid=meta["uid"],
@@ -168,12 +168,12 @@ async def clean_up(context: OperatorContext, *, body: kopf.Body, logger: kopf.Lo
     try:
         spec = issuance.parse_cert_spec(body.spec, name=str(meta.name), namespace=str(meta.namespace))
         secret_name = spec.secret_name
-    except issuance.InvalidSpec:
+    except issuance.InvalidCertSpec:
         secret_name = str((body.get("status") or {}).get("secretName") or f"{meta.name}-tls")
     secret = await context.kube.get(SECRETS, meta.namespace, secret_name)
     if secret is None:
         return
-    observed = issuance.observe_secret(secret, cert_name=str(meta.name), cert_uid=str(meta.uid))
+    observed = issuance.observe_cert_secret(secret, cert_name=str(meta.name), cert_uid=str(meta.uid))
     if observed.managed:
         await context.kube.delete(SECRETS, meta.namespace, secret_name, uid=secret["metadata"]["uid"])
         logger.info("deleted Secret %s with the private key", secret_name)

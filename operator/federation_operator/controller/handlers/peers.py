@@ -51,8 +51,9 @@ class SecretWatchers:
 
     Why not a `kopf.index`: kopf holds back every handler of every object until all its indices
     are filled, and wakes every held object on each change while filling, which is quadratic in
-    the number of peers at startup (docs/benchmarks.md, the scale findings). Filled by the peer handlers; a Secret event that comes
-    before its peer is known here loses nothing, since the peer's own reconcile reads its Secrets.
+    the number of peers at startup (docs/benchmarks.md, the scale findings). Filled by the peer
+    handlers; a Secret event that comes before its peer is known here loses nothing, since the
+    peer's own reconcile reads its Secrets.
     """
 
     def __init__(self) -> None:
@@ -158,7 +159,7 @@ async def _reconcile_once(
     annotation = (meta.get("annotations") or {}).get(api.ANNOTATION_ROTATE)
     try:
         spec = credential_spec.parse_credential_spec(peer.get("spec") or {})
-    except credential_spec.InvalidSpec as error:
+    except credential_spec.InvalidCredentialSpec as error:
         await _write_status(kube, peer, _invalid_spec_status(status, str(error), identity, now))
         return claims.forget((namespace, name))
     try:
@@ -194,10 +195,10 @@ async def _reconcile_once(
 
 async def _observe(
     kube: k8s.Kube, *, identity: peer_secrets.PeerIdentity, spec: credential_spec.CredentialSpec
-) -> peer_secrets.Observation:
+) -> peer_secrets.ObservedSecrets:
     async def read(secret_name: str) -> peer_secrets.ObservedSecret:
         secret = await kube.get(SECRETS, identity.namespace, secret_name)
-        return peer_secrets.observe_secret(
+        return peer_secrets.observe_peer_secret(
             secret, name=secret_name, peer_name=identity.name, peer_uid=identity.uid
         )
 
@@ -208,7 +209,7 @@ async def _observe(
         read(handoff_name),
         kube.list(SECRETS, identity.namespace, label_selector=inbound_selector(identity.name)),
     )
-    return peer_secrets.Observation(
+    return peer_secrets.ObservedSecrets(
         foreign_inbound=peer_secrets.foreign_inbound_names(
             labelled, peer_name=identity.name, peer_uid=identity.uid
         ),
@@ -320,7 +321,9 @@ async def clean_up(
     async with locks.of(namespace, name):
         for secret_name in reversed(peer_secrets.own_secret_names(name)):
             secret = await kube.get(SECRETS, namespace, secret_name)
-            observed = peer_secrets.observe_secret(secret, name=secret_name, peer_name=name, peer_uid=uid)
+            observed = peer_secrets.observe_peer_secret(
+                secret, name=secret_name, peer_name=name, peer_uid=uid
+            )
             if observed.managed:
                 await kube.delete(SECRETS, namespace, secret_name, uid=observed.uid)
                 logger.info("deleted Secret %s of deleted peer %s", secret_name, name)

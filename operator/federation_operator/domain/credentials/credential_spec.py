@@ -27,7 +27,7 @@ DEFAULT_REF_KEY: Final = "token"
 _ZERO_SPAN_RE: Final = re.compile(r"^(?:0+(?:\.0+)?(?:ms|s|m|h))+$")
 
 
-class InvalidSpec(ValueError):
+class InvalidCredentialSpec(ValueError):
     pass
 
 
@@ -64,7 +64,7 @@ def _parse_span(text: str, *, field_name: str, allow_zero: bool) -> timedelta:
     try:
         return durations.parse_duration(text)
     except durations.InvalidDuration as error:
-        raise InvalidSpec(f"spec.credentials.{field_name}: {error}") from None
+        raise InvalidCredentialSpec(f"spec.credentials.{field_name}: {error}") from None
 
 
 def _ref(value: Any, *, where: str) -> SecretRef | None:
@@ -72,7 +72,7 @@ def _ref(value: Any, *, where: str) -> SecretRef | None:
         return None
     name = str(value.get("name") or "")
     if not name:
-        raise InvalidSpec(f"{where}.name is required")
+        raise InvalidCredentialSpec(f"{where}.name is required")
     return SecretRef(name=name, key=str(value.get("key") or DEFAULT_REF_KEY))
 
 
@@ -81,10 +81,10 @@ def parse_credential_spec(spec: Mapping[str, Any]) -> CredentialSpec:
     outbound = spec.get("outbound") or {}
     secret_hash = inbound.get("secretHash")
     if secret_hash is not None and not tokens.is_hash(str(secret_hash)):
-        raise InvalidSpec("spec.inbound.secretHash must match ^sha256:[0-9a-f]{64}$")
+        raise InvalidCredentialSpec("spec.inbound.secretHash must match ^sha256:[0-9a-f]{64}$")
     inbound_ref = _ref(inbound.get("secretRef"), where="spec.inbound.secretRef")
     if secret_hash is not None and inbound_ref is not None:
-        raise InvalidSpec("spec.inbound takes secretHash or secretRef, not both")
+        raise InvalidCredentialSpec("spec.inbound takes secretHash or secretRef, not both")
     lifetimes = spec.get("credentials") or {}
     return CredentialSpec(
         inbound_hash=str(secret_hash) if secret_hash is not None else None,

@@ -53,7 +53,7 @@ class ObservedSecret:
     resource_version: str | None = None
 
 
-def observe_secret(
+def observe_peer_secret(
     secret: Mapping[str, Any] | None, *, name: str, peer_name: str, peer_uid: str
 ) -> ObservedSecret:
     if secret is None:
@@ -82,7 +82,7 @@ class PeerIdentity:
 
 
 @dataclass(frozen=True)
-class Observation:
+class ObservedSecrets:
     inbound: ObservedSecret  # <peer>-inbound
     outbound: ObservedSecret  # <peer>-outbound
     handoff: ObservedSecret  # <peer>-handoff
@@ -114,7 +114,7 @@ class SecretDelete:
     uid: str | None
 
 
-def build_secret(
+def build_peer_secret(
     *,
     peer: PeerIdentity,
     name: str,

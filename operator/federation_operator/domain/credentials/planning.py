@@ -29,13 +29,13 @@ from federation_operator.domain.credentials.inbound_hashes import (
 from federation_operator.domain.credentials.outbound_tokens import OutboundTokens, parse_outbound, stored_text
 from federation_operator.domain.credentials.peer_secrets import (
     ANNOTATION_INBOUND_SOURCE,
-    Observation,
     ObservedSecret,
+    ObservedSecrets,
     PeerIdentity,
     Problem,
     SecretDelete,
     SecretWrite,
-    build_secret,
+    build_peer_secret,
 )
 from federation_operator.domain.credentials.readiness import kstatus_conditions
 from federation_operator.domain.credentials.rotation_request import (
@@ -101,7 +101,7 @@ def _plan_inbound(
     *,
     spec: CredentialSpec,
     status: Mapping[str, Any],
-    observed: Observation,
+    observed: ObservedSecrets,
     rotate: bool,
     peer: PeerIdentity,
 ) -> tuple[_Side, InboundHashes | None, list[Event]]:
@@ -170,7 +170,7 @@ def _plan_outbound(
     *,
     spec: CredentialSpec,
     status: Mapping[str, Any],
-    observed: Observation,
+    observed: ObservedSecrets,
     rotate: bool,
     peer: PeerIdentity,
 ) -> tuple[_Side, OutboundTokens | None, list[Event]]:
@@ -239,7 +239,7 @@ def plan(
     peer: PeerIdentity,
     spec: CredentialSpec,
     status: Mapping[str, Any],
-    observed: Observation,
+    observed: ObservedSecrets,
     rotation: RotationRequest | None,
     now: datetime,
     new_token: Callable[[], SecretText] = tokens.generate_token,
@@ -297,7 +297,7 @@ def plan(
         writes.append(
             SecretWrite(
                 name=handoff.name,
-                body=build_secret(
+                body=build_peer_secret(
                     peer=peer,
                     name=handoff.name,
                     role=api.ROLE_HANDOFF,
@@ -353,7 +353,7 @@ def plan(
         writes.append(
             SecretWrite(
                 name=observed.outbound.name,
-                body=build_secret(
+                body=build_peer_secret(
                     peer=peer,
                     name=observed.outbound.name,
                     role=api.ROLE_OUTBOUND,
@@ -376,7 +376,7 @@ def plan(
             writes.append(
                 SecretWrite(
                     name=own.name,
-                    body=build_secret(
+                    body=build_peer_secret(
                         peer=peer,
                         name=own.name,
                         role=api.ROLE_INBOUND,
@@ -453,7 +453,7 @@ def _outbound_write(
         data[api.OUTBOUND_PREVIOUS_EXPIRES_KEY] = conditions.rfc3339(now + overlap).encode("ascii")
     return SecretWrite(
         name=own.name,
-        body=build_secret(
+        body=build_peer_secret(
             peer=peer,
             name=own.name,
             role=api.ROLE_OUTBOUND,
