@@ -9,12 +9,12 @@ shows the table as it is.
 
 import ast
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from federation_operator.domain import api, condition_types, conditions
+from federation_operator.domain import api, condition_types, conditions, reachability
 from federation_operator.domain.condition_types import TABLE, UnknownCondition
 from federation_operator.domain.factors import Factor
 
@@ -124,3 +124,18 @@ def test_docs_api_shows_the_table_as_it_is() -> None:
             reasons = frozenset(re.findall(r"`(\w+)`", cells[3]))
             rows[(cells[0], cells[1].strip("`"))] = (cells[2], reasons)
     assert rows == {(row.kind, row.type): (row.owner, row.reasons) for row in TABLE}
+
+
+def test_ready_never_copies_a_credentials_reason_it_does_not_list() -> None:
+    """The heartbeat's Ready repeats CredentialsReady's reason as read back from the object, which
+    an older operator (or a hand edit) may have written with a reason no longer in the table."""
+    old = {
+        "conditions": [
+            {"type": "CredentialsReady", "status": "False", "reason": "SomethingOld", "message": "m"}
+        ]
+    }
+    observation = reachability.Observation(result=None, slow_threshold=timedelta(seconds=1), suspended=True)
+    update = reachability.heartbeat_status(old, observation, NOW)
+    ready = conditions.get_condition(update.status["conditions"], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"], ready["message"]) == ("False", "CredentialsNotReady", "m")

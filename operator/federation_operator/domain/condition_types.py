@@ -162,6 +162,12 @@ TABLE: Final[tuple[ConditionType, ...]] = (
 _BY_KEY: Final = {(row.kind, row.type): row for row in TABLE}
 
 
+def reasons(kind: str, type_: str) -> frozenset[str]:
+    """The reasons `type_` on `kind` may carry (empty when the table has no such row)."""
+    row = _BY_KEY.get((kind, type_))
+    return row.reasons if row is not None else frozenset()
+
+
 def owned_by(kind: str, owner: Owner) -> frozenset[str]:
     """The condition types `owner` writes on `kind`."""
     return frozenset(row.type for row in TABLE if row.kind == kind and row.owner == owner)

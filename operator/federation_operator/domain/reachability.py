@@ -197,7 +197,11 @@ def _ready_condition(
 ) -> tuple[conditions.Status, str, str]:
     credentials = conditions.get_condition(old_conditions, condition_types.CREDENTIALS_READY)
     if credentials is None or credentials.get("status") != "True":
-        reason = str((credentials or {}).get("reason") or "CredentialsNotReady")
+        reason = str((credentials or {}).get("reason") or "")
+        if reason not in condition_types.reasons(api.PEER_KIND, condition_types.READY):
+            # Another writer's reason, read back from the object (an older operator's, or a
+            # hand edit): Ready carries only reasons of its own row.
+            reason = "CredentialsNotReady"
         message = str((credentials or {}).get("message") or "credentials are not ready yet")
         return "False", reason, message
     status, reason, message = reachable
