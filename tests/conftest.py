@@ -18,6 +18,9 @@ import pytest
 import federation_operator.adapters.k8s.client
 import federation_operator.controller.runner  # noqa: F401
 
+# The shared fixtures (tests/harness/fixtures.py), available to every test without an import.
+pytest_plugins = ["tests.harness.fixtures"]
+
 RELIABILITY: Final = Path(__file__).parent / "reliability"
 
 

@@ -23,11 +23,11 @@ from federation_devkit.demo import (
     issue_client_certificates,
     two_sites,
     wait_reachable,
-    wait_until,
 )
 from federation_operator.adapters.k8s.resources import SECRETS
 from federation_operator.domain import api, objects, tokens
 from federation_operator.plugin import cli
+from tests.harness.waiting import wait_for
 
 INTERVAL = 1.0
 
@@ -57,7 +57,12 @@ def link(eu: Site, us: Site, *, interval: float = INTERVAL) -> None:
     links = ((eu, "us-region"), (us, "eu-region"))
     wait_reachable(links, interval=interval)
     for site, peer in links:
-        wait_until(functools.partial(fingerprints_shown, site, peer), timeout=30, what="fingerprints")
+        wait_for(
+            functools.partial(fingerprints_shown, site, peer),
+            timeout=30,
+            interval=0.1,
+            message="fingerprints",
+        )
 
 
 def fingerprints_shown(site: Site, peer: str) -> bool:

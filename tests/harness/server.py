@@ -1,7 +1,7 @@
 """Helpers for the federation server's integration tests (this module holds no tests).
 
 A `Keys` directory holds a test CA, a server certificate it signed for 127.0.0.1, and client
-identities issued the way FederationCert issues them. `ServerThread` runs the real app (direct mTLS
+identities issued the way FederationCert issues them. `AppThread` runs the real app (direct mTLS
 listener + plain HTTP listener) in its own thread and loop on 127.0.0.1, with an index the test
 feeds through `call`, so that real clients (curl, openssl, nginx, httpx) can be pointed at it.
 """
@@ -170,7 +170,7 @@ def _listen() -> socket.socket:
     return sock
 
 
-class ServerThread:
+class AppThread:
     """The federation app on 127.0.0.1 (TLS + plain) in its own thread and event loop."""
 
     def __init__(

@@ -5,22 +5,27 @@ chart promises (restricted pods, NetworkPolicy on the forward-auth port, Roles i
 ClusterRoles when namespaced, a strict values schema) are checked on the rendered objects.
 """
 
-import functools
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from tests.harness.chart import (
+    CHART,
+    RELEASE_NAMESPACE,
+    REQUIRED_SETS,
+    ROOT,
+    Doc,
+    render,
+    run_helm,
+    template_args,
+)
+
 pytestmark = pytest.mark.helm
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "federation-operator"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 KUBERNETES_VERSION = "1.32"
-RELEASE_NAMESPACE = "federation-system"
 # Kinds from CRDs kubernetes-validate has no schema for: checked by the tests below instead.
 NOT_IN_KUBERNETES_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
@@ -30,49 +35,6 @@ NOT_IN_KUBERNETES_SCHEMAS = {
     ("kopf.dev/v1", "KopfPeering"),
 }
 AGGREGATED_CLUSTER_ROLES = {"federation-admin", "federation-viewer"}
-
-Doc = dict[str, Any]
-
-
-@functools.cache
-def helm_binary() -> str | None:
-    result = subprocess.run(
-        [str(ROOT / "hack" / "install-helm.sh")], capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    binary = helm_binary()
-    if binary is None:
-        pytest.skip("no helm: hack/install-helm.sh found none on PATH and could not install one")
-    return binary
-
-
-def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm, *args], capture_output=True, text=True, check=False, cwd=ROOT)
-
-
-# The values without a default: the edge needs the public host (the schema requires it), and a
-# header mode (the default provider's) the proxy's addresses.
-REQUIRED_SETS = ("ingress.host=federation.example.com", "server.trustedProxies={10.244.0.0/16}")
-
-
-def template_args(*, values: Path | None, sets: tuple[str, ...] = ()) -> list[str]:
-    args = ["template", "fed", str(CHART), "--namespace", RELEASE_NAMESPACE, "--include-crds"]
-    if values is not None:
-        args += ["--values", str(values)]
-    for assignment in (*REQUIRED_SETS, *sets):
-        args += ["--set", assignment]
-    return args
-
-
-@functools.cache
-def render(helm: str, values: Path | None, sets: tuple[str, ...] = ()) -> tuple[Doc, ...]:
-    result = run_helm(helm, *template_args(values=values, sets=sets))
-    assert result.returncode == 0, result.stderr
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
 SCENARIOS = [None, *CI_VALUES]

@@ -18,8 +18,8 @@ import yaml
 
 from federation_operator.domain import api
 from federation_operator.plugin import cli
-from tests.integration.conftest import Site, SiteFactory
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
 CHECK = {"peer_check_interval": 0.3}

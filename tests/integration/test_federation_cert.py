@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from federation_operator.domain import api
-from tests.integration.conftest import Site, SiteFactory
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 CERTS = api.CERT_PLURAL
 

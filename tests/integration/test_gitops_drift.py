@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from federation_operator.domain import api
-from tests.integration.conftest import Site, SiteFactory
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 pytestmark = [
     pytest.mark.kubectl,

@@ -8,7 +8,6 @@ is crossed by advancing the operators' injectable clock (`OperatorContext.clock`
 """
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from federation_operator.controller.handlers import heartbeat
 from federation_operator.controller.threads import OperatorThread
 from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
+from tests.harness.clock import Clock
 from tests.harness.heartbeat import FederationServerThread, StandInRemote
+from tests.harness.net import free_port
 from tests.harness.server import Keys
-from tests.integration.conftest import Site, SiteFactory
-from tests.integration.test_export import apply, export, issued_pem
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory, apply, export, issued_pem
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,25 +37,6 @@ PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
 INTERVAL = 1.0
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
 TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
-
-
-class Clock:
-    """Wall time plus an offset the test can advance: the operators' `now`."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return datetime.now(tz=UTC) + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

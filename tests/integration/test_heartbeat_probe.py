@@ -3,7 +3,6 @@
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -11,17 +10,12 @@ from federation_operator.adapters.probe import MAX_REPLY_BYTES, Pinger, TlsMater
 from federation_operator.domain import tokens
 from federation_operator.domain.certs import SecretBytes
 from tests.harness.heartbeat import StandInRemote
-from tests.harness.server import Identity, Keys, ServerThread, link
+from tests.harness.server import AppThread, Identity, Keys, link
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return Keys.create(tmp_path)
-
-
-@pytest.fixture
-def server(keys: Keys) -> Iterator[ServerThread]:
-    thread = ServerThread(keys=keys, site="us").start()
+def server(keys: Keys) -> Iterator[AppThread]:
+    thread = AppThread(keys=keys, site="us").start()
     yield thread
     thread.stop()
 
@@ -43,7 +37,7 @@ async def ping(pinger: Pinger, url: str, tls: TlsMaterial, token: tokens.SecretT
 
 
 async def test_green_ping_against_the_federation_server_returns_its_reply(
-    keys: Keys, server: ServerThread
+    keys: Keys, server: AppThread
 ) -> None:
     eu = keys.identity("eu")
     server.call(link, server.index, eu)
@@ -56,9 +50,7 @@ async def test_green_ping_against_the_federation_server_returns_its_reply(
     assert outcome.reply.get("peerName") == "eu"
 
 
-async def test_wrong_token_is_factor_secret_from_the_remotes_red_reply(
-    keys: Keys, server: ServerThread
-) -> None:
+async def test_wrong_token_is_factor_secret_from_the_remotes_red_reply(keys: Keys, server: AppThread) -> None:
     eu = keys.identity("eu")
     server.call(link, server.index, eu)
     pinger = Pinger()
@@ -70,7 +62,7 @@ async def test_wrong_token_is_factor_secret_from_the_remotes_red_reply(
     assert outcome.failure.message.startswith("remote says: ")
 
 
-async def test_unpinned_certificate_is_factor_certificate(keys: Keys, server: ServerThread) -> None:
+async def test_unpinned_certificate_is_factor_certificate(keys: Keys, server: AppThread) -> None:
     eu, stranger = keys.identity("eu"), keys.identity("stranger")
     server.call(link, server.index, eu)
     pinger = Pinger()
@@ -80,7 +72,7 @@ async def test_unpinned_certificate_is_factor_certificate(keys: Keys, server: Se
     assert outcome.failure.factor == "Certificate", outcome.failure
 
 
-async def test_untrusted_server_certificate_is_factor_tls(keys: Keys, server: ServerThread) -> None:
+async def test_untrusted_server_certificate_is_factor_tls(keys: Keys, server: AppThread) -> None:
     eu = keys.identity("eu")
     server.call(link, server.index, eu)
     pinger = Pinger()
@@ -91,9 +83,7 @@ async def test_untrusted_server_certificate_is_factor_tls(keys: Keys, server: Se
     assert "verification" in outcome.failure.message
 
 
-async def test_insecure_skip_verify_reaches_a_server_we_cannot_verify(
-    keys: Keys, server: ServerThread
-) -> None:
+async def test_insecure_skip_verify_reaches_a_server_we_cannot_verify(keys: Keys, server: AppThread) -> None:
     eu = keys.identity("eu")
     server.call(link, server.index, eu)
     pinger = Pinger()

@@ -13,10 +13,15 @@ from kubernetes.client.exceptions import ApiException
 
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
+from tests.harness.edge import (
+    HOST,
+    client_cert,
+    peer_spec,
+    read,
+)
 from tests.harness.ingress import SCHEMAS
-from tests.integration.conftest import Site, SiteFactory
-from tests.integration.test_ingress_reconcile import HOST, client_cert, peer_spec, read
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 ENVOY = "gateway.envoyproxy.io"
 ENVOY_CRDS = ("clienttrafficpolicies", "securitypolicies")

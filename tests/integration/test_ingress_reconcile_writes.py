@@ -19,8 +19,7 @@ from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.ingress import NamespaceLocks, reconcile_namespace
 from federation_operator.domain import api
 from federation_operator.domain.condition_types import PINS_USABLE as CONDITION
-from tests.integration.conftest import Site, SiteFactory
-from tests.integration.test_ingress_reconcile import (
+from tests.harness.edge import (
     BUNDLE,
     NAMESPACE,
     PEERS,
@@ -33,7 +32,8 @@ from tests.integration.test_ingress_reconcile import (
     read,
     wait_bundle,
 )
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 log = logging.getLogger(__name__)
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}

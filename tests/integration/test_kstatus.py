@@ -1,4 +1,4 @@
-"""Every status the operator writes follows kstatus (tests/kstatus.py, docs/gitops.md).
+"""Every status the operator writes follows kstatus (tests/harness/kstatus.py, docs/gitops.md).
 
 A watch records every version of every FederationCert and FederationPeer while the operator
 issues certificates, meets a Secret it may not touch, sets up credentials in each mode, meets a
@@ -14,10 +14,10 @@ import pytest
 from kubernetes import watch
 
 from federation_operator.domain import api
-from tests import kstatus
-from tests.argocd_health import evaluate
-from tests.integration.conftest import Site, SiteFactory
-from tests.waiting import wait_for
+from tests.harness import kstatus
+from tests.harness.argocd_health import evaluate
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 PIN = {"thumbprint": "sha256:" + "4f" * 32}
 HEARTBEAT = {"interval": "2s", "timeout": "1s", "slowThreshold": "500ms"}

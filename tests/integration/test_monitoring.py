@@ -21,8 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from federation_devkit import demo
-from federation_devkit.localsite import LocalSite, free_port
-from tests.waiting import wait_for
+from federation_devkit.localsite import LocalSite
+from tests.harness.net import free_port
+from tests.harness.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "federation-operator"
@@ -49,22 +50,6 @@ MONITORING = (
 
 Doc = dict[str, Any]
 pytestmark = pytest.mark.helm
-
-
-@functools.cache
-def _helm() -> str | None:
-    result = subprocess.run(
-        [str(ROOT / "hack" / "install-helm.sh")], capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    binary = _helm()
-    if binary is None:
-        pytest.skip("no helm: hack/install-helm.sh found none on PATH and could not install one")
-    return binary
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The ingress-nginx profile, run in real nginx with real curl: only pinned certificates pass.
 
 nginx is configured from the Ingress and the trust-bundle Secret our code generates (see
-tests/nginx_profile.py). Behind it runs the real federation server (`server.app.create_app`,
+tests/harness/nginx_profile.py). Behind it runs the real federation server (`server.app.create_app`,
 plain HTTP, certificate taken from nginx's `ssl-client-cert`), its index fed with both peers.
 """
 
@@ -34,7 +34,8 @@ from federation_operator.server.audit import AuditLog
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.index import PeerIndex
 from tests.harness.ingress import ClientCert, make_client_cert
-from tests.nginx_profile import Nginx, free_port, render_nginx_conf, write_ca_file
+from tests.harness.net import free_port
+from tests.harness.nginx_profile import Nginx, render_nginx_conf, write_ca_file
 
 pytestmark = [
     pytest.mark.nginx,

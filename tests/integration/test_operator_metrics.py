@@ -2,9 +2,9 @@
 
 import httpx
 
-from federation_devkit.localsite import free_port
-from tests.integration.conftest import SiteFactory
-from tests.waiting import wait_for
+from tests.harness.net import free_port
+from tests.harness.site import SiteFactory
+from tests.harness.waiting import wait_for
 
 
 def test_operator_serves_prometheus_metrics_on_its_port(site_factory: SiteFactory) -> None:

@@ -12,8 +12,8 @@ from federation_operator.controller.registration.peers import FULL_CHECK_EVERY
 from federation_operator.domain import api, tokens
 from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin import cli
-from tests.integration.conftest import Site, SiteFactory
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 PEERS = api.PEER_PLURAL
 CHECK = {"peer_check_interval": 0.3}

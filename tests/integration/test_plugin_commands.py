@@ -25,7 +25,6 @@ from federation_devkit.demo import (
     heartbeat,
     is_gone,
     is_state,
-    wait_until,
 )
 from federation_operator.adapters.k8s.resources import SECRETS
 from federation_operator.domain import api, objects, tokens
@@ -33,7 +32,7 @@ from federation_operator.domain.credentials import inbound_hashes, peer_secrets
 from federation_operator.domain.times import human_duration
 from federation_operator.plugin import check, status
 from tests.harness.plugin import Output, linked_sites, run_plugin, secrets_of
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -113,10 +112,11 @@ def test_status_shows_the_factor_of_a_red_link_and_a_missing_cert(eu: Site) -> N
         },
     )
     try:
-        wait_until(
+        wait_for(
             lambda: eu.status(PEERS, "nowhere").get("lastFailure"),
             timeout=30,
-            what="a failed ping on nowhere",
+            interval=0.1,
+            message="a failed ping on nowhere",
         )
         rows = {row["NAME"]: row for row in table_rows(run_plugin(eu, "status").stdout)}
         assert rows["nowhere"]["REACHABILITY"] in {"Degraded", "Unreachable"}
@@ -125,7 +125,12 @@ def test_status_shows_the_factor_of_a_red_link_and_a_missing_cert(eu: Site) -> N
         assert rows["nowhere"]["LAST-SUCCESS"] == "-"
     finally:
         eu.delete(PEERS, "nowhere")
-        wait_until(functools.partial(is_gone, eu, PEERS, "nowhere"), timeout=30, what="nowhere deleted")
+        wait_for(
+            functools.partial(is_gone, eu, PEERS, "nowhere"),
+            timeout=30,
+            interval=0.1,
+            message="nowhere deleted",
+        )
 
 
 def test_status_colours_states_only_for_a_terminal_without_no_color() -> None:
@@ -186,8 +191,11 @@ def test_check_passes_on_a_healthy_linked_pair(eu: Site, us: Site) -> None:
 def test_check_fails_when_a_certificate_secret_is_deleted(eu: Site) -> None:
     eu.apply(CERTS, "spare", {"subject": "spare"})
     try:
-        wait_until(
-            functools.partial(has_condition, eu, CERTS, "spare", "Ready"), timeout=30, what="spare Ready"
+        wait_for(
+            functools.partial(has_condition, eu, CERTS, "spare", "Ready"),
+            timeout=30,
+            interval=0.1,
+            message="spare Ready",
         )
         assert run_plugin(eu, "check").code == 0
         eu.delete(SECRETS, "spare-tls")
@@ -202,7 +210,9 @@ def test_check_fails_when_a_certificate_secret_is_deleted(eu: Site) -> None:
         assert "checks failed" in output.stdout.splitlines()[-1]
     finally:
         eu.delete(CERTS, "spare")
-        wait_until(functools.partial(is_gone, eu, CERTS, "spare"), timeout=30, what="spare deleted")
+        wait_for(
+            functools.partial(is_gone, eu, CERTS, "spare"), timeout=30, interval=0.1, message="spare deleted"
+        )
 
 
 def test_check_fails_when_a_peer_references_a_missing_certificate(eu: Site) -> None:
@@ -227,7 +237,12 @@ def test_check_fails_when_a_peer_references_a_missing_certificate(eu: Site) -> N
         assert "[FAIL]" not in us_region
     finally:
         eu.delete(PEERS, "orphan")
-        wait_until(functools.partial(is_gone, eu, PEERS, "orphan"), timeout=30, what="orphan deleted")
+        wait_for(
+            functools.partial(is_gone, eu, PEERS, "orphan"),
+            timeout=30,
+            interval=0.1,
+            message="orphan deleted",
+        )
 
 
 def test_check_fails_on_malformed_user_secrets_naming_secret_and_key(eu: Site) -> None:
@@ -257,8 +272,11 @@ def test_check_fails_on_malformed_user_secrets_naming_secret_and_key(eu: Site) -
         },
     )
     try:
-        wait_until(
-            lambda: eu.condition(PEERS, "byo", "CredentialsReady") == "False", timeout=30, what="byo judged"
+        wait_for(
+            lambda: eu.condition(PEERS, "byo", "CredentialsReady") == "False",
+            timeout=30,
+            interval=0.1,
+            message="byo judged",
         )
         output = run_plugin(eu, "check")
 
@@ -273,7 +291,9 @@ def test_check_fails_on_malformed_user_secrets_naming_secret_and_key(eu: Site) -
         assert garbage not in output.stdout + output.stderr
     finally:
         eu.delete(PEERS, "byo")
-        wait_until(functools.partial(is_gone, eu, PEERS, "byo"), timeout=30, what="byo deleted")
+        wait_for(
+            functools.partial(is_gone, eu, PEERS, "byo"), timeout=30, interval=0.1, message="byo deleted"
+        )
         for name in ("byo-out", "byo-in"):
             eu.delete(SECRETS, name)
 
@@ -326,8 +346,11 @@ def test_ping_red_with_factor_secret_when_the_remote_hash_does_not_match(eu: Sit
         },
     )
     try:
-        wait_until(
-            lambda: inbound_current(us, "eu-region") == wrong, timeout=30, what="US mirrors the wrong hash"
+        wait_for(
+            lambda: inbound_current(us, "eu-region") == wrong,
+            timeout=30,
+            interval=0.1,
+            message="US mirrors the wrong hash",
         )
 
         def red() -> Output | None:
@@ -345,9 +368,17 @@ def test_ping_red_with_factor_secret_when_the_remote_hash_does_not_match(eu: Sit
             "eu-region",
             {"spec": {"inbound": {"secretHash": None, "secretRef": original["inbound"]["secretRef"]}}},
         )
-        wait_until(lambda: run_plugin(eu, "ping", "us-region").code == 0, timeout=30, what="link restored")
-        wait_until(
-            functools.partial(is_state, eu, "us-region", "Reachable"), timeout=30, what="EU Reachable again"
+        wait_for(
+            lambda: run_plugin(eu, "ping", "us-region").code == 0,
+            timeout=30,
+            interval=0.1,
+            message="link restored",
+        )
+        wait_for(
+            functools.partial(is_state, eu, "us-region", "Reachable"),
+            timeout=30,
+            interval=0.1,
+            message="EU Reachable again",
         )
 
 

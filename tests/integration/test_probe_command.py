@@ -1,5 +1,6 @@
 """`kubectl federation probe URL`: the protocol's points against our server and against an
-independent endpoint written from docs/protocol.md (tests/independent_remote.py), conforming or not."""
+independent endpoint written from docs/protocol.md (tests/harness/independent_remote.py),
+conforming or not."""
 
 import base64
 from collections.abc import Iterator
@@ -10,10 +11,9 @@ import pytest
 
 from federation_operator.domain import certs, tokens
 from federation_operator.plugin import cli
-from tests.harness.server import Identity, Keys, ServerThread, link
-from tests.independent_remote import IndependentRemote, sha256_hash
-from tests.integration.conftest import Site
-from tests.integration.test_export import issued_pem
+from tests.harness.independent_remote import IndependentRemote, sha256_hash
+from tests.harness.server import AppThread, Identity, Keys, link
+from tests.harness.site import Site, issued_pem
 
 
 @dataclass
@@ -101,7 +101,7 @@ def lines(output: str) -> dict[str, str]:
 
 
 def test_our_server_conforms_point_by_point(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
-    server = ServerThread(keys=local.keys, site="us").start()
+    server = AppThread(keys=local.keys, site="us").start()
     try:
         server.call(link, server.index, local.identity)
         code, out = local.probe(capsys, server.tls_url)

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from federation_devkit import demo
-from federation_devkit.demo import CERTS, PEERS, Site, export, is_gone, rotate, wait_until
+from federation_devkit.demo import CERTS, PEERS, Site, export, is_gone, rotate
 from federation_devkit.localsite import LocalSite
 from federation_devkit.sandbox.faults import Call
 from federation_operator.adapters.k8s.resources import NAMESPACES, Resource
@@ -36,9 +36,10 @@ from federation_operator.plugin import check, connection, ping, status
 from federation_operator.plugin import export as export_command
 from federation_operator.plugin import rotate as rotate_command
 from federation_operator.server.main import ServerConfig
-from tests import rbac
+from tests.harness import rbac
+from tests.harness.chart import CHART, RELEASE_NAMESPACE, render
 from tests.harness.plugin import link, run_plugin
-from tests.integration.test_chart import CHART, RELEASE_NAMESPACE, helm_binary, render
+from tests.harness.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.helm]
 
@@ -191,43 +192,42 @@ def life_cycle(eu: Site, us: Site) -> None:
     assert run_plugin(eu, "ping", "us-region").code == 0
     before = eu.status(PEERS, "us-region")["inbound"]["fingerprint"]
     rotate(eu, "us-region", "inbound")
-    wait_until(
+    wait_for(
         lambda: eu.status(PEERS, "us-region").get("inbound", {}).get("fingerprint") not in (None, before),
         timeout=30,
-        what="inbound rotation",
+        interval=0.1,
+        message="inbound rotation",
     )
     bundle = export(
         eu, "us-region", name="eu-region", endpoint=eu.local.endpoint, client_certificate="us-client"
     )
     us.replace_secret_from(bundle)
     after = eu.status(PEERS, "us-region")["inbound"]["fingerprint"]
-    wait_until(
+    wait_for(
         lambda: us.status(PEERS, "eu-region").get("outbound", {}).get("acceptedFingerprint") == after,
         timeout=30,
-        what="US presenting the rotated token",
+        interval=0.1,
+        message="US presenting the rotated token",
     )
     assert run_plugin(eu, "check").code == 0
     for site, peer in ((eu, "us-region"), (us, "eu-region")):
         site.delete(PEERS, peer)
     for site, peer in ((eu, "us-region"), (us, "eu-region")):
-        wait_until(functools.partial(is_gone, site, PEERS, peer), timeout=30, what="peer deletion")
+        wait_for(
+            functools.partial(is_gone, site, PEERS, peer), timeout=30, interval=0.1, message="peer deletion"
+        )
     for site in (eu, us):
         site.delete(CERTS, f"{site.name}-client")
-        wait_until(
-            functools.partial(is_gone, site, CERTS, f"{site.name}-client"), timeout=30, what="cert deletion"
+        wait_for(
+            functools.partial(is_gone, site, CERTS, f"{site.name}-client"),
+            timeout=30,
+            interval=0.1,
+            message="cert deletion",
         )
 
 
 def account(component: str) -> str:
     return f"fed-federation-operator-{component}"
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    binary = helm_binary()
-    if binary is None:
-        pytest.skip("no helm: hack/install-helm.sh found none on PATH and could not install one")
-    return binary
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[shape.id for shape in SHAPES])

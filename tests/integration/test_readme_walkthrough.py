@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox_process import Sandbox, run, start_sandbox, stop_sandbox
-from tests.waiting import wait_for
+from tests.harness.sandbox_process import Sandbox, run, start_sandbox, stop_sandbox
+from tests.harness.waiting import wait_for
 
 pytestmark = [
     pytest.mark.kubectl,

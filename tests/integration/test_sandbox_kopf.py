@@ -14,7 +14,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from federation_devkit.sandbox import SandboxThread
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 GROUP, VERSION, PLURAL = "federation.ampora.io", "v1alpha1", "federationcerts"
 FINALIZER = "test.example.com/finalizer"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox_process import Sandbox, run, start_sandbox, stop_sandbox
+from tests.harness.sandbox_process import Sandbox, run, start_sandbox, stop_sandbox
 
 pytestmark = [
     pytest.mark.kubectl,

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 # The subcommand's own entry points, as cli.py calls them, without importing every other command.
 LAUNCH = (

@@ -12,15 +12,10 @@ import httpx
 import pytest
 
 from federation_operator.domain import api
-from tests.harness.server import Identity, Keys, ServerThread, link, peer_object
-from tests.waiting import wait_for
+from tests.harness.server import AppThread, Identity, Keys, link, peer_object
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys.create(tmp_path_factory.mktemp("keys"))
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +24,8 @@ def ids(keys: Keys) -> dict[str, Identity]:
 
 
 @pytest.fixture(scope="module")
-def server(keys: Keys, ids: dict[str, Identity]) -> Iterator[ServerThread]:
-    thread = ServerThread(keys=keys).start()
+def server(keys: Keys, ids: dict[str, Identity]) -> Iterator[AppThread]:
+    thread = AppThread(keys=keys).start()
     for name in ("a", "b", "paused", "gone"):
         thread.call(link, thread.index, ids[name])
     thread.call(thread.index.upsert_peer, peer_object(ids["paused"], suspend=True))
@@ -41,7 +36,7 @@ def server(keys: Keys, ids: dict[str, Identity]) -> Iterator[ServerThread]:
 
 
 def curl(
-    server: ServerThread,
+    server: AppThread,
     path: str = api.PING_PATH,
     *,
     cert: Identity | None,
@@ -65,7 +60,7 @@ def curl(
 
 
 def test_pinned_certificate_with_its_token_gets_a_green_ping(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     status, body, headers = curl(server, cert=ids["a"], token=ids["a"])
     assert status == 200
@@ -79,7 +74,7 @@ def test_pinned_certificate_with_its_token_gets_a_green_ping(
 
 
 def test_unpinned_certificate_is_refused_in_the_handshake(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     status, body, _ = curl(server, cert=ids["stranger"], token=ids["a"])
     assert status < 0, "curl must fail: the server refuses an unpinned certificate during TLS"
@@ -87,13 +82,13 @@ def test_unpinned_certificate_is_refused_in_the_handshake(
 
 
 def test_no_certificate_is_refused_with_factor_certificate(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     status, body, _ = curl(server, cert=None, token=ids["a"])
     assert (status, body and body["factor"]) == (401, "Certificate")
 
 
-def test_wrong_token_is_refused_with_factor_secret(server: ServerThread, ids: dict[str, Identity]) -> None:
+def test_wrong_token_is_refused_with_factor_secret(server: AppThread, ids: dict[str, Identity]) -> None:
     status, body, headers = curl(
         server, cert=ids["a"], token=None, extra=["-H", "Authorization: Bearer nope"]
     )
@@ -102,25 +97,25 @@ def test_wrong_token_is_refused_with_factor_secret(server: ServerThread, ids: di
 
 
 def test_certificate_of_a_with_token_of_b_fails_with_secret(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     status, body, _ = curl(server, cert=ids["a"], token=ids["b"])
     assert (status, body and body["factor"]) == (401, "Secret")
     assert ids["b"].token.reveal() not in json.dumps(body)
 
 
-def test_suspended_peer_is_refused(server: ServerThread, ids: dict[str, Identity]) -> None:
+def test_suspended_peer_is_refused(server: AppThread, ids: dict[str, Identity]) -> None:
     status, body, _ = curl(server, cert=ids["paused"], token=ids["paused"])
     assert (status, body and body["factor"]) == (403, "Suspended")
 
 
-def test_deleted_peer_is_refused_with_unknown_peer(server: ServerThread, ids: dict[str, Identity]) -> None:
+def test_deleted_peer_is_refused_with_unknown_peer(server: AppThread, ids: dict[str, Identity]) -> None:
     status, body, _ = curl(server, cert=ids["gone"], token=ids["gone"])
     assert (status, body and body["factor"]) == (403, "UnknownPeer")
 
 
 def test_forward_auth_names_the_peer_and_overrides_client_headers(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     forged = ["-H", f"{api.HEADER_PEER}: forged", "-H", f"{api.HEADER_NAMESPACE}: forged", "-X", "POST"]
     status, _, headers = curl(
@@ -135,14 +130,14 @@ def test_forward_auth_names_the_peer_and_overrides_client_headers(
 
 
 def test_a_newly_pinned_certificate_passes_the_handshake_without_restart(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     assert curl(server, cert=ids["late"], token=ids["late"])[0] < 0
     server.call(link, server.index, ids["late"])
     assert curl(server, cert=ids["late"], token=ids["late"])[0] == 200
 
 
-def test_openssl_s_client_sees_a_client_certificate_request(server: ServerThread) -> None:
+def test_openssl_s_client_sees_a_client_certificate_request(server: AppThread) -> None:
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
     result = subprocess.run(
@@ -168,7 +163,7 @@ def test_openssl_s_client_sees_a_client_certificate_request(server: ServerThread
 
 
 def test_openssl_s_client_with_unpinned_certificate_is_cut_off(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
@@ -198,7 +193,7 @@ def test_openssl_s_client_with_unpinned_certificate_is_cut_off(
     assert re.search(r"error|errno|alert", result.stderr.lower())
 
 
-def test_httpx_with_ssl_context_gets_green_ping(server: ServerThread, ids: dict[str, Identity]) -> None:
+def test_httpx_with_ssl_context_gets_green_ping(server: AppThread, ids: dict[str, Identity]) -> None:
     context = ids["a"].ssl_context(server.keys.ca)
     with httpx.Client(verify=context) as client:
         reply = client.get(
@@ -209,7 +204,7 @@ def test_httpx_with_ssl_context_gets_green_ping(server: ServerThread, ids: dict[
 
 
 def test_httpx_cert_argument_with_verify_path_sends_no_certificate(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     """The DESIGN.md warning, observed: `cert=` with `verify=<path>` reaches us without a cert."""
     with (
@@ -222,9 +217,7 @@ def test_httpx_cert_argument_with_verify_path_sends_no_certificate(
     assert (reply.status_code, reply.json()["factor"]) == (401, "Certificate")
 
 
-def test_audit_has_one_line_per_call_and_never_a_token(
-    server: ServerThread, ids: dict[str, Identity]
-) -> None:
+def test_audit_has_one_line_per_call_and_never_a_token(server: AppThread, ids: dict[str, Identity]) -> None:
     _, _, headers = curl(server, cert=ids["a"], token=ids["b"])
     request_id = next(
         line.split(":", 1)[1].strip()
@@ -244,7 +237,7 @@ def test_audit_has_one_line_per_call_and_never_a_token(
 
 
 def test_metrics_count_requests_by_route_result_and_factor(
-    server: ServerThread, ids: dict[str, Identity]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
     curl(server, cert=ids["a"], token=ids["a"])
     reply = httpx.get(server.ops_url + "/metrics")
@@ -254,7 +247,7 @@ def test_metrics_count_requests_by_route_result_and_factor(
     assert "federation_server_auth_seconds_bucket" in reply.text
 
 
-def test_health_and_readiness(server: ServerThread) -> None:
+def test_health_and_readiness(server: AppThread) -> None:
     assert httpx.get(server.http_url + "/healthz").status_code == 200
     verify = ssl.create_default_context(cafile=str(server.keys.ca))
     assert httpx.get(server.tls_url + "/healthz", verify=verify).status_code == 200
@@ -262,7 +255,7 @@ def test_health_and_readiness(server: ServerThread) -> None:
 
 
 def test_readyz_is_503_until_the_index_is_synced(keys: Keys) -> None:
-    thread = ServerThread(keys=keys).start()
+    thread = AppThread(keys=keys).start()
     try:
         assert httpx.get(thread.ops_url + "/readyz").status_code == 503
         thread.call(thread.index.mark_synced)
@@ -271,7 +264,7 @@ def test_readyz_is_503_until_the_index_is_synced(keys: Keys) -> None:
         thread.stop()
 
 
-def test_huge_headers_get_4xx_not_5xx(server: ServerThread) -> None:
+def test_huge_headers_get_4xx_not_5xx(server: AppThread) -> None:
     for name, size in (("X-Big", 40_000), ("Authorization", 40_000), ("ssl-client-cert", 100_000)):
         reply = httpx.get(server.http_url + api.PING_PATH, headers={name: "A" * size})
         assert 400 <= reply.status_code < 500, (name, reply.status_code)
@@ -282,7 +275,7 @@ def test_huge_headers_get_4xx_not_5xx(server: ServerThread) -> None:
 def test_rate_limit_after_repeated_failures_only_for_that_source(
     keys: Keys, ids: dict[str, Identity]
 ) -> None:
-    thread = ServerThread(keys=keys).start()
+    thread = AppThread(keys=keys).start()
     thread.call(link, thread.index, ids["a"])
     bad = {"Authorization": "Bearer wrong"}
     try:

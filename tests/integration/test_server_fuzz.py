@@ -15,25 +15,23 @@ from hypothesis import strategies as st
 
 from federation_operator.domain import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, der_from_pem, parse_networks
-from tests.harness.server import Identity, Keys, ServerThread, link
+from tests.harness.server import AppThread, Identity, Keys, link
 
 
 @pytest.fixture(scope="module")
-def ids(tmp_path_factory: pytest.TempPathFactory) -> tuple[Keys, dict[str, Identity]]:
-    keys = Keys.create(tmp_path_factory.mktemp("fuzz-keys"))
-    return keys, {name: keys.identity(name) for name in ("a", "b", "stranger")}
+def ids(keys: Keys) -> dict[str, Identity]:
+    return {name: keys.identity(name) for name in ("a", "b", "stranger")}
 
 
 @pytest.fixture(scope="module")
-def server(ids: tuple[Keys, dict[str, Identity]]) -> Iterator[ServerThread]:
-    keys, identities = ids
+def server(keys: Keys, ids: dict[str, Identity]) -> Iterator[AppThread]:
     sources = CertSourceConfig(
         sources=frozenset(CertSource), trusted_proxies=parse_networks(["127.0.0.1"]), combine_headers=True
     )
     # Every example comes from 127.0.0.1: a huge bucket keeps the limiter from masking the app.
-    thread = ServerThread(keys=keys, cert_sources=sources, rate_limit_burst=1_000_000).start()
-    thread.call(link, thread.index, identities["a"])
-    thread.call(link, thread.index, identities["b"])
+    thread = AppThread(keys=keys, cert_sources=sources, rate_limit_burst=1_000_000).start()
+    thread.call(link, thread.index, ids["a"])
+    thread.call(link, thread.index, ids["b"])
     yield thread
     thread.stop()
 
@@ -97,9 +95,9 @@ def carries(headers: dict[str, str], identity: Identity) -> bool:
 
 
 def test_header_fuzz_never_5xx_and_never_green_without_both_factors(
-    server: ServerThread, ids: tuple[Keys, dict[str, Identity]]
+    server: AppThread, ids: dict[str, Identity]
 ) -> None:
-    _, identities = ids
+    identities = ids
     path = st.sampled_from([api.PING_PATH, api.FORWARD_AUTH_PATH, api.FORWARD_AUTH_PATH + "/x?y=1"])
     seen: set[int] = set()
     with httpx.Client(timeout=10) as http:

@@ -8,7 +8,6 @@ nginx terminates TLS with `ssl_verify_client optional_no_ca` and passes
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -20,8 +19,9 @@ import pytest
 
 from federation_operator.domain import api
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
-from tests.harness.server import Identity, Keys, ServerThread, link, peer_object
-from tests.waiting import wait_for
+from tests.harness.net import free_port
+from tests.harness.server import AppThread, Identity, Keys, link, peer_object
+from tests.harness.waiting import wait_for
 
 pytestmark = [
     pytest.mark.nginx,
@@ -29,13 +29,6 @@ pytestmark = [
         shutil.which("nginx") is None, reason="nginx not installed (apt-get install nginx-light)"
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def nginx_conf(*, prefix: Path, port: int, upstream: int, keys: Keys) -> str:
@@ -86,21 +79,16 @@ http {{
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys.create(tmp_path_factory.mktemp("nginx-keys"))
-
-
-@pytest.fixture(scope="module")
 def ids(keys: Keys) -> dict[str, Identity]:
     return {name: keys.identity(name) for name in ("a", "b", "stranger", "paused")}
 
 
 @pytest.fixture(scope="module")
-def server(keys: Keys, ids: dict[str, Identity]) -> Iterator[ServerThread]:
+def server(keys: Keys, ids: dict[str, Identity]) -> Iterator[AppThread]:
     sources = CertSourceConfig(
         sources=frozenset({CertSource.NGINX}), trusted_proxies=parse_networks(["127.0.0.1"])
     )
-    thread = ServerThread(keys=keys, cert_sources=sources).start()
+    thread = AppThread(keys=keys, cert_sources=sources).start()
     for name in ("a", "b", "paused"):
         thread.call(link, thread.index, ids[name])
     thread.call(thread.index.upsert_peer, peer_object(ids["paused"], suspend=True))
@@ -110,9 +98,9 @@ def server(keys: Keys, ids: dict[str, Identity]) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="module")
-def nginx(tmp_path_factory: pytest.TempPathFactory, keys: Keys, server: ServerThread) -> Iterator[str]:
+def nginx(tmp_path_factory: pytest.TempPathFactory, keys: Keys, server: AppThread) -> Iterator[str]:
     prefix = tmp_path_factory.mktemp("nginx")
-    port = _free_port()
+    port = free_port()
     (prefix / "nginx.conf").write_text(
         nginx_conf(prefix=prefix, port=port, upstream=server.http_port, keys=keys)
     )
@@ -199,7 +187,7 @@ def test_forward_auth_through_nginx_refuses(
     assert reply.headers["X-Seen-Factor"] == factor
 
 
-def test_header_from_an_untrusted_address_is_refused(server: ServerThread, ids: dict[str, Identity]) -> None:
+def test_header_from_an_untrusted_address_is_refused(server: AppThread, ids: dict[str, Identity]) -> None:
     forged = {"ssl-client-cert": quote(ids["a"].pem, safe=""), **bearer(ids["a"])}
     with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.9")) as http:
         reply = http.get(server.http_url + api.PING_PATH, headers=forged)

@@ -23,14 +23,13 @@ from federation_operator.domain import api, tokens
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.watch import Connection, IndexWatcher, load_connection
 from tests.harness.server import Identity, Keys, peer_object
-from tests.waiting import async_wait_for
+from tests.harness.waiting import async_wait_for
 
 HONOURED_WITHIN = 2.0
 
 
 @pytest.fixture
-def ids(tmp_path: Path) -> dict[str, Identity]:
-    keys = Keys.create(tmp_path)
+def ids(keys: Keys) -> dict[str, Identity]:
     return {name: keys.identity(name) for name in ("a", "rotated")}
 
 

@@ -36,11 +36,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_devkit.localsite import LocalSite, free_port
+from federation_devkit.localsite import LocalSite
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, parse_networks
 from federation_operator.server.main import ServerConfig
 from federation_operator.server.protocol import ConnectionLimits
-from tests.waiting import wait_for
+from tests.harness.net import free_port
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the attacker's client is curl")
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-from tests.integration.conftest import Site, SiteFactory
-from tests.reliability.conftest import (
+from tests.harness.reliability import (
     CERTS,
     PEERS,
     Secrets,
@@ -30,7 +29,8 @@ from tests.reliability.conftest import (
     seed,
     stored,
 )
-from tests.waiting import wait_for
+from tests.harness.site import Site, SiteFactory
+from tests.harness.waiting import wait_for
 
 from federation_devkit.sandbox.faults import TIMEOUT, Faults
 from federation_devkit.sandbox.server import SandboxThread

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
-from tests.integration.conftest import Site
-from tests.reliability.conftest import CERTS, PEERS, count, peer_spec, secret_bytes
-from tests.waiting import wait_for
+from tests.harness.reliability import CERTS, PEERS, count, peer_spec, secret_bytes
+from tests.harness.site import Site
+from tests.harness.waiting import wait_for
 
 HEX64 = "0123456789abcdef" * 4
 GOOD_PIN = {"thumbprint": "sha256:" + HEX64}

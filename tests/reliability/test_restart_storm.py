@@ -15,8 +15,7 @@ The tier runs `DEFAULT_RESTARTS`; the full storm is
 import random
 
 import pytest
-from tests.integration.conftest import SiteFactory
-from tests.reliability.conftest import (
+from tests.harness.reliability import (
     CERTS,
     PEERS,
     Secrets,
@@ -27,7 +26,8 @@ from tests.reliability.conftest import (
     seed,
     stored,
 )
-from tests.waiting import wait_for
+from tests.harness.site import SiteFactory
+from tests.harness.waiting import wait_for
 
 # The most API calls a cycle lets the operator make before stopping it: roughly one peer's
 # first reconcile, so that most stops land mid-way through some peer's writes.

@@ -6,9 +6,9 @@ filled and woke every held object on each change, so 3 000 peers had none reconc
 
 import base64
 
-from tests.integration.conftest import SiteFactory
-from tests.reliability.conftest import PEERS, peer_spec
-from tests.waiting import wait_for
+from tests.harness.reliability import PEERS, peer_spec
+from tests.harness.site import SiteFactory
+from tests.harness.waiting import wait_for
 
 from federation_operator.controller.handlers.peers import SecretWatchers
 

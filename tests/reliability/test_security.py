@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.harness.server import Identity, Keys, ServerThread, link
-from tests.reliability.conftest import (
+from tests.harness.reliability import (
     CERTS,
     PEERS,
     assert_no_leaks,
@@ -23,7 +22,8 @@ from tests.reliability.conftest import (
     secret_values,
     stored,
 )
-from tests.waiting import wait_for
+from tests.harness.server import AppThread, Identity, Keys, link
+from tests.harness.waiting import wait_for
 
 from federation_devkit.localsite import LOOPBACK, LocalSite
 from federation_operator.domain import api
@@ -43,16 +43,11 @@ def call(url: str, headers: dict[str, str], *, source: str = "127.0.0.1") -> htt
         return client.get(url + api.PING_PATH, headers=headers)
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return Keys.create(tmp_path)
-
-
-def header_server(keys: Keys, trusted: str) -> ServerThread:
+def header_server(keys: Keys, trusted: str) -> AppThread:
     sources = CertSourceConfig(
         sources=frozenset({CertSource.XFCC}), trusted_proxies=parse_networks([trusted])
     )
-    return ServerThread(keys=keys, cert_sources=sources, rate_limit_burst=BURST).start()
+    return AppThread(keys=keys, cert_sources=sources, rate_limit_burst=BURST).start()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from lupa import lua51
 
-from tests.argocd_health import CUSTOMIZATIONS, GROUP, ROOT, evaluate, run
+from tests.harness.argocd_health import CUSTOMIZATIONS, GROUP, ROOT, evaluate, run
 
 KINDS = ("FederationCert", "FederationPeer")
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}

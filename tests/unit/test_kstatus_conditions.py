@@ -1,5 +1,5 @@
 """The kstatus conditions the pure status builders write (docs/gitops.md, "Flux and kstatus"),
-judged by the kstatus rules in tests/kstatus.py."""
+judged by the kstatus rules in tests/harness/kstatus.py."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +8,7 @@ import pytest
 from federation_operator.domain import conditions, issuance
 from federation_operator.domain.credentials import readiness
 from federation_operator.domain.reachability import Observation, PingResult, heartbeat_status
-from tests import kstatus
+from tests.harness import kstatus
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SLOW = timedelta(seconds=1)

@@ -32,7 +32,8 @@ from federation_operator.server.clientcert import (
 )
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.metrics import LATENCY_BUCKETS, RequestMetrics
-from tests.waiting import wait_for
+from tests.harness.clock import Clock
+from tests.harness.waiting import wait_for
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC)
 TOKEN = tokens.generate_token()
@@ -66,15 +67,7 @@ def _index() -> PeerIndex:
     return index
 
 
-class _Clock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
-def _app(clock: _Clock) -> tuple[web.Application, io.StringIO]:
+def _app(clock: Clock) -> tuple[web.Application, io.StringIO]:
     audit = io.StringIO()
     sources = CertSourceConfig(
         sources=frozenset({CertSource.XFCC}), trusted_proxies=parse_networks(["127.0.0.1"])
@@ -113,7 +106,7 @@ def _lines(audit: io.StringIO) -> list[str]:
 
 
 async def test_request_ids_are_distinct_random_uuid4_strings_across_batches() -> None:
-    app, _ = _app(_Clock(NOW))
+    app, _ = _app(Clock(NOW))
     ids = [(await _call(app)).headers["X-Request-Id"] for _ in range(600)]
     assert len(set(ids)) == len(ids)
     for text in ids:
@@ -122,7 +115,7 @@ async def test_request_ids_are_distinct_random_uuid4_strings_across_batches() ->
 
 
 async def test_audit_lines_are_what_json_dumps_writes_even_for_hostile_values() -> None:
-    app, audit = _app(_Clock(NOW))
+    app, audit = _app(Clock(NOW))
     hostile_path = api.FORWARD_AUTH_PATH + '/a"b\\c%00\u00e9\u2028'
     green = await _call(app, path=hostile_path, headers={"X-Forwarded-For": '10.0.0.1, x"y\\\t\u00ffz'})
     red = await _call(app, headers={"Authorization": "Bearer nope"})
@@ -152,7 +145,7 @@ async def test_audit_lines_are_what_json_dumps_writes_even_for_hostile_values() 
 
 
 async def test_audit_time_is_utc_milliseconds_across_seconds_and_zones() -> None:
-    clock = _Clock(NOW)
+    clock = Clock(NOW)
     app, audit = _app(clock)
     moments = [
         NOW,
@@ -161,7 +154,7 @@ async def test_audit_time_is_utc_milliseconds_across_seconds_and_zones() -> None
         (NOW + timedelta(hours=5)).astimezone(timezone(timedelta(hours=-3, minutes=-30))),
     ]
     for moment in moments:
-        clock.moment = moment
+        clock.set(moment)
         await _call(app)
     assert [json.loads(line)["time"] for line in _lines(audit)] == [
         moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") for moment in moments

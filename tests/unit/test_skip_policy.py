@@ -1,4 +1,4 @@
-"""CI's skip gate (tests/skip_policy.py), run on a throwaway test module in a child pytest."""
+"""CI's skip gate (tests/harness/skip_policy.py), run on a throwaway test module in a child pytest."""
 
 import subprocess
 import sys
@@ -29,7 +29,7 @@ def _run(tmp_path: Path, allowed: str) -> subprocess.CompletedProcess[str]:
             "-m",
             "pytest",
             "-p",
-            "tests.skip_policy",
+            "tests.harness.skip_policy",
             "--allowed-skips",
             str(tmp_path / "allowed"),
             "-p",

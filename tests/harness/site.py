@@ -1,16 +1,21 @@
-"""Shared integration fixtures: a "site" is a sandbox API, a kubeconfig for it, and its operator.
+"""A site: a sandbox API, a kubeconfig for it, and (optionally) its operator, all in this process.
 
 Tests drive a site with the official Kubernetes client (what users' tools speak) and wait for
-conditions with `tests.waiting.wait_for`, never with sleeps.
+conditions with `tests.harness.waiting.wait_for`, never with sleeps. The `site_factory` fixture
+(tests/harness/fixtures.py) makes them and stops them at the end of a test. The module functions
+are the steps every linking test takes: issue a client certificate, read the fingerprints, export
+a bundle with the plugin, apply it on the remote with the real kubectl.
 """
 
-import logging
-from collections.abc import Callable, Iterator
+import shutil
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -19,7 +24,10 @@ from federation_devkit.sandbox.server import SandboxThread
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.controller.threads import OperatorThread
 from federation_operator.domain import api
-from tests.waiting import wait_for
+from federation_operator.plugin import cli
+from tests.harness.waiting import wait_for
+
+PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
 
 
 @dataclass
@@ -141,36 +149,41 @@ class Site:
 SiteFactory = Callable[..., Site]
 
 
-@pytest.fixture
-def site_factory(tmp_path: Path) -> Iterator[SiteFactory]:
-    sites: list[Site] = []
+def issued_pem(site: Site, name: str) -> str:
+    site.create(CERTS, name, {"subject": name})
+    site.wait_condition(CERTS, name, "Ready", "True")
+    return str(site.get(CERTS, name)["status"]["certificate"])  # type: ignore[index]
 
-    def make(name: str = "eu", *, operator: bool = True, **config: Any) -> Site:
-        sandbox = SandboxThread().start()
-        kubeconfig = sandbox.write_kubeconfig(tmp_path / f"{name}.kubeconfig")
-        site = Site(
-            name=name,
-            sandbox=sandbox,
-            kubeconfig=kubeconfig,
-            config=OperatorConfig(kubeconfig=kubeconfig, site=name, cert_check_interval=1.0, **config),
+
+def fingerprints(site: Site, name: str) -> tuple[str, str]:
+    site.wait_condition(PEERS, name, "CredentialsReady", "True")
+    status = site.get(PEERS, name)["status"]  # type: ignore[index]
+    return status["inbound"]["fingerprint"], status["outbound"]["fingerprint"]
+
+
+def export(site: Site, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["export", *args, "--kubeconfig", str(site.kubeconfig)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def apply(site: Site, bundle: str, tmp_path: Path) -> None:
+    """`kubectl apply -f` on the remote, as its admin would; the Python client only without kubectl."""
+    path = tmp_path / f"bundle-{site.name}.yaml"
+    path.write_text(bundle)
+    path.chmod(0o600)
+    if shutil.which("kubectl"):
+        subprocess.run(
+            ["kubectl", "--kubeconfig", str(site.kubeconfig), "apply", "-f", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
         )
-        sites.append(site)
-        if operator:
-            site.start_operator()
-        return site
-
-    yield make
-    for site in reversed(sites):
-        site.close()
-
-
-@pytest.fixture
-def site(site_factory: SiteFactory) -> Site:
-    return site_factory("eu")
-
-
-@pytest.fixture
-def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Everything the operator logs, at every level, for leak scans."""
-    caplog.set_level(logging.DEBUG)
-    return caplog
+        return
+    for document in yaml.safe_load_all(bundle):
+        if document["kind"] == "Secret":
+            site.core.create_namespaced_secret(site.namespace, document)
+        else:
+            site.custom.create_namespaced_custom_object(
+                api.GROUP, api.VERSION, site.namespace, PEERS, document
+            )

@@ -3,7 +3,8 @@
 A skip hides a behaviour nobody checked. CI installs every tool the suite drives (see .ci/run), so
 the only skips left there are the ones that cannot be helped (no Docker engine for kind), listed
 with their reason in an allow-list file: one regular expression per line, matched against the
-start of the skip reason; `#` starts a comment. Use: `pytest -p tests.skip_policy --allowed-skips FILE`.
+start of the skip reason; `#` starts a comment.
+Use: `pytest -p tests.harness.skip_policy --allowed-skips FILE`.
 """
 
 import re

@@ -1,4 +1,4 @@
-"""The reliability tier: faults, restarts, bad input, leaks. Real operators against the sandbox API.
+"""Helpers of the reliability tier (tests/reliability): faults, restarts, bad input, leaks.
 
 Counts default to the issue's (100 peers under faults, 50 peers x 100 restarts, 40 bad specs) and
 can be scaled down for development with environment variables (`RELIABILITY_FAULT_PEERS`,
@@ -10,17 +10,13 @@ the ones that fail.
 
 import base64
 import json
-import logging
 import os
 from typing import Any
 
 import pytest
-from tests.integration.conftest import Site, SiteFactory, captured_logs, site_factory
 
 from federation_devkit.sandbox.server import SandboxThread
 from federation_operator.domain import api
-
-__all__ = ["captured_logs", "site_factory"]
 
 PEERS = api.PEER_PLURAL
 CERTS = api.CERT_PLURAL
@@ -127,20 +123,6 @@ def assert_no_leaks(secrets: set[str], texts: dict[str, str]) -> None:
 def secret_names(sandbox: SandboxThread) -> list[str]:
     """Every Secret's name, duplicates kept (the store is keyed by name, so this checks the API)."""
     return sorted(secret["metadata"]["name"] for secret in stored(sandbox, "secrets"))
-
-
-@pytest.fixture
-def operator_logs(captured_logs: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Everything at DEBUG, except the sandbox's CEL library: it logs every evaluation (megabytes
-    per hundred objects) and only ever sees FederationPeer/FederationCert specs, never a Secret."""
-    captured_logs.set_level(logging.INFO, logger="celpy")
-    return captured_logs
-
-
-@pytest.fixture
-def reliability_site(site_factory: SiteFactory) -> Site:
-    """A site whose periodic checks run every second, so that a missed event is caught quickly."""
-    return site_factory("eu", peer_check_interval=1.0)
 
 
 Secrets = dict[str, dict[str, bytes]]

@@ -25,17 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 ANNOTATION = "nginx.ingress.kubernetes.io/"
 AUTH_LOCATION = "/_external-auth"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_ca_file(secret: Mapping[str, Any], path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from lupa import lua51
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CUSTOMIZATIONS = ROOT / "argocd" / "resource_customizations"
 GROUP = "federation.ampora.io"
 _WITHHELD = ("string", "math", "io", "os", "coroutine", "debug")
