@@ -21,7 +21,6 @@ import yaml
 from federation_operator.adapters.k8s.client import Kube
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers import heartbeat
-from federation_operator.controller.threads import OperatorThread
 from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
 from tests.harness.clock import Clock
@@ -63,7 +62,7 @@ class Federation:
 
 def start_operator(site: Site, clock: Clock) -> None:
     context = OperatorContext(config=site.config, kube=Kube.from_kubeconfig(site.kubeconfig), clock=clock.now)
-    site.operator = OperatorThread(site.config, context=context).start()
+    site.start_operator(context=context)
 
 
 def ca_config_map(site: Site, keys: Keys) -> None:

@@ -48,3 +48,18 @@ class OperatorContext:
 def context_of(memo: Any) -> OperatorContext:
     context: OperatorContext = memo["context"]
     return context
+
+
+EXITING_KEY = "exiting"
+
+
+def running(memo: Any, **_: Any) -> bool:
+    """kopf's `when=` of every daemon and timer: False once the operator is stopping.
+
+    kopf stops the daemons it knows when it exits, but its watch workers keep handling events
+    for a moment after that, and each event spawns the daemons and timers of its object afresh;
+    those orphans then hold the exit up for kopf's hung-task timeout (5 s). Filtered out, they
+    are never spawned. `run_operator` sets the flag just before kopf's own stop flag.
+    """
+    exiting = memo.get(EXITING_KEY)
+    return exiting is None or not exiting.is_set()

@@ -20,7 +20,7 @@ import yaml
 
 from federation_operator.adapters.k8s.client import Kube
 from federation_operator.controller import registration
-from federation_operator.controller.config import OperatorConfig, OperatorContext
+from federation_operator.controller.config import EXITING_KEY, OperatorConfig, OperatorContext
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.providers import PROVIDERS
@@ -87,7 +87,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 async def run_operator(
     *,
     config: OperatorConfig,
-    stop: asyncio.Event | threading.Event,
+    stop: asyncio.Event,
     ready: asyncio.Event | threading.Event | None = None,
     context: OperatorContext | None = None,
 ) -> None:
@@ -95,20 +95,31 @@ async def run_operator(
     # A caller may hand in a context (a test clock, a shared client); we close only what we opened.
     owned = context is None
     context = context or OperatorContext(config=config, kube=Kube.from_kubeconfig(config.kubeconfig))
+    # `stop` reaches kopf through `exiting` first: daemons and timers are filtered out from then on
+    # (config.running says why), so none is spawned while kopf winds down.
+    exiting, kopf_stop = asyncio.Event(), asyncio.Event()
+
+    async def relay_stop() -> None:
+        await stop.wait()
+        exiting.set()
+        kopf_stop.set()
+
+    relay = asyncio.create_task(relay_stop(), name="operator stop relay")
     try:
         await kopf.operator(
             registry=build_registry(config),
-            memo=kopf.Memo(context=context),
+            memo=kopf.Memo({"context": context, EXITING_KEY: exiting}),
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
             standalone=config.peering is None,
             peering_name=config.peering,
             priority=config.priority,
             liveness_endpoint=config.liveness,
-            stop_flag=stop,
+            stop_flag=kopf_stop,
             ready_flag=ready,
         )
     finally:
+        relay.cancel()
         if owned:
             context.kube.close()
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import kopf
 
-from federation_operator.controller.config import OperatorConfig, context_of
+from federation_operator.controller.config import OperatorConfig, context_of, running
 from federation_operator.controller.handlers import certs as cert_handlers
 from federation_operator.domain import api
 
@@ -20,7 +20,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     ) -> None:
         await cert_handlers.reconcile(context_of(memo), body=body, patch=patch, logger=logger)
 
-    @kopf.timer(*CERT, registry=registry, id="cert-check", interval=config.cert_check_interval)
+    @kopf.timer(*CERT, registry=registry, id="cert-check", interval=config.cert_check_interval, when=running)
     async def cert_check(
         body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:

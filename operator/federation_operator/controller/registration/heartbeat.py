@@ -11,7 +11,7 @@ import kopf
 
 from federation_operator.adapters.k8s.ping_credentials import CredentialCache
 from federation_operator.adapters.metrics import HeartbeatMetrics, serve_metrics
-from federation_operator.controller.config import OperatorConfig, context_of
+from federation_operator.controller.config import OperatorConfig, context_of, running
 from federation_operator.controller.handlers import heartbeat
 from federation_operator.domain import api
 
@@ -47,6 +47,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         id="heartbeat",
         cancellation_backoff=CANCELLATION_BACKOFF,
         cancellation_timeout=CANCELLATION_TIMEOUT,
+        when=running,
     )
     async def heartbeat_daemon(
         body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger, memo: kopf.Memo, **_: Any

@@ -9,7 +9,7 @@ from typing import Any
 
 import kopf
 
-from federation_operator.controller.config import OperatorConfig, context_of
+from federation_operator.controller.config import OperatorConfig, context_of, running
 from federation_operator.controller.handlers import ingress as ingress_handlers
 from federation_operator.domain import api
 
@@ -27,7 +27,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.create(*PEER, registry=registry, id="ingress-create")
     @kopf.on.update(*PEER, registry=registry, id="ingress-update", field="spec")
     @kopf.on.delete(*PEER, registry=registry, id="ingress-delete")
-    @kopf.timer(*PEER, registry=registry, id="ingress-check", interval=interval)
+    @kopf.timer(*PEER, registry=registry, id="ingress-check", interval=interval, when=running)
     async def peer_changed(namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any) -> None:
         # FederationPeer is namespaced: kopf's `None` (cluster-scoped objects) never comes here.
         await ingress_handlers.reconcile_namespace(

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from federation_operator.controller.config import OperatorConfig, context_of
+from federation_operator.controller.config import OperatorConfig, context_of, running
 from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.domain import api
 from federation_operator.domain.claims import SharedClaims
@@ -49,7 +49,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     ) -> None:
         await read_in_full(name, str(namespace), spec, logger, memo)
 
-    @kopf.timer(*PEER, registry=registry, id="peer-credentials-check", interval=interval)
+    @kopf.timer(*PEER, registry=registry, id="peer-credentials-check", interval=interval, when=running)
     async def peer_check(
         name: str,
         namespace: str | None,
