@@ -10,4 +10,7 @@ echo "== mypy";        mypy && mypy --strict hack/*.py  # the benchmarks are not
 echo "== layering";    lint-imports
 echo "== crd copies";  python hack/sync-crds.py --check
 echo "== locks";       python hack/lock.py --check
-echo "== pytest";      python -m pytest -rs "$@"  # -rs: every skip with its reason
+# -rs: every skip with its reason. Two workers by default (most tests wait on sockets and
+# threads, so two nearly halve the time even on two cores); a module stays on one worker, so its
+# module-scoped fixtures are made once. TEST_WORKERS=0 (or `-n 0` among the arguments) runs serially.
+echo "== pytest";      python -m pytest -rs -n "${TEST_WORKERS:-2}" --dist loadscope "$@"

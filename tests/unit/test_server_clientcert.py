@@ -178,6 +178,9 @@ def test_header_modes_are_off_by_default() -> None:
         (CertSource.NGINX, "ssl-client-cert", None),
         (CertSource.TRAEFIK, "x-forwarded-tls-client-cert", None),
     ],
+    # Named, not derived from the values: the XFCC value holds a fresh certificate's hash, and
+    # parallel workers must collect the same test ids.
+    ids=["xfcc", "nginx", "traefik"],
 )
 def test_each_header_mode_from_a_trusted_proxy(source: CertSource, name: str, value: str | None) -> None:
     value = value or (nginx_value("a") if source is CertSource.NGINX else traefik_value("a"))

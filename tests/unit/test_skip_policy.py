@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 MODULE = """
@@ -20,7 +22,7 @@ def test_needs_a_tool():
 """
 
 
-def _run(tmp_path: Path, allowed: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, allowed: str, *extra: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_module.py").write_text(MODULE)
     (tmp_path / "allowed").write_text(allowed)
     return subprocess.run(
@@ -37,6 +39,7 @@ def _run(tmp_path: Path, allowed: str) -> subprocess.CompletedProcess[str]:
             "-q",
             "--rootdir",
             str(tmp_path),
+            *extra,
             str(tmp_path / "test_module.py"),
         ],
         cwd=ROOT,
@@ -47,8 +50,12 @@ def _run(tmp_path: Path, allowed: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_skip_whose_reason_is_not_allowed_fails_the_run_and_is_named(tmp_path: Path) -> None:
-    result = _run(tmp_path, "# CI has no Docker engine\nkind e2e needs Docker and kind: \n")
+# hack/test.sh runs the suite on parallel workers: the gate must see their skips too.
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "parallel"])
+def test_a_skip_whose_reason_is_not_allowed_fails_the_run_and_is_named(
+    tmp_path: Path, workers: tuple[str, ...]
+) -> None:
+    result = _run(tmp_path, "# CI has no Docker engine\nkind e2e needs Docker and kind: \n", *workers)
     assert result.returncode == 1, result.stdout
     assert "test_needs_a_tool: frobnicate is not installed" in result.stdout
     assert "test_needs_docker" not in result.stdout.split("skips not in the allow-list")[1]
