@@ -32,7 +32,7 @@ from federation_operator.server.index import PeerIndex
 WATCH_TIMEOUT_SECONDS: Final = 290
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 30.0
-# One watch event is one object on one line; Secrets and peers with 8 PEM pins and managedFields
+# One watch event is one object on one line; a peer with 8 PEM pins, its status and managedFields
 # can exceed aiohttp's default 64 KiB line limit.
 READ_BUFFER: Final = 4 * 1024 * 1024
 
@@ -133,8 +133,8 @@ class IndexWatcher:
         self._namespaces = namespaces
 
     async def run(self) -> None:
-        streams: list[tuple[str, str | None, _Feed]] = [
-            (path, None, _Feed(upsert=self._index.upsert_peer, delete=self._delete_peer))
+        streams: list[tuple[str, _Feed]] = [
+            (path, _Feed(upsert=self._index.upsert_peer, delete=self._delete_peer))
             for path in _collection_paths(self._namespaces)
         ]
         listed = [asyncio.Event() for _ in streams]
@@ -145,10 +145,8 @@ class IndexWatcher:
             ) as session,
             asyncio.TaskGroup() as group,
         ):
-            for (path, selector, feed), event in zip(streams, listed, strict=True):
-                group.create_task(
-                    self._stream(session, path=path, selector=selector, feed=feed, listed=event)
-                )
+            for (path, feed), event in zip(streams, listed, strict=True):
+                group.create_task(self._stream(session, path=path, feed=feed, listed=event))
             for event in listed:
                 await event.wait()
             self._index.mark_synced()
@@ -161,7 +159,6 @@ class IndexWatcher:
         session: aiohttp.ClientSession,
         *,
         path: str,
-        selector: str | None,
         feed: _Feed,
         listed: asyncio.Event,
     ) -> None:
@@ -170,9 +167,9 @@ class IndexWatcher:
         while True:
             try:
                 if version is None:
-                    version = await self._list(session, path=path, selector=selector, feed=feed)
+                    version = await self._list(session, path=path, feed=feed)
                     listed.set()
-                version = await self._watch(session, path=path, selector=selector, feed=feed, version=version)
+                version = await self._watch(session, path=path, feed=feed, version=version)
                 backoff = BACKOFF_START
             except _Gone:
                 version = None
@@ -181,18 +178,9 @@ class IndexWatcher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
-    def _params(self, selector: str | None, **extra: str) -> dict[str, str]:
-        params = dict(extra)
-        if selector:
-            params["labelSelector"] = selector
-        return params
-
-    async def _list(
-        self, session: aiohttp.ClientSession, *, path: str, selector: str | None, feed: _Feed
-    ) -> str:
+    async def _list(self, session: aiohttp.ClientSession, *, path: str, feed: _Feed) -> str:
         async with session.get(
             self._connection.host + path,
-            params=self._params(selector),
             headers=self._connection.headers(),
             timeout=aiohttp.ClientTimeout(total=60),
         ) as response:
@@ -205,16 +193,13 @@ class IndexWatcher:
         feed.replace(items)
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
-    async def _watch(
-        self, session: aiohttp.ClientSession, *, path: str, selector: str | None, feed: _Feed, version: str
-    ) -> str:
-        params = self._params(
-            selector,
-            watch="true",
-            resourceVersion=version,
-            allowWatchBookmarks="true",
-            timeoutSeconds=str(WATCH_TIMEOUT_SECONDS),
-        )
+    async def _watch(self, session: aiohttp.ClientSession, *, path: str, feed: _Feed, version: str) -> str:
+        params = {
+            "watch": "true",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
+        }
         async with session.get(
             self._connection.host + path,
             params=params,
