@@ -1,26 +1,41 @@
 """Unauthenticated callers against the federation server: memory and a real peer's latency.
 
     python hack/bench_hostile.py [--connections 200] [--attack-seconds 20] [--pings 300]
+                                 [--variants hold,flood] [--rounds 1] [--listener admitted|plain]
 
-Three processes on 127.0.0.1, all loopback: the federation server (direct mTLS listener, default
-`ConnectionLimits`, one peer indexed), an attacker, and this script as the real peer. The attacker
-keeps --connections TLS connections without a client certificate open for --attack-seconds, a
-third each of:
+Three processes on loopback: the federation server (direct mTLS listener on 127.0.0.1, default
+`ConnectionLimits`, one peer indexed), an attacker connecting from 127.0.0.2 and up, and this
+script as the real peer connecting from 127.0.0.1 (all of 127/8 is loopback: a real attacker has
+addresses of its own too). The attacker keeps --connections TLS connections without a client
+certificate open for --attack-seconds, a third each of:
 
 - max headers: a request line, then up to 60 headers of 32,000 bytes, never the final CRLF (the
   review's attack, which took the server from 88 to 260 MiB);
 - slowloris: a request line, then one header byte every 0.5 s;
 - idle: a handshake, then nothing.
 
-Whenever the server ends one, the attacker opens a new one of the same kind at once (every loop
-is bounded by the attack's deadline). The real peer pings (`GET /api/federation/ping`, a fresh
-mTLS handshake per ping, as the heartbeat does) one after another: --pings without attack, then
-during the attack. Server RSS (VmRSS of its process) is sampled every 50 ms: baseline after the
-unattacked pings, peak during the attack, and after the attacker closed everything and the
-server's connections drained.
+Whenever the server ends (or refuses) one, the attacker opens a new one of the same kind:
+
+- `hold`: after 1 s, each connection from an address of its own (127.0.0.2-127.0.0.201), so
+  that the per-source limits do not bite and the connection bounds are what is measured (200
+  connections held open, as the issue describes);
+- `flood`: at once, all from 127.0.0.2 (a reconnect flood: the server cuts a max-headers
+  connection within milliseconds, so this is hundreds of connection attempts per second);
+- `flood-spread` (not in the default run): at once, from 200 addresses: a distributed reconnect
+  flood, which per-source limits cannot stop. The real peer pings
+(`GET /api/federation/ping`, a fresh mTLS handshake per ping, as the heartbeat does) one after
+another: --pings without attack (the baseline), then during each attack.
+
+Server RSS (VmRSS) is sampled every 50 ms: the baseline after the unattacked pings, the peak during
+an attack, and after the attacker closed everything and the server's connections drained. Server
+and attacker CPU seconds during each attack come from /proc. `--listener plain` serves with
+aiohttp's own TCPSite (no admission before the handshake, no memory release): the code before
+server/admission.py, for a before/after in one run. `--rounds 3` repeats the variants on the same
+server: memory that keeps growing from round to round would be a leak.
 
 Targets (issue #13): peak - baseline < 64 MiB, memory returned after close (within 16 MiB of the
-baseline), ping p99 during the attack < 2x the p99 without.
+baseline), ping p99 during the attack < 2x the p99 without. All processes share the machine's
+cores: the attacker's CPU is taken from the server's and the peer's, as a local attacker's would.
 """
 
 import argparse
@@ -35,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,13 +59,26 @@ from aiohttp import web
 from federation_devkit.localsite import free_port, write_server_identity
 from federation_operator.domain import api, tokens
 from federation_operator.domain.certs import issue_certificate
+from federation_operator.server.admission import AdmittedTLSSite
 from federation_operator.server.app import AppConfig, create_app, make_runner
 from federation_operator.server.index import PeerIndex
-from federation_operator.server.protocol import limit_tls_read_buffer
+from federation_operator.server.protocol import ConnectionLimits, limit_tls_read_buffer
 from federation_operator.server.tls import PinnedTLS
 
 PING = api.PING_PATH.encode()
 _MIB = 1024 * 1024
+# variant: (seconds before the attacker reopens a connection the server ended, attacker addresses;
+# None = one per connection)
+VARIANTS: dict[str, tuple[float, int | None]] = {
+    "hold": (1.0, None),
+    "flood": (0.0, 1),
+    "flood-spread": (0.0, None),
+}
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _rss(pid: int) -> int:
@@ -60,7 +89,7 @@ def _rss(pid: int) -> int:
 
 
 # ---- the server process -------------------------------------------------------------------------
-def serve(directory: Path, port: int) -> None:
+def serve(directory: Path, port: int, listener: str) -> None:
     limit_tls_read_buffer()  # as `federation-operator serve` does
     now = datetime.now(tz=UTC)
     issued = issue_certificate(subject="peer", validity=timedelta(days=1), now=now)
@@ -87,7 +116,12 @@ def serve(directory: Path, port: int) -> None:
             cert_file=directory / "bench-federation-tls.crt",
             key_file=directory / "bench-federation-tls.key",
         )
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.context, backlog=1024).start()
+        if listener == "plain":
+            await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.context, backlog=1024).start()
+        else:
+            await AdmittedTLSSite(
+                runner, "127.0.0.1", port, ssl_context=tls.context, limits=ConnectionLimits(), backlog=1024
+            ).start()
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -95,14 +129,27 @@ def serve(directory: Path, port: int) -> None:
 
 
 # ---- the attacker process -----------------------------------------------------------------------
-async def _hostile(kind: str, port: int, context: ssl.SSLContext, deadline: float) -> int:
-    """Keep one connection of `kind` open until `deadline`; returns how many were opened."""
+def _attacker_address(slot: int, sources: int) -> str:
+    return f"127.0.{(slot % sources) // 250}.{2 + (slot % sources) % 250}"
+
+
+async def _hostile(
+    kind: str, port: int, context: ssl.SSLContext, *, deadline: float, delay: float, address: str
+) -> int:
+    """Keep one connection of `kind` open until `deadline`, reopening it `delay` seconds after
+    the server ends or refuses it; returns how many TLS connections were established."""
     opened = 0
     loop = asyncio.get_running_loop()
+    first = True
     while loop.time() < deadline:
+        if not first and delay:
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+        first = False
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"),
+                asyncio.open_connection(
+                    "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1", local_addr=(address, 0)
+                ),
                 timeout=max(0.1, deadline - loop.time()),
             )
         except (OSError, TimeoutError):
@@ -132,7 +179,7 @@ async def _hostile(kind: str, port: int, context: ssl.SSLContext, deadline: floa
     return opened
 
 
-def attack(port: int, ca: Path, connections: int, seconds: float) -> None:
+def attack(port: int, ca: Path, *, connections: int, seconds: float, delay: float, sources: int) -> None:
     # A write to a connection the server just cut is expected here, thousands of times.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     context = ssl.create_default_context(cafile=str(ca))
@@ -141,7 +188,17 @@ def attack(port: int, ca: Path, connections: int, seconds: float) -> None:
     async def main() -> None:
         deadline = asyncio.get_running_loop().time() + seconds
         counts = await asyncio.gather(
-            *(_hostile(kinds[number % 3], port, context, deadline) for number in range(connections))
+            *(
+                _hostile(
+                    kinds[number % 3],
+                    port,
+                    context,
+                    deadline=deadline,
+                    delay=delay,
+                    address=_attacker_address(number, sources),
+                )
+                for number in range(connections)
+            )
         )
         print(json.dumps({"opened": sum(counts)}), flush=True)
 
@@ -149,11 +206,15 @@ def attack(port: int, ca: Path, connections: int, seconds: float) -> None:
 
 
 # ---- the real peer (this process) ---------------------------------------------------------------
-async def _ping(port: int, context: ssl.SSLContext, token: str) -> float:
+async def _ping(port: int, context: ssl.SSLContext, token: str) -> float | None:
+    """Seconds one ping took, or None when the server refused the connection (a failure)."""
     started = time.perf_counter()
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"
-    )
+    try:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"
+        )
+    except (ConnectionError, ssl.SSLError):
+        return None
     writer.write(
         b"GET "
         + PING
@@ -169,7 +230,10 @@ async def _ping(port: int, context: ssl.SSLContext, token: str) -> float:
 
 
 async def _pings(port: int, context: ssl.SSLContext, token: str, count: int) -> list[float]:
-    return [await _ping(port, context, token) for _ in range(count)]
+    samples = [await _ping(port, context, token) for _ in range(count)]
+    if None in samples:
+        raise SystemExit("a ping was refused without any attack")
+    return [sample for sample in samples if sample is not None]
 
 
 def _p99(samples: list[float]) -> float:
@@ -183,28 +247,105 @@ async def _sample_rss(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
             await asyncio.wait_for(stop.wait(), timeout=0.05)
 
 
+@dataclass(frozen=True)
+class Round:
+    variant: str
+    attacked: list[float | None]  # None: the server refused the peer's connection
+    peak: int
+    after: int
+    attacker: dict[str, int]
+    server_cpu: float
+    attacker_cpu: float
+
+
+def _attack_round(
+    *, script: list[str], directory: Path, port: int, server_pid: int, args: argparse.Namespace,
+    variant: str, context: ssl.SSLContext, token: str, baseline: int,
+) -> Round:  # fmt: skip
+    """One attack: the peer's pings during it, the server's RSS peak and after, CPU seconds."""
+    delay, spread = VARIANTS[variant]
+    sources = spread or args.connections
+
+    async def under_attack() -> tuple[list[float | None], int, str, float, float]:
+        server_cpu = _cpu_seconds(server_pid)
+        attacker = await asyncio.create_subprocess_exec(
+            *script, "--attack", str(directory), "--port", str(port),
+            "--connections", str(args.connections), "--attack-seconds", str(args.attack_seconds),
+            "--reconnect-delay", str(delay), "--sources", str(sources),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stop, peak = asyncio.Event(), [baseline]
+        sampler = asyncio.create_task(_sample_rss(server_pid, stop, peak))
+        # Let the attack ramp up to its full width before measuring the real peer.
+        await asyncio.sleep(min(3.0, args.attack_seconds / 4))
+        samples: list[float | None] = []
+        loop = asyncio.get_running_loop()
+        end = loop.time() + args.attack_seconds * 0.6
+        while loop.time() < end and len(samples) < args.pings:
+            samples.append(await _ping(port, context, token))
+        attacker_cpu = _cpu_seconds(attacker.pid)
+        output, _ = await attacker.communicate()
+        stop.set()
+        await sampler
+        return samples, peak[0], output.decode().strip(), _cpu_seconds(server_pid) - server_cpu, attacker_cpu
+
+    attacked, peak, attacker_report, server_cpu, attacker_cpu = asyncio.run(under_attack())
+    # The server's side of the attacker's connections closes as the attacker exits; give it the
+    # time a keep-alive takes, then read RSS again.
+    settle_deadline = time.monotonic() + 20
+    after = _rss(server_pid)
+    while time.monotonic() < settle_deadline and after - baseline > 16 * _MIB:
+        time.sleep(0.5)
+        after = _rss(server_pid)
+    return Round(
+        variant=variant,
+        attacked=attacked,
+        peak=peak,
+        after=after,
+        attacker=json.loads(attacker_report or "{}"),
+        server_cpu=server_cpu,
+        attacker_cpu=attacker_cpu,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--attack-seconds", type=float, default=20.0)
     parser.add_argument("--pings", type=int, default=300)
+    parser.add_argument("--variants", default="hold,flood", help="comma-separated: " + ", ".join(VARIANTS))
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the variants on the same server")
+    parser.add_argument("--listener", choices=["admitted", "plain"], default="admitted")
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for the server process")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--attack", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--reconnect-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--sources", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.listener)
         return 0
     if args.attack is not None:
-        attack(args.port, args.attack / "bench-federation-ca.crt", args.connections, args.attack_seconds)
+        attack(
+            args.port,
+            args.attack / "bench-federation-ca.crt",
+            connections=args.connections,
+            seconds=args.attack_seconds,
+            delay=args.reconnect_delay,
+            sources=args.sources,
+        )
         return 0
+    variants = [name for name in args.variants.split(",") if name]
+    if not variants or set(variants) - set(VARIANTS):
+        parser.error(f"--variants: a comma-separated list of {', '.join(VARIANTS)}")
 
+    rounds: list[Round] = []
     with tempfile.TemporaryDirectory() as temp:
         directory, port = Path(temp), free_port()
         script = [sys.executable, os.path.abspath(__file__)]
         server = subprocess.Popen(
-            [*script, "--serve", str(directory), "--port", str(port)],
+            [*script, "--serve", str(directory), "--port", str(port), "--listener", args.listener],
             stdout=subprocess.PIPE,
             text=True,
             env=dict(os.environ, **dict(item.split("=", 1) for item in args.server_env)),
@@ -218,58 +359,55 @@ def main() -> int:
             token = (directory / "peer.token").read_text()
             quiet = asyncio.run(_pings(port, context, token, args.pings))
             baseline = _rss(server.pid)
-
-            async def under_attack() -> tuple[list[float], int, str]:
-                attacker = await asyncio.create_subprocess_exec(
-                    *script, "--attack", str(directory), "--port", str(port),
-                    "--connections", str(args.connections), "--attack-seconds", str(args.attack_seconds),
-                    stdout=asyncio.subprocess.PIPE,
-                )  # fmt: skip
-                stop, peak = asyncio.Event(), [baseline]
-                sampler = asyncio.create_task(_sample_rss(server.pid, stop, peak))
-                # Let the attack ramp up to its full width before measuring the real peer.
-                await asyncio.sleep(min(3.0, args.attack_seconds / 4))
-                samples: list[float] = []
-                loop = asyncio.get_running_loop()
-                end = loop.time() + args.attack_seconds * 0.6
-                while loop.time() < end and len(samples) < args.pings:
-                    samples.append(await _ping(port, context, token))
-                output, _ = await attacker.communicate()
-                stop.set()
-                await sampler
-                return samples, peak[0], output.decode().strip()
-
-            attacked, peak, attacker_report = asyncio.run(under_attack())
-            # The server's side of the attacker's connections closes as the attacker exits;
-            # give it the same time a keep-alive takes, then read RSS again.
-            settle_deadline = time.monotonic() + 20
-            after = _rss(server.pid)
-            while time.monotonic() < settle_deadline and after - baseline > 16 * _MIB:
-                time.sleep(0.5)
-                after = _rss(server.pid)
+            for _ in range(args.rounds):
+                for variant in variants:
+                    rounds.append(_attack_round(
+                        script=script, directory=directory, port=port, server_pid=server.pid, args=args,
+                        variant=variant, context=context, token=token, baseline=baseline,
+                    ))  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=10)
 
-    quiet_p99, attacked_p99 = _p99(quiet), _p99(attacked)
-    report = {
+    quiet_p99 = _p99(quiet)
+    report: dict[str, object] = {
+        "listener": args.listener,
         "connections": args.connections,
-        "attacker": json.loads(attacker_report or "{}"),
         "rss_baseline_mib": round(baseline / _MIB, 1),
-        "rss_peak_mib": round(peak / _MIB, 1),
-        "rss_growth_mib": round((peak - baseline) / _MIB, 1),
-        "rss_after_close_mib": round(after / _MIB, 1),
         "ping_p99_quiet_ms": round(quiet_p99 * 1000, 2),
-        "ping_p99_attacked_ms": round(attacked_p99 * 1000, 2),
-        "ping_p99_ratio": round(attacked_p99 / quiet_p99, 2),
-        "pings": {"quiet": len(quiet), "attacked": len(attacked)},
+        "pings_quiet": len(quiet),
     }
+    verdicts: list[tuple[str, bool, bool, bool]] = []
+    for number, measured in enumerate(rounds):
+        name = f"{measured.variant}#{number // len(variants) + 1}"
+        answered = [sample for sample in measured.attacked if sample is not None]
+        refused = len(measured.attacked) - len(answered)
+        attacked_p99 = _p99(answered) if len(answered) > 1 else float("inf")
+        report[name] = {
+            "attacker": measured.attacker,
+            "rss_peak_mib": round(measured.peak / _MIB, 1),
+            "rss_growth_mib": round((measured.peak - baseline) / _MIB, 1),
+            "rss_after_close_mib": round(measured.after / _MIB, 1),
+            "ping_p99_attacked_ms": round(attacked_p99 * 1000, 2),
+            "ping_p99_ratio": round(attacked_p99 / quiet_p99, 2),
+            "pings_attacked": len(measured.attacked),
+            "pings_refused": refused,
+            "server_cpu_seconds": round(measured.server_cpu, 1),
+            "attacker_cpu_seconds_at_last_ping": round(measured.attacker_cpu, 1),
+        }
+        verdicts.append(
+            (
+                name,
+                measured.peak - baseline < 64 * _MIB,
+                measured.after - baseline < 16 * _MIB,
+                attacked_p99 < 2 * quiet_p99 and not refused,
+            )
+        )
     print(json.dumps(report, indent=2))
-    growth_ok = peak - baseline < 64 * _MIB
-    returned_ok = after - baseline < 16 * _MIB
-    latency_ok = attacked_p99 < 2 * quiet_p99
-    print(f"RSS growth < 64 MiB: {growth_ok}; returned after close: {returned_ok}; p99 < 2x: {latency_ok}")
-    return 0 if growth_ok and returned_ok and latency_ok else 1
+    for name, growth_ok, returned_ok, latency_ok in verdicts:
+        print(f"{name}: RSS growth < 64 MiB: {growth_ok}; returned after close: {returned_ok}; ", end="")
+        print(f"p99 < 2x and no ping refused: {latency_ok}")
+    return 0 if all(all(verdict[1:]) for verdict in verdicts) else 1
 
 
 if __name__ == "__main__":

@@ -493,6 +493,65 @@ def test_connections_at_the_cap_evict_the_oldest_idle_one_and_a_real_peer_still_
                 tls.close()
 
 
+def server_hello(site: LocalSite, *, source: str = "127.0.0.1") -> bytes:
+    """Open a TCP connection from `source`, send a TLS ClientHello and return the first bytes the
+    server answers (a handshake record, 0x16), or b"" when it closes without a TLS byte."""
+    context = ssl.create_default_context(cafile=str(site.ca_file))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        hello.do_handshake()
+    with socket.create_connection(
+        ("127.0.0.1", site.federation_port), timeout=10, source_address=(source, 0)
+    ) as plain:
+        try:
+            plain.sendall(outgoing.read())
+            return plain.recv(5)
+        except ConnectionResetError:
+            return b""
+
+
+def test_a_tls_handshake_never_finished_is_aborted_at_the_handshake_timeout(tmp_path: Path) -> None:
+    with (
+        bounded_site(tmp_path / "eu", handshake_timeout=1.0) as site,
+        socket.create_connection(("127.0.0.1", site.federation_port), timeout=10) as stalled,
+    ):
+        # Half a TLS record header, then nothing: asyncio alone would wait 60 s for the rest.
+        stalled.sendall(b"\x16\x03")
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError):
+            assert stalled.recv(1024) == b""
+        assert time.monotonic() - started < 5
+
+
+def test_handshakes_beyond_the_cap_are_closed_before_any_tls_and_a_peer_gets_in_afterwards(
+    tmp_path: Path,
+) -> None:
+    with bounded_site(tmp_path / "eu", max_handshakes=3, handshake_timeout=60.0) as site:
+        bravo = make_remote(tmp_path, "bravo")
+        index_peer_via_api(site, bravo)
+        assert server_hello(site).startswith(b"\x16"), "a handshake below the cap is answered"
+        stalled = [socket.create_connection(("127.0.0.1", site.federation_port)) for _ in range(3)]
+        try:
+            wait_for(lambda: server_hello(site) == b"", timeout=10, message="the fourth is closed unanswered")
+        finally:
+            for connection in stalled:
+                connection.close()
+        wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo gets in")
+
+
+def test_a_source_reconnecting_faster_than_the_connection_rate_is_refused_before_tls_and_no_other_is(
+    tmp_path: Path,
+) -> None:
+    with bounded_site(tmp_path / "eu", connection_rate=0.2, connection_burst=5) as site:
+        bravo = make_remote(tmp_path, "bravo")
+        index_peer_via_api(site, bravo)
+        # The attacker is 127.0.0.2 (all of 127/8 is loopback); bravo pings from 127.0.0.1.
+        replies = [server_hello(site, source="127.0.0.2") for _ in range(8)]
+        assert [reply[:1] for reply in replies] == [b"\x16"] * 5 + [b""] * 3
+        wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo gets in")
+
+
 def index_peer_via_api(site: LocalSite, remote: Remote) -> None:
     """Without an operator: the peer, and the status the operator would write for it (its
     accepted inbound hash, docs/api.md), so that the server's watch indexes it."""

@@ -21,6 +21,7 @@ from typing import TextIO, cast
 
 from aiohttp import web
 
+from federation_operator.server.admission import AdmittedTLSSite
 from federation_operator.server.app import (
     AppConfig,
     create_app,
@@ -142,6 +143,36 @@ def add_listener_arguments(parser: argparse.ArgumentParser | argparse._ArgumentG
         default=defaults.max_connections,
         help="open connections per listener process; at the cap the oldest idle one is closed",
     )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=defaults.handshake_timeout,
+        help="seconds a TLS handshake may take on the direct mTLS port before it is aborted",
+    )
+    parser.add_argument(
+        "--max-handshakes",
+        type=int,
+        default=defaults.max_handshakes,
+        help="TLS handshakes in progress at once; a connection beyond is closed before any TLS",
+    )
+    parser.add_argument(
+        "--max-handshakes-per-source",
+        type=int,
+        default=defaults.max_handshakes_per_source,
+        help="TLS handshakes in progress at once from one source address (an IPv6 /64)",
+    )
+    parser.add_argument(
+        "--connection-rate",
+        type=float,
+        default=defaults.connection_rate,
+        help="new connections per second per source address on the mTLS port (0 = unlimited)",
+    )
+    parser.add_argument(
+        "--connection-burst",
+        type=int,
+        default=defaults.connection_burst,
+        help="connections a source may open at once before --connection-rate applies",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -183,6 +214,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             header_timeout=args.header_timeout,
             keepalive_timeout=args.keepalive_timeout,
             max_connections=args.max_connections,
+            handshake_timeout=args.handshake_timeout,
+            max_handshakes=args.max_handshakes,
+            max_handshakes_per_source=args.max_handshakes_per_source,
+            connection_rate=args.connection_rate,
+            connection_burst=args.connection_burst,
         ),
     )
 
@@ -234,7 +270,9 @@ async def run_server(
                 )
             if config.tls_cert is not None and config.tls_key is not None:
                 tls = PinnedTLS(index=index, cert_file=config.tls_cert, key_file=config.tls_key)
-                await web.TCPSite(runner, config.host, config.port, ssl_context=tls.context).start()
+                await AdmittedTLSSite(
+                    runner, config.host, config.port, ssl_context=tls.context, limits=config.limits
+                ).start()
                 logger.info("federation server: mTLS on %s:%d", config.host, config.port)
             if config.http_port is not None:
                 await web.TCPSite(runner, config.host, config.http_port).start()

@@ -63,6 +63,14 @@ class ConnectionLimits:
     header_timeout: float = 10.0
     keepalive_timeout: float = 15.0
     max_connections: int = 1024
+    # Before the TLS handshake (direct-TLS listener only, server/admission.py). A remote site
+    # pings once per link every 30 s: 20 new connections per second per address is 600 links
+    # behind one address. No one address may hold more than an eighth of the handshake slots.
+    handshake_timeout: float = 10.0
+    max_handshakes: int = 128
+    max_handshakes_per_source: int = 16
+    connection_rate: float = 20.0  # per second per source address; 0 = no per-source limit
+    connection_burst: int = 40
 
 
 # asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`), so idle TLS

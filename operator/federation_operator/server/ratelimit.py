@@ -1,4 +1,5 @@
-"""Slow down guessing: a token bucket of failed authentications per source address.
+"""Token buckets per source: failed authentications (slow down guessing), and new connections
+(server/admission.py: refuse a reconnect flood before its TLS handshake).
 
 Only failures spend tokens, so a healthy peer pinging every 30 s never notices the limiter, while a
 source that fails `burst` times within `window` is refused (HTTP 429 on ping, 403 on forward-auth)
@@ -60,3 +61,24 @@ class FailureLimiter:
         self._buckets[source] = bucket
         while len(self._buckets) > self._max_sources:
             self._buckets.popitem(last=False)
+
+
+class ArrivalLimiter:
+    """Every arrival spends one token of its source's bucket (`burst` tokens, refilled at `rate`
+    per second); an arrival finding less than one token is refused and spends nothing. As many
+    sources are tracked as `FailureLimiter` tracks, least recently arrived forgotten first."""
+
+    def __init__(self, *, rate: float, burst: int, max_sources: int = DEFAULT_MAX_SOURCES) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._max_sources = max_sources
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, updated
+
+    def admit(self, source: str, *, now: float) -> bool:
+        tokens, updated = self._buckets.pop(source, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - updated) * self._rate)
+        admitted = tokens >= 1.0
+        self._buckets[source] = (tokens - 1.0 if admitted else tokens, now)
+        while len(self._buckets) > self._max_sources:
+            self._buckets.popitem(last=False)
+        return admitted
