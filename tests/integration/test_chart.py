@@ -5,12 +5,16 @@ chart promises (restricted pods, NetworkPolicy on the forward-auth port, Roles i
 ClusterRoles when namespaced, a strict values schema) are checked on the rendered objects.
 """
 
+import argparse
+import dataclasses
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from federation_operator.server.main import add_listener_arguments
+from federation_operator.server.protocol import ConnectionLimits
 from tests.harness.chart import (
     CHART,
     RELEASE_NAMESPACE,
@@ -347,3 +351,19 @@ def test_the_public_host_is_required_unless_the_provider_is_none(helm: str) -> N
     assert "host" in missing.stderr
     without_edge = ("--set", "ingress.provider=none", "--set", "server.tls.secretName=federation-tls")
     assert run_helm(helm, *bare, *without_edge).returncode == 0
+
+
+def test_the_charts_connection_limits_are_the_servers_defaults_and_reach_its_arguments(helm: str) -> None:
+    docs = render(helm, None, ("ingress.provider=gateway-api", "server.tls.secretName=tls"))
+    args = deployment(docs, "server")["spec"]["template"]["spec"]["containers"][0]["args"]
+    parser = argparse.ArgumentParser()
+    add_listener_arguments(parser)
+    parsed, _ = parser.parse_known_args([arg for arg in args if arg.startswith("--")])
+    rendered = {field.name: getattr(parsed, field.name) for field in dataclasses.fields(ConnectionLimits)}
+    assert rendered == dataclasses.asdict(ConnectionLimits())
+    for field in dataclasses.fields(ConnectionLimits):
+        flag = "--" + field.name.replace("_", "-")
+        assert any(arg.startswith(flag + "=") for arg in args), f"{flag} is set by the chart"
+    changed = render(helm, None, ("server.connectionLimits.connectionRatePerSecond=0",))
+    args = deployment(changed, "server")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--connection-rate=0" in args
