@@ -117,17 +117,21 @@ def test_restarts_events_and_unrelated_edits_never_regenerate(site: Site) -> Non
     assert own_secrets(site) == before
 
 
-def test_a_deleted_generated_secret_is_reported_not_regenerated_and_rotate_recovers(site: Site) -> None:
+def test_a_deleted_generated_outbound_secret_is_reported_not_regenerated_and_rotate_recovers(
+    site: Site,
+) -> None:
+    # The outbound token exists nowhere else (a deleted `<peer>-inbound` is written back from the
+    # hashes status publishes: tests/integration/test_trust_boundaries.py).
     site.create(PEERS, "us", peer_spec())
-    first = ready(site)["inbound"]["fingerprint"]
-    site.core.delete_namespaced_secret("us-inbound", site.namespace)
+    first = ready(site)["outbound"]["fingerprint"]
+    site.core.delete_namespaced_secret("us-outbound", site.namespace)
     condition = site.wait_condition(PEERS, "us", "CredentialsReady", "False", reason="SecretMissing")
-    assert "kubectl federation rotate us --inbound" in condition["message"]
-    assert site.secret("us-inbound") is None
-    assert cli.main(["rotate", "us", "--inbound", "--kubeconfig", str(site.kubeconfig), "--wait"]) == 0
+    assert "kubectl federation rotate us --outbound" in condition["message"]
+    assert site.secret("us-outbound") is None
+    assert cli.main(["rotate", "us", "--outbound", "--kubeconfig", str(site.kubeconfig), "--wait"]) == 0
     after = ready(site)
-    assert after["inbound"]["fingerprint"] != first
-    assert site.secret("us-inbound") is not None
+    assert after["outbound"]["fingerprint"] != first
+    assert site.secret("us-outbound") is not None
 
 
 def test_inbound_rotation_keeps_the_previous_hash_for_the_overlap_then_drops_it(site: Site) -> None:

@@ -147,6 +147,28 @@ class Namespace:
         )
         return created
 
+    def create_generated_peer(self, remote: Remote) -> None:
+        """A peer whose inbound token the operator generates (no spec.inbound)."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "FederationPeer",
+            "metadata": {"name": remote.name},
+            "spec": {"endpoint": "https://127.0.0.1:9", "remoteCertificates": [{"pem": remote.pem}]},
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+
+    def handed_over_token(self, peer: str) -> str | None:
+        """What the remote would present: our generated inbound token, from the handoff Secret
+        (`remote-outbound`, docs/credentials.md), while it is there."""
+        handoff = self.secret(f"{peer}-handoff")
+        encoded = ((handoff or {}).get("data") or {}).get("remote-outbound")
+        return base64.b64decode(encoded).decode() if encoded else None
+
+    def inbound_hashes(self, peer: str) -> dict[str, Any] | None:
+        secret = self.secret(f"{peer}-inbound")
+        encoded = ((secret or {}).get("data") or {}).get("hashes.json")
+        return json.loads(base64.b64decode(encoded)) if encoded else None
+
     def delete_peer(self, name: str, *, namespace: str = NAMESPACE) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
@@ -273,6 +295,68 @@ def test_deleting_the_peers_own_inbound_secret_is_repaired_from_its_spec(
         message="bravo-inbound re-created from spec.inbound.secretHash",
     )
     wait_for(lambda: answers(site, bravo, bravo.token, 200), timeout=30, message="bravo answers 200 again")
+
+
+def generated_link(site: LocalSite, namespace: Namespace, remote: Remote) -> str:
+    """A peer with a generated inbound token, answering the remote; returns the token."""
+    namespace.create_generated_peer(remote)
+    token = wait_for(lambda: namespace.handed_over_token(remote.name), timeout=30, message="handoff")
+    wait_for(lambda: answers(site, remote, token, 200), timeout=30, message=f"{remote.name} answers 200")
+    return token
+
+
+def restore_reported(namespace: Namespace, peer: str) -> dict[str, Any]:
+    def reported() -> dict[str, Any] | None:
+        condition = namespace.condition(peer, "CredentialsReady")
+        return condition if condition.get("reason") == "InboundSecretRestored" else None
+
+    condition = wait_for(reported, timeout=30, message="the restore is reported on the peer")
+    assert condition["status"] == "True", "the link itself is whole"
+    assert f"Secret {peer}-inbound was written back" in condition["message"]
+    assert "InboundSecretRestored" in wait_for(lambda: namespace.event_reasons(peer), timeout=10)
+    return dict(condition)
+
+
+def test_a_deleted_generated_inbound_secret_is_written_back_from_status_and_reported(
+    site: LocalSite, namespace: Namespace, tmp_path: Path
+) -> None:
+    bravo = make_remote(tmp_path, "bravo")
+    token = generated_link(site, namespace, bravo)
+    fingerprint = namespace.peer("bravo")["status"]["inbound"]["fingerprint"]
+    before = _uid_of(namespace, "bravo-inbound")
+    namespace.core.delete_namespaced_secret("bravo-inbound", NAMESPACE)
+    wait_for(
+        lambda: _uid_of(namespace, "bravo-inbound") not in (None, before),
+        timeout=30,
+        message="bravo-inbound written back",
+    )
+    assert (namespace.inbound_hashes("bravo") or {}).get("current") == hash_of(token)
+    restore_reported(namespace, "bravo")
+    assert namespace.peer("bravo")["status"]["inbound"]["fingerprint"] == fingerprint, "no new token"
+    assert ping(site, bravo, token)[0] == 200
+
+
+def test_our_inbound_secret_rewritten_with_an_attackers_hash_is_overwritten_from_status_and_reported(
+    site: LocalSite, namespace: Namespace, tmp_path: Path
+) -> None:
+    bravo = make_remote(tmp_path, "bravo")
+    token = generated_link(site, namespace, bravo)
+    attacker_token = new_token()
+    forged = json.dumps({"current": hash_of(attacker_token), "previous": []}).encode()
+    # What the built-in `edit` role may do: rewrite the Secret in place, owner and labels intact
+    # (deleting it and creating one with the owner uid copied ends the same way).
+    namespace.core.patch_namespaced_secret(
+        "bravo-inbound", NAMESPACE, {"data": {"hashes.json": base64.b64encode(forged).decode()}}
+    )
+    wait_for(
+        lambda: (namespace.inbound_hashes("bravo") or {}).get("current") == hash_of(token),
+        timeout=30,
+        message="bravo-inbound overwritten back from status",
+    )
+    assert "Altered" in restore_reported(namespace, "bravo")["message"]
+    status, body = ping(site, bravo, attacker_token)
+    assert (status, body and body["factor"]) == (401, "Secret")
+    assert ping(site, bravo, token)[0] == 200
 
 
 def _uid_of(namespace: Namespace, name: str) -> str | None:

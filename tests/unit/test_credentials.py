@@ -137,16 +137,82 @@ def test_a_second_pass_changes_nothing() -> None:
     assert readiness.status_patch(status, plan.status) == {}
 
 
-def test_deleted_generated_secrets_are_reported_not_regenerated() -> None:
+def test_deleted_generated_secrets_are_not_regenerated_and_inbound_hashes_come_back_from_status() -> None:
     secrets, status = generated()
+    inbound_before = secrets["us-inbound"]["data"]
     del secrets["us-inbound"], secrets["us-outbound"], secrets["us-handoff"]
     plan = run(secrets=secrets, status=status)
-    assert [write.name for write in plan.writes] == []
-    reasons = [problem.reason for problem in plan.problems]
-    assert reasons == ["SecretMissing", "SecretMissing"]
-    assert "kubectl federation rotate us --inbound -n fed" in plan.problems[0].message
+    # The outbound token exists nowhere else: reported. The inbound hashes are in status.
+    assert [write.name for write in plan.writes] == ["us-inbound"]
+    assert plan.writes[0].body["data"] == inbound_before
+    assert [problem.reason for problem in plan.problems] == ["SecretMissing"]
+    assert "kubectl federation rotate us --outbound -n fed" in plan.problems[0].message
     assert plan.status["inbound"]["source"] == "Generated"
     assert condition(plan.status)["status"] == "False"
+
+
+def test_a_deleted_generated_inbound_secret_is_written_back_from_status_and_reported() -> None:
+    secrets, status = generated()
+    before = dict(secrets["us-inbound"]["data"])
+    del secrets["us-inbound"]
+    plan = run(secrets=secrets, status=status)
+    assert [(write.name, write.replace, write.body["data"]) for write in plan.writes] == [
+        ("us-inbound", False, before)
+    ]
+    assert [event.reason for event in plan.events] == ["InboundSecretRestored"]
+    assert plan.status["inbound"]["acceptedHashes"] == status["inbound"]["acceptedHashes"]
+    assert plan.status["inbound"]["restored"] == {
+        "secretName": "us-inbound",
+        "reason": "Deleted",
+        "time": "2026-11-28T12:00:00Z",
+    }
+    ready = condition(plan.status)
+    assert (ready["status"], ready["reason"]) == ("True", "InboundSecretRestored")
+    assert "Secret us-inbound was written back" in ready["message"]
+    apply(plan, secrets, status)
+    again = run(secrets=secrets, status=status, now=NOW + timedelta(minutes=1))
+    assert again.writes == ()
+    assert again.events == ()
+    assert readiness.status_patch(status, again.status) == {}, "the report stays, unchanged"
+
+
+def test_our_inbound_secret_rewritten_with_other_hashes_is_overwritten_from_status() -> None:
+    secrets, status = generated()
+    before = dict(secrets["us-inbound"]["data"])
+    forged = {"current": tokens.hash_token(SecretText("attacker")), "previous": []}
+    # Owner uid, labels and annotations as they were: only the hashes changed.
+    secrets["us-inbound"]["data"] = {
+        api.INBOUND_HASHES_KEY: base64.b64encode(json.dumps(forged).encode()).decode()
+    }
+    plan = run(secrets=secrets, status=status)
+    assert [(write.name, write.replace, write.body["data"]) for write in plan.writes] == [
+        ("us-inbound", True, before)
+    ]
+    assert plan.status["inbound"]["acceptedHashes"] == status["inbound"]["acceptedHashes"]
+    assert plan.status["inbound"]["restored"]["reason"] == "Altered"
+    assert "held other hashes than status.inbound.acceptedHashes" in plan.events[0].message
+    assert condition(plan.status)["reason"] == "InboundSecretRestored"
+
+
+def test_without_published_hashes_a_managed_inbound_secret_is_still_what_counts() -> None:
+    """A lost status (restored from a backup without status) must not lose the link: the Secret
+    is then the only copy of the hashes and is adopted as before."""
+    secrets, status = generated()
+    lost = {key: value for key, value in status.items() if key != "inbound"}
+    plan = run(secrets=secrets, status=lost)
+    assert plan.writes == ()
+    assert plan.status["inbound"]["acceptedHashes"] == status["inbound"]["acceptedHashes"]
+    assert "restored" not in plan.status["inbound"]
+
+
+def test_an_inbound_rotation_clears_the_restore_report() -> None:
+    secrets, status = generated()
+    del secrets["us-inbound"]
+    apply(run(secrets=secrets, status=status), secrets, status)
+    assert "restored" in status["inbound"]
+    rotated = run(secrets=secrets, status=status, rotation="inbound:n1", fresh=token_source())
+    assert "restored" not in rotated.status["inbound"]
+    assert condition(rotated.status)["reason"] == "CredentialsReady"
 
 
 def test_interrupted_generation_resumes_with_the_tokens_already_in_the_handoff() -> None:
@@ -406,3 +472,32 @@ class TestCheckDue:
         assert readiness.check_due(
             self.ready(), generation=3, now=self.NOW, last_full=None, full_every=self.EVERY
         )
+
+
+def test_a_rewritten_inbound_secret_of_a_secret_hash_peer_never_becomes_an_accepted_previous_hash() -> None:
+    spec = {"inbound": {"secretHash": tokens.hash_token(SecretText("ours"))}}
+    secrets: dict[str, dict[str, Any]] = {}
+    status: dict[str, Any] = {}
+    apply(run(spec=spec, secrets=secrets, status=status), secrets, status)
+    attacker = tokens.hash_token(SecretText("attacker"))
+    forged = json.dumps({"current": attacker, "previous": []}).encode()
+    secrets["us-inbound"]["data"] = {api.INBOUND_HASHES_KEY: base64.b64encode(forged).decode()}
+    # The user then changes the hash: the roll starts from what status published, not the forgery.
+    changed = {"inbound": {"secretHash": tokens.hash_token(SecretText("next"))}}
+    plan = run(spec=changed, secrets=secrets, status=status)
+    accepted = [entry["hash"] for entry in plan.status["inbound"]["acceptedHashes"]]
+    assert accepted == [changed["inbound"]["secretHash"], spec["inbound"]["secretHash"]]
+    assert plan.status["inbound"]["restored"]["reason"] == "Altered"
+
+
+def test_a_write_of_ours_interrupted_before_status_is_finished_without_a_restore_report() -> None:
+    secrets, status = generated()
+    rotation = run(secrets=secrets, status=status, rotation="inbound:n1", fresh=token_source())
+    for number, write in enumerate(rotation.writes):  # the Secrets, then a crash before status
+        body = json.loads(json.dumps(write.body))
+        body["metadata"].update(uid=f"secret-{write.name}", resourceVersion=str(number + 10))
+        secrets[write.name] = body
+    resumed = run(secrets=secrets, status=status, rotation="inbound:n1", fresh=token_source())
+    assert "InboundSecretRestored" not in [event.reason for event in resumed.events]
+    assert "restored" not in resumed.status["inbound"]
+    assert resumed.status["inbound"]["acceptedHashes"] == rotation.status["inbound"]["acceptedHashes"]

@@ -242,7 +242,9 @@ def _invalid_spec_status(
 
 
 # The fields of status.inbound / status.outbound that this handler owns.
-_SIDE_FIELDS = frozenset({"fingerprint", "source", "rotatedAt", "previousExpiresAt", "acceptedHashes"})
+_SIDE_FIELDS = frozenset(
+    {"fingerprint", "source", "rotatedAt", "previousExpiresAt", "acceptedHashes", "restored"}
+)
 
 
 async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[str, Any]) -> None:

@@ -5,6 +5,10 @@ The rules that matter most:
   generated, or when a user asked for it with the `federation.ampora.io/rotate` annotation.
   Restarts, repeated events and unrelated spec edits never regenerate; a vanished Secret is
   reported (`SecretMissing`), not silently replaced, because the remote holds the old token.
+  A `<peer>-inbound` holds only hashes, which status publishes too: deleted, or holding other
+  hashes than status (a namespace editor may rewrite a Secret, with the owner uid copied), it is
+  written back from `status.inbound.acceptedHashes` and reported. Status is the source of truth
+  because only the operator may write it (the status subresource).
 - Every inbound source (generated, `secretHash`, `secretRef`) is mirrored as hashes into the one
   `<peer>-inbound` Secret, and published in `status.inbound.acceptedHashes`, which is what the
   federation server reads (it has no right on Secrets). Inbound plaintext is never stored

@@ -2,12 +2,16 @@
 
 `{"current": "sha256:<hex>", "previous": [{"hash", "expiresAt"}]}`: hashes only, never a token.
 This module is its one reader (`read_hashes`, which never raises; `parse_hashes` is its strict
-form) and its one writer (`render_hashes`), and it rolls the hashes on a rotation.
+form) and its one writer (`render_hashes`), and it rolls the hashes on a rotation. It also writes
+and reads their published copy, `status.inbound.acceptedHashes` (`accepted_hashes_status`,
+`published_hashes`): the source of truth the Secret is written back from.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from federation_operator.domain import conditions, tokens
 from federation_operator.domain.times import parse_rfc3339
@@ -92,6 +96,27 @@ def accepted_hashes_status(hashes: InboundHashes) -> list[dict[str, str]]:
         {"hash": hashes.current},
         *({"hash": item.hash, "expiresAt": conditions.rfc3339(item.expires_at)} for item in hashes.previous),
     ]
+
+
+def published_hashes(status: Mapping[str, Any], *, source: str) -> InboundHashes | None:
+    """What `status.inbound.acceptedHashes` (written by `accepted_hashes_status`) publishes for the
+    inbound `source`, current first, or None when status publishes no list for that source."""
+    inbound = status.get("inbound") or {}
+    if not isinstance(inbound, Mapping) or inbound.get("source") != source:
+        return None
+    entries = inbound.get("acceptedHashes")
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], Mapping):
+        return None
+    current = entries[0].get("hash")
+    if not isinstance(current, str) or not tokens.is_hash(current):
+        return None
+    previous = []
+    for entry in entries[1:]:
+        digest = entry.get("hash") if isinstance(entry, Mapping) else None
+        expires = parse_rfc3339(entry.get("expiresAt")) if isinstance(entry, Mapping) else None
+        if isinstance(digest, str) and tokens.is_hash(digest) and expires is not None:
+            previous.append(PreviousHash(hash=digest, expires_at=expires))
+    return InboundHashes(current=current, previous=tuple(previous))
 
 
 def roll_hashes(

@@ -23,6 +23,7 @@ from federation_operator.domain.credentials.inbound_hashes import (
     InboundHashes,
     accepted_hashes_status,
     parse_hashes,
+    published_hashes,
     render_hashes,
     roll_hashes,
 )
@@ -83,6 +84,16 @@ class _Side:
     # Inbound only: every hash the federation server may accept, published in status (the
     # server reads no Secret).
     accepted: InboundHashes | None = None
+    # Inbound only: what status publishes (None: nothing for this source), what `<peer>-inbound`
+    # holds (None: missing or unreadable), and whether it was written back from status this pass
+    # (its name, "Deleted" or "Altered").
+    published: InboundHashes | None = None
+    stored: InboundHashes | None = None
+    restored: tuple[str, str] | None = None
+
+
+def _same_hashes(stored: InboundHashes, published: InboundHashes) -> bool:
+    return stored.current == published.current and set(stored.previous) == set(published.previous)
 
 
 def _read_ref(
@@ -109,11 +120,14 @@ def _plan_inbound(
     events: list[Event] = []
     own = observed.inbound
     existing: InboundHashes | None = None
+    # What the federation server accepts now: the base of every change, and what a deleted or
+    # rewritten `<peer>-inbound` is written back from (the Secret is only a mirror of it).
+    published = published_hashes(status, source=spec.inbound_source)
     if own.exists and own.managed:
         try:
             existing = parse_hashes(own.data.get(api.INBOUND_HASHES_KEY) or b"")
         except MalformedCredential as error:
-            if not rotate or spec.inbound_source != SOURCE_GENERATED:
+            if published is None and (not rotate or spec.inbound_source != SOURCE_GENERATED):
                 side.problem = Problem(
                     "SecretMalformed",
                     f"Secret {own.name} key {api.INBOUND_HASHES_KEY} {error}. "
@@ -128,8 +142,13 @@ def _plan_inbound(
         )
         return side, None, events
 
+    mirrors_source = own.annotations.get(ANNOTATION_INBOUND_SOURCE) == spec.inbound_source
+    if published is not None:
+        side.published, side.stored = published, existing
+        existing = published
+
     if spec.inbound_source == SOURCE_GENERATED:
-        mirrors_generated = own.annotations.get(ANNOTATION_INBOUND_SOURCE) == SOURCE_GENERATED
+        mirrors_generated = mirrors_source or published is not None
         ever_generated = (status.get("inbound") or {}).get("source") == SOURCE_GENERATED
         if rotate:
             side.generate, side.rotated = True, True
@@ -368,6 +387,22 @@ def plan(
         hashes = roll_hashes(existing_hashes, current=inbound.hash, now=now, overlap=overlap)
         rendered = render_hashes(hashes)
         own = observed.inbound
+        if inbound.published is not None and not (
+            # What this pass writes anyway (a write of ours interrupted before status), or status.
+            inbound.stored is not None
+            and (_same_hashes(inbound.stored, hashes) or _same_hashes(inbound.stored, inbound.published))
+        ):
+            inbound.restored = (own.name, "Altered" if own.exists else "Deleted")
+            events.append(
+                Event(
+                    "Warning",
+                    "InboundSecretRestored",
+                    f"Secret {own.name} "
+                    + ("held other hashes than" if own.exists else "was deleted; its hashes are in")
+                    + " status.inbound.acceptedHashes, which only the operator writes; written back "
+                    "from status. Review who may write Secrets in this namespace.",
+                )
+            )
         if (
             not own.exists
             or own.data.get(api.INBOUND_HASHES_KEY) != rendered
@@ -525,6 +560,11 @@ def credential_status(
             result.pop("previousExpiresAt", None)
         if side.accepted is not None:
             result["acceptedHashes"] = accepted_hashes_status(side.accepted)
+        if side.rotated:
+            result.pop("restored", None)
+        if side.restored is not None:
+            name, why = side.restored
+            result["restored"] = {"secretName": name, "reason": why, "time": conditions.rfc3339(now)}
         return result
 
     new_inbound = side_status(inbound, old.get("inbound") or {})
@@ -539,6 +579,14 @@ def credential_status(
             f"inbound {new_inbound.get('source')} {new_inbound.get('fingerprint')}, "
             f"outbound {new_outbound.get('source')} {new_outbound.get('fingerprint')}"
         )
+        restored = new_inbound.get("restored")
+        if isinstance(restored, Mapping):
+            # Kept until the next inbound rotation: the link works, but someone wrote our Secret.
+            reason = "InboundSecretRestored"
+            message += (
+                f"; Secret {restored.get('secretName')} was written back from "
+                f"status.inbound.acceptedHashes at {restored.get('time')} ({restored.get('reason')})"
+            )
     new_conditions = conditions.set_condition(
         list(old.get("conditions") or []),
         kind=api.PEER_KIND,
