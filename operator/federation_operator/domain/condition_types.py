@@ -106,8 +106,10 @@ TABLE: Final[tuple[ConditionType, ...]] = (
         api.PEER_KIND,
         CREDENTIALS_READY,
         "credentials",
-        _CREDENTIAL_PROBLEMS | {"CredentialsReady"},
-        "True: both tokens are in place and the inbound hashes published (not read by kstatus)",
+        _CREDENTIAL_PROBLEMS | {"CredentialsReady", "InboundSecretRestored"},
+        "True: both tokens are in place and the inbound hashes published (not read by kstatus); "
+        "reason InboundSecretRestored while the last inbound rotation is older than a write-back "
+        "of `<peer>-inbound` from status",
     ),
     ConditionType(
         api.PEER_KIND,

@@ -1,9 +1,8 @@
 """Admission on the direct-TLS listener: which accepted TCP connections may start a TLS handshake.
 
-A TLS handshake is the most expensive thing an unauthenticated caller can make us do: one costs
-the server a key exchange and a signature (~1 ms of CPU here), and a caller reconnecting in a
-tight loop made hundreds per second (hack/bench_hostile.py, the flood variant: about a third of
-the server's CPU went to `do_handshake`, and a real peer's ping p99 rose 5x). asyncio starts the
+A TLS handshake is the most expensive thing an unauthenticated caller can make us do (a key
+exchange and a signature), and a caller reconnecting in a tight loop makes hundreds per second
+(hack/bench_hostile.py, the flood variant; figures in docs/benchmarks.md). asyncio starts the
 handshake inside `create_server` as soon as it accepts, before any code of ours sees the
 connection, so the listener here accepts plain TCP and decides first, per connection:
 
@@ -20,8 +19,8 @@ Only then does it hand the connection to asyncio's TLS protocol and aiohttp's re
 (server/protocol.py bounds what follows). The per-source limit belongs on this listener only:
 behind a proxy (the plain-HTTP listener) every connection comes from the proxy.
 
-When many connections have come and gone, glibc keeps the freed memory in its heap (a process
-that served 200 hostile connections stayed ~20 MiB above its baseline); once the open
+When many connections have come and gone, glibc keeps the freed memory in its heap, and the
+process stays above its baseline long after an attack (docs/benchmarks.md); once the open
 connections have fallen to a quarter of their high-water mark, `malloc_trim` hands it back.
 
 This builds `asyncio.sslproto.SSLProtocol` itself (what `loop.create_server(ssl=...)` does
