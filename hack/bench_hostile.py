@@ -404,6 +404,16 @@ def main() -> int:
             )
         )
     print(json.dumps(report, indent=2))
+    print(f"\n{'':16}{'RSS MiB*':>9}{'growth':>8}{'after':>8}{'p99 ms':>9}{'ratio':>7}{'refused':>9}")
+    print(f"{'no attack':16}{baseline / _MIB:9.1f}{'':8}{'':8}{quiet_p99 * 1000:9.2f}{1.0:7.2f}{0:9d}")
+    for name in (verdict[0] for verdict in verdicts):
+        row = report[name]
+        assert isinstance(row, dict)
+        print(
+            f"{name:16}{row['rss_peak_mib']:9.1f}{row['rss_growth_mib']:8.1f}{row['rss_after_close_mib']:8.1f}"
+            f"{row['ping_p99_attacked_ms']:9.2f}{row['ping_p99_ratio']:7.2f}{row['pings_refused']:9d}"
+        )
+    print("* the baseline without attack, the peak under attack; after: once the attacker closed")
     for name, growth_ok, returned_ok, latency_ok in verdicts:
         print(f"{name}: RSS growth < 64 MiB: {growth_ok}; returned after close: {returned_ok}; ", end="")
         print(f"p99 < 2x and no ping refused: {latency_ok}")
