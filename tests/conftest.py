@@ -24,9 +24,21 @@ pytest_plugins = ["tests.harness.fixtures"]
 RELIABILITY: Final = Path(__file__).parent / "reliability"
 
 
+LONG_RUNNING: Final = ("reliability", "slow")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/reliability/ carries the `reliability` marker, so that the tier can be
-    selected (`-m reliability`) or left out (`-m "not reliability"`) without naming its folder."""
+    selected (`-m reliability`) or left out (`-m "not reliability"`) without naming its folder.
+
+    Modules with long-running tests go first: the parallel workers (`--dist loadscope`) take
+    modules in this order, and a long module started last would keep one worker busy while the
+    other idles. Each module keeps its own order.
+    """
     for item in items:
         if item.path.is_relative_to(RELIABILITY):
             item.add_marker(pytest.mark.reliability)
+    long_modules = {
+        item.path for item in items if any(item.get_closest_marker(name) for name in LONG_RUNNING)
+    }
+    items.sort(key=lambda item: item.path not in long_modules)

@@ -7,7 +7,6 @@ are the steps every linking test takes: issue a client certificate, read the fin
 a bundle with the plugin, apply it on the remote with the real kubectl.
 """
 
-import contextlib
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from federation_operator.controller.config import OperatorConfig, OperatorContex
 from federation_operator.controller.threads import OperatorThread
 from federation_operator.domain import api
 from federation_operator.plugin import cli
-from tests.harness.waiting import ConditionTimeout, wait_for
+from tests.harness.waiting import wait_for
 
 PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
 
@@ -40,7 +39,6 @@ class Site:
     operator: OperatorThread | None = None
     config: OperatorConfig = field(default_factory=OperatorConfig)
     _api: k8s_client.ApiClient | None = None
-    _calls_at_start: int = 0
 
     @property
     def api_client(self) -> k8s_client.ApiClient:
@@ -61,30 +59,13 @@ class Site:
         """Start this site's operator; `context` hands it a clock or a client of the test's own."""
         assert self.operator is None, "operator already running"
         self.config = replace(self.config, **overrides) if overrides else self.config
-        self._calls_at_start = len(self.sandbox.api.calls)
         self.operator = OperatorThread(self.config, context=context).start()
         return self.operator
 
     def stop_operator(self) -> None:
-        """Stop the operator once it watches its resources.
-
-        kopf stopped in the middle of its first resource discovery leaves the discovery's requests
-        running and waits out its 5-second hung-task timeout for them; once it watches, discovery
-        is over and it stops at once. A test that restarts an operator right away would otherwise
-        pay those 5 s on every restart.
-        """
-        if self.operator is None:
-            return
-        with contextlib.suppress(ConditionTimeout):  # still stop it, only slower
-            wait_for(self._operator_watches, timeout=10, message="the operator watching its resources")
-        self.operator.stop()
-        self.operator = None
-
-    def _operator_watches(self) -> bool:
-        return any(
-            call.verb == "watch" and call.resource == PEERS and call.user_agent.startswith("kopf/")
-            for call in self.sandbox.api.calls[self._calls_at_start :]
-        )
+        if self.operator is not None:
+            self.operator.stop()
+            self.operator = None
 
     # Objects ------------------------------------------------------------------------------------
     def create(self, plural: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:

@@ -84,6 +84,8 @@ class ScriptedRemote:
 
     def __exit__(self, *exc: object) -> None:
         self.closing = True
+        # close() alone does not wake a thread blocked in accept(); shutdown() does, at once.
+        self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.thread.join(timeout=5)
 

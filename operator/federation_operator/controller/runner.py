@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +105,10 @@ async def run_operator(
         kopf_stop.set()
 
     relay = asyncio.create_task(relay_stop(), name="operator stop relay")
+    # kopf.operator() is spawn_tasks + run_tasks; they are called apart here for the reaper.
+    existing = asyncio.all_tasks()
     try:
-        await kopf.operator(
+        root_tasks = await kopf.spawn_tasks(
             registry=build_registry(config),
             memo=kopf.Memo({"context": context, EXITING_KEY: exiting}),
             clusterwide=not config.namespaces,
@@ -118,10 +120,35 @@ async def run_operator(
             stop_flag=kopf_stop,
             ready_flag=ready,
         )
+        reaper = asyncio.create_task(reap_leftovers(root_tasks, kept=existing), name="operator reaper")
+        try:
+            await kopf.run_tasks(root_tasks, ignored=existing | {reaper})
+        finally:
+            reaper.cancel()
     finally:
         relay.cancel()
         if owned:
             context.kube.close()
+
+
+KOPF_SOURCES = str(Path(kopf.__file__).parent)
+
+
+async def reap_leftovers(root_tasks: Collection[asyncio.Task[Any]], *, kept: Set[asyncio.Task[Any]]) -> None:
+    """Cancel kopf's own tasks that outlive its root tasks.
+
+    By then the daemons are stopped and the workers are done; what is left of kopf's is litter: a
+    discovery request of an operator stopped while starting, the pause-waiter of a watch stream
+    closed mid-event. kopf waits a fixed 5 s for such "hung" tasks on every stop before it cancels
+    them itself; they do no work, so they are cancelled at once. Tasks of others in the same loop
+    (the federation server of `run --with-server`) are left to kopf's rule.
+    """
+    await asyncio.wait(root_tasks)
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if task is not current and task not in kept and code and code.co_filename.startswith(KOPF_SOURCES):
+            task.cancel()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
