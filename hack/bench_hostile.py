@@ -5,8 +5,9 @@
 
 Three processes on loopback: the federation server (direct mTLS listener on 127.0.0.1, default
 `ConnectionLimits`, one peer indexed), an attacker connecting from 127.0.0.2 and up, and this
-script as the real peer connecting from 127.0.0.1 (all of 127/8 is loopback: a real attacker has
-addresses of its own too). The attacker keeps --connections TLS connections without a client
+script as the real peer connecting from 127.0.1.1-127.0.1.64 in turn (all of 127/8 is loopback:
+a real attacker has addresses of its own too, and 64 addresses keep each under the per-source
+rate while the peer pings back to back). The attacker keeps --connections TLS connections without a client
 certificate open for --attack-seconds, a third each of:
 
 - max headers: a request line, then up to 60 headers of 32,000 bytes, never the final CRLF (the
@@ -41,6 +42,7 @@ cores: the attacker's CPU is taken from the server's and the peer's, as a local 
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -67,6 +69,10 @@ from federation_operator.server.tls import PinnedTLS
 
 PING = api.PING_PATH.encode()
 _MIB = 1024 * 1024
+# The real peer's pings come from this many addresses (127.0.1.x), as from that many remote sites:
+# pinging back to back from one address would itself exceed the per-source connection rate,
+# which is sized for one ping per link every 30 s.
+PEER_ADDRESSES = 64
 # variant: (seconds before the attacker reopens a connection the server ended, attacker addresses;
 # None = one per connection)
 VARIANTS: dict[str, tuple[float, int | None]] = {
@@ -206,12 +212,15 @@ def attack(port: int, ca: Path, *, connections: int, seconds: float, delay: floa
 
 
 # ---- the real peer (this process) ---------------------------------------------------------------
+_peer_addresses = itertools.cycle(f"127.0.1.{number}" for number in range(1, PEER_ADDRESSES + 1))
+
+
 async def _ping(port: int, context: ssl.SSLContext, token: str) -> float | None:
     """Seconds one ping took, or None when the server refused the connection (a failure)."""
     started = time.perf_counter()
     try:
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"
+            "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1", local_addr=(next(_peer_addresses), 0)
         )
     except (ConnectionError, ssl.SSLError):
         return None
