@@ -4,7 +4,7 @@
                                  [--variants hold,flood] [--rounds 1] [--listener admitted|plain]
 
 Three processes on loopback: the federation server (direct mTLS listener on 127.0.0.1, default
-`ConnectionLimits`, one peer indexed), an attacker connecting from 127.0.0.2 and up, and this
+`ConnectionLimits`, one peer indexed), an attacker connecting from 127.1.0.2 and up, and this
 script as the real peer connecting from 127.0.1.1-127.0.1.64 in turn (all of 127/8 is loopback:
 a real attacker has addresses of its own too, and 64 addresses keep each under the per-source
 rate while the peer pings back to back). The attacker keeps --connections TLS connections without a client
@@ -17,10 +17,10 @@ certificate open for --attack-seconds, a third each of:
 
 Whenever the server ends (or refuses) one, the attacker opens a new one of the same kind:
 
-- `hold`: after 1 s, each connection from an address of its own (127.0.0.2-127.0.0.201), so
+- `hold`: after 1 s, each connection from an address of its own (127.1.0.2 and up), so
   that the per-source limits do not bite and the connection bounds are what is measured (200
   connections held open, as the issue describes);
-- `flood`: at once, all from 127.0.0.2 (a reconnect flood: the server cuts a max-headers
+- `flood`: at once, all from 127.1.0.2 (a reconnect flood: the server cuts a max-headers
   connection within milliseconds, so this is hundreds of connection attempts per second);
 - `flood-spread` (not in the default run): at once, from 200 addresses: a distributed reconnect
   flood, which per-source limits cannot stop. The real peer pings
@@ -136,7 +136,7 @@ def serve(directory: Path, port: int, listener: str) -> None:
 
 # ---- the attacker process -----------------------------------------------------------------------
 def _attacker_address(slot: int, sources: int) -> str:
-    return f"127.0.{(slot % sources) // 250}.{2 + (slot % sources) % 250}"
+    return f"127.1.{(slot % sources) // 250}.{2 + (slot % sources) % 250}"
 
 
 async def _hostile(
