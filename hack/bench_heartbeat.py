@@ -2,7 +2,7 @@
 
 Setup (all on 127.0.0.1): a sandbox API (subprocess `federation-operator sandbox --no-operator`),
 the real federation server (subprocess `federation-operator serve`, direct mTLS, index fed by
-watches on that API) and, in this process, the operator with its heartbeat daemons. Every peer
+watches on that API) and, in this process, the operator with its heartbeat scheduler. Every peer
 pings the server and is accepted by it: each peer pins our FederationCert and accepts its own
 outbound token (`spec.inbound.secretHash`), so the server finds the peer by pin + token.
 

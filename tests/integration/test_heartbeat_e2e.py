@@ -1,6 +1,6 @@
 """The heartbeat end to end: two sites (EU, US) over real mTLS on 127.0.0.1.
 
-Each site is a sandbox API with its operator (heartbeat daemons, credentials handlers) and its
+Each site is a sandbox API with its operator (heartbeat scheduler, credentials handlers) and its
 real federation server (index fed by watches, direct mTLS). They are linked the way admins do it:
 FederationCerts, a FederationPeer on EU, `kubectl federation export`, `kubectl apply` on US.
 Intervals are shortened through `spec.heartbeat`, the settings every user has; the 5-minute rule
@@ -21,6 +21,8 @@ import yaml
 from federation_operator.adapters.k8s.client import Kube
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers import heartbeat
+from federation_operator.controller.registration import heartbeat as heartbeat_registration
+from federation_operator.controller.scheduler import Scheduler
 from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
 from tests.harness.clock import Clock
@@ -337,28 +339,30 @@ def test_suspend_stops_pings_and_delete_releases_the_finalizer(federation: Feder
 BEHIND = 0.7
 
 
-class BehindSlots(asyncio.Semaphore):
-    """Ping slots of an operator that is behind: each is granted BEHIND seconds late."""
+class BehindScheduler(Scheduler[Any]):
+    """The heartbeat scheduler of an operator that is behind: each due cycle starts BEHIND late."""
 
-    async def acquire(self) -> bool:
+    async def _take(self) -> Any:
+        taken = await super()._take()
         await asyncio.sleep(BEHIND)  # the operator's own delay, simulated: no condition to wait for
-        return await super().acquire()
+        return taken
 
 
 @pytest.fixture
 def behind(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
-    """Both operators' heartbeats (what they share), with ping slots granted BEHIND late.
+    """Both operators' heartbeats (what they share), with every cycle started BEHIND late.
 
     Requested before `federation`, so the operators it starts build their heartbeats with these."""
     made: list[heartbeat.Shared] = []
     original = heartbeat.Shared
 
-    def late(**kwargs: Any) -> heartbeat.Shared:
-        shared = original(**kwargs, slots=BehindSlots(heartbeat.MAX_CONCURRENT_PINGS))
+    def recorded(**kwargs: Any) -> heartbeat.Shared:
+        shared = original(**kwargs)
         made.append(shared)
         return shared
 
-    monkeypatch.setattr(heartbeat, "Shared", late)
+    monkeypatch.setattr(heartbeat, "Shared", recorded)
+    monkeypatch.setattr(heartbeat_registration, "Scheduler", BehindScheduler)
     return made
 
 

@@ -48,9 +48,19 @@ class HeartbeatMetrics:
         )
         self.lag = Histogram(
             "federation_heartbeat_lag_seconds",
-            "How late heartbeat pings start after their slot (the operator's own scheduling and the wait "
-            "for a ping slot): the operator's lag, never part of a ping's latency.",
+            "How late heartbeat cycles start after their slot (the operator's own scheduling and the wait "
+            "for a free heartbeat worker): the operator's lag, never part of a ping's latency.",
             buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.pending = Gauge(
+            "federation_heartbeat_pending_cycles",
+            "Heartbeat cycles that are due and wait for a free worker (0 while the operator keeps up).",
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "federation_heartbeat_workers",
+            "Heartbeat workers: how many pings the operator runs at once at most.",
             registry=self.registry,
         )
         self.results = Counter(
@@ -91,6 +101,9 @@ class HeartbeatMetrics:
 
     def observe_lag(self, seconds: float) -> None:
         self.lag.observe(max(seconds, 0.0))
+
+    def set_pending(self, cycles: int) -> None:
+        self.pending.set(cycles)
 
     def set_state(self, *, namespace: str, peer: str, state: str) -> None:
         key = (namespace, peer)

@@ -34,6 +34,8 @@ class OperatorConfig:
     peer_check_interval: float = 30.0
     # How often each peer's namespace edge objects are re-checked: pins expire without an event.
     ingress_check_interval: float = 60.0
+    # Heartbeat workers: pings in flight at most (None: sized for the machine, scheduler.default_workers).
+    heartbeat_workers: int | None = None
 
 
 @dataclass

@@ -186,6 +186,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ingress-check-interval", type=float, default=60.0, help="seconds between edge checks per namespace"
     )
+    parser.add_argument(
+        "--heartbeat-workers",
+        type=int,
+        help="pings in flight at most (default: 64 per CPU, between 32 and 256; docs/reachability.md)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -225,6 +230,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         peer_check_interval=args.peer_check_interval,
         metrics_port=args.metrics_port,
         ingress_check_interval=args.ingress_check_interval,
+        heartbeat_workers=args.heartbeat_workers,
     )
 
 

@@ -1,7 +1,8 @@
 """What one ping presents (client certificate, CA bundle, outbound tokens), read through a shared cache.
 
 The heartbeat and `kubectl federation ping` read the same objects the same way, so a ping from the
-plugin presents exactly what the operator's next heartbeat would.
+plugin presents exactly what the operator's next heartbeat would. How old a cached object the
+heartbeat accepts is decided here too (`read_for_heartbeat`).
 """
 
 import asyncio
@@ -19,6 +20,18 @@ from federation_operator.domain import certs, conditions, issuance, objects
 from federation_operator.domain.credentials.outbound_tokens import OutboundTokens
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.reachability import Failure
+
+# Credentials are re-read at most this often while pings succeed; at once after a spec change or a
+# failure that a credential change could explain. Shared by all peers of the operator, so a
+# FederationCert used by a thousand peers is read once per period, not a thousand times.
+CREDENTIALS_MAX_AGE: Final = 60.0
+# A peer's own outbound Secret changes only with a rotation or an edit, and either changes the
+# outbound fingerprint in the peer's status (the credentials handler watches those Secrets), which
+# makes the next cycle read it again. This age is only the safety net: at 10,000 peers, re-reading
+# each peer's Secret every minute would be ~170 GETs per second for nothing.
+OWN_SECRET_MAX_AGE: Final = 1800.0
+# Failures a changed credential object could explain: the next cycle reads everything again.
+_CREDENTIAL_FACTORS: Final = frozenset({Factor.SECRET, Factor.CERTIFICATE, Factor.TLS})
 
 
 class CredentialCache:
@@ -152,3 +165,41 @@ async def load_credentials(
         },
         header=(spec.get("outbound") or {}).get("header") or None,
     )
+
+
+def credential_key(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """Changes when what we present may have changed: the spec's references, or a token rotation
+    (the credentials handler shows the new outbound fingerprint in status)."""
+    spec = body.get("spec") or {}
+    outbound_status = (body.get("status") or {}).get("outbound") or {}
+    return (
+        repr(spec.get("clientCertificateRef")),
+        repr(spec.get("outbound")),
+        repr(spec.get("serverTrust")),
+        repr(outbound_status.get("fingerprint")),
+        repr(outbound_status.get("previousExpiresAt")),
+    )
+
+
+class HeartbeatReads:
+    """How fresh one peer's heartbeat needs its credentials: cached while nothing suggests a
+    change, read again at once when the peer's references or fingerprints changed or the last
+    failure was one a credential change could explain."""
+
+    def __init__(self, cache: CredentialCache) -> None:
+        self.cache = cache
+        self._key: tuple[str, ...] = ()
+
+    async def load(
+        self, body: Mapping[str, Any], *, last_failure_factor: str | None
+    ) -> Credentials | Failure:
+        meta = body.get("metadata") or {}
+        key = credential_key(body)
+        fresh = key != self._key or last_failure_factor in _CREDENTIAL_FACTORS
+        self._key = key
+        namespace = str(meta.get("namespace"))
+        reader = CacheReader(self.cache, namespace, max_age=0.0 if fresh else CREDENTIALS_MAX_AGE)
+        own = CacheReader(self.cache, namespace, max_age=0.0 if fresh else OWN_SECRET_MAX_AGE)
+        return await load_credentials(
+            reader, peer_name=str(meta.get("name")), spec=body.get("spec") or {}, outbound_reader=own
+        )

@@ -1,27 +1,31 @@
-"""kopf decorators for the heartbeat: one daemon per FederationPeer.
+"""kopf decorators for the heartbeat: one scheduler for all peers, fed by the peers' watch events.
 
-A daemon rather than a timer, and suspension handled inside it: see `handlers/heartbeat.py`. The
-metrics and the credential cache are made once per operator at startup and reach every daemon
-through kopf's memo.
+No kopf daemon or timer per peer (see `controller/scheduler.py` for why): the scheduler starts
+with the operator and stops in one step at cleanup. Every watch event of a FederationPeer (the
+initial listing, creation, any change of spec or status) hands the peer's latest body to its
+heartbeat, which the scheduler runs every interval; a deletion (the `deletionTimestamp`, or the
+object gone) removes it, which cancels a ping in flight. Status changes matter as well as spec
+changes: the heartbeat writes its part of the status against the resourceVersion it last saw.
 """
 
+import os
 from typing import Any
 
 import kopf
 
 from federation_operator.adapters.k8s.ping_credentials import CredentialCache
 from federation_operator.adapters.metrics import HeartbeatMetrics, serve_metrics
-from federation_operator.controller.config import OperatorConfig, context_of, running
+from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import heartbeat
+from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
 from federation_operator.domain import api
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 MEMO_KEY = "heartbeat"
+SCHEDULER_KEY = "heartbeat-scheduler"
 METRICS_KEY = "metrics-server"
-# After `stopped` is set, how long kopf waits before cancelling the daemon, then before giving up
-# on it. The loop races every ping against `stopped`, so it normally exits at once.
-CANCELLATION_BACKOFF = 1.0
-CANCELLATION_TIMEOUT = 5.0
+
+PeerKey = tuple[str, str]
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -30,6 +34,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         context = context_of(memo)
         shared = heartbeat.Shared(metrics=HeartbeatMetrics(), cache=CredentialCache(context.kube))
         memo[MEMO_KEY] = shared
+        workers = config.heartbeat_workers or default_workers(os.cpu_count())
+        scheduler: Scheduler[PeerKey] = Scheduler(
+            workers=workers,
+            hooks=SchedulerHooks(on_start=shared.metrics.observe_lag, on_pending=shared.metrics.set_pending),
+        )
+        shared.metrics.workers.set(workers)
+        memo[SCHEDULER_KEY] = scheduler
         if config.metrics_port is not None:
             memo[METRICS_KEY] = await serve_metrics(
                 shared.metrics.registry, host=config.metrics_host, port=config.metrics_port
@@ -37,20 +48,32 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.cleanup(registry=registry, id="heartbeat-cleanup")
     async def heartbeat_cleanup(memo: kopf.Memo, **_: Any) -> None:
+        scheduler: Scheduler[PeerKey] | None = memo.get(SCHEDULER_KEY)
+        if scheduler is not None:
+            await scheduler.stop()
         server = memo.get(METRICS_KEY)
         if server is not None:
             await server.cleanup()
 
-    @kopf.daemon(
-        *PEER,
-        registry=registry,
-        id="heartbeat",
-        cancellation_backoff=CANCELLATION_BACKOFF,
-        cancellation_timeout=CANCELLATION_TIMEOUT,
-        when=running,
-    )
-    async def heartbeat_daemon(
-        body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger, memo: kopf.Memo, **_: Any
-    ) -> None:
-        beat = heartbeat.Heartbeat(context_of(memo), body=body, shared=memo[MEMO_KEY], logger=logger)
-        await beat.run(stopped)
+    @kopf.on.event(*PEER, registry=registry, id="heartbeat-peers")
+    async def heartbeat_peers(event: kopf.RawEvent, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
+        scheduler: Scheduler[PeerKey] = memo[SCHEDULER_KEY]
+        if not scheduler.started:
+            # Started from the first event, not at startup: its tasks inherit the context of kopf's
+            # processing, where `kopf.event` finds kopf's event queue (not set for startup handlers).
+            scheduler.start()
+        body = event["object"]
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        if event["type"] == "DELETED" or meta.get("deletionTimestamp"):
+            gone = scheduler.remove(key)
+            if isinstance(gone, heartbeat.PeerHeartbeat):
+                gone.forget()
+            return
+        beat = scheduler.beat_of(key)
+        if isinstance(beat, heartbeat.PeerHeartbeat):
+            beat.body = body
+            return
+        scheduler.put(
+            key, heartbeat.PeerHeartbeat(context_of(memo), body=body, shared=memo[MEMO_KEY], logger=logger)
+        )

@@ -1,0 +1,195 @@
+"""The heartbeat scheduler: one heap and a bounded pool of workers for every peer of an operator.
+
+Real asyncio, short intervals (tens of milliseconds): the beats below record when each cycle was
+due and when it started, and hold their cycles on events the test controls.
+"""
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
+from tests.waiting import async_wait_for
+
+INTERVAL = 0.05
+
+
+@dataclass
+class Beat:
+    """A peer's heartbeat as the scheduler sees it: records every cycle; can be made to hang or fail."""
+
+    every: float = INTERVAL
+    took: float = 0.0
+    hold: asyncio.Event | None = None
+    fail: bool = False
+    dues: list[float] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+    crashes: list[Exception] = field(default_factory=list)
+    cancelled: int = 0
+    running: int = 0
+
+    def interval(self) -> float:
+        return self.every
+
+    async def cycle(self, *, due: float) -> None:
+        self.dues.append(due)
+        self.starts.append(asyncio.get_running_loop().time())
+        self.running += 1
+        try:
+            if self.hold is not None:
+                await self.hold.wait()
+            if self.took:
+                await asyncio.sleep(self.took)  # the ping's own duration, simulated
+            if self.fail:
+                raise RuntimeError("boom")
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.running -= 1
+
+    async def crashed(self, error: Exception) -> None:
+        self.crashes.append(error)
+
+
+@dataclass
+class Seen:
+    lags: list[float] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+async def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+async def scheduler(seen: Seen) -> AsyncIterator[Scheduler[str]]:
+    made: Scheduler[str] = Scheduler(
+        workers=4,
+        hooks=SchedulerHooks(on_start=seen.lags.append, on_pending=seen.pending.append),
+        rng=random.Random(7),
+    )
+    made.start()
+    yield made
+    await made.stop()
+
+
+async def until(predicate: Callable[[], object], message: str) -> None:
+    async def probe() -> bool:
+        return bool(predicate())
+
+    await async_wait_for(probe, timeout=5.0, message=message)
+
+
+async def test_first_cycle_is_jittered_within_the_interval_then_cycles_stay_on_the_grid(
+    scheduler: Scheduler[str],
+) -> None:
+    beats = {name: Beat(took=0.01) for name in "abcdef"}
+    added = asyncio.get_running_loop().time()
+    for name, beat in beats.items():
+        scheduler.put(name, beat)
+    await until(lambda: all(len(beat.dues) >= 5 for beat in beats.values()), "five cycles each")
+    firsts = [beat.dues[0] - added for beat in beats.values()]
+    assert all(0 <= first <= INTERVAL for first in firsts)
+    assert len({round(first, 4) for first in firsts}) > 1, "first slots are spread, not all at once"
+    for beat in beats.values():
+        steps = [later - earlier for earlier, later in zip(beat.dues, beat.dues[1:], strict=False)]
+        assert steps == pytest.approx([INTERVAL] * len(steps)), "slots on the grid, whatever each cycle took"
+        assert all(start >= due for due, start in zip(beat.dues, beat.starts, strict=True))
+
+
+async def test_a_cycle_that_overran_its_interval_skips_the_missed_slots(scheduler: Scheduler[str]) -> None:
+    beat = Beat(took=2.5 * INTERVAL)
+    scheduler.put("slow", beat)
+    await until(lambda: len(beat.dues) >= 3, "three cycles")
+    steps = [later - earlier for earlier, later in zip(beat.dues, beat.dues[1:], strict=False)]
+    assert steps == pytest.approx([3 * INTERVAL] * len(steps)), "the next free slot, no burst of missed ones"
+
+
+async def test_at_most_workers_cycles_run_at_once_and_the_rest_wait_as_pending(
+    scheduler: Scheduler[str], seen: Seen
+) -> None:
+    hold = asyncio.Event()
+    beats = [Beat(hold=hold) for _ in range(10)]
+    for number, beat in enumerate(beats):
+        scheduler.put(str(number), beat)
+    await until(lambda: scheduler.busy == 4 and scheduler.pending == 6, "four running, six waiting")
+    assert sum(beat.running for beat in beats) == 4
+    assert seen.pending[-1] == 6
+    hold.set()
+    await until(lambda: all(beat.dues for beat in beats), "every peer had its cycle")
+    # The six that waited for a worker started after their slot: the operator's lag, reported
+    # (taken as the worker picks the cycle up, a task switch before the cycle itself starts).
+    late = sorted(start - due for beat in beats for due, start in zip(beat.dues, beat.starts, strict=True))
+    assert late[-1] > 0
+    assert max(seen.lags) == pytest.approx(late[-1], abs=0.01)
+
+
+async def test_removing_a_peer_cancels_its_running_cycle_and_ends_its_cycles(
+    scheduler: Scheduler[str],
+) -> None:
+    hold = asyncio.Event()
+    beat = Beat(hold=hold)
+    scheduler.put("gone", beat)
+    await until(lambda: beat.running == 1, "cycle running")
+    assert scheduler.remove("gone") is beat
+    await until(lambda: beat.cancelled == 1 and beat.running == 0, "cycle cancelled")
+    other = Beat()
+    scheduler.put("other", other)
+    await until(lambda: len(other.dues) >= 3, "the scheduler goes on with other peers")
+    assert len(beat.dues) == 1, "no cycle after the removal"
+    assert beat.crashes == [], "a cancelled cycle is not a failure"
+    assert scheduler.busy == 0 or other.running
+
+
+async def test_a_failing_cycle_is_reported_and_the_next_slot_comes_as_planned(
+    scheduler: Scheduler[str],
+) -> None:
+    beat = Beat(fail=True)
+    scheduler.put("failing", beat)
+    await until(lambda: len(beat.crashes) >= 3, "three failures reported")
+    assert all(isinstance(error, RuntimeError) for error in beat.crashes)
+    steps = [later - earlier for earlier, later in zip(beat.dues, beat.dues[1:], strict=False)]
+    assert steps == pytest.approx([INTERVAL] * len(steps))
+
+
+async def test_put_of_a_known_peer_keeps_its_slot_and_uses_the_new_interval_from_the_next(
+    scheduler: Scheduler[str],
+) -> None:
+    beat = Beat()
+    scheduler.put("p", beat)
+    await until(lambda: len(beat.dues) >= 2, "two cycles")
+    replacement = Beat(every=2 * INTERVAL)
+    scheduler.put("p", replacement)
+    await until(lambda: len(replacement.dues) >= 3, "three cycles of the replacement")
+    steps = [later - earlier for earlier, later in zip(replacement.dues, replacement.dues[1:], strict=False)]
+    assert steps == pytest.approx([2 * INTERVAL] * len(steps))
+    assert scheduler.peers == 1
+
+
+async def test_stop_ends_every_cycle_at_once_however_many_peers(seen: Seen) -> None:
+    scheduler: Scheduler[str] = Scheduler(workers=8, hooks=SchedulerHooks(on_start=seen.lags.append))
+    scheduler.start()
+    hold = asyncio.Event()  # never set: cycles that would hang forever
+    beats = [Beat(every=0.01, hold=hold) for _ in range(2000)]
+    for number, beat in enumerate(beats):
+        scheduler.put(str(number), beat)
+    await until(lambda: scheduler.busy == 8, "eight cycles hanging")
+    loop = asyncio.get_running_loop()
+    stopping = loop.time()
+    await scheduler.stop()
+    assert loop.time() - stopping < 1.0
+    assert sum(beat.running for beat in beats) == 0
+    assert sum(beat.cancelled for beat in beats) == 8
+
+
+def test_workers_are_sized_for_the_machine_within_bounds() -> None:
+    assert default_workers(2) == 128
+    assert default_workers(None) == 64
+    assert default_workers(64) == 256
+    with pytest.raises(ValueError, match="at least one worker"):
+        Scheduler(workers=0)
