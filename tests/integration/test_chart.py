@@ -149,7 +149,11 @@ def test_namespaced_watch_grants_roles_and_no_cluster_role(helm: str) -> None:
     assert cluster_roles == AGGREGATED_CLUSTER_ROLES
     assert not of_kind(docs, "ClusterRoleBinding")
     role_namespaces = {doc["metadata"]["namespace"] for doc in of_kind(docs, "Role")}
-    assert role_namespaces == {"federation", "federation-staging"}
+    assert role_namespaces == {"federation", "federation-staging", RELEASE_NAMESPACE}
+    # In its own namespace the operator may only post Events (heartbeat saturation, about its Pod).
+    (own,) = [doc for doc in of_kind(docs, "Role") if doc["metadata"]["namespace"] == RELEASE_NAMESPACE]
+    assert own["rules"] == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}]
+    role_namespaces -= {RELEASE_NAMESPACE}
     for doc in of_kind(docs, "RoleBinding"):
         (subject,) = doc["subjects"]
         assert subject["namespace"] == RELEASE_NAMESPACE

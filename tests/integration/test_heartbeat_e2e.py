@@ -395,3 +395,45 @@ def test_a_ping_started_late_by_the_operator_to_a_fast_remote_stays_reachable(
     assert late > 0
     assert on_time == 0
     assert lag("federation_heartbeat_lag_seconds_sum") >= BEHIND * late
+
+
+def test_one_side_flapping_is_not_echoed_by_the_other_sides_status_writes(federation: Federation) -> None:
+    """EU's view of US flaps (US's server goes down and up twice). US's pings to EU keep working,
+    and EU's replies carry EU's flapping view into US's `status.remote`; US writes its status for
+    none of those flaps (the remote's view of the link rides along with US's own writes)."""
+    eu, us = federation.eu, federation.us
+    federation.wait_reachability(eu, "us", "Reachable")
+    federation.wait_reachability(us, "eu", "Reachable")
+    versions: set[str] = set()
+
+    def us_version() -> str:
+        version = str((us.get(PEERS, "eu") or {})["metadata"]["resourceVersion"])
+        versions.add(version)
+        return version
+
+    def pings_from_us() -> int:
+        return sum(1 for line in federation.eu_server.audit_lines() if line.get("peer") == "us")
+
+    def eu_sees(state: str) -> None:
+        wait_for(
+            lambda: us_version() and federation.status(eu, "us").get("reachability") == state,
+            timeout=3 * INTERVAL + 2,
+            message=f"EU sees US {state}",
+        )
+        # Two more pings from US after EU's view changed: an echo would be written by now.
+        start = pings_from_us()
+        wait_for(lambda: us_version() and pings_from_us() >= start + 2, timeout=5 * INTERVAL)
+
+    us_version()
+    flips = 0
+    for _ in range(2):
+        federation.us_server.stop()
+        eu_sees("Degraded")
+        federation.us_server.start()
+        eu_sees("Reachable")
+        flips += 2
+    us_version()
+    assert flips == 4
+    # One incidental write (a latency move on a busy host) is allowed; an echo would be four.
+    assert len(versions) <= 2, f"US wrote its status {len(versions) - 1} times while EU flapped {flips} times"
+    assert federation.status(us, "eu")["reachability"] == "Reachable"

@@ -263,7 +263,10 @@ def test_success_time_from_memory_wins_over_a_lagging_stored_one() -> None:
     assert update.reachability is Reachability.DEGRADED
 
 
-def test_remote_view_changes_are_written_but_its_clock_is_not() -> None:
+def test_who_the_remote_is_is_written_but_its_view_of_the_link_only_rides_along() -> None:
+    """The remote's reachability of us moves with its own pings: written on change, every flap on
+    one side would cost a write on the other (the echo). Who it is (site, the peer standing for us,
+    its fingerprints) is written at once; its view of the link is carried by the next write."""
     remote = {
         "site": "us",
         "peerName": "eu",
@@ -271,15 +274,64 @@ def test_remote_view_changes_are_written_but_its_clock_is_not() -> None:
         "reachability": "Reachable",
         "time": "2026-01-01T12:00:00Z",
         "latencyMilliseconds": 3,
+        "inboundFingerprint": "aaaaaaaaaaaa",
     }
     status = apply(
         credentials_ready(), heartbeat_status(credentials_ready(), green(T0, remote=remote), T0).status
     )
+    assert status["remote"] == remote
     later = T0 + timedelta(seconds=30)
     ticking = {**remote, "time": "2026-01-01T12:00:30Z", "latencyMilliseconds": 9}
     assert not heartbeat_status(status, green(later, remote=ticking), later).write
-    flipped = {**ticking, "reachability": "Degraded"}
-    assert heartbeat_status(status, green(later, remote=flipped), later).changed == ("remote",)
+    flapping = {**ticking, "reachability": "Degraded", "lastFailure": {"factor": "Network"}}
+    assert not heartbeat_status(status, green(later, remote=flapping), later).write
+    for identity in ({"site": "us-2"}, {"peerName": "eu-2"}, {"inboundFingerprint": "bbbbbbbbbbbb"}):
+        moved = heartbeat_status(status, green(later, remote={**flapping, **identity}), later)
+        assert moved.changed == ("remote",)
+        assert moved.status["remote"]["reachability"] == "Degraded", "the link view rides along"
+    # Any other write carries the remote's latest view of the link.
+    down = heartbeat_status(status, red(later, last_success=T0), later)
+    assert down.write
+    slow = heartbeat_status(status, green(later, ms=1500, remote=flapping), later)
+    assert slow.write
+    assert slow.status["remote"]["reachability"] == "Degraded"
+
+
+def test_a_saturated_operator_does_not_call_a_slow_ping_slow_nor_rewrite_the_latency() -> None:
+    status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0, ms=20), T0).status)
+    later = T0 + timedelta(seconds=30)
+    slow_ping = green(later, ms=1500, previous_latency=timedelta(milliseconds=1400), operator_saturated=True)
+    update = heartbeat_status(status, slow_ping, later)
+    assert update.reachability is Reachability.REACHABLE
+    assert not update.write, "no state change and no latency move claimed"
+    assert update.status["latencyMilliseconds"] == 20, "the latency we trust is kept"
+    # Not saturated, the same ping is evidence: Slow.
+    assert heartbeat_status(status, green(later, ms=1500), later).reachability is Reachability.SLOW
+    # A peer already Slow stays Slow; a fast ping is believed (our lag only adds to a latency).
+    slow_status = apply(status, heartbeat_status(status, green(later, ms=1500), later).status)
+    again = later + timedelta(seconds=30)
+    kept = heartbeat_status(slow_status, green(again, ms=1500, operator_saturated=True), again)
+    assert kept.reachability is Reachability.SLOW
+    fast = heartbeat_status(slow_status, green(again, ms=20, operator_saturated=True), again)
+    assert fast.reachability is Reachability.REACHABLE
+    assert fast.write
+
+
+def test_the_refresh_also_waits_for_eleven_pings_so_fewer_pings_never_mean_more_writes_per_ping() -> None:
+    """An operator that sends fewer pings than are due (saturated) refreshes per pings, not per
+    time: one write in 11 pings at most, however far apart they are."""
+    interval = timedelta(seconds=30)
+    status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0), T0).status)
+    pings, spacings, now = 0, [], T0
+    for _ in range(100):
+        now += 3 * interval  # two of every three slots skipped
+        pings += 1
+        update = heartbeat_status(status, green(now, interval=interval, pings_since_write=pings), now)
+        if update.write:
+            spacings.append(pings)
+            pings = 0
+            status = apply(status, update.status)
+    assert set(spacings) == {11}
 
 
 def test_accepted_fingerprint_and_presented_certificate_changes_are_written() -> None:

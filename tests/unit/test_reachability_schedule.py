@@ -4,7 +4,14 @@ from datetime import timedelta
 
 import pytest
 
-from federation_operator.domain.heartbeat_schedule import next_slot, settings_of
+from federation_operator.domain.heartbeat_schedule import (
+    CALM_FOR,
+    LATE_AFTER,
+    Saturation,
+    judge_saturation,
+    next_slot,
+    settings_of,
+)
 
 
 def test_slots_stay_on_the_grid_however_long_each_cycle_took() -> None:
@@ -39,3 +46,18 @@ def test_spec_settings_are_read_and_the_timeout_never_exceeds_the_interval() -> 
 @pytest.mark.parametrize("bad", ["soon", "-1s", ""])
 def test_an_unparseable_setting_falls_back_to_the_default(bad: str) -> None:
     assert settings_of({"heartbeat": {"interval": bad}}).interval == timedelta(seconds=30)
+
+
+def test_saturation_is_a_late_start_with_a_queue_behind_it_and_ends_after_a_calm_minute() -> None:
+    calm = Saturation()
+    # Late with nothing waiting: one busy moment of the event loop, not saturation.
+    assert not judge_saturation(calm, lag=5.0, waiting=0, now=10.0).saturated
+    # A queue that starts on time: keeping up.
+    assert not judge_saturation(calm, lag=0.1, waiting=40, now=10.0).saturated
+    saturated = judge_saturation(calm, lag=LATE_AFTER + 0.5, waiting=3, now=10.0)
+    assert saturated == Saturation(saturated=True, last_late=10.0)
+    # On time again, but not for long enough, or still a queue: still saturated (no flapping).
+    assert judge_saturation(saturated, lag=0.0, waiting=0, now=10.0 + CALM_FOR - 1).saturated
+    assert judge_saturation(saturated, lag=0.0, waiting=2, now=10.0 + CALM_FOR + 1).saturated
+    caught_up = judge_saturation(saturated, lag=0.0, waiting=0, now=10.0 + CALM_FOR)
+    assert not caught_up.saturated

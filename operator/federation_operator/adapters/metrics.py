@@ -58,6 +58,12 @@ class HeartbeatMetrics:
             "Heartbeat cycles that are due and wait for a free worker (0 while the operator keeps up).",
             registry=self.registry,
         )
+        self.saturated = Gauge(
+            "federation_heartbeat_saturated",
+            "1 while more heartbeat pings are due than the workers can send (the operator is the "
+            "bottleneck, not the remotes), else 0.",
+            registry=self.registry,
+        )
         self.workers = Gauge(
             "federation_heartbeat_workers",
             "Heartbeat workers: how many pings the operator runs at once at most.",

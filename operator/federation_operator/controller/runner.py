@@ -231,6 +231,8 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         ingress_check_interval=args.ingress_check_interval,
         heartbeat_workers=args.heartbeat_workers,
+        pod_name=os.environ.get("POD_NAME") or None,
+        pod_namespace=os.environ.get("POD_NAMESPACE") or None,
     )
 
 

@@ -13,9 +13,9 @@ places at once: it is either in the heap (waiting for its slot), in the ready qu
 for a worker) or in a worker (its cycle running), so one peer never runs two cycles at a time.
 
 Saturation: when more cycles are due than the workers can start, they wait in the ready queue,
-in slot order. How long a cycle waited (`lag`: slot to start) is reported by the caller's
-`on_start`, and the queue's length by `pending`; neither is part of a ping's latency, so an
-operator that is behind never calls a fast remote Slow.
+in slot order. How long a cycle waited (`lag`: slot to start) and how many still wait are
+reported to the owner's `on_start`, the queue's length to `on_pending`; neither is part of a
+ping's latency (the owner judges saturation from them: `heartbeat_schedule.judge_saturation`).
 
 Removing a peer cancels its cycle if one is running (a deletion stops the ping in flight at once)
 and drops it from the heap and queue lazily (a stale entry is skipped when it comes up).
@@ -60,9 +60,10 @@ class _Peer:
 
 @dataclass
 class SchedulerHooks:
-    """What the scheduler tells its owner: each cycle's start and lag, and the queue's length."""
+    """What the scheduler tells its owner: each cycle's lag as it starts (with how many due cycles
+    still wait for a worker), and the queue's length whenever it changes."""
 
-    on_start: Callable[[float], None] = lambda lag: None
+    on_start: Callable[[float, int], None] = lambda lag, waiting: None
     on_pending: Callable[[int], None] = lambda pending: None
 
 
@@ -181,8 +182,9 @@ class Scheduler(Generic[K]):
             peer = self._peers.get(key)
             if peer is None or peer.version != version:
                 continue  # removed (or replaced) while it waited
-            self.hooks.on_pending(self._ready.qsize())
-            self.hooks.on_start(loop.time() - due)
+            waiting = self._ready.qsize()
+            self.hooks.on_pending(waiting)
+            self.hooks.on_start(loop.time() - due, waiting)
             self._busy += 1
             try:
                 await self._run(peer, due)

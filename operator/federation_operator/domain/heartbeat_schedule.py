@@ -43,3 +43,32 @@ def next_slot(*, previous: float, now: float, step: float) -> float:
     if upcoming <= now:
         upcoming += step * (1 + (now - upcoming) // step)
     return upcoming
+
+
+# A cycle that starts more than this after its slot while others still wait for a worker means
+# the operator has more pings due than its workers can send: it is saturated.
+LATE_AFTER: Final = 1.0
+# Saturation ends once no cycle started late for this long and none waits.
+CALM_FOR: Final = 60.0
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """Whether the operator is its own bottleneck, and when (monotonic seconds) it last looked so."""
+
+    saturated: bool = False
+    last_late: float | None = None
+
+
+def judge_saturation(state: Saturation, *, lag: float, waiting: int, now: float) -> Saturation:
+    """The state after a cycle started `lag` seconds after its slot with `waiting` cycles still due.
+
+    Late alone is not saturation (one busy moment of the event loop makes one cycle late); late
+    with a queue behind it is: the workers cannot start what is due. It ends only after `CALM_FOR`
+    without a late start and with nothing waiting, so that it does not flap with every cycle.
+    """
+    if lag > LATE_AFTER and waiting > 0:
+        return Saturation(saturated=True, last_late=now)
+    if state.saturated and waiting == 0 and (state.last_late is None or now - state.last_late >= CALM_FOR):
+        return Saturation(saturated=False, last_late=state.last_late)
+    return state

@@ -8,9 +8,9 @@ status write is needed at all.
 Why a write decision: a status write on every ping is the Submariner anti-pattern (one object at
 generation 67,293). Following Kubernetes node heartbeats (KEP-589), the status is written only
 when something a reader sees changes (reachability, failure factor or message, latency bucket,
-the remote's view, the presented certificate, the accepted token) and otherwise refreshed at most
-every `REFRESH_INTERVAL`, so `lastProbeTime` and `lastSuccessTime` may lag by up to that much
-while the link is steady. Reachability itself is current to within one interval.
+who the remote is, the presented certificate, the accepted token) and otherwise refreshed at most
+every `REFRESH_INTERVAL` (and `REFRESH_PINGS`), so `lastProbeTime` and `lastSuccessTime` may lag
+by up to that much while the link is steady. Reachability itself is current to within one interval.
 """
 
 import enum
@@ -37,6 +37,10 @@ REFRESH_INTERVAL: Final = timedelta(minutes=5)
 # that, the spread is the host's scheduling noise (a loaded loopback varies from 3 to 30 ms), not
 # the link.
 LATENCY_EDGES_MS: Final = (50, 100, 250, 500, 1000)
+# A refresh also waits for this many pings since the last write, so that an operator that sends
+# fewer pings than are due (saturated: docs/reachability.md) still writes at most one in 11 pings.
+# At the default 30 s interval the time rule above already means the 11th ping.
+REFRESH_PINGS: Final = 11
 HYSTERESIS: Final = 0.2
 
 REASON_SUSPENDED: Final = "Suspended"
@@ -144,6 +148,11 @@ class Observation:
     # The ping interval (spec.heartbeat.interval): the refresh waits half of it beyond
     # REFRESH_INTERVAL.
     interval: timedelta = timedelta()
+    # Pings since the status was last written (None: not counted, the refresh is by time alone).
+    pings_since_write: int | None = None
+    # The operator has more pings due than it can send: a green ping's latency includes our own
+    # queueing, so it is no evidence that the remote is Slow (nor that its latency moved).
+    operator_saturated: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,19 +166,22 @@ class StatusUpdate:
     changed: tuple[str, ...] = field(default=())  # what a reader sees differently, for logs
 
 
-def _remote_signature(remote: Mapping[str, Any] | None) -> tuple[Any, ...]:
-    """The parts of the remote's view a reader cares about (its clocks and latency move every ping)."""
+def _remote_identity(remote: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """The parts of the remote's view that are about the remote itself: which site, which of its
+    peers stands for us, which tokens it holds. Only these force a write.
+
+    The rest (its reachability of us, its last failure, latency and clock) is its view of the
+    link, which moves whenever its own pings do: written on change, it would make every flap of
+    one side cost a write on the other too (the echo). It is carried along by our other writes
+    and the refresh, so it is at most one refresh period old."""
     if not remote:
         return ()
-    failure = remote.get("lastFailure") or {}
     return (
         remote.get("site"),
         remote.get("peerName"),
         remote.get("peerNamespace"),
-        remote.get("reachability"),
         remote.get("inboundFingerprint"),
         remote.get("outboundFingerprint"),
-        failure.get("factor") if isinstance(failure, Mapping) else None,
     )
 
 
@@ -232,9 +244,13 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
             slow_threshold=observation.slow_threshold,
         )
 
+    old_state = str(old_status.get("reachability") or Reachability.UNKNOWN.value)
+    if observation.operator_saturated and state is Reachability.SLOW and old_state != state.value:
+        # Our own queueing may be all that made this ping slow: no claim about the remote. (A fast
+        # ping while saturated is believed: our lag only ever adds to a latency.)
+        state = Reachability.REACHABLE
     new: dict[str, Any] = {"reachability": state.value}
     changed: list[str] = []
-    old_state = str(old_status.get("reachability") or Reachability.UNKNOWN.value)
     if old_state != state.value or "reachability" not in old_status:
         changed.append("reachability")
 
@@ -245,15 +261,17 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
 
     if result is not None and result.ok:
         latency_ms = round(result.latency.total_seconds() * 1000)
-        new["latencyMilliseconds"] = latency_ms
         old_latency = old_status.get("latencyMilliseconds")
+        trusted = not observation.operator_saturated or not isinstance(old_latency, int)
+        new["latencyMilliseconds"] = latency_ms if trusted else old_latency
         previous_ms = (
             round(observation.previous_latency.total_seconds() * 1000)
             if observation.previous_latency is not None
             else None
         )
         if not isinstance(old_latency, int) or (
-            previous_ms is not None
+            trusted
+            and previous_ms is not None
             and latency_moved(old_latency, latency_ms, slow_threshold=observation.slow_threshold)
             and latency_moved(old_latency, previous_ms, slow_threshold=observation.slow_threshold)
         ):
@@ -274,7 +292,7 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
 
     if observation.remote is not None:
         new["remote"] = dict(observation.remote)
-        if _remote_signature(observation.remote) != _remote_signature(old_status.get("remote")):
+        if _remote_identity(observation.remote) != _remote_identity(old_status.get("remote")):
             changed.append("remote")
 
     if observation.presented_certificate is not None:
@@ -322,7 +340,8 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
 
     last_probe = parse_rfc3339(old_status.get("lastProbeTime"))
     refresh_due = REFRESH_INTERVAL + observation.interval / 2
-    stale = result is not None and (last_probe is None or now - last_probe > refresh_due)
+    pinged_enough = observation.pings_since_write is None or observation.pings_since_write >= REFRESH_PINGS
+    stale = result is not None and (last_probe is None or (now - last_probe > refresh_due and pinged_enough))
     write = bool(changed) or stale
     transition = (old_state, state.value) if old_state != state.value else None
     return StatusUpdate(

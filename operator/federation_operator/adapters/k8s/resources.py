@@ -34,6 +34,7 @@ class Resource:
 SECRETS = Resource("", "v1", "secrets", "Secret")
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+EVENTS = Resource("", "v1", "events", "Event")
 FEDERATION_CERTS = Resource(api.GROUP, api.VERSION, api.CERT_PLURAL, api.CERT_KIND)
 FEDERATION_PEERS = Resource(api.GROUP, api.VERSION, api.PEER_PLURAL, api.PEER_KIND)
 INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")

@@ -33,6 +33,7 @@ from federation_operator.adapters.outbound_ping import TokenPreference, ping_wit
 from federation_operator.adapters.probe import Pinger, PingOutcome
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import EventType, post_event
+from federation_operator.controller.handlers.saturation import SaturationWatch
 from federation_operator.domain import api, conditions
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import Settings, settings_of
@@ -51,10 +52,11 @@ _STATUS_ATTEMPTS: Final = 3
 
 @dataclass
 class Shared:
-    """What all heartbeats of one operator share: metrics and the credential cache."""
+    """What all heartbeats of one operator share: metrics, the credential cache, the saturation."""
 
     metrics: HeartbeatMetrics
     cache: CredentialCache
+    load: SaturationWatch
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Memory:
     patched: dict[str, Any] | None = None  # our last write, until the watch brings it back
     patched_over: str | None = None  # the resourceVersion that write replaced
     previous_latency: timedelta | None = None  # of the last ping, when it was green
+    pings_since_write: int = 0
 
 
 # What a cycle was doing, and the factor an unexpected error there is blamed on: a malformed
@@ -197,6 +200,7 @@ class PeerHeartbeat:
             if outcome.reply is not None:
                 self.memory.remote = dict(outcome.reply)
         self.memory.last_failure_factor = outcome.failure.factor if outcome.failure else None
+        self.memory.pings_since_write += 1
         observation = Observation(
             result=PingResult(ok=outcome.ok, time=now, latency=outcome.latency),
             slow_threshold=settings.slow_threshold,
@@ -210,6 +214,8 @@ class PeerHeartbeat:
             generation=self.meta.get("generation"),
             previous_latency=self.memory.previous_latency,
             interval=settings.interval,
+            pings_since_write=self.memory.pings_since_write,
+            operator_saturated=self.shared.load.saturated,
         )
         self.memory.previous_latency = outcome.latency if outcome.ok else None
         update = await self._write(observation)
@@ -252,6 +258,7 @@ class PeerHeartbeat:
             self.shared.metrics.status_writes.inc()
             self.logger.debug("heartbeat status written: %s", ", ".join(update.changed) or "refresh")
             self.memory.patched = written
+            self.memory.pings_since_write = 0
             self.memory.patched_over = self.meta.get("resourceVersion")
             self._announce(update)
             return update

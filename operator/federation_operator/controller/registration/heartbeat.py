@@ -17,6 +17,7 @@ from federation_operator.adapters.k8s.ping_credentials import CredentialCache
 from federation_operator.adapters.metrics import HeartbeatMetrics, serve_metrics
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import heartbeat
+from federation_operator.controller.handlers.saturation import SaturationWatch
 from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
 from federation_operator.domain import api
 
@@ -32,14 +33,16 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.startup(registry=registry, id="heartbeat-startup")
     async def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
         context = context_of(memo)
-        shared = heartbeat.Shared(metrics=HeartbeatMetrics(), cache=CredentialCache(context.kube))
-        memo[MEMO_KEY] = shared
+        metrics = HeartbeatMetrics()
         workers = config.heartbeat_workers or default_workers(os.cpu_count())
+        load = SaturationWatch(config=config, kube=context.kube, metrics=metrics, workers=workers)
+        shared = heartbeat.Shared(metrics=metrics, cache=CredentialCache(context.kube), load=load)
+        memo[MEMO_KEY] = shared
         scheduler: Scheduler[PeerKey] = Scheduler(
             workers=workers,
-            hooks=SchedulerHooks(on_start=shared.metrics.observe_lag, on_pending=shared.metrics.set_pending),
+            hooks=SchedulerHooks(on_start=load.cycle_started, on_pending=metrics.set_pending),
         )
-        shared.metrics.workers.set(workers)
+        metrics.workers.set(workers)
         memo[SCHEDULER_KEY] = scheduler
         if config.metrics_port is not None:
             memo[METRICS_KEY] = await serve_metrics(

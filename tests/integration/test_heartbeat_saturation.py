@@ -1,0 +1,118 @@
+"""An operator with more pings due than its workers can send knows it is the bottleneck.
+
+One operator with a single heartbeat worker and eight peers every second against a stand-in remote
+that answers in 200 ms: 1.6 s of pinging is due every second. The remote is healthy and fast
+(200 ms against a 500 ms slowThreshold), so every peer must stay Reachable however late its pings
+start; the saturation is the operator's, shown on its side: the `federation_heartbeat_saturated`
+gauge on /metrics and a `HeartbeatSaturated` Event about the operator's Pod, none on the peers.
+"""
+
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from federation_operator.domain import api
+from tests.harness.heartbeat import StandInRemote
+from tests.harness.server import Keys
+from tests.integration.conftest import SiteFactory
+from tests.integration.test_export import issued_pem
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+PEERS = api.PEER_PLURAL
+HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
+TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
+COUNT = 8
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Unlabelled samples of the operator's /metrics, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachable(
+    site_factory: SiteFactory, tmp_path: Path
+) -> None:
+    port = free_port()
+    site = site_factory("eu", heartbeat_workers=1, metrics_port=port, metrics_host="127.0.0.1")
+    keys = Keys.create(tmp_path)
+    site.core.create_namespaced_config_map(
+        site.namespace, {"metadata": {"name": "federation-ca"}, "data": {"ca.crt": keys.ca.read_text()}}
+    )
+    pem = issued_pem(site, "eu-client")
+    remote = StandInRemote(
+        server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem], delay=0.2
+    ).start()
+    try:
+        names = [f"peer-{number}" for number in range(COUNT)]
+        for name in names:
+            site.create(
+                PEERS,
+                name,
+                {
+                    "endpoint": remote.url,
+                    "remoteCertificates": [{"pem": pem}],
+                    "clientCertificateRef": {"name": "eu-client"},
+                    "heartbeat": HEARTBEAT,
+                    "serverTrust": TRUST,
+                },
+            )
+        seen: dict[str, set[str]] = {name: set() for name in names}
+
+        def observe() -> dict[str, float]:
+            for peer in site.custom.list_namespaced_custom_object(
+                api.GROUP, api.VERSION, site.namespace, PEERS
+            )["items"]:
+                seen[peer["metadata"]["name"]].add(str((peer.get("status") or {}).get("reachability")))
+            return scrape(port)
+
+        samples = wait_for(
+            lambda: (metrics := observe()).get("federation_heartbeat_saturated") == 1.0 and metrics,
+            timeout=30,
+            message="the operator reports itself saturated",
+        )
+        assert samples["federation_heartbeat_workers"] == 1.0
+        # Cycles did start late: more than a second after their slot, some of them.
+        assert (
+            samples["federation_heartbeat_lag_seconds_count"]
+            > samples['federation_heartbeat_lag_seconds_bucket{le="1.0"}']
+        )
+        event = wait_for(
+            lambda: next((e for e in site.events() if e.reason == "HeartbeatSaturated"), None),
+            message="a HeartbeatSaturated Event",
+        )
+        assert event.type == "Warning"
+        assert event.involved_object.kind == "Pod", "about the operator, not a peer"
+        assert "workers" in event.message
+        # Each peer pinged a few more times while saturated: all green, none ever Slow.
+        handshakes = len(remote.handshakes)
+        wait_for(
+            lambda: observe() and len(remote.handshakes) >= handshakes + 3 * COUNT,
+            timeout=60,
+            message="three more pings per peer",
+        )
+        assert observe().get("federation_heartbeat_saturated") == 1.0
+        for name in names:
+            assert "Slow" not in seen[name], f"{name} looked Slow for the operator's own lag: {seen[name]}"
+            assert seen[name] & {"Reachable"}, f"{name} never Reachable: {seen[name]}"
+        peer_events = [e for e in site.events() if e.involved_object.kind == api.PEER_KIND]
+        assert not [e for e in peer_events if e.reason in ("HeartbeatSaturated", "Slow")]
+    finally:
+        site.stop_operator()  # before the remote, so that no ping is cut off by its loop closing
+        remote.stop()
