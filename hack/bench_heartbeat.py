@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +71,10 @@ class CountingKube(Kube):
     time) each peer's were made."""
 
     heartbeat_writes: ClassVar[int] = 0
+    # Peers whose heartbeat wrote `Slow` (every remote here is the same healthy local server, so a
+    # Slow is the operator's own lag showing through), counted while `watching_slow` is set.
+    watching_slow: ClassVar[bool] = False
+    slow_peers: ClassVar[set[str]] = set()
     conflicts: ClassVar[int] = 0
     clock: ClassVar[Callable[[], datetime]] = staticmethod(lambda: datetime.now(tz=UTC))
     written_at: ClassVar[collections.defaultdict[str, list[datetime]]] = collections.defaultdict(list)
@@ -97,6 +102,8 @@ class CountingKube(Kube):
         if heartbeat:
             CountingKube.heartbeat_writes += 1
             CountingKube.written_at[name].append(CountingKube.clock())
+            if CountingKube.watching_slow and body["status"].get("reachability") == "Slow":  # type: ignore[index]
+                CountingKube.slow_peers.add(name)
         return result
 
 
@@ -272,6 +279,61 @@ async def bare_schedule(
         return result
 
 
+class Saturation:
+    """Samples the operator's own /metrics every second: its saturation gauge and pending cycles
+    (absent before the scheduler existed: then reported as 0), and its lag histogram at the end."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.samples: list[dict[str, float]] = []
+
+    def scrape(self) -> dict[str, float]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def sample_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.samples.append(self.scrape())
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        self.samples.append(self.scrape())
+
+    @property
+    def saturated_share(self) -> float:
+        flags = [sample.get("federation_heartbeat_saturated", 0.0) for sample in self.samples]
+        return sum(flags) / len(flags) if flags else 0.0
+
+    @property
+    def max_pending(self) -> float:
+        pending = [sample.get("federation_heartbeat_pending_cycles", 0.0) for sample in self.samples]
+        return max(pending, default=0.0)
+
+    def lag_quantile(self, quantile: float) -> str:
+        """The histogram bucket the quantile falls in, as "<= Xs"."""
+        last = self.samples[-1] if self.samples else {}
+        total = last.get("federation_heartbeat_lag_seconds_count", 0.0)
+        if not total:
+            return "n/a"
+        buckets = sorted(
+            (float(name.split('le="')[1].rstrip('"}')), count)
+            for name, count in last.items()
+            if name.startswith("federation_heartbeat_lag_seconds_bucket")
+        )
+        for bound, count in buckets:
+            if count >= quantile * total:
+                return f"<= {bound:g}s"
+        return "n/a"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,12 +364,15 @@ def main() -> int:
         clock = Compressed(args.speedup)
         CountingKube.clock = clock.now
         kube = CountingKube.from_kubeconfig(kubeconfig)
+        metrics_port = free_port()
         config = OperatorConfig(
             kubeconfig=kubeconfig,
             namespaces=(NAMESPACE,),
             site="bench",
             # The credentials handler's periodic check is not what is measured here.
             peer_check_interval=3600.0,
+            metrics_host="127.0.0.1",
+            metrics_port=metrics_port,
         )
         thread = OperatorThread(
             config, context=OperatorContext(config=config, kube=kube, clock=clock.now)
@@ -466,8 +531,10 @@ def main() -> int:
         objects_logger.addHandler(reasons)
         objects_logger.setLevel(logging.DEBUG)
         writes0, conflicts0 = CountingKube.heartbeat_writes, CountingKube.conflicts
+        CountingKube.watching_slow = True
+        saturation = Saturation(metrics_port)
         pings0, cpu0, since = count_lines(audit), cpu_seconds(), clock.now()
-        time.sleep(args.window)
+        saturation.sample_for(args.window)
         steady = steady_rate(CountingKube.written_at, since=since, until=clock.now())
         writes = CountingKube.heartbeat_writes - writes0
         conflicts = CountingKube.conflicts - conflicts0
@@ -528,6 +595,12 @@ def main() -> int:
         print(f"  bare httpx mTLS loop (16 at a time): {bare:.3f}  -> ratio {ours / bare:.2f}")
         print(f"  bare httpx GETs on the heartbeat schedule: {schedule:.3f}  -> ratio {ours / schedule:.2f}")
         print(f"operator process RSS: {rss:.0f} MiB")
+        print(
+            f"saturation in the window: saturated {saturation.saturated_share:.0%} of samples; "
+            f"cycles waiting for a worker: max {saturation.max_pending:.0f}; "
+            f"lag p50 {saturation.lag_quantile(0.5)}, p99 {saturation.lag_quantile(0.99)} "
+            f"(all cycles since start); peers written Slow in the window: {len(CountingKube.slow_peers)}"
+        )
         return 0
     finally:
         if thread is not None:
