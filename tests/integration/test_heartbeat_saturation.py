@@ -7,7 +7,6 @@ start; the saturation is the operator's, shown on its side: the `federation_hear
 gauge on /metrics and a `HeartbeatSaturated` Event about the operator's Pod, none on the peers.
 """
 
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -15,10 +14,10 @@ import pytest
 
 from federation_operator.domain import api
 from tests.harness.heartbeat import StandInRemote
+from tests.harness.net import free_port
 from tests.harness.server import Keys
-from tests.integration.conftest import SiteFactory
-from tests.integration.test_export import issued_pem
-from tests.waiting import wait_for
+from tests.harness.site import SiteFactory, issued_pem
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +25,6 @@ PEERS = api.PEER_PLURAL
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
 TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
 COUNT = 8
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.conftest import SiteFactory
-from tests.waiting import wait_for
+from tests.harness.site import SiteFactory
+from tests.harness.waiting import wait_for
 
 # kopf's grace for leftover tasks is 5 s: an exit within 3 s means it did not wait for one.
 EXIT_WITHIN = 3.0

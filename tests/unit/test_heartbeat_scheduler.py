@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
-from tests.waiting import async_wait_for
+from tests.harness.waiting import async_wait_for
 
 INTERVAL = 0.05
 

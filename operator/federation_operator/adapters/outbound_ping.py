@@ -16,7 +16,7 @@ from typing import Final
 
 from federation_operator.adapters.probe import Pinger, PingOutcome, TlsMaterial
 from federation_operator.domain import tokens
-from federation_operator.domain.credentials import OutboundTokens
+from federation_operator.domain.credentials.outbound_tokens import OutboundTokens
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.reachability import REFRESH_INTERVAL, Failure
 from federation_operator.domain.tokens import SecretText
