@@ -41,6 +41,7 @@ REQUIRED_ALERTS = {
     "FederationInboundAuthFailures": "warning",
     "FederationOperatorDown": "critical",
     "FederationOperatorReconcileErrors": "warning",
+    "FederationHeartbeatSaturated": "warning",
 }
 MONITORING = (
     "metrics.serviceMonitor.enabled=true",
