@@ -93,7 +93,17 @@ def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachab
         assert event.type == "Warning"
         assert event.involved_object.kind == "Pod", "about the operator, not a peer"
         assert "workers" in event.message
-        # Each peer pinged a few more times while saturated: all green, none ever Slow.
+        # Once every peer's link is up (credentials written, first green ping), each pings a few
+        # more times while the operator stays saturated: all Reachable, none ever Slow.
+        def all_reachable() -> bool:
+            observe()
+            items = site.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, site.namespace, PEERS)
+            states = [(peer.get("status") or {}).get("reachability") for peer in items["items"]]
+            return states == ["Reachable"] * COUNT
+
+        wait_for(all_reachable, timeout=30, message="every link up")
+        for states in seen.values():
+            states.clear()
         handshakes = len(remote.handshakes)
         wait_for(
             lambda: observe() and len(remote.handshakes) >= handshakes + 3 * COUNT,
@@ -103,7 +113,7 @@ def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachab
         assert observe().get("federation_heartbeat_saturated") == 1.0
         for name in names:
             assert "Slow" not in seen[name], f"{name} looked Slow for the operator's own lag: {seen[name]}"
-            assert seen[name] & {"Reachable"}, f"{name} never Reachable: {seen[name]}"
+            assert seen[name] == {"Reachable"}, f"{name} was not steadily Reachable: {seen[name]}"
         peer_events = [e for e in site.events() if e.involved_object.kind == api.PEER_KIND]
         assert not [e for e in peer_events if e.reason in ("HeartbeatSaturated", "Slow")]
     finally:
