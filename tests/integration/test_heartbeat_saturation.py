@@ -93,6 +93,7 @@ def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachab
         assert event.type == "Warning"
         assert event.involved_object.kind == "Pod", "about the operator, not a peer"
         assert "workers" in event.message
+
         # Once every peer's link is up (credentials written, first green ping), each pings a few
         # more times while the operator stays saturated: all Reachable, none ever Slow.
         def all_reachable() -> bool:
