@@ -11,6 +11,7 @@ import yaml
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from federation_operator.controller.registration import ingress as ingress_registration
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
 from tests.harness.edge import (
@@ -57,6 +58,8 @@ def test_the_operator_names_the_missing_kinds_keeps_working_and_recovers_when_th
     site_factory: SiteFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
+    # The periodic check says each pass at DEBUG: once a minute per namespace is not news.
+    caplog.set_level(logging.DEBUG, logger=ingress_registration.__name__)
     site = site_factory(
         "eu",
         operator=False,

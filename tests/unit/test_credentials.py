@@ -467,6 +467,29 @@ class TestCheckDue:
             }
         )
 
+    def test_the_deadline_the_sweep_keeps_is_the_earliest_one_or_now(self) -> None:
+        """The sweep keeps one value per peer; `due_by` on it answers as `check_due` on the status."""
+        early, late = "2026-05-01T12:10:00Z", "2026-05-01T12:30:00Z"
+        status = self.ready(handoff={"expiresAt": late}, outbound={"previousExpiresAt": early})
+        assert readiness.check_deadline(status, generation=3) == datetime(2026, 5, 1, 12, 10, tzinfo=UTC)
+        assert readiness.check_deadline(self.ready(), generation=3) is None
+        assert readiness.check_deadline({}, generation=3) == readiness.DUE_NOW
+        assert readiness.check_deadline(self.ready(), generation=4) == readiness.DUE_NOW
+        bad = self.ready(inbound={"previousExpiresAt": "soon"})
+        assert readiness.check_deadline(bad, generation=3) == readiness.DUE_NOW
+        for case in (
+            status,
+            self.ready(),
+            {},
+            bad,
+            self.ready(handoff={"expiresAt": "2026-05-01T11:00:00Z"}),
+        ):
+            deadline = readiness.check_deadline(case, generation=3)
+            last = self.NOW - timedelta(minutes=1)
+            assert readiness.due_by(
+                deadline, now=self.NOW, last_full=last, full_every=self.EVERY
+            ) == readiness.check_due(case, generation=3, now=self.NOW, last_full=last, full_every=self.EVERY)
+
     def test_the_safety_net_reads_every_period_and_after_a_restart(self) -> None:
         assert self.due(self.ready(), last_full=self.NOW - self.EVERY)
         assert readiness.check_due(

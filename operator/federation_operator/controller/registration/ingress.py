@@ -3,17 +3,29 @@
 The trust bundle is the union of a namespace's peers, so each trigger names only the namespace;
 `handlers.ingress.reconcile_namespace` re-reads all its peers. Only spec changes count (the
 pins and `suspend` live there): status writes, ours included, never start a pass.
+
+Pinned certificates expire without any API event, so the edge is also re-checked every
+`ingress_check_interval`: by one periodic sweep per operator over the namespaces that hold
+peers (`ingress-check`, see `handlers/periodic.py`), one pass per namespace, not a kopf timer
+per peer that re-ran the same namespace pass once for each of its peers.
 """
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
-from federation_operator.controller.config import OperatorConfig, context_of, running
+from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import ingress as ingress_handlers
+from federation_operator.controller.handlers.periodic import HandlerContext, Periodic, bounded
 from federation_operator.domain import api
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
+SWEEP_KEY = "ingress-check"
+# Namespaces whose edge the sweep re-checks at once (each pass holds its namespace's lock).
+SWEEP_CONCURRENCY = 4
+_log = logging.getLogger(__name__)
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -22,14 +34,60 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         return
     locks = ingress_handlers.NamespaceLocks()
     interval = config.ingress_check_interval
+    # The peers the handlers have seen, per namespace: the namespaces the sweep re-checks.
+    peers_in: dict[str, set[str]] = {}
+    handler_context = HandlerContext()
 
     @kopf.on.resume(*PEER, registry=registry, id="ingress-resume")
     @kopf.on.create(*PEER, registry=registry, id="ingress-create")
     @kopf.on.update(*PEER, registry=registry, id="ingress-update", field="spec")
-    @kopf.on.delete(*PEER, registry=registry, id="ingress-delete")
-    @kopf.timer(*PEER, registry=registry, id="ingress-check", interval=interval, when=running)
-    async def peer_changed(namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any) -> None:
+    async def peer_changed(
+        name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
+    ) -> None:
         # FederationPeer is namespaced: kopf's `None` (cluster-scoped objects) never comes here.
+        handler_context.capture()
+        peers_in.setdefault(str(namespace), set()).add(name)
         await ingress_handlers.reconcile_namespace(
             context_of(memo), namespace=str(namespace), locks=locks, logger=logger
         )
+
+    @kopf.on.delete(*PEER, registry=registry, id="ingress-delete")
+    async def peer_deleted(
+        name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
+    ) -> None:
+        await ingress_handlers.reconcile_namespace(
+            context_of(memo), namespace=str(namespace), locks=locks, logger=logger
+        )
+        # Forgotten only once the pass that removes its certificate from the edge succeeded.
+        known = peers_in.get(str(namespace), set())
+        known.discard(name)
+        if not known:
+            peers_in.pop(str(namespace), None)
+
+    @kopf.on.startup(registry=registry, id="ingress-check-start")
+    async def sweep_start(memo: kopf.Memo, **_: Any) -> None:
+        context = context_of(memo)
+
+        def check(namespace: str) -> Callable[[], Awaitable[None]]:
+            async def job() -> None:
+                await ingress_handlers.reconcile_namespace(
+                    context, namespace=namespace, locks=locks, logger=_log
+                )
+                _log.debug("%s of namespace %s succeeded", SWEEP_KEY, namespace)
+
+            return job
+
+        async def sweep() -> None:
+            jobs = [
+                (f"{SWEEP_KEY} of namespace {namespace}", check(namespace)) for namespace in sorted(peers_in)
+            ]
+            await bounded(jobs, limit=SWEEP_CONCURRENCY, logger=_log, context=handler_context)
+
+        memo[SWEEP_KEY] = Periodic(name=SWEEP_KEY, interval=interval, tick=sweep, logger=_log)
+        memo[SWEEP_KEY].start()
+
+    @kopf.on.cleanup(registry=registry, id="ingress-check-stop")
+    async def sweep_stop(memo: kopf.Memo, **_: Any) -> None:
+        periodic = memo.get(SWEEP_KEY)
+        if isinstance(periodic, Periodic):
+            await periodic.stop()

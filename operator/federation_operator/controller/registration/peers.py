@@ -1,17 +1,22 @@
 """kopf decorators for FederationPeer credentials and the Secrets they live in or come from.
 
-The periodic check reads a peer only when `readiness.check_due` says time has made something
-due (a handoff TTL, a rotation overlap) or its safety-net period has passed; every change runs
-the create/update/resume or Secret-event handlers at once.
+Every change runs the create/update/resume or Secret-event handlers at once. What no event
+announces (a handoff TTL, a rotation overlap ending) is found by one periodic sweep per operator
+(`peer-credentials-check`, see `handlers/periodic.py`), not a kopf timer per peer: each peer's
+status events leave one deadline here (`readiness.check_deadline`), and the sweep reads in full
+only the peers whose deadline or safety-net period has passed (`readiness.due_by`).
 """
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
 
-from federation_operator.controller.config import OperatorConfig, context_of, running
+from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import peers as peer_handlers
+from federation_operator.controller.handlers.periodic import HandlerContext, Periodic, bounded
 from federation_operator.domain import api
 from federation_operator.domain.claims import SharedClaims
 from federation_operator.domain.credentials import readiness
@@ -19,6 +24,17 @@ from federation_operator.domain.credentials import readiness
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 # The periodic check reads every peer at least this many check intervals apart (5 min at 30 s).
 FULL_CHECK_EVERY = 10
+# Full reads the sweep runs at once: about the API client's thread pool, so a wave of due peers
+# (after a restart every peer is due within one safety-net period) queues here, not in the pool.
+SWEEP_CONCURRENCY = 16
+SWEEP_KEY = "peer-credentials-check"
+_log = logging.getLogger(__name__)
+
+
+def _peer_logger(namespace: str, name: str) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger whose lines name the peer, as kopf's per-object logger does for handlers."""
+    ref = {"kind": api.PEER_KIND, "apiVersion": api.API_VERSION, "namespace": namespace, "name": name}
+    return logging.LoggerAdapter(_log, {"k8s_ref": ref})
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -27,14 +43,15 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     claims = SharedClaims()
     interval = config.peer_check_interval
     full_every = timedelta(seconds=interval * FULL_CHECK_EVERY)
-    # When each peer was last read in full (operator clock), for `readiness.check_due`.
+    # When each peer was last read in full (operator clock), for `readiness.due_by`.
     last_full: dict[tuple[str, str], datetime] = {}
 
     async def read_in_full(
-        name: str, namespace: str, spec: kopf.Spec, logger: kopf.Logger, memo: Any
+        name: str, namespace: str, spec: kopf.Spec | None, logger: kopf.Logger, memo: Any
     ) -> None:
         context = context_of(memo)
-        watchers.watch(namespace, name, peer_handlers.watched_secret_names(name, spec))
+        if spec is not None:  # the sweep passes none: the spec handlers keep `watchers` current
+            watchers.watch(namespace, name, peer_handlers.watched_secret_names(name, spec))
         started = context.clock()
         await peer_handlers.reconcile(
             context, namespace=namespace, name=name, locks=locks, claims=claims, logger=logger
@@ -49,32 +66,61 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     ) -> None:
         await read_in_full(name, str(namespace), spec, logger, memo)
 
-    @kopf.timer(*PEER, registry=registry, id="peer-credentials-check", interval=interval, when=running)
-    async def peer_check(
-        name: str,
-        namespace: str | None,
-        spec: kopf.Spec,
-        status: kopf.Status,
-        meta: kopf.Meta,
-        logger: kopf.Logger,
-        memo: Any,
-        **_: Any,
+    # Per peer, what its last status event said about its next deadline (see `check_deadline`).
+    deadlines: dict[tuple[str, str], datetime | None] = {}
+    handler_context = HandlerContext()
+
+    @kopf.on.event(*PEER, registry=registry, id="peer-credentials-deadline")
+    async def peer_deadline(
+        type: str, name: str, namespace: str | None, status: kopf.Status, meta: kopf.Meta, **_: Any
     ) -> None:
-        due = readiness.check_due(
-            status,
-            generation=meta.get("generation"),
-            now=context_of(memo).clock(),
-            last_full=last_full.get((str(namespace), name)),
-            full_every=full_every,
-        )
-        if due:
-            await read_in_full(name, str(namespace), spec, logger, memo)
+        handler_context.capture()
+        key = (str(namespace), name)
+        if type == "DELETED":
+            deadlines.pop(key, None)
+        else:
+            deadlines[key] = readiness.check_deadline(status, generation=meta.get("generation"))
+
+    @kopf.on.startup(registry=registry, id="peer-credentials-check-start")
+    async def sweep_start(memo: kopf.Memo, **_: Any) -> None:
+        context = context_of(memo)
+
+        def full_read(namespace: str, name: str) -> Callable[[], Awaitable[None]]:
+            async def job() -> None:
+                await read_in_full(name, namespace, None, _peer_logger(namespace, name), memo)
+
+            return job
+
+        async def sweep() -> None:
+            now = context.clock()
+            jobs = []
+            for key, last in list(last_full.items()):
+                if key not in deadlines:  # its DELETED event came while a read was in flight
+                    last_full.pop(key, None)
+                    continue
+                # A peer read less than one interval ago is left alone: its status event may
+                # not have reached `deadlines` yet (a kopf timer fired once per interval too).
+                if (now - last).total_seconds() < interval:
+                    continue
+                if readiness.due_by(deadlines[key], now=now, last_full=last, full_every=full_every):
+                    jobs.append((f"{SWEEP_KEY} of {key[0]}/{key[1]}", full_read(*key)))
+            await bounded(jobs, limit=SWEEP_CONCURRENCY, logger=_log, context=handler_context)
+
+        memo[SWEEP_KEY] = Periodic(name=SWEEP_KEY, interval=interval, tick=sweep, logger=_log)
+        memo[SWEEP_KEY].start()
+
+    @kopf.on.cleanup(registry=registry, id="peer-credentials-check-stop")
+    async def sweep_stop(memo: kopf.Memo, **_: Any) -> None:
+        periodic = memo.get(SWEEP_KEY)
+        if isinstance(periodic, Periodic):
+            await periodic.stop()
 
     @kopf.on.delete(*PEER, registry=registry, id="peer-credentials-delete")
     async def peer_deleted(body: kopf.Body, logger: kopf.Logger, memo: Any, **_: Any) -> None:
         await peer_handlers.clean_up(context_of(memo), body=body, locks=locks, claims=claims, logger=logger)
         watchers.forget(str(body.metadata.namespace), str(body.metadata.name))
         last_full.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
+        deadlines.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
 
     @kopf.on.event("v1", "secrets", registry=registry, id="peer-secret-event")
     async def peer_secret_event(

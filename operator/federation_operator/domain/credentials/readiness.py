@@ -3,7 +3,7 @@ its periodic check must read the peer again.
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from federation_operator.domain import api, condition_types, conditions
@@ -78,6 +78,39 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     return patch
 
 
+# `check_deadline`'s answer for "due on every check": earlier than any clock reading.
+DUE_NOW: Final = datetime.min.replace(tzinfo=UTC)
+
+
+def check_deadline(status: Mapping[str, Any], *, generation: int | None) -> datetime | None:
+    """When a peer's credentials next need a look, from its status alone (None: not until the safety net).
+
+    Changes announce themselves: a spec or annotation edit runs the update handler, a Secret edit
+    or deletion the Secret event handler. What no event announces is time passing: a handoff's
+    TTL and a rotation overlap ending. So a steady, Ready peer is due at the earliest of those
+    deadlines (as its status shows them); a peer whose credentials are not Ready, or not judged
+    for its current generation, or whose status holds an unreadable deadline, is due on every
+    check (`DUE_NOW`). The periodic sweep keeps only this one value per peer, not its status.
+    """
+    ready = conditions.get_condition(status.get("conditions") or [], condition_types.CREDENTIALS_READY) or {}
+    if ready.get("status") != "True" or ready.get("observedGeneration") != generation:
+        return DUE_NOW
+    texts = (
+        (status.get("handoff") or {}).get("expiresAt"),
+        (status.get("inbound") or {}).get("previousExpiresAt"),
+        (status.get("outbound") or {}).get("previousExpiresAt"),
+    )
+    earliest: datetime | None = None
+    for text in texts:
+        if text is None:
+            continue
+        deadline = parse_rfc3339(str(text))
+        if deadline is None:
+            return DUE_NOW
+        earliest = deadline if earliest is None else min(earliest, deadline)
+    return earliest
+
+
 def check_due(
     status: Mapping[str, Any],
     *,
@@ -86,30 +119,18 @@ def check_due(
     last_full: datetime | None,
     full_every: timedelta,
 ) -> bool:
-    """Whether the periodic credentials check must read the peer and its Secrets now.
+    """Whether the periodic credentials check must read the peer and its Secrets now: when
+    `check_deadline` has passed, and at least every `full_every` in case an event was missed.
+    Reading every steady peer on every check would cost several GETs per peer per interval for
+    nothing (docs/credentials.md)."""
+    deadline = check_deadline(status, generation=generation)
+    return due_by(deadline, now=now, last_full=last_full, full_every=full_every)
 
-    Changes announce themselves: a spec or annotation edit runs the update handler, a Secret edit
-    or deletion the Secret event handler. What no event announces is time passing: a handoff's
-    TTL and a rotation overlap ending. So a steady, Ready peer is read only when one of those
-    deadlines (as its status shows them) has passed, and at least every `full_every` in case an
-    event was missed; a peer whose credentials are not Ready, or not judged for its current
-    generation, is read on every check. Reading every steady peer on every check would cost
-    several GETs per peer per interval for nothing (docs/credentials.md).
-    """
+
+def due_by(
+    deadline: datetime | None, *, now: datetime, last_full: datetime | None, full_every: timedelta
+) -> bool:
+    """`check_due` from a deadline `check_deadline` computed earlier."""
     if last_full is None or now - last_full >= full_every:
         return True
-    ready = conditions.get_condition(status.get("conditions") or [], condition_types.CREDENTIALS_READY) or {}
-    if ready.get("status") != "True" or ready.get("observedGeneration") != generation:
-        return True
-    deadlines = (
-        (status.get("handoff") or {}).get("expiresAt"),
-        (status.get("inbound") or {}).get("previousExpiresAt"),
-        (status.get("outbound") or {}).get("previousExpiresAt"),
-    )
-    for text in deadlines:
-        if text is None:
-            continue
-        deadline = parse_rfc3339(str(text))
-        if deadline is None or deadline <= now:
-            return True
-    return False
+    return deadline is not None and deadline <= now
