@@ -4,6 +4,7 @@ import base64
 import itertools
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -275,3 +276,38 @@ def test_the_periodic_check_reads_a_steady_peer_only_every_full_check_period(sit
     period = CHECK["peer_check_interval"] * FULL_CHECK_EVERY
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) > period / 2, gaps
+
+
+def test_a_new_peer_is_judged_once_from_the_watch_and_its_own_writes_wake_nothing(site: Site) -> None:
+    """One credentials pass per new peer: its Secrets come from the operator's watch (no GET or
+    LIST of Secrets per pass), and the events of the three Secrets the pass wrote do not wake the
+    peer again (before: ~4 passes per new peer, each reading the peer, three Secrets and a LIST).
+
+    The peer is read once by that pass; a second read is allowed for a status write that meets
+    the heartbeat's and re-reads. Measured once the operator's calls have been quiet for 1 s."""
+    calls = site.sandbox.api.calls
+    mark = len(calls)
+
+    def counted() -> Counter[tuple[str, str]]:
+        return Counter(
+            (call.verb, call.resource)
+            for call in calls[mark:]
+            if call.user_agent.startswith("federation-operator/") and call.resource in (PEERS, "secrets")
+        )
+
+    site.create(PEERS, "us", peer_spec())
+    ready(site)
+    last: list[Any] = [None, time.monotonic()]
+
+    def quiet() -> Counter[tuple[str, str]] | None:
+        now, seen = time.monotonic(), counted()
+        if seen != last[0]:
+            last[:] = [seen, now]
+        return seen if now - last[1] >= 1.0 else None
+
+    seen = wait_for(quiet, timeout=20, message="the operator's reads settle")
+    assert seen[("create", "secrets")] == 3, seen
+    assert seen[("list", "secrets")] == 0, seen
+    assert seen[("get", PEERS)] <= 2, seen
+    # The heartbeat's credential cache reads the outbound Secret once to ping; the pass reads none.
+    assert seen[("get", "secrets")] <= 1, seen

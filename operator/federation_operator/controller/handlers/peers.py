@@ -9,7 +9,7 @@ credential part of it differs; no token ever reaches a log line, an Event or the
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import kopf
@@ -19,6 +19,7 @@ from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, SECRETS
 from federation_operator.adapters.k8s.status import patch_status
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import post_event
+from federation_operator.controller.handlers.secret_cache import ROLE_SELECTOR, SecretCache
 from federation_operator.domain import api, condition_types, conditions
 from federation_operator.domain.claims import SharedClaims, caller_claims
 from federation_operator.domain.credentials import (
@@ -101,24 +102,54 @@ def watched_secret_names(name: str, spec: Mapping[str, Any]) -> set[str]:
     return set(peer_secrets.own_secret_names(name)) | credential_spec.referenced_secret_names(spec)
 
 
+@dataclasses.dataclass(frozen=True)
+class Shared:
+    """What every credentials pass of one operator instance shares."""
+
+    locks: PeerLocks
+    claims: SharedClaims
+    cache: SecretCache
+
+
+async def prime(context: OperatorContext, *, shared: Shared, logger: kopf.Logger) -> None:
+    """Fill the Secret cache with one LIST per watched scope (before kopf's watches start).
+
+    A scope whose LIST fails stays unprimed: its passes then read each Secret from the API.
+    """
+    kube: k8s.Kube = context.kube
+    for namespace in context.config.namespaces or (None,):
+        try:
+            listed = await kube.list(SECRETS, namespace, label_selector=ROLE_SELECTOR)
+        except k8s.ApiError as error:
+            logger.warning(
+                "could not list the credential Secrets (%s); each pass reads its own", error.reason
+            )
+            continue
+        shared.cache.prime(namespace, listed)
+
+
 async def reconcile(
     context: OperatorContext,
     *,
     namespace: str,
     name: str,
-    locks: PeerLocks,
-    claims: SharedClaims,
+    shared: Shared,
     logger: kopf.Logger,
+    fresh: bool = False,
+    unless: Callable[[], bool] | None = None,
 ) -> None:
-    """Judge one peer; then, outside its lock, the peers whose shared claims it changed."""
+    """Judge one peer; then, outside its lock, the peers whose shared claims it changed.
+
+    `fresh` reads the Secrets from the API instead of the watch's cache (the periodic safety net);
+    `unless`, asked once the peer's lock is held, skips the pass (an event of our own write that
+    arrived while the pass that wrote it was still running).
+    """
     affected = await _reconcile_locked(
-        context, namespace=namespace, name=name, locks=locks, claims=claims, logger=logger
+        context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh, unless=unless
     )
     for other_namespace, other in sorted(affected):
         # Their own claims did not change, so this does not cascade further.
-        await _reconcile_locked(
-            context, namespace=other_namespace, name=other, locks=locks, claims=claims, logger=logger
-        )
+        await _reconcile_locked(context, namespace=other_namespace, name=other, shared=shared, logger=logger)
 
 
 async def _reconcile_locked(
@@ -126,15 +157,18 @@ async def _reconcile_locked(
     *,
     namespace: str,
     name: str,
-    locks: PeerLocks,
-    claims: SharedClaims,
+    shared: Shared,
     logger: kopf.Logger,
+    fresh: bool = False,
+    unless: Callable[[], bool] | None = None,
 ) -> set[tuple[str, str]]:
-    async with locks.of(namespace, name):
+    async with shared.locks.of(namespace, name):
+        if unless is not None and unless():
+            return set()
         for _ in range(_ATTEMPTS):
             try:
                 return await _reconcile_once(
-                    context, namespace=namespace, name=name, claims=claims, logger=logger
+                    context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh
                 )
             except k8s.Conflict:
                 # Another writer got there first (a replica, or our own pass before a crash):
@@ -144,9 +178,16 @@ async def _reconcile_locked(
 
 
 async def _reconcile_once(
-    context: OperatorContext, *, namespace: str, name: str, claims: SharedClaims, logger: kopf.Logger
+    context: OperatorContext,
+    *,
+    namespace: str,
+    name: str,
+    shared: Shared,
+    logger: kopf.Logger,
+    fresh: bool,
 ) -> set[tuple[str, str]]:
     kube: k8s.Kube = context.kube
+    claims, cache = shared.claims, shared.cache
     peer = await kube.get(FEDERATION_PEERS, namespace, name)
     if peer is None or peer["metadata"].get("deletionTimestamp"):
         return claims.forget((namespace, name))
@@ -168,23 +209,31 @@ async def _reconcile_once(
         post_event(peer, kind=api.PEER_KIND, type_="Warning", reason="InvalidRotation", message=str(error))
         rotation = None
 
-    observed = await _observe(kube, identity=identity, spec=spec)
+    observed = await _observe(kube, identity=identity, spec=spec, cache=cache, fresh=fresh)
     affected = claims.register(
         (namespace, name), caller_claims(peer.get("spec") or {}, observed=observed, now=now)
     )
-    shared = tuple(f"{ns}/{other}" for ns, other in claims.sharing((namespace, name)))
-    observed = dataclasses.replace(observed, shared_with=shared)
+    sharing = tuple(f"{ns}/{other}" for ns, other in claims.sharing((namespace, name)))
+    observed = dataclasses.replace(observed, shared_with=sharing)
     the_plan = planning.plan(
         peer=identity, spec=spec, status=status, observed=observed, rotation=rotation, now=now
     )
     for write in the_plan.writes:
-        if write.replace:
-            await kube.replace(SECRETS, namespace, write.name, write.body)
-        else:
-            await kube.create(SECRETS, namespace, write.body)
+        try:
+            if write.replace:
+                written = await kube.replace(SECRETS, namespace, write.name, write.body)
+            else:
+                written = await kube.create(SECRETS, namespace, write.body)
+        except k8s.Conflict:
+            # What we planned from is not what is there (a Secret under our name the cache had
+            # not seen, or a concurrent write): this one name is read afresh before the retry.
+            cache.refresh(namespace, write.name, await kube.get(SECRETS, namespace, write.name))
+            raise
+        cache.wrote(written)
         logger.info("wrote Secret %s for peer %s", write.name, name)
     for delete in the_plan.deletes:
         await kube.delete(SECRETS, namespace, delete.name, uid=delete.uid)
+        cache.deleted(namespace, delete.name, delete.uid)
         logger.info("deleted Secret %s for peer %s", delete.name, name)
     await _write_status(kube, peer, the_plan.status)
     _announce(peer, status, the_plan)
@@ -194,20 +243,38 @@ async def _reconcile_once(
 
 
 async def _observe(
-    kube: k8s.Kube, *, identity: peer_secrets.PeerIdentity, spec: credential_spec.CredentialSpec
+    kube: k8s.Kube,
+    *,
+    identity: peer_secrets.PeerIdentity,
+    spec: credential_spec.CredentialSpec,
+    cache: SecretCache,
+    fresh: bool,
 ) -> peer_secrets.ObservedSecrets:
-    async def read(secret_name: str) -> peer_secrets.ObservedSecret:
-        secret = await kube.get(SECRETS, identity.namespace, secret_name)
+    namespace = identity.namespace
+
+    async def read(secret_name: str, *, labelled: bool) -> peer_secrets.ObservedSecret:
+        known, secret = (False, None) if fresh else cache.lookup(namespace, secret_name, labelled=labelled)
+        if not known:
+            secret = await kube.get(SECRETS, namespace, secret_name)
+            cache.refresh(namespace, secret_name, secret)
         return peer_secrets.observe_peer_secret(
             secret, name=secret_name, peer_name=identity.name, peer_uid=identity.uid
         )
 
+    async def labelled_inbound() -> list[dict[str, Any]]:
+        if not fresh and cache.primed(namespace):
+            return cache.inbound_claims(namespace, identity.name)
+        listed = await kube.list(SECRETS, namespace, label_selector=inbound_selector(identity.name))
+        for secret in listed:
+            cache.refresh(namespace, str(secret["metadata"]["name"]), secret)
+        return listed
+
     inbound_name, outbound_name, handoff_name = peer_secrets.own_secret_names(identity.name)
     inbound, outbound, handoff, labelled = await asyncio.gather(
-        read(inbound_name),
-        read(outbound_name),
-        read(handoff_name),
-        kube.list(SECRETS, identity.namespace, label_selector=inbound_selector(identity.name)),
+        read(inbound_name, labelled=True),
+        read(outbound_name, labelled=True),
+        read(handoff_name, labelled=True),
+        labelled_inbound(),
     )
     return peer_secrets.ObservedSecrets(
         foreign_inbound=peer_secrets.foreign_inbound_names(
@@ -216,8 +283,8 @@ async def _observe(
         inbound=inbound,
         outbound=outbound,
         handoff=handoff,
-        inbound_ref=await read(spec.inbound_ref.name) if spec.inbound_ref else None,
-        outbound_ref=await read(spec.outbound_ref.name) if spec.outbound_ref else None,
+        inbound_ref=await read(spec.inbound_ref.name, labelled=False) if spec.inbound_ref else None,
+        outbound_ref=await read(spec.outbound_ref.name, labelled=False) if spec.outbound_ref else None,
     )
 
 
@@ -313,27 +380,26 @@ async def clean_up(
     context: OperatorContext,
     *,
     body: kopf.Body,
-    locks: PeerLocks,
-    claims: SharedClaims,
+    shared: Shared,
     logger: kopf.Logger,
 ) -> None:
     """Delete the Secrets we created for this peer (never a user's): handoff first, it holds plaintext."""
     namespace, name, uid = str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid)
     kube: k8s.Kube = context.kube
-    async with locks.of(namespace, name):
+    async with shared.locks.of(namespace, name):
         for secret_name in reversed(peer_secrets.own_secret_names(name)):
+            # Read afresh: what is deleted must be what is there, not what the watch last said.
             secret = await kube.get(SECRETS, namespace, secret_name)
             observed = peer_secrets.observe_peer_secret(
                 secret, name=secret_name, peer_name=name, peer_uid=uid
             )
             if observed.managed:
                 await kube.delete(SECRETS, namespace, secret_name, uid=observed.uid)
+                shared.cache.deleted(namespace, secret_name, observed.uid)
                 logger.info("deleted Secret %s of deleted peer %s", secret_name, name)
-    locks.forget(namespace, name)
-    for other_namespace, other in sorted(claims.forget((namespace, name))):
-        await _reconcile_locked(
-            context, namespace=other_namespace, name=other, locks=locks, claims=claims, logger=logger
-        )
+    shared.locks.forget(namespace, name)
+    for other_namespace, other in sorted(shared.claims.forget((namespace, name))):
+        await _reconcile_locked(context, namespace=other_namespace, name=other, shared=shared, logger=logger)
 
 
 async def secret_changed(
@@ -341,15 +407,28 @@ async def secret_changed(
     *,
     event: kopf.RawEvent,
     peers: Iterable[str],
-    locks: PeerLocks,
-    claims: SharedClaims,
+    shared: Shared,
     logger: kopf.Logger,
 ) -> None:
-    """A Secret a peer depends on changed or vanished: re-judge those peers now, not at the next timer."""
-    if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+    """A Secret a peer depends on changed or vanished: re-judge those peers now, not at the next timer.
+
+    The cache holds the event's state before this is called. An event that only reports what
+    our own pass wrote wakes nobody: the pass that wrote it judged that state already. It is
+    checked again under each peer's lock, since the event can overtake the pass that wrote it.
+    """
+    event_type = event["type"]
+    if event_type not in ("ADDED", "MODIFIED", "DELETED"):
         return
-    namespace = str((event["object"].get("metadata") or {}).get("namespace"))
+    secret = event["object"]
+    cache = shared.cache
+
+    def own() -> bool:
+        return cache.own_write(event_type, secret)
+
+    if own():
+        return
+    namespace = str((secret.get("metadata") or {}).get("namespace"))
     for peer_name in sorted(set(peers)):
         await reconcile(
-            context, namespace=namespace, name=peer_name, locks=locks, claims=claims, logger=logger
+            context, namespace=namespace, name=peer_name, shared=shared, logger=logger, unless=own
         )

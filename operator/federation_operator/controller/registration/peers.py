@@ -17,6 +17,7 @@ import kopf
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.controller.handlers.periodic import HandlerContext, Periodic, bounded
+from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.domain import api
 from federation_operator.domain.claims import SharedClaims
 from federation_operator.domain.credentials import readiness
@@ -38,23 +39,28 @@ def _peer_logger(namespace: str, name: str) -> logging.LoggerAdapter[logging.Log
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    locks = peer_handlers.PeerLocks()
+    shared = peer_handlers.Shared(locks=peer_handlers.PeerLocks(), claims=SharedClaims(), cache=SecretCache())
     watchers = peer_handlers.SecretWatchers()
-    claims = SharedClaims()
     interval = config.peer_check_interval
     full_every = timedelta(seconds=interval * FULL_CHECK_EVERY)
     # When each peer was last read in full (operator clock), for `readiness.due_by`.
     last_full: dict[tuple[str, str], datetime] = {}
 
     async def read_in_full(
-        name: str, namespace: str, spec: kopf.Spec | None, logger: kopf.Logger, memo: Any
+        name: str,
+        namespace: str,
+        spec: kopf.Spec | None,
+        logger: kopf.Logger,
+        memo: Any,
+        *,
+        fresh: bool = False,
     ) -> None:
         context = context_of(memo)
         if spec is not None:  # the sweep passes none: the spec handlers keep `watchers` current
             watchers.watch(namespace, name, peer_handlers.watched_secret_names(name, spec))
         started = context.clock()
         await peer_handlers.reconcile(
-            context, namespace=namespace, name=name, locks=locks, claims=claims, logger=logger
+            context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh
         )
         last_full[(namespace, name)] = started
 
@@ -84,10 +90,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.startup(registry=registry, id="peer-credentials-check-start")
     async def sweep_start(memo: kopf.Memo, **_: Any) -> None:
         context = context_of(memo)
+        # Before kopf's watches start: the credential Secrets in one LIST per scope, not per peer.
+        await peer_handlers.prime(context, shared=shared, logger=_log)
 
-        def full_read(namespace: str, name: str) -> Callable[[], Awaitable[None]]:
+        def full_read(namespace: str, name: str, *, fresh: bool) -> Callable[[], Awaitable[None]]:
             async def job() -> None:
-                await read_in_full(name, namespace, None, _peer_logger(namespace, name), memo)
+                logger = _peer_logger(namespace, name)
+                await read_in_full(name, namespace, None, logger, memo, fresh=fresh)
 
             return job
 
@@ -103,7 +112,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 if (now - last).total_seconds() < interval:
                     continue
                 if readiness.due_by(deadlines[key], now=now, last_full=last, full_every=full_every):
-                    jobs.append((f"{SWEEP_KEY} of {key[0]}/{key[1]}", full_read(*key)))
+                    # The safety net reads the API, not the watch's cache: it is what corrects a
+                    # Secret deletion the watch missed (kopf's re-list announces no deletion).
+                    fresh = now - last >= full_every
+                    jobs.append((f"{SWEEP_KEY} of {key[0]}/{key[1]}", full_read(*key, fresh=fresh)))
             await bounded(jobs, limit=SWEEP_CONCURRENCY, logger=_log, context=handler_context)
 
         memo[SWEEP_KEY] = Periodic(name=SWEEP_KEY, interval=interval, tick=sweep, logger=_log)
@@ -117,7 +129,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.delete(*PEER, registry=registry, id="peer-credentials-delete")
     async def peer_deleted(body: kopf.Body, logger: kopf.Logger, memo: Any, **_: Any) -> None:
-        await peer_handlers.clean_up(context_of(memo), body=body, locks=locks, claims=claims, logger=logger)
+        await peer_handlers.clean_up(context_of(memo), body=body, shared=shared, logger=logger)
         watchers.forget(str(body.metadata.namespace), str(body.metadata.name))
         last_full.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
         deadlines.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
@@ -127,6 +139,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         event: kopf.RawEvent, name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:
         peers = watchers.peers_of(str(namespace), name)
+        shared.cache.observe(event.get("type"), event.get("object") or {}, watched=bool(peers))
         # A Secret labelled as some peer's inbound hashes (a forgery, or a copy) re-judges that
         # peer, which reports it while it exists and clears the report once it is gone.
         claimed = peer_handlers.claimed_peer(event.get("object") or {})
@@ -134,5 +147,5 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             peers = [*peers, claimed]
         if peers:
             await peer_handlers.secret_changed(
-                context_of(memo), event=event, peers=peers, locks=locks, claims=claims, logger=logger
+                context_of(memo), event=event, peers=peers, shared=shared, logger=logger
             )
