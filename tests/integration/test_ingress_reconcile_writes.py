@@ -247,3 +247,38 @@ def test_a_condition_written_while_we_set_ours_survives(site_factory: SiteFactor
         "Reachable": "False",
         CONDITION: "True",
     }
+
+
+def test_triggers_that_find_a_pass_queued_join_it_instead_of_listing_again(site_factory: SiteFactory) -> None:
+    """At startup every peer's resume handler triggers its namespace: 20 triggers at once run
+    2 passes (the one running and the one queued behind it, which reads every peer the others
+    could add), not 20 passes that each list all peers."""
+    site = settled_site(site_factory, "envoy-gateway")
+
+    class Counting(Kube):
+        peer_lists = 0
+
+        async def list(
+            self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
+        ) -> list[dict[str, Any]]:
+            if resource is FEDERATION_PEERS:
+                self.peer_lists += 1
+            return await super().list(resource, namespace, label_selector=label_selector)
+
+    async def run() -> int:
+        connection = Counting(load_api_client(site.kubeconfig))
+        context = OperatorContext(config=site.config, kube=connection)
+        locks = NamespaceLocks()
+        try:
+            await asyncio.gather(
+                *(
+                    reconcile_namespace(context, namespace=NAMESPACE, locks=locks, logger=log)
+                    for _ in range(20)
+                )
+            )
+        finally:
+            connection.close()
+        assert not locks.queued, "nothing left queued"
+        return connection.peer_lists
+
+    assert asyncio.run(run()) == 2

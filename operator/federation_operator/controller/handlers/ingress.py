@@ -68,6 +68,8 @@ class NamespaceLocks:
         self._locks: dict[str, asyncio.Lock] = {}
         # Per namespace, the missing-provider message last logged: logged again only when it changes.
         self.reported: dict[str, str] = {}
+        # Per namespace, a pass waiting for the lock that has not read the peers yet.
+        self.queued: dict[str, asyncio.Future[None]] = {}
 
     def of(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
@@ -76,26 +78,63 @@ class NamespaceLocks:
 async def reconcile_namespace(
     context: OperatorContext, *, namespace: str, locks: NamespaceLocks, logger: kopf.Logger
 ) -> None:
-    """Bring the edge of `namespace` and the peers' `PinsUsable` in line with its peers now."""
+    """Bring the edge of `namespace` and the peers' `PinsUsable` in line with its peers now.
+
+    A trigger that finds a pass of its namespace queued (waiting for the lock, not yet listing
+    the peers) joins it instead of queueing another: that pass reads everything this trigger
+    could add. At startup every peer's resume handler triggers its namespace; without this, a
+    namespace of N peers ran N passes, each listing all N peers.
+    """
     settings = context.config.ingress
     if settings is None:
         return
+    queued = locks.queued.get(namespace)
+    if queued is not None:
+        await asyncio.shield(queued)
+        return
+    queued = locks.queued[namespace] = asyncio.get_running_loop().create_future()
+    # Retrieved here so that a failed pass nobody joined is not reported as never retrieved.
+    queued.add_done_callback(lambda done: done.cancelled() or done.exception())
+    try:
+        async with locks.of(namespace):
+            del locks.queued[namespace]
+            await _reconcile_namespace_locked(
+                context, settings=settings, namespace=namespace, locks=locks, logger=logger
+            )
+    except BaseException as error:
+        if locks.queued.get(namespace) is queued:
+            del locks.queued[namespace]
+        if isinstance(error, Exception):
+            queued.set_exception(error)
+        else:
+            queued.cancel()
+        raise
+    queued.set_result(None)
+
+
+async def _reconcile_namespace_locked(
+    context: OperatorContext,
+    *,
+    settings: IngressConfig,
+    namespace: str,
+    locks: NamespaceLocks,
+    logger: kopf.Logger,
+) -> None:
     provider = PROVIDERS[context.config.ingress_provider]
-    async with locks.of(namespace):
-        for _ in range(_ATTEMPTS):
-            try:
-                await _reconcile_once(
-                    context,
-                    settings=settings,
-                    provider=provider,
-                    namespace=namespace,
-                    locks=locks,
-                    logger=logger,
-                )
-                return
-            except k8s.Conflict:
-                # Another writer (a replica, a user, a controller) got there first: judge it afresh.
-                logger.info("an edge object in %s changed while writing; re-reading", namespace)
+    for _ in range(_ATTEMPTS):
+        try:
+            await _reconcile_once(
+                context,
+                settings=settings,
+                provider=provider,
+                namespace=namespace,
+                locks=locks,
+                logger=logger,
+            )
+            return
+        except k8s.Conflict:
+            # Another writer (a replica, a user, a controller) got there first: judge it afresh.
+            logger.info("an edge object in %s changed while writing; re-reading", namespace)
     raise kopf.TemporaryError(f"edge objects in {namespace} keep changing while writing; retrying", delay=2)
 
 
