@@ -23,12 +23,21 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
    Startup = start until every peer was handled once (ours: `CredentialsReady=True`; the floors
    record in-process when their N-th handler and N-th daemon ran); RSS at that moment; API calls
    the sandbox served meanwhile; and each figure's ratio to the `noop` floor.
+6. `--restart`: start, converge, SIGTERM, start again on the same sandbox. Reports the shutdown
+   time, whether SIGTERM left any credential Secret different from the converged state, what the
+   second start re-created or changed (Secrets, tokens: all must be 0), its API calls by verb and
+   resource, and "restart" = second start until its credentials pass has read every peer (the
+   operator's GETs of federationpeers, one per pass) with every peer still `CredentialsReady`.
+7. `--bulk`: the operator starts on a sandbox holding only the cert; then the N peers are applied
+   (`--workers` threads) and "bulk" = first apply until every peer is `CredentialsReady`.
 Prints one figure per line; nothing here is asserted.
 """
 
 import argparse
 import asyncio
 import concurrent.futures
+import hashlib
+import json
 import logging
 import subprocess
 import sys
@@ -85,19 +94,22 @@ def _status_writes(sandbox_api: SandboxAPI) -> Counter[str]:
     return writes
 
 
-def _create_objects(custom: k8s_client.CustomObjectsApi, peers: int, *, workers: int, port: int) -> None:
-    custom.create_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
-        NAMESPACE,
-        api.CERT_PLURAL,
-        {
-            "apiVersion": api.API_VERSION,
-            "kind": api.CERT_KIND,
-            "metadata": {"name": CERT_NAME},
-            "spec": {"subject": "bench"},
-        },
-    )
+def _create_objects(
+    custom: k8s_client.CustomObjectsApi, peers: int, *, workers: int, port: int, cert: bool = True
+) -> None:
+    if cert:
+        custom.create_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            NAMESPACE,
+            api.CERT_PLURAL,
+            {
+                "apiVersion": api.API_VERSION,
+                "kind": api.CERT_KIND,
+                "metadata": {"name": CERT_NAME},
+                "spec": {"subject": "bench"},
+            },
+        )
 
     def create(number: int) -> None:
         custom.create_namespaced_custom_object(
@@ -346,6 +358,194 @@ def compare_with_floor(*, peers: int, workers: int, timeout: float, operators: l
         )
 
 
+def _start_operator(kubeconfig: Path, log: Any) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(kubeconfig)]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop_operator(operator: subprocess.Popen[bytes]) -> str:
+    """SIGTERM; seconds to exit (and the exit code when not 0), or `>N (killed)`."""
+    stopping = time.monotonic()
+    operator.terminate()
+    try:
+        code = operator.wait(timeout=SHUTDOWN_GRACE)
+    except subprocess.TimeoutExpired:
+        operator.kill()
+        operator.wait()
+        return f">{SHUTDOWN_GRACE:.0f} (killed)"
+    took = f"{time.monotonic() - stopping:.1f}"
+    return took if code in (0, -15) else f"{took} (exit code {code})"
+
+
+def _credential_secrets(sandbox_api: SandboxAPI) -> dict[str, tuple[str, str]]:
+    """Every credential Secret: name -> (uid, digest of its data), read in the sandbox's loop."""
+    found = {}
+    for obj in sandbox_api._store.get("secrets", {}).values():
+        meta = obj.get("metadata") or {}
+        if (meta.get("labels") or {}).get(api.LABEL_ROLE) in (
+            api.ROLE_INBOUND,
+            api.ROLE_OUTBOUND,
+            api.ROLE_HANDOFF,
+        ):
+            digest = hashlib.sha256(json.dumps(obj.get("data") or {}, sort_keys=True).encode()).hexdigest()
+            found[str(meta.get("name"))] = (str(meta.get("uid")), digest)
+    return found
+
+
+def _compare_secrets(before: dict[str, tuple[str, str]], after: dict[str, tuple[str, str]]) -> dict[str, int]:
+    return {
+        "secrets_missing": len(before.keys() - after.keys()),
+        "secrets_new": len(after.keys() - before.keys()),
+        "secrets_recreated": sum(
+            1 for name in before.keys() & after.keys() if before[name][0] != after[name][0]
+        ),
+        "secrets_data_changed": sum(
+            1 for name in before.keys() & after.keys() if before[name][1] != after[name][1]
+        ),
+    }
+
+
+def _calls_since(sandbox_api: SandboxAPI, mark: int) -> Counter[str]:
+    calls = Counter(
+        f"{call.verb}:{call.resource}" + (f"/{call.subresource}" if call.subresource else "")
+        for call in sandbox_api.calls[mark:]
+    )
+    calls["all"] = len(sandbox_api.calls) - mark
+    return calls
+
+
+def _operator_peer_reads(sandbox_api: SandboxAPI, mark: int) -> int:
+    return sum(
+        1
+        for call in sandbox_api.calls[mark:]
+        if call.verb == "get"
+        and call.resource == api.PEER_PLURAL
+        and call.user_agent.startswith("federation-operator/")
+    )
+
+
+def _print_calls(prefix: str, calls: Counter[str], peers: int) -> None:
+    print(
+        f"{prefix} calls_all={calls['all']} per_peer={calls['all'] / peers:.2f} "
+        + " ".join(f"{kind}={count}" for kind, count in sorted(calls.items()) if kind != "all" and count),
+        flush=True,
+    )
+
+
+def restart_run(*, peers: int, workers: int, timeout: float, settle: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp, SandboxThread() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
+        api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        _create_objects(k8s_client.CustomObjectsApi(api_client), peers, workers=workers, port=free_port())
+        log = (Path(tmp) / "operator.log").open("w")
+
+        def all_ready() -> bool:
+            ready, cert_ready = sandbox.call(_count_ready, sandbox.api)
+            return bool(cert_ready and ready == peers)
+
+        mark, started = len(sandbox.api.calls), time.monotonic()
+        first = _start_operator(kubeconfig, log)
+        try:
+            _until(lambda: _alive(first) and all_ready(), timeout=timeout, what="first start: all reconciled")
+            print(
+                f"peers={peers} first_start_all_reconciled_s={time.monotonic() - started:.1f} "
+                f"rss_mib={_rss_kib(first.pid) / 1024:.0f}",
+                flush=True,
+            )
+            _print_calls(f"peers={peers} first_start", sandbox.call(_calls_since, sandbox.api, mark), peers)
+            time.sleep(settle)  # the first heartbeat round, so that SIGTERM meets a working operator
+            converged = sandbox.call(_credential_secrets, sandbox.api)
+            print(f"peers={peers} first_shutdown_s={_stop_operator(first)}", flush=True)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        after_stop = _compare_secrets(converged, sandbox.call(_credential_secrets, sandbox.api))
+        print(
+            f"peers={peers} after_sigterm " + " ".join(f"{k}={v}" for k, v in after_stop.items()), flush=True
+        )
+
+        mark, started = len(sandbox.api.calls), time.monotonic()
+        second = _start_operator(kubeconfig, log)
+        try:
+            _until(
+                lambda: (
+                    _alive(second)
+                    and sandbox.call(_operator_peer_reads, sandbox.api, mark) >= peers
+                    and all_ready()
+                ),
+                timeout=timeout,
+                what="restart: every peer read again",
+            )
+            print(
+                f"peers={peers} restart_all_reconciled_s={time.monotonic() - started:.1f} "
+                f"rss_mib={_rss_kib(second.pid) / 1024:.0f}",
+                flush=True,
+            )
+            _print_calls(
+                f"peers={peers} restart_until_reconciled",
+                sandbox.call(_calls_since, sandbox.api, mark),
+                peers,
+            )
+            time.sleep(settle)  # anything the restart would regenerate has had time to happen
+            regenerated = _compare_secrets(converged, sandbox.call(_credential_secrets, sandbox.api))
+            print(
+                f"peers={peers} after_restart " + " ".join(f"{k}={v}" for k, v in regenerated.items()),
+                flush=True,
+            )
+            _print_calls(
+                f"peers={peers} restart_until_settled", sandbox.call(_calls_since, sandbox.api, mark), peers
+            )
+            print(f"peers={peers} second_shutdown_s={_stop_operator(second)}", flush=True)
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+            log.close()
+
+
+def bulk_run(*, peers: int, workers: int, timeout: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp, SandboxThread() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
+        api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        custom = k8s_client.CustomObjectsApi(api_client)
+        log = (Path(tmp) / "operator.log").open("w")
+        operator = _start_operator(kubeconfig, log)
+        try:
+            _create_objects(custom, 0, workers=workers, port=free_port())
+            _until(
+                lambda: _alive(operator) and sandbox.call(_count_ready, sandbox.api)[1],
+                timeout=timeout,
+                what="cert Ready",
+            )
+            mark, started = len(sandbox.api.calls), time.monotonic()
+            _create_objects(custom, peers, workers=workers, port=free_port(), cert=False)
+            print(f"peers={peers} bulk_applied_in_s={time.monotonic() - started:.1f}", flush=True)
+            _until(
+                lambda: _alive(operator) and sandbox.call(_count_ready, sandbox.api)[0] == peers,
+                timeout=timeout,
+                what="bulk: all reconciled",
+            )
+            print(
+                f"peers={peers} bulk_all_reconciled_s={time.monotonic() - started:.1f} "
+                f"rss_mib={_rss_kib(operator.pid) / 1024:.0f}",
+                flush=True,
+            )
+            _print_calls(f"peers={peers} bulk", sandbox.call(_calls_since, sandbox.api, mark), peers)
+            print(f"peers={peers} bulk_shutdown_s={_stop_operator(operator)}", flush=True)
+        finally:
+            if operator.poll() is None:
+                operator.kill()
+                operator.wait()
+            log.close()
+
+
+def _alive(operator: subprocess.Popen[bytes]) -> bool:
+    if operator.poll() is not None:
+        raise SystemExit(f"operator exited with {operator.returncode}")
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=10_000)
@@ -367,6 +567,12 @@ def main() -> int:
         default="noop,shape,ours",
         help="with --floor: which to run, in this order (ratios are to noop, when it runs)",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start, converge, SIGTERM, start again: what the restart changes",
+    )
+    parser.add_argument("--bulk", action="store_true", help="operator first, then the N peers applied")
     parser.add_argument("--run-floor", choices=FLOOR_KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--floor-kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-report", type=Path, help=argparse.SUPPRESS)
@@ -382,6 +588,12 @@ def main() -> int:
         return 0
     if args.index_only:
         _print_index(*_index_memory(_synthetic(args.peers)))
+        return 0
+    if args.restart:
+        restart_run(peers=args.peers, workers=args.workers, timeout=args.timeout, settle=args.settle_seconds)
+        return 0
+    if args.bulk:
+        bulk_run(peers=args.peers, workers=args.workers, timeout=args.timeout)
         return 0
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, SandboxThread() as sandbox:
