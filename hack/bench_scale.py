@@ -28,6 +28,12 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
    second start re-created or changed (Secrets, tokens: all must be 0), its API calls by verb and
    resource, and "restart" = second start until its credentials pass has read every peer (the
    operator's GETs of federationpeers, one per pass) with every peer still `CredentialsReady`.
+8. `--index-server`: the federation server's index at N peers against 10. A sandbox holding N
+   peers shaped like the operator's (pins in spec, accepted hashes in status), then `federation-operator
+   serve` as a subprocess: time from start to `/readyz` 200 (its index synced from the watch) and
+   its RSS then, next to the same server over an empty sandbox (per-peer KiB above it); and the
+   auth decision (`PeerIndex.authenticate`, a matching peer and an unpinned caller) timed
+   in-process over N and over 10 peers, best of 5 rounds of 20,000 calls, with the ratio.
 7. `--bulk`: the operator starts on a sandbox holding only the cert; then the N peers are applied
    (`--workers` threads) and "bulk" = first apply until every peer is `CredentialsReady`.
 Prints one figure per line; nothing here is asserted.
@@ -45,8 +51,11 @@ import tempfile
 import threading
 import time
 import tracemalloc
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -546,6 +555,122 @@ def _alive(operator: subprocess.Popen[bytes]) -> bool:
     return True
 
 
+def _synthetic_with_tokens(peers: int) -> tuple[list[dict[str, Any]], list[tuple[str, tokens.SecretText]]]:
+    """Peers as `_synthetic` makes them, plus each one's (thumbprint, token) to authenticate with."""
+    objects, callers = [], []
+    for number in range(peers):
+        token = tokens.generate_token()
+        thumbprint = "sha256:" + f"{number:064x}"
+        objects.append(
+            {
+                "apiVersion": api.API_VERSION,
+                "kind": api.PEER_KIND,
+                "metadata": {"namespace": NAMESPACE, "name": f"peer-{number:05d}"},
+                "spec": {
+                    "endpoint": "https://127.0.0.1:9",
+                    "remoteCertificates": [{"thumbprint": thumbprint}],
+                },
+                "status": {
+                    "reachability": "Degraded",
+                    "inbound": {"acceptedHashes": [{"hash": tokens.hash_token(token)}]},
+                },
+            }
+        )
+        callers.append((thumbprint, token))
+    return objects, callers
+
+
+def _decision_us(peers: int, *, calls: int = 20_000, rounds: int = 5) -> tuple[float, float]:
+    """Best per-call time (microseconds) of `authenticate` over `peers` peers: (a pinned caller
+    with its token, an unpinned caller), callers spread over the whole index."""
+    objects, callers = _synthetic_with_tokens(peers)
+    index = PeerIndex()
+    for obj in objects:
+        index.upsert_peer(obj)
+    now = datetime.now(UTC)
+    picked = [callers[(i * 7919) % peers] for i in range(1024)]
+    stranger = "sha256:" + "f" * 64
+    best_hit = best_miss = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for i in range(calls):
+            thumbprint, token = picked[i & 1023]
+            result = index.authenticate(thumbprint=thumbprint, token=token, now=now)
+        best_hit = min(best_hit, (time.perf_counter() - started) / calls * 1e6)
+        assert result.ok, result
+        started = time.perf_counter()
+        for i in range(calls):
+            result = index.authenticate(thumbprint=stranger, token=picked[i & 1023][1], now=now)
+        best_miss = min(best_miss, (time.perf_counter() - started) / calls * 1e6)
+        assert not result.ok
+    return best_hit, best_miss
+
+
+def _server_ready(*, peers: int, workers: int, timeout: float) -> tuple[float, float]:
+    """(seconds from start to /readyz 200, RSS MiB then) of `federation-operator serve` over a
+    sandbox holding `peers` synthetic peers."""
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp, SandboxThread() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
+        api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        custom = k8s_client.CustomObjectsApi(api_client)
+        objects, _ = _synthetic_with_tokens(peers)
+
+        def create(obj: dict[str, Any]) -> None:
+            custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PEER_PLURAL, obj)
+
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(create, objects))
+        metrics = free_port()
+        command = [sys.executable, "-m", "federation_operator", "serve", "--kubeconfig", str(kubeconfig)]
+        command += ["--site", "bench", "--http-port", str(free_port()), "--metrics-port", str(metrics)]
+        command += ["--audit-log", "-"]
+        log = (Path(tmp) / "server.log").open("w")
+        started = time.monotonic()
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{metrics}/readyz"
+            deadline = started + timeout
+            while not _ok(url):
+                if server.poll() is not None:
+                    raise SystemExit(f"server exited with {server.returncode}")
+                if time.monotonic() > deadline:
+                    raise SystemExit("timed out waiting for /readyz")
+                time.sleep(0.05)
+            return time.monotonic() - started, _rss_kib(server.pid) / 1024
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            log.close()
+
+
+def _ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as reply:  # noqa: S310 - loopback, our own server
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def index_server_run(*, peers: int, workers: int, timeout: float) -> None:
+    empty_s, empty_rss = _server_ready(peers=0, workers=workers, timeout=timeout)
+    ready_s, rss = _server_ready(peers=peers, workers=workers, timeout=timeout)
+    print(
+        f"peers={peers} server_ready_s={ready_s:.2f} rss_mib={rss:.1f} "
+        f"empty_ready_s={empty_s:.2f} empty_rss_mib={empty_rss:.1f} "
+        f"per_peer_kib={(rss - empty_rss) * 1024 / max(peers, 1):.2f}",
+        flush=True,
+    )
+    small_hit, small_miss = _decision_us(10)
+    big_hit, big_miss = _decision_us(peers)
+    print(
+        f"auth_decision_us peers=10 hit={small_hit:.2f} unpinned={small_miss:.2f} "
+        f"peers={peers} hit={big_hit:.2f} unpinned={big_miss:.2f} "
+        f"ratio hit={big_hit / small_hit:.2f} unpinned={big_miss / small_miss:.2f}",
+        flush=True,
+    )
+    _print_index(*_index_memory(_synthetic(peers)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=10_000)
@@ -573,6 +698,11 @@ def main() -> int:
         help="start, converge, SIGTERM, start again: what the restart changes",
     )
     parser.add_argument("--bulk", action="store_true", help="operator first, then the N peers applied")
+    parser.add_argument(
+        "--index-server",
+        action="store_true",
+        help="federation server: ready time, RSS, auth decision vs 10 peers",
+    )
     parser.add_argument("--run-floor", choices=FLOOR_KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--floor-kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-report", type=Path, help=argparse.SUPPRESS)
@@ -588,6 +718,9 @@ def main() -> int:
         return 0
     if args.index_only:
         _print_index(*_index_memory(_synthetic(args.peers)))
+        return 0
+    if args.index_server:
+        index_server_run(peers=args.peers, workers=args.workers, timeout=args.timeout)
         return 0
     if args.restart:
         restart_run(peers=args.peers, workers=args.workers, timeout=args.timeout, settle=args.settle_seconds)
@@ -633,8 +766,18 @@ def main() -> int:
             time.sleep(args.settle_seconds)
             for window in range(args.windows):
                 before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
+                mark = len(sandbox.api.calls)
                 time.sleep(args.steady_seconds)
                 writes = sandbox.call(_status_writes, sandbox.api)
+                by_kind = sandbox.call(_calls_since, sandbox.api, mark)
+                per_minute = 60.0 / (time.monotonic() - window_start)
+                print(
+                    f"window={window} api_calls_per_min_by_kind "
+                    + " ".join(
+                        f"{kind}={count * per_minute:.0f}" for kind, count in sorted(by_kind.items()) if count
+                    ),
+                    flush=True,
+                )
                 writes.subtract(before)
                 scale = 60.0 / (time.monotonic() - window_start)
                 print(
