@@ -524,3 +524,39 @@ def test_a_write_of_ours_interrupted_before_status_is_finished_without_a_restore
     assert "InboundSecretRestored" not in [event.reason for event in resumed.events]
     assert "restored" not in resumed.status["inbound"]
     assert resumed.status["inbound"]["acceptedHashes"] == rotation.status["inbound"]["acceptedHashes"]
+
+
+class TestPickDue:
+    """What one sweep of the periodic credentials check reads."""
+
+    NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    INTERVAL = timedelta(seconds=30)
+    EVERY = timedelta(minutes=5)
+
+    def pick(
+        self, peers: Mapping[tuple[str, str], tuple[datetime, datetime | None]]
+    ) -> list[tuple[tuple[str, str], bool]]:
+        return readiness.pick_due(peers, now=self.NOW, interval=self.INTERVAL, full_every=self.EVERY)
+
+    def test_deadlines_passed_are_read_from_the_cache_recent_reads_wait(self) -> None:
+        minute = self.NOW - timedelta(minutes=1)
+        peers = {
+            ("ns", "expired"): (minute, self.NOW - timedelta(seconds=1)),
+            ("ns", "not-ready"): (minute, readiness.DUE_NOW),
+            ("ns", "later"): (minute, self.NOW + timedelta(hours=1)),
+            ("ns", "steady"): (minute, None),
+            ("ns", "just-read"): (self.NOW - timedelta(seconds=5), readiness.DUE_NOW),
+        }
+        assert sorted(self.pick(peers)) == [(("ns", "expired"), False), (("ns", "not-ready"), False)]
+
+    def test_the_safety_net_reads_from_the_api_the_oldest_tenth_per_sweep(self) -> None:
+        """100 peers read together at startup: 10 per sweep, oldest first, each from the API;
+        a passed deadline is read at once whatever the share."""
+        long_ago = self.NOW - timedelta(minutes=6)
+        peers = {("ns", f"p{n:03d}"): (long_ago + timedelta(milliseconds=n), None) for n in range(100)}
+        peers[("ns", "expired")] = (long_ago, readiness.DUE_NOW)
+        picked = self.pick(peers)
+        assert (("ns", "expired"), True) in picked
+        safety = [key for key, fresh in picked if key != ("ns", "expired")]
+        assert safety == [("ns", f"p{n:03d}") for n in range(11)]  # ceil(101 / 10) = 11
+        assert all(fresh for _, fresh in picked)

@@ -4,7 +4,7 @@ Every change runs the create/update/resume or Secret-event handlers at once. Wha
 announces (a handoff TTL, a rotation overlap ending) is found by one periodic sweep per operator
 (`peer-credentials-check`, see `handlers/periodic.py`), not a kopf timer per peer: each peer's
 status events leave one deadline here (`readiness.check_deadline`), and the sweep reads in full
-only the peers whose deadline or safety-net period has passed (`readiness.due_by`).
+only the peers whose deadline has passed, plus a share of those past the safety-net period.
 """
 
 import logging
@@ -43,7 +43,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     watchers = peer_handlers.SecretWatchers()
     interval = config.peer_check_interval
     full_every = timedelta(seconds=interval * FULL_CHECK_EVERY)
-    # When each peer was last read in full (operator clock), for `readiness.due_by`.
+    # When each peer was last read in full (operator clock): the safety net's clock.
     last_full: dict[tuple[str, str], datetime] = {}
 
     async def read_in_full(
@@ -101,21 +101,17 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             return job
 
         async def sweep() -> None:
-            now = context.clock()
-            jobs = []
-            for key, last in list(last_full.items()):
-                if key not in deadlines:  # its DELETED event came while a read was in flight
-                    last_full.pop(key, None)
-                    continue
-                # A peer read less than one interval ago is left alone: its status event may
-                # not have reached `deadlines` yet (a kopf timer fired once per interval too).
-                if (now - last).total_seconds() < interval:
-                    continue
-                if readiness.due_by(deadlines[key], now=now, last_full=last, full_every=full_every):
-                    # The safety net reads the API, not the watch's cache: it is what corrects a
-                    # Secret deletion the watch missed (kopf's re-list announces no deletion).
-                    fresh = now - last >= full_every
-                    jobs.append((f"{SWEEP_KEY} of {key[0]}/{key[1]}", full_read(*key, fresh=fresh)))
+            for key in [key for key in last_full if key not in deadlines]:
+                last_full.pop(key)  # its DELETED event came while a read was in flight
+            due = readiness.pick_due(
+                {key: (last, deadlines[key]) for key, last in last_full.items()},
+                now=context.clock(),
+                interval=timedelta(seconds=interval),
+                full_every=full_every,
+            )
+            jobs = [
+                (f"{SWEEP_KEY} of {ns}/{name}", full_read(ns, name, fresh=fresh)) for (ns, name), fresh in due
+            ]
             await bounded(jobs, limit=SWEEP_CONCURRENCY, logger=_log, context=handler_context)
 
         memo[SWEEP_KEY] = Periodic(name=SWEEP_KEY, interval=interval, tick=sweep, logger=_log)

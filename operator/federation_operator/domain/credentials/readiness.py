@@ -9,6 +9,9 @@ from typing import Any, Final
 from federation_operator.domain import api, condition_types, conditions
 from federation_operator.domain.times import parse_rfc3339
 
+# A peer: (namespace, name).
+Key = tuple[str, str]
+
 # The conditions this handler owns on a FederationPeer; `Ready` and `Reachable` are the heartbeat's.
 OWNED_CONDITIONS: Final = condition_types.owned_by(api.PEER_KIND, "credentials")
 
@@ -134,3 +137,35 @@ def due_by(
     if last_full is None or now - last_full >= full_every:
         return True
     return deadline is not None and deadline <= now
+
+
+def pick_due(
+    peers: Mapping[Key, tuple[datetime, datetime | None]],
+    *,
+    now: datetime,
+    interval: timedelta,
+    full_every: timedelta,
+) -> list[tuple[Key, bool]]:
+    """Which peers the periodic sweep reads now, each with whether to read it from the API
+    (`fresh`: past the safety net) rather than the watch's cache.
+
+    `peers` maps each peer to (when it was last read in full, its `check_deadline`). A peer
+    read less than one `interval` ago waits (its status event may not have arrived yet). A peer
+    whose deadline passed is read. Of the peers due by the safety net alone, the oldest
+    1/(full_every/interval) are read: peers read together at startup would otherwise all come
+    back in one sweep, a burst every period instead of an even trickle.
+    """
+    picked: list[tuple[Key, bool]] = []
+    overdue: list[tuple[datetime, Key]] = []
+    for key, (last, deadline) in peers.items():
+        if now - last < interval:
+            continue
+        fresh = now - last >= full_every
+        if deadline is not None and deadline <= now:
+            picked.append((key, fresh))
+        elif fresh:
+            overdue.append((last, key))
+    sweeps = max(1, round(full_every / interval))
+    share = -(-len(peers) // sweeps)
+    picked.extend((key, True) for _, key in sorted(overdue)[:share])
+    return picked
