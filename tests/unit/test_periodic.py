@@ -13,7 +13,7 @@ from federation_operator.controller.handlers.periodic import HandlerContext, Per
 from federation_operator.controller.runner import build_registry
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
-from tests.waiting import async_wait_for
+from tests.harness.waiting import async_wait_for
 
 LOG = logging.getLogger(__name__)
 
