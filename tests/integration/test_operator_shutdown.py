@@ -42,3 +42,38 @@ def test_sigterm_exits_without_waiting_for_kopfs_grace(site_factory: SiteFactory
         took = time.monotonic() - stopping
     assert operator.returncode == 0, log.read_text()[-3000:]
     assert took < EXIT_WITHIN, f"exit took {took:.1f}s after SIGTERM"
+
+
+def test_sigterm_exits_at_once_while_peers_are_created_and_changed(
+    site_factory: SiteFactory, tmp_path: Path
+) -> None:
+    """The same, with work in flight: 8 peers created (their credentials written, their Secret
+    events arriving) and each changed right before the signal, so kopf is still handling events
+    while it winds down."""
+    site = site_factory("eu", operator=False)
+    log = tmp_path / "operator.log"
+    spec = {"endpoint": "https://127.0.0.1:9", "remoteCertificates": [{"thumbprint": "sha256:" + "1" * 64}]}
+    with log.open("w") as out:
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(site.kubeconfig), "-v"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            lambda: "Starting the watch-stream for federationpeers" in log.read_text(),
+            timeout=30,
+            message="operator started",
+        )
+        for number in range(8):
+            site.create("federationpeers", f"peer-{number}", spec)
+        site.wait_condition("federationpeers", "peer-0", "CredentialsReady", "True", timeout=30)
+        for number in range(8):
+            site.patch("federationpeers", f"peer-{number}", {"spec": {"suspend": True}})
+    finally:
+        stopping = time.monotonic()
+        operator.send_signal(signal.SIGTERM)
+        operator.wait(timeout=30)
+        took = time.monotonic() - stopping
+    assert operator.returncode == 0, log.read_text()[-3000:]
+    assert took < EXIT_WITHIN, f"exit took {took:.1f}s after SIGTERM\n{log.read_text()[-3000:]}"
