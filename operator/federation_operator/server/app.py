@@ -21,7 +21,7 @@ from federation_operator.domain import api
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.times import rfc3339
 from federation_operator.domain.wire import HEADER_FACTOR, HEADER_REQUEST_ID, DeniedReply, PingReply
-from federation_operator.server.audit import AuditLog, AuditTime, decision_line, repeat_line
+from federation_operator.server.audit import AuditLog, audit_time, decision_line, repeat_line
 from federation_operator.server.clientcert import CertSource, CertSourceConfig, Presented, resolve
 from federation_operator.server.decision import ROUTE_AUTH, ROUTE_PING, decide
 from federation_operator.server.index import AuthResult, PeerIndex
@@ -82,7 +82,6 @@ class _Server:
         # Behind a proxy only (no direct mode) our own handshake's certificate is never used.
         self._direct = CertSource.DIRECT in config.cert_sources.sources
         self._request_ids = RequestIds()
-        self._audit_time = AuditTime()
         self.repeats = Repeats(interval=config.audit_repeat_interval_seconds)
 
     def _source(self, request: web.Request, remote: str) -> str:
@@ -149,7 +148,7 @@ class _Server:
         ):
             self.audit.write_line(
                 decision_line(
-                    time=self._audit_time.format(now),
+                    time=audit_time(now),
                     request_id=request_id,
                     route=route,
                     outcome=outcome,
@@ -166,7 +165,7 @@ class _Server:
         """One line per kind of failure that repeated within its interval, with the count."""
         if self.audit is None:
             return
-        moment = self._audit_time.format(self.clock())
+        moment = audit_time(self.clock())
         for summary in summaries:
             self.audit.write_line(repeat_line(time=moment, summary=summary))
 

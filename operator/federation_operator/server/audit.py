@@ -93,29 +93,10 @@ def _has_descriptor(stream: TextIO) -> bool:
     return True
 
 
-# ".000Z" to ".999Z": the end of every audit time, looked up instead of formatted.
-_MILLISECONDS: Final = tuple(f".{millisecond:03d}Z" for millisecond in range(1000))
-
-
-class AuditTime:
-    """The audit `time` field (UTC, milliseconds, `Z`); the part up to the second is reused.
-
-    The second is recognised by (date ordinal, hour, minute, second), a few attribute reads,
-    rather than by formatting or a timestamp: this runs on every request.
-    """
-
-    def __init__(self) -> None:
-        self._second: tuple[int, int, int, int] | None = None
-        self._prefix = ""
-
-    def format(self, moment: datetime) -> str:
-        if moment.tzinfo is not UTC:
-            moment = moment.astimezone(UTC)
-        second = (moment.toordinal(), moment.hour, moment.minute, moment.second)
-        if second != self._second:
-            self._prefix = moment.isoformat(timespec="seconds")[:19]
-            self._second = second
-        return self._prefix + _MILLISECONDS[moment.microsecond // 1000]
+def audit_time(moment: datetime) -> str:
+    """The `time` field: UTC, milliseconds, `Z`. Formatted per line: a cache of the part up to the
+    second did not pay measurably (docs/benchmarks.md)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def decision_line(
