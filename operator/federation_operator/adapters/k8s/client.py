@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
@@ -95,6 +96,11 @@ def load_api_client(kubeconfig: Path | None) -> k8s_client.ApiClient:
     return k8s_client.ApiClient(configuration=configuration)
 
 
+@dataclass
+class _Tally:
+    count: int = 0  # only ever changed on the event loop
+
+
 class Kube:
     """One cluster connection. Counts its writes so that tests and benchmarks can see them."""
 
@@ -105,15 +111,34 @@ class Kube:
         api_client.user_agent = user_agent
         self._api = api_client
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
-        self.writes = 0
+        self._tally = _Tally()
+        self._owns_connection = True
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None, *, user_agent: str = OPERATOR_AGENT) -> "Kube":
         return cls(load_api_client(kubeconfig), user_agent=user_agent)
 
+    @property
+    def writes(self) -> int:
+        """Non-GET calls made through this connection and all its lanes."""
+        return self._tally.count
+
+    def lane(self, name: str, *, workers: int) -> "Kube":
+        """The same connection with worker threads of its own. Calls are queued first come first
+        served per pool, so a caller that must stay timely (the heartbeat) gets a lane: it never
+        waits behind a burst of other calls (thousands of reconciles after a restart) for a thread.
+        Writes are counted with this connection's; closing the lane leaves the connection open."""
+        lane = Kube.__new__(Kube)
+        lane._api = self._api
+        lane._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"kube-{name}")
+        lane._tally = self._tally
+        lane._owns_connection = False
+        return lane
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._api.close()
+        if self._owns_connection:
+            self._api.close()
 
     def _call(
         self,
@@ -150,7 +175,7 @@ class Kube:
     async def _run(self, method: str, path: str, **kwargs: Any) -> Obj:
         loop = asyncio.get_running_loop()
         if method != "GET":
-            self.writes += 1
+            self._tally.count += 1
         return await loop.run_in_executor(self._pool, lambda: self._call(method, path, **kwargs))
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:

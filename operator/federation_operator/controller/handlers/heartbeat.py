@@ -52,8 +52,11 @@ _STATUS_ATTEMPTS: Final = 3
 
 @dataclass
 class Shared:
-    """What all heartbeats of one operator share: metrics, the credential cache, the saturation."""
+    """What all heartbeats of one operator share: their API lane (`Kube.lane`: their reads and
+    status writes never queue behind the reconcilers' calls), metrics, the credential cache (on
+    that lane), the saturation."""
 
+    kube: k8s.Kube
     metrics: HeartbeatMetrics
     cache: CredentialCache
     load: SaturationWatch
@@ -233,7 +236,7 @@ class PeerHeartbeat:
         return self.body.get("status") or {}, live_rv
 
     async def _write(self, observation: Observation) -> StatusUpdate:
-        kube: k8s.Kube = self.context.kube
+        kube = self.shared.kube
         status, resource_version = self._current()
         update = heartbeat_status(status, observation, self.context.clock())
         for _ in range(_STATUS_ATTEMPTS):

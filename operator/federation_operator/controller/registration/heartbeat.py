@@ -25,6 +25,9 @@ PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 MEMO_KEY = "heartbeat"
 SCHEDULER_KEY = "heartbeat-scheduler"
 METRICS_KEY = "metrics-server"
+# The heartbeat's own API threads (a cycle makes at most a read and a status write). Fewer than
+# the reconcilers' pool: the heartbeat needs to be timely, not to have the most calls in flight.
+HEARTBEAT_API_THREADS = 8
 
 PeerKey = tuple[str, str]
 
@@ -36,7 +39,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         metrics = HeartbeatMetrics()
         workers = config.heartbeat_workers or default_workers(os.cpu_count())
         load = SaturationWatch(config=config, kube=context.kube, metrics=metrics, workers=workers)
-        shared = heartbeat.Shared(metrics=metrics, cache=CredentialCache(context.kube), load=load)
+        lane = context.kube.lane("heartbeat", workers=HEARTBEAT_API_THREADS)
+        shared = heartbeat.Shared(kube=lane, metrics=metrics, cache=CredentialCache(lane), load=load)
         memo[MEMO_KEY] = shared
         scheduler: Scheduler[PeerKey] = Scheduler(
             workers=workers,
@@ -57,6 +61,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         server = memo.get(METRICS_KEY)
         if server is not None:
             await server.cleanup()
+        shared: heartbeat.Shared | None = memo.get(MEMO_KEY)
+        if shared is not None:
+            shared.kube.close()
 
     @kopf.on.event(*PEER, registry=registry, id="heartbeat-peers")
     async def heartbeat_peers(event: kopf.RawEvent, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
