@@ -8,8 +8,6 @@ side's outbound fingerprint is the other side's inbound fingerprint.
 import base64
 import json
 import logging
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,53 +16,13 @@ import yaml
 
 from federation_operator.domain import api
 from federation_operator.plugin import cli
-from tests.harness.site import Site, SiteFactory
+from tests.harness.site import Site, SiteFactory, apply, export, fingerprints, issued_pem
 from tests.harness.waiting import wait_for
 
 PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
 CHECK = {"peer_check_interval": 0.3}
 EU_ENDPOINT = "https://eu.federation.example:8443"
 US_ENDPOINT = "https://us.federation.example:8443"
-
-
-def issued_pem(site: Site, name: str) -> str:
-    site.create(CERTS, name, {"subject": name})
-    site.wait_condition(CERTS, name, "Ready", "True")
-    return str(site.get(CERTS, name)["status"]["certificate"])  # type: ignore[index]
-
-
-def fingerprints(site: Site, name: str) -> tuple[str, str]:
-    site.wait_condition(PEERS, name, "CredentialsReady", "True")
-    status = site.get(PEERS, name)["status"]  # type: ignore[index]
-    return status["inbound"]["fingerprint"], status["outbound"]["fingerprint"]
-
-
-def export(site: Site, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(["export", *args, "--kubeconfig", str(site.kubeconfig)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def apply(site: Site, bundle: str, tmp_path: Path) -> None:
-    """`kubectl apply -f` on the remote, as its admin would; the Python client only without kubectl."""
-    path = tmp_path / f"bundle-{site.name}.yaml"
-    path.write_text(bundle)
-    path.chmod(0o600)
-    if shutil.which("kubectl"):
-        subprocess.run(
-            ["kubectl", "--kubeconfig", str(site.kubeconfig), "apply", "-f", str(path)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return
-    for document in yaml.safe_load_all(bundle):
-        if document["kind"] == "Secret":
-            site.core.create_namespaced_secret(site.namespace, document)
-        else:
-            site.custom.create_namespaced_custom_object(
-                api.GROUP, api.VERSION, site.namespace, PEERS, document
-            )
 
 
 @pytest.fixture
