@@ -437,3 +437,76 @@ def test_one_side_flapping_is_not_echoed_by_the_other_sides_status_writes(federa
     # One incidental write (a latency move on a busy host) is allowed; an echo would be four.
     assert len(versions) <= 2, f"US wrote its status {len(versions) - 1} times while EU flapped {flips} times"
     assert federation.status(us, "eu")["reachability"] == "Reachable"
+
+
+# Longer than HEARTBEAT's slowThreshold (500 ms): how long the operator's own event loop is kept
+# busy in the middle of every ping, as when it is handling thousands of other peers.
+BUSY = 0.7
+
+
+@pytest.fixture
+def busy_loop(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
+    """Every ping of both operators shares its loop with a callback that holds it BUSY seconds.
+    Returns both operators' heartbeats (what they share: their metrics).
+
+    Requested before `federation`, so the operators it starts build their heartbeats with these."""
+    original = heartbeat.ping_with_fallback
+
+    async def ping_beside_a_busy_loop(*args: Any, **kwargs: Any) -> Any:
+        # Runs as soon as the ping first waits for the network: the ping is in flight meanwhile.
+        asyncio.get_running_loop().call_soon(time.sleep, BUSY)
+        return await original(*args, **kwargs)
+
+    made: list[heartbeat.Shared] = []
+    shared_class = heartbeat.Shared
+
+    def recorded(**kwargs: Any) -> heartbeat.Shared:
+        shared = shared_class(**kwargs)
+        made.append(shared)
+        return shared
+
+    monkeypatch.setattr(heartbeat, "ping_with_fallback", ping_beside_a_busy_loop)
+    monkeypatch.setattr(heartbeat, "Shared", recorded)
+    return made
+
+
+def test_a_ping_slowed_by_the_operators_own_busy_loop_does_not_make_a_fast_remote_slow(
+    busy_loop: list[heartbeat.Shared], federation: Federation
+) -> None:
+    """Cycles start on time, but the operator's loop is busy while each ping is in flight, so the
+    measured latency (> slowThreshold) is partly ours: the link stays Reachable. (Without the
+    loop's lag taken into account, the first such ping makes it Slow.)"""
+    eu = federation.eu
+    federation.wait_reachability(eu, "us", "Reachable", timeout=10 * INTERVAL)
+    assert len(busy_loop) == 2, "both operators ping beside a busy loop"
+
+    def pings() -> float:
+        return sum(
+            shared.metrics.registry.get_sample_value(
+                "federation_heartbeat_ping_duration_seconds_count", {"result": "ok"}
+            )
+            or 0.0
+            for shared in busy_loop
+        )
+
+    seen: set[str] = set()
+    before = pings()
+
+    def six_more_pings() -> bool:
+        seen.add(str(federation.status(eu, "us").get("reachability")))
+        return pings() >= before + 6
+
+    wait_for(six_more_pings, timeout=30 * INTERVAL, message="six pings beside a busy loop")
+    slow_pings = sum(
+        (
+            shared.metrics.registry.get_sample_value(
+                "federation_heartbeat_ping_duration_seconds_sum", {"result": "ok"}
+            )
+            or 0.0
+        )
+        for shared in busy_loop
+    )
+    assert slow_pings >= BUSY * 6, "the pings really were slowed by the busy loop"
+    assert seen == {"Reachable"}, (
+        f"the operator's own busy loop made a fast remote look {seen - {'Reachable'}}"
+    )

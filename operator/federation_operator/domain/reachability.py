@@ -150,8 +150,9 @@ class Observation:
     interval: timedelta = timedelta()
     # Pings since the status was last written (None: not counted, the refresh is by time alone).
     pings_since_write: int | None = None
-    # The operator has more pings due than it can send: a green ping's latency includes our own
-    # queueing, so it is no evidence that the remote is Slow (nor that its latency moved).
+    # The operator has more pings due than it can send, or its event loop ran late while this ping
+    # was in flight: a green ping's latency includes our own queueing, so it is no evidence that
+    # the remote is Slow (nor that its latency moved).
     operator_saturated: bool = False
 
 

@@ -33,7 +33,7 @@ from federation_operator.adapters.outbound_ping import TokenPreference, ping_wit
 from federation_operator.adapters.probe import Pinger, PingOutcome
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import EventType, post_event
-from federation_operator.controller.handlers.saturation import SaturationWatch
+from federation_operator.controller.handlers.saturation import LOOP_LAG_TOLERANCE, LoopLag, SaturationWatch
 from federation_operator.domain import api, conditions
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import Settings, settings_of
@@ -60,6 +60,7 @@ class Shared:
     metrics: HeartbeatMetrics
     cache: CredentialCache
     load: SaturationWatch
+    loop_lag: LoopLag
 
 
 @dataclass
@@ -173,6 +174,7 @@ class PeerHeartbeat:
             return
         loaded = await self.reads.load(self.body, last_failure_factor=self.memory.last_failure_factor)
         started = time.perf_counter()
+        loop_since = self.shared.loop_lag.clock()
         if isinstance(loaded, Failure):
             outcome = PingOutcome(False, timedelta(), failure=loaded)
         else:
@@ -192,9 +194,11 @@ class PeerHeartbeat:
             seconds=time.perf_counter() - started, factor=outcome.failure.factor if outcome.failure else None
         )
         self._step = STEP_STATUS
-        await self._record(outcome, settings)
+        # Our loop ran late while this ping was in flight: part of its latency is ours.
+        lagged = self.shared.loop_lag.worst_since(loop_since) > LOOP_LAG_TOLERANCE
+        await self._record(outcome, settings, loop_lagged=lagged)
 
-    async def _record(self, outcome: PingOutcome, settings: Settings) -> None:
+    async def _record(self, outcome: PingOutcome, settings: Settings, *, loop_lagged: bool = False) -> None:
         now = self.context.clock()
         if self.memory.first_probe is None and self.memory.last_success is None:
             self.memory.first_probe = now
@@ -218,7 +222,7 @@ class PeerHeartbeat:
             previous_latency=self.memory.previous_latency,
             interval=settings.interval,
             pings_since_write=self.memory.pings_since_write,
-            operator_saturated=self.shared.load.saturated,
+            operator_saturated=self.shared.load.saturated or loop_lagged,
         )
         self.memory.previous_latency = outcome.latency if outcome.ok else None
         update = await self._write(observation)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
@@ -141,3 +142,63 @@ class SaturationWatch:
                 self.namespace,
                 type(error).__name__,
             )
+
+
+# How late the loop may run a callback while a ping is in flight before the ping's latency stops
+# being evidence about the remote: the smallest latency step a reader is shown (the first edge of
+# `reachability.LATENCY_EDGES_MS`). Below it, our own delay cannot move what the status says.
+LOOP_LAG_TOLERANCE: Final = 0.05
+# How often the watch wakes (a cheap timer), and how much of its history it keeps: longer than
+# any ping's timeout, so the worst lag during any ping in flight is still known when it ends.
+_LOOP_TICK: Final = 0.02
+_LOOP_KEEP: Final = 120.0
+
+
+class LoopLag:
+    """How late the operator's event loop runs what is due, sampled by a timer.
+
+    Cycles that start on time are not enough: with thousands of peers the loop itself (TLS
+    handshakes, status decisions, kopf's bookkeeping) can be busy, and a ping in flight then waits
+    for its turn to read the reply. Its measured latency is partly ours, so it is not taken as
+    evidence that the remote is Slow or that its latency moved (see `PeerHeartbeat`)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._samples: deque[tuple[float, float]] = deque()  # (when, how late), oldest first
+        self._task: asyncio.Task[None] | None = None
+        self._tick_started: float | None = None  # of the tick in progress
+        self.ticks = 0  # samples taken so far
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch(), name="loop-lag")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def worst_since(self, since: float) -> float:
+        """The worst lateness seen from `since` (this clock) until now; 0 when none was seen.
+
+        Includes the tick in progress: when the loop was blocked, the caller may run before the
+        tick that would record it."""
+        worst = 0.0
+        if self._tick_started is not None:
+            worst = max(0.0, self.clock() - self._tick_started - _LOOP_TICK)
+        for when, late in reversed(self._samples):
+            if when < since:
+                break
+            worst = max(worst, late)
+        return worst
+
+    async def _watch(self) -> None:
+        while True:
+            before = self._tick_started = self.clock()
+            await asyncio.sleep(_LOOP_TICK)
+            now = self.clock()
+            self._samples.append((now, max(0.0, now - before - _LOOP_TICK)))
+            self.ticks += 1
+            while self._samples and self._samples[0][0] < now - _LOOP_KEEP:
+                self._samples.popleft()

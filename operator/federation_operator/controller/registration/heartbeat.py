@@ -17,7 +17,7 @@ from federation_operator.adapters.k8s.ping_credentials import CredentialCache
 from federation_operator.adapters.metrics import HeartbeatMetrics, serve_metrics
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import heartbeat
-from federation_operator.controller.handlers.saturation import SaturationWatch
+from federation_operator.controller.handlers.saturation import LoopLag, SaturationWatch
 from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
 from federation_operator.domain import api
 
@@ -40,7 +40,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         workers = config.heartbeat_workers or default_workers(os.cpu_count())
         load = SaturationWatch(config=config, kube=context.kube, metrics=metrics, workers=workers)
         lane = context.kube.lane("heartbeat", workers=HEARTBEAT_API_THREADS)
-        shared = heartbeat.Shared(kube=lane, metrics=metrics, cache=CredentialCache(lane), load=load)
+        loop_lag = LoopLag()
+        loop_lag.start()
+        shared = heartbeat.Shared(
+            kube=lane, metrics=metrics, cache=CredentialCache(lane), load=load, loop_lag=loop_lag
+        )
         memo[MEMO_KEY] = shared
         scheduler: Scheduler[PeerKey] = Scheduler(
             workers=workers,
@@ -63,6 +67,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             await server.cleanup()
         shared: heartbeat.Shared | None = memo.get(MEMO_KEY)
         if shared is not None:
+            await shared.loop_lag.stop()
             shared.kube.close()
 
     @kopf.on.event(*PEER, registry=registry, id="heartbeat-peers")
