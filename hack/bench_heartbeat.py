@@ -437,6 +437,14 @@ def main() -> int:
                     str(server_key),
                     "--http-port",
                     "0",
+                    # Every simulated remote peer connects from 127.0.0.1: the server's per-source
+                    # admission limits (docs/server.md) would see them as one caller and refuse most.
+                    "--connection-rate",
+                    "0",
+                    "--max-handshakes-per-source",
+                    "128",
+                    "--metrics-port",
+                    "0",
                     "--audit-log",
                     str(audit),
                 ],
