@@ -83,3 +83,24 @@ def test_writes_through_a_lane_are_counted_with_the_connection() -> None:
         kube.close()
     assert kube.writes == 2
     assert lane.writes == 2
+
+
+def test_a_lane_of_a_wrapped_connection_keeps_the_wrapper() -> None:
+    """A connection's subclass (a benchmark's counting wrapper, an instrumented client) still sees
+    the calls made through its lanes."""
+    seen: list[str] = []
+
+    class Recording(Kube):
+        async def get(self, resource: Any, namespace: str | None, name: str) -> Any:
+            seen.append(name)
+            return await super().get(resource, namespace, name)
+
+    api = _HeldApi()
+    kube = Recording(api, workers=1)  # type: ignore[arg-type]
+    lane = kube.lane("heartbeat", workers=1)
+    try:
+        asyncio.run(lane.get(SECRETS, "ns", "through-the-lane"))
+    finally:
+        lane.close()
+        kube.close()
+    assert seen == ["through-the-lane"]

@@ -7,6 +7,7 @@ Secret write cannot leak the Secret into a log line.
 """
 
 import asyncio
+import copy
 import json
 import os
 import time
@@ -128,10 +129,8 @@ class Kube:
         served per pool, so a caller that must stay timely (the heartbeat) gets a lane: it never
         waits behind a burst of other calls (thousands of reconciles after a restart) for a thread.
         Writes are counted with this connection's; closing the lane leaves the connection open."""
-        lane = Kube.__new__(Kube)
-        lane._api = self._api
+        lane = copy.copy(self)  # the same class (a subclass's overrides too), client and tally
         lane._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"kube-{name}")
-        lane._tally = self._tally
         lane._owns_connection = False
         return lane
 
