@@ -348,11 +348,8 @@ class BehindScheduler(Scheduler[Any]):
         return taken
 
 
-@pytest.fixture
-def behind(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
-    """Both operators' heartbeats (what they share), with every cycle started BEHIND late.
-
-    Requested before `federation`, so the operators it starts build their heartbeats with these."""
+def record_heartbeats(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
+    """Every operator started from now on records what its heartbeats share (their metrics) here."""
     made: list[heartbeat.Shared] = []
     original = heartbeat.Shared
 
@@ -362,8 +359,16 @@ def behind(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
         return shared
 
     monkeypatch.setattr(heartbeat, "Shared", recorded)
-    monkeypatch.setattr(heartbeat_registration, "Scheduler", BehindScheduler)
     return made
+
+
+@pytest.fixture
+def behind(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
+    """Both operators' heartbeats (what they share), with every cycle started BEHIND late.
+
+    Requested before `federation`, so the operators it starts build their heartbeats with these."""
+    monkeypatch.setattr(heartbeat_registration, "Scheduler", BehindScheduler)
+    return record_heartbeats(monkeypatch)
 
 
 def test_a_ping_started_late_by_the_operator_to_a_fast_remote_stays_reachable(
@@ -457,17 +462,8 @@ def busy_loop(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
         asyncio.get_running_loop().call_soon(time.sleep, BUSY)
         return await original(*args, **kwargs)
 
-    made: list[heartbeat.Shared] = []
-    shared_class = heartbeat.Shared
-
-    def recorded(**kwargs: Any) -> heartbeat.Shared:
-        shared = shared_class(**kwargs)
-        made.append(shared)
-        return shared
-
     monkeypatch.setattr(heartbeat, "ping_with_fallback", ping_beside_a_busy_loop)
-    monkeypatch.setattr(heartbeat, "Shared", recorded)
-    return made
+    return record_heartbeats(monkeypatch)
 
 
 def test_a_ping_slowed_by_the_operators_own_busy_loop_does_not_make_a_fast_remote_slow(
