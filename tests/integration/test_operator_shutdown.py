@@ -11,19 +11,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.harness.site import SiteFactory
+from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
 
 # kopf's grace for leftover tasks is 5 s: an exit within 3 s means it did not wait for one.
 EXIT_WITHIN = 3.0
 
 
-def test_sigterm_exits_without_waiting_for_kopfs_grace(site_factory: SiteFactory, tmp_path: Path) -> None:
-    site = site_factory("eu", operator=False)
-    log = tmp_path / "operator.log"  # a file, not a pipe nobody reads until the end (it would fill)
-    with log.open("w") as out:
+def _run_then_sigterm(site: Site, log: Path, work: Callable[[], None]) -> float:
+    """Start `federation-operator run` against the site, do `work` once it watches, then SIGTERM
+    it (whatever happened) and return how long it took to exit; it must exit cleanly."""
+    with log.open("w") as out:  # a file, not a pipe nobody reads until the end (it would fill)
         operator = subprocess.Popen(
             [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(site.kubeconfig), "-v"],
             stdout=out,
@@ -35,12 +36,19 @@ def test_sigterm_exits_without_waiting_for_kopfs_grace(site_factory: SiteFactory
             timeout=30,
             message="operator started",
         )
+        work()
     finally:
         stopping = time.monotonic()
         operator.send_signal(signal.SIGTERM)
         operator.wait(timeout=30)
         took = time.monotonic() - stopping
     assert operator.returncode == 0, log.read_text()[-3000:]
+    return took
+
+
+def test_sigterm_exits_without_waiting_for_kopfs_grace(site_factory: SiteFactory, tmp_path: Path) -> None:
+    site = site_factory("eu", operator=False)
+    took = _run_then_sigterm(site, tmp_path / "operator.log", lambda: None)
     assert took < EXIT_WITHIN, f"exit took {took:.1f}s after SIGTERM"
 
 
@@ -53,27 +61,13 @@ def test_sigterm_exits_at_once_while_peers_are_created_and_changed(
     site = site_factory("eu", operator=False)
     log = tmp_path / "operator.log"
     spec = {"endpoint": "https://127.0.0.1:9", "remoteCertificates": [{"thumbprint": "sha256:" + "1" * 64}]}
-    with log.open("w") as out:
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(site.kubeconfig), "-v"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for(
-            lambda: "Starting the watch-stream for federationpeers" in log.read_text(),
-            timeout=30,
-            message="operator started",
-        )
+
+    def create_and_change_peers() -> None:
         for number in range(8):
             site.create("federationpeers", f"peer-{number}", spec)
         site.wait_condition("federationpeers", "peer-0", "CredentialsReady", "True", timeout=30)
         for number in range(8):
             site.patch("federationpeers", f"peer-{number}", {"spec": {"suspend": True}})
-    finally:
-        stopping = time.monotonic()
-        operator.send_signal(signal.SIGTERM)
-        operator.wait(timeout=30)
-        took = time.monotonic() - stopping
-    assert operator.returncode == 0, log.read_text()[-3000:]
+
+    took = _run_then_sigterm(site, log, create_and_change_peers)
     assert took < EXIT_WITHIN, f"exit took {took:.1f}s after SIGTERM\n{log.read_text()[-3000:]}"
