@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -307,9 +307,17 @@ def wait_reachable(links: Iterable[tuple[Site, str]], *, interval: float) -> Non
 
 
 @contextlib.contextmanager
-def two_sites(workdir: Path, clock: MovableClock) -> Iterator[tuple[Site, Site]]:
-    eu_local = LocalSite("eu", workdir / "eu", clock=clock)
-    us_local = LocalSite("us", workdir / "us")
+def two_sites(
+    workdir: Path,
+    clock: MovableClock | None = None,
+    *,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Iterator[tuple[Site, Site]]:
+    """EU and US started (EU on `clock`, if given), closed in reverse order whatever happens.
+    `options`: more `LocalSite` settings per site name (ports, operator overrides)."""
+    extra = options or {}
+    eu_local = LocalSite("eu", workdir / "eu", clock=clock, **extra.get("eu", {}))
+    us_local = LocalSite("us", workdir / "us", **extra.get("us", {}))
     sites: list[Site] = []
     try:
         for local in (eu_local, us_local):

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from federation_devkit import demo
-from federation_devkit.localsite import LocalSite
 from federation_operator.plugin import cli
 
 INTERVAL = 1.0
@@ -26,13 +25,7 @@ def secret_values(site: demo.Site, name: str) -> set[str]:
 
 @pytest.mark.slow
 def test_exported_files_hold_no_token_for_git_and_link_both_sides(tmp_path: Path) -> None:
-    locals_ = [LocalSite(name, tmp_path / name) for name in ("eu", "us")]
-    sites: list[demo.Site] = []
-    try:
-        for local in locals_:
-            local.start()
-            sites.append(demo.Site(local))
-        eu, us = sites
+    with demo.two_sites(tmp_path) as (eu, us):
         demo.issue_client_certificates(eu, us)
         demo.create_peer(eu, us, name="us-region", interval=INTERVAL)
         tokens = secret_values(eu, "us-region-handoff") | secret_values(eu, "us-region-outbound")
@@ -87,8 +80,3 @@ def test_exported_files_hold_no_token_for_git_and_link_both_sides(tmp_path: Path
         assert us_status["outbound"]["fingerprint"] == eu_status["inbound"]["fingerprint"]
         assert us_status["inbound"]["source"] == "SecretHash"
         assert us.condition(demo.PEERS, "eu-region", "Ready") == "True"
-    finally:
-        for site in sites:
-            site.close()
-        for local in reversed(locals_):
-            local.close()

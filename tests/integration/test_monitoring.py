@@ -21,7 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from federation_devkit import demo
-from federation_devkit.localsite import LocalSite
 from tests.harness.net import free_port
 from tests.harness.waiting import wait_for
 
@@ -279,21 +278,14 @@ def test_every_metric_the_alerts_and_dashboard_use_exists_on_a_running_site(
     interval = 1.0
     ports = {name: (free_port(), free_port()) for name in ("eu", "us")}
     # operator /metrics, federation server /metrics (its in-cluster port)
-    locals_ = [
-        LocalSite(
-            name,
-            tmp_path / name,
-            operator_overrides={"metrics_port": ports[name][0], "metrics_host": "127.0.0.1"},
-            metrics_port=ports[name][1],
-        )
+    options = {
+        name: {
+            "operator_overrides": {"metrics_port": ports[name][0], "metrics_host": "127.0.0.1"},
+            "metrics_port": ports[name][1],
+        }
         for name in ("eu", "us")
-    ]
-    sites: list[demo.Site] = []
-    try:
-        for local in locals_:
-            local.start()
-            sites.append(demo.Site(local))
-        eu, us = sites
+    }
+    with demo.two_sites(tmp_path, options=options) as (eu, us):
         demo.issue_client_certificates(eu, us)
         demo.create_peer(eu, us, name="us-region", interval=interval)
         bundle = demo.export(
@@ -311,11 +303,6 @@ def test_every_metric_the_alerts_and_dashboard_use_exists_on_a_running_site(
             return samples if set(used_metrics(helm)) <= set(samples) else None
 
         samples = wait_for(exposed, timeout=30, interval=0.5, message="every used metric exposed")
-    finally:
-        for site in sites:
-            site.close()
-        for local in reversed(locals_):
-            local.close()
 
     for name, labels in used_metrics(helm).items():
         exposed_labels = set().union(*(sample.labels for sample in samples[name]))
