@@ -6,10 +6,11 @@ the last peer takes everything with it. Pins the edge cannot enforce are flagged
 """
 
 import base64
+import json
 
 import pytest
 
-from federation_operator.controller.runner import ingress_config_from_env
+from federation_operator.controller.runner import KOPF_PREFIX, ingress_config_from_env
 from federation_operator.domain import api
 from tests.harness.edge import (
     BUNDLE,
@@ -119,6 +120,38 @@ def test_a_suspended_peer_leaves_the_bundle_and_comes_back_on_resume(site_factor
     site.patch(PEERS, "ap-south", {"spec": {"suspend": False}})
     wait_bundle(site, {us.pem, ap.pem})
     site.wait_condition(PEERS, "ap-south", CONDITION, "True", reason="Enforced")
+
+
+@pytest.mark.parametrize("change", ["suspend", "pins"])
+def test_a_spec_change_kopf_believes_handled_still_reaches_the_edge(site_factory: SiteFactory, change: str) -> None:
+    """kopf drops a change that returns to the last handled spec while its handlers are in progress.
+
+    When a spec goes A -> B -> A fast, kopf finishes B's handlers only partly, then compares A with
+    the A it last handled and runs nothing; the edge may show B by then. Here the same state is
+    made at once: the spec changes together with kopf's diff-base, so kopf finds nothing to do.
+    The edge must follow the spec anyway (the 60 s periodic check must not be what fixes it).
+    """
+    site = ingress_site(site_factory, "ingress-nginx")
+    us, ap, extra = client_cert("us-east"), client_cert("ap-south"), client_cert("extra")
+    site.create(PEERS, "us-east", peer_spec(us.pin))
+    site.create(PEERS, "ap-south", peer_spec(ap.pin, extra.pin))
+    wait_bundle(site, {us.pem, ap.pem, extra.pem})
+    annotation = f"{KOPF_PREFIX}/last-handled-configuration"
+    handled = wait_for(
+        lambda: (read(site, api.API_VERSION, PEERS, "ap-south") or {})["metadata"]
+        .get("annotations", {})
+        .get(annotation),
+        message="kopf's diff-base on the peer",
+    )
+    essence = json.loads(handled)
+    new_spec = {"suspend": True} if change == "suspend" else {"remoteCertificates": [ap.pin]}
+    essence["spec"].update(new_spec)
+    site.patch(
+        PEERS,
+        "ap-south",
+        {"metadata": {"annotations": {annotation: json.dumps(essence)}}, "spec": new_spec},
+    )
+    wait_bundle(site, {us.pem} if change == "suspend" else {us.pem, ap.pem})
 
 
 def test_unusable_pins_are_flagged_on_their_peer_and_left_out(site_factory: SiteFactory) -> None:

@@ -70,9 +70,24 @@ class NamespaceLocks:
         self.reported: dict[str, str] = {}
         # Per namespace, a pass waiting for the lock that has not read the peers yet.
         self.queued: dict[str, asyncio.Future[None]] = {}
+        # Per namespace, what its last successful pass computed the edge from: each peer's
+        # (uid, generation). A peer whose spec moved on since needs another pass.
+        self.computed_from: dict[str, dict[str, tuple[str, int | None]]] = {}
 
     def of(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
+
+    def is_current(self, namespace: str, name: str, meta: Mapping[str, Any], *, gone: bool) -> bool:
+        """Whether the last pass of `namespace` already computed the edge from this peer as it is now.
+
+        `gone`: the peer no longer exists (its DELETED event); a peer being deleted counts as gone,
+        since passes leave it out. A spec change bumps `metadata.generation`; status and annotation
+        writes do not, so our own writes never count as a change.
+        """
+        seen = self.computed_from.get(namespace, {}).get(name)
+        if gone or meta.get("deletionTimestamp"):
+            return seen is None
+        return seen == (str(meta.get("uid")), meta.get("generation"))
 
 
 async def reconcile_namespace(
@@ -184,6 +199,7 @@ async def _reconcile_once(
             locks.reported[namespace] = unserved
         for peer in peers:
             await _set_pins_condition(kube, peer, bundle=bundle, now=now, logger=logger, unserved=unserved)
+        _record_pass(locks, namespace, peers)
         return
     if locks.reported.pop(namespace, None) is not None:
         logger.info(
@@ -218,6 +234,17 @@ async def _reconcile_once(
 
     for peer in peers:
         await _set_pins_condition(kube, peer, bundle=bundle, now=now, logger=logger)
+    _record_pass(locks, namespace, peers)
+
+
+def _record_pass(locks: NamespaceLocks, namespace: str, peers: Sequence[Mapping[str, Any]]) -> None:
+    if not peers:
+        locks.computed_from.pop(namespace, None)
+        return
+    locks.computed_from[namespace] = {
+        str(peer["metadata"]["name"]): (str(peer["metadata"].get("uid")), peer["metadata"].get("generation"))
+        for peer in peers
+    }
 
 
 async def _missing_kinds(kube: k8s.Kube, provider: Provider, possible: Sequence[Address]) -> list[Resource]:

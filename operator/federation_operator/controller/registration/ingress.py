@@ -4,6 +4,14 @@ The trust bundle is the union of a namespace's peers, so each trigger names only
 `handlers.ingress.reconcile_namespace` re-reads all its peers. Only spec changes count (the
 pins and `suspend` live there): status writes, ours included, never start a pass.
 
+kopf's change handlers alone are not enough. kopf compares each event with the last configuration
+it finished handling; a spec that changes (A to B) and returns (to A) while the handling of B is
+still in progress compares equal, and kopf drops the handlers of B not yet run. The edge may
+already show B by then, written by a pass another peer triggered. So every watch event is also
+compared with what the namespace's last pass computed from (`NamespaceLocks.is_current`: the
+peer's uid and `metadata.generation`), and a peer that moved on starts a pass at once. The change
+handlers stay for kopf's retries; they skip the pass when the event watch already ran it.
+
 Pinned certificates expire without any API event, so the edge is also re-checked every
 `ingress_check_interval`: by one periodic sweep per operator over the namespaces that hold
 peers (`ingress-check`, see `handlers/periodic.py`), one pass per namespace, not a kopf timer
@@ -38,15 +46,37 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     peers_in: dict[str, set[str]] = {}
     handler_context = HandlerContext()
 
+    @kopf.on.event(*PEER, registry=registry, id="ingress-watch")
+    async def peer_seen(
+        type: str | None,
+        name: str,
+        namespace: str | None,
+        meta: kopf.Meta,
+        logger: kopf.Logger,
+        memo: Any,
+        **_: Any,
+    ) -> None:
+        # FederationPeer is namespaced: kopf's `None` (cluster-scoped objects) never comes here.
+        handler_context.capture()
+        gone = type == "DELETED"
+        if locks.is_current(str(namespace), name, meta, gone=gone):
+            return
+        if not gone:
+            peers_in.setdefault(str(namespace), set()).add(name)
+        await ingress_handlers.reconcile_namespace(
+            context_of(memo), namespace=str(namespace), locks=locks, logger=logger
+        )
+
     @kopf.on.resume(*PEER, registry=registry, id="ingress-resume")
     @kopf.on.create(*PEER, registry=registry, id="ingress-create")
     @kopf.on.update(*PEER, registry=registry, id="ingress-update", field="spec")
     async def peer_changed(
-        name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
+        name: str, namespace: str | None, meta: kopf.Meta, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:
-        # FederationPeer is namespaced: kopf's `None` (cluster-scoped objects) never comes here.
         handler_context.capture()
         peers_in.setdefault(str(namespace), set()).add(name)
+        if locks.is_current(str(namespace), name, meta, gone=False):
+            return
         await ingress_handlers.reconcile_namespace(
             context_of(memo), namespace=str(namespace), locks=locks, logger=logger
         )
