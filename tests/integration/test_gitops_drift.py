@@ -115,10 +115,13 @@ def live(site: Site, kind: str, name: str) -> dict[str, Any]:
 
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without what every write moves (resourceVersion) or this sandbox lacks."""
+    """The object without what every write moves (resourceVersion), what this sandbox lacks, and
+    status: an apply to the main resource never writes the status subresource, and the heartbeat
+    may write it between the dry run and the read."""
     copy = json.loads(json.dumps(obj))
     copy["metadata"].pop("resourceVersion", None)
     copy["metadata"].pop("managedFields", None)
+    copy.pop("status", None)
     return copy
 
 

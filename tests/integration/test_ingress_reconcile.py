@@ -123,7 +123,9 @@ def test_a_suspended_peer_leaves_the_bundle_and_comes_back_on_resume(site_factor
 
 
 @pytest.mark.parametrize("change", ["suspend", "pins"])
-def test_a_spec_change_kopf_believes_handled_still_reaches_the_edge(site_factory: SiteFactory, change: str) -> None:
+def test_a_spec_change_kopf_believes_handled_still_reaches_the_edge(
+    site_factory: SiteFactory, change: str
+) -> None:
     """kopf drops a change that returns to the last handled spec while its handlers are in progress.
 
     When a spec goes A -> B -> A fast, kopf finishes B's handlers only partly, then compares A with
@@ -138,9 +140,11 @@ def test_a_spec_change_kopf_believes_handled_still_reaches_the_edge(site_factory
     wait_bundle(site, {us.pem, ap.pem, extra.pem})
     annotation = f"{KOPF_PREFIX}/last-handled-configuration"
     handled = wait_for(
-        lambda: (read(site, api.API_VERSION, PEERS, "ap-south") or {})["metadata"]
-        .get("annotations", {})
-        .get(annotation),
+        lambda: (
+            (read(site, api.API_VERSION, PEERS, "ap-south") or {})["metadata"]
+            .get("annotations", {})
+            .get(annotation)
+        ),
         message="kopf's diff-base on the peer",
     )
     essence = json.loads(handled)

@@ -17,8 +17,11 @@ from pathlib import Path
 from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
 
-# kopf's grace for leftover tasks is 5 s: an exit within 3 s means it did not wait for one.
-EXIT_WITHIN = 3.0
+# kopf's grace for leftover tasks is 5 s: an exit within it means it did not wait the grace out.
+# The log says so exactly (kopf logs this line only when no task outlived the grace); the time
+# bound is the grace itself, not a speed target, so that a loaded machine does not fail it.
+KOPF_GRACE = 5.0
+NO_TASK_OUTLIVED_THE_GRACE = "Hung tasks stopping is skipped: no tasks given."
 
 
 def _run_then_sigterm(site: Site, log: Path, work: Callable[[], None]) -> float:
@@ -48,8 +51,10 @@ def _run_then_sigterm(site: Site, log: Path, work: Callable[[], None]) -> float:
 
 def test_sigterm_exits_without_waiting_for_kopfs_grace(site_factory: SiteFactory, tmp_path: Path) -> None:
     site = site_factory("eu", operator=False)
-    took = _run_then_sigterm(site, tmp_path / "operator.log", lambda: None)
-    assert took < EXIT_WITHIN, f"exit took {took:.1f}s after SIGTERM"
+    log = tmp_path / "operator.log"
+    took = _run_then_sigterm(site, log, lambda: None)
+    assert NO_TASK_OUTLIVED_THE_GRACE in log.read_text(), log.read_text()[-3000:]
+    assert took < KOPF_GRACE, f"exit took {took:.1f}s after SIGTERM"
 
 
 def test_sigterm_exits_at_once_while_peers_are_created_and_changed(
@@ -70,4 +75,5 @@ def test_sigterm_exits_at_once_while_peers_are_created_and_changed(
             site.patch("federationpeers", f"peer-{number}", {"spec": {"suspend": True}})
 
     took = _run_then_sigterm(site, log, create_and_change_peers)
-    assert took < EXIT_WITHIN, f"exit took {took:.1f}s after SIGTERM\n{log.read_text()[-3000:]}"
+    assert NO_TASK_OUTLIVED_THE_GRACE in log.read_text(), log.read_text()[-3000:]
+    assert took < KOPF_GRACE, f"exit took {took:.1f}s after SIGTERM\n{log.read_text()[-3000:]}"

@@ -313,7 +313,12 @@ def restore_reported(namespace: Namespace, peer: str) -> dict[str, Any]:
     condition = wait_for(reported, timeout=30, message="the restore is reported on the peer")
     assert condition["status"] == "True", "the link itself is whole"
     assert f"Secret {peer}-inbound was written back" in condition["message"]
-    assert "InboundSecretRestored" in wait_for(lambda: namespace.event_reasons(peer), timeout=10)
+    # kopf posts Events from a queue of its own: wait for this one, not for any Event.
+    wait_for(
+        lambda: "InboundSecretRestored" in namespace.event_reasons(peer),
+        timeout=10,
+        message="an InboundSecretRestored Event on the peer",
+    )
     return dict(condition)
 
 

@@ -70,9 +70,12 @@ def kubeconfig(url: str, *, namespace: str = "default", token: str = DUMMY_TOKEN
 
 
 def write_kubeconfig(path: Path, url: str, *, namespace: str = "default") -> Path:
+    """Write it whole or not at all: a script waiting for the file to exist never reads it half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(kubeconfig(url, namespace=namespace), sort_keys=False))
-    path.chmod(0o600)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(yaml.safe_dump(kubeconfig(url, namespace=namespace), sort_keys=False))
+    partial.chmod(0o600)
+    partial.replace(path)
     return path
 
 
