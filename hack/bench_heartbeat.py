@@ -78,6 +78,10 @@ class CountingKube(Kube):
     conflicts: ClassVar[int] = 0
     clock: ClassVar[Callable[[], datetime]] = staticmethod(lambda: datetime.now(tz=UTC))
     written_at: ClassVar[collections.defaultdict[str, list[datetime]]] = collections.defaultdict(list)
+    # The latency each peer's last accepted write carried, and (old, new) for every write in the
+    # window that changed it: what the latency writes were made of.
+    latency_written: ClassVar[dict[str, int]] = {}
+    latency_moves: ClassVar[list[tuple[int, int]]] = []
 
     async def patch(
         self,
@@ -102,9 +106,38 @@ class CountingKube(Kube):
         if heartbeat:
             CountingKube.heartbeat_writes += 1
             CountingKube.written_at[name].append(CountingKube.clock())
-            if CountingKube.watching_slow and body["status"].get("reachability") == "Slow":  # type: ignore[index]
+            status = body["status"]  # type: ignore[index]
+            if CountingKube.watching_slow and status.get("reachability") == "Slow":
                 CountingKube.slow_peers.add(name)
+            latency = status.get("latencyMilliseconds")
+            if isinstance(latency, int):
+                old = CountingKube.latency_written.get(name)
+                if CountingKube.watching_slow and old is not None and old != latency:
+                    CountingKube.latency_moves.append((old, latency))
+                CountingKube.latency_written[name] = latency
         return result
+
+
+def describe_moves(moves: list[tuple[int, int]]) -> str:
+    """How far the written latency moved, as the factor between old and new (the larger over the
+    smaller), and the ranges it moved between."""
+    if not moves:
+        return "none"
+    factors = collections.Counter[str]()
+    for old, new in moves:
+        factor = max(old, new) / max(1, min(old, new))
+        label = "<1.5x" if factor < 1.5 else "1.5-2x" if factor < 2 else "2-4x" if factor < 4 else ">=4x"
+        factors[label] += 1
+    olds = sorted(old for old, _ in moves)
+    news = sorted(new for _, new in moves)
+
+    def quartiles(values: list[int]) -> str:
+        return "/".join(str(values[int(q * (len(values) - 1))]) for q in (0.1, 0.5, 0.9))
+
+    return (
+        f"{len(moves)} writes changed it; by factor {dict(sorted(factors.items()))}; "
+        f"old ms p10/p50/p90 {quartiles(olds)}, new ms {quartiles(news)}"
+    )
 
 
 def steady_rate(written_at: dict[str, list[datetime]], *, since: datetime, until: datetime) -> float | None:
@@ -316,6 +349,27 @@ class Saturation:
     def max_pending(self) -> float:
         pending = [sample.get("federation_heartbeat_pending_cycles", 0.0) for sample in self.samples]
         return max(pending, default=0.0)
+
+    def window_quantiles(self, metric: str, label: str, quantiles: tuple[float, ...]) -> str:
+        """Quantiles of a histogram's observations inside the window (last sample minus first), as
+        the bucket bound each falls under."""
+        if len(self.samples) < 2:
+            return "n/a"
+        first, last = self.samples[0], self.samples[-1]
+        buckets = sorted(
+            (float(name.split('le="')[1].split('"')[0]), count - first.get(name, 0.0))
+            for name, count in last.items()
+            if name.startswith(metric + "_bucket") and label in name
+        )
+        total = buckets[-1][1] if buckets else 0.0
+        if not total:
+            return "n/a"
+        bounds = (
+            next(bound for bound, count in buckets if count >= quantile * total) for quantile in quantiles
+        )
+        return ", ".join(
+            f"p{quantile * 100:g} <= {bound:g}s" for quantile, bound in zip(quantiles, bounds, strict=True)
+        )
 
     def lag_quantile(self, quantile: float) -> str:
         """The histogram bucket the quantile falls in, as "<= Xs"."""
@@ -609,6 +663,11 @@ def main() -> int:
             f"lag p50 {saturation.lag_quantile(0.5)}, p99 {saturation.lag_quantile(0.99)} "
             f"(all cycles since start); peers written Slow in the window: {len(CountingKube.slow_peers)}"
         )
+        print(f"written latency moves in the window: {describe_moves(CountingKube.latency_moves)}")
+        durations = saturation.window_quantiles(
+            "federation_heartbeat_ping_duration_seconds", 'result="ok"', (0.5, 0.9, 0.99)
+        )
+        print(f"green ping durations in the window (the operator's histogram): {durations}")
         return 0
     finally:
         if thread is not None:
