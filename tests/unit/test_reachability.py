@@ -1,17 +1,24 @@
 """The reachability table and the write decision, with `now` injected (no waiting five minutes)."""
 
 import random
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation_operator.domain.reachability import (
+    CREDIT_CAP,
     GIVE_UP_AFTER,
     REFRESH_INTERVAL,
+    ROUTINE_WRITE_COST,
     Failure,
     Observation,
     PingResult,
     Reachability,
+    StatusUpdate,
     heartbeat_status,
     latency_bucket,
     latency_moved,
@@ -89,9 +96,22 @@ def test_latency_buckets_end_at_a_low_slow_threshold() -> None:
 
 @pytest.mark.parametrize(
     ("old", "new", "moved"),
-    [(9, 55, False), (9, 60, True), (20, 41, False), (70, 41, False), (70, 39, True), (120, 301, True)],
+    [
+        (9, 55, False),
+        (9, 60, True),
+        (20, 41, False),
+        (70, 41, False),
+        (70, 34, True),
+        (120, 301, True),
+        # Out of the bucket by the margin, but by less than LATENCY_FACTOR: not news.
+        (70, 39, False),
+        (400, 700, False),
+        (400, 800, True),
+    ],
 )
-def test_latency_must_leave_its_bucket_by_a_margin_to_count(old: int, new: int, moved: bool) -> None:
+def test_latency_must_leave_its_bucket_by_a_margin_and_move_by_a_factor_to_count(
+    old: int, new: int, moved: bool
+) -> None:
     assert latency_moved(old, new, slow_threshold=SLOW) is moved
 
 
@@ -141,6 +161,59 @@ def apply(status: dict[str, object], update_status: dict[str, object]) -> dict[s
     return merged
 
 
+INTERVAL = timedelta(seconds=30)
+
+
+@dataclass
+class Peer:
+    """One peer's heartbeat over many pings: carries what controller/handlers/heartbeat.py
+    remembers between cycles (write credit, pings since the last write, the previous latency, the
+    last success) and applies each write, so a test drives only the pings."""
+
+    status: dict[str, object] = field(default_factory=credentials_ready)
+    interval: timedelta = INTERVAL
+    credit: timedelta = timedelta()
+    pings_since_write: int = 0
+    previous: timedelta | None = None
+    last_success: datetime | None = None
+    first_probe: datetime | None = None
+
+    def ping(
+        self,
+        at: datetime,
+        ms: float = 20,
+        *,
+        ok: bool = True,
+        saturated: bool = False,
+        failure: Failure | None = None,
+    ) -> StatusUpdate:
+        self.pings_since_write += 1
+        if self.first_probe is None and self.last_success is None:
+            self.first_probe = at
+        if ok:
+            self.last_success = at
+        latency = timedelta(milliseconds=ms)
+        observation = Observation(
+            result=PingResult(ok=ok, time=at, latency=latency),
+            slow_threshold=SLOW,
+            last_success=self.last_success,
+            first_probe=self.first_probe,
+            failure=None if ok else failure or Failure("Network", "refused"),
+            previous_latency=self.previous,
+            interval=self.interval,
+            pings_since_write=self.pings_since_write,
+            write_credit=self.credit,
+            operator_saturated=saturated,
+        )
+        update = heartbeat_status(self.status, observation, at)
+        self.credit = update.write_credit
+        self.previous = latency if ok else None
+        if update.write:
+            self.status = apply(self.status, update.status)
+            self.pings_since_write = 0
+        return update
+
+
 def test_first_green_ping_is_written_and_sets_both_conditions() -> None:
     update = heartbeat_status(credentials_ready(), green(T0), T0)
     assert update.write
@@ -159,52 +232,78 @@ def test_ready_is_false_while_credentials_are_not_ready_even_if_reachable() -> N
 
 
 def test_steady_green_pings_write_only_every_refresh_interval() -> None:
-    status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0), T0).status)
-    writes = 0
-    now = T0
+    peer, writes, now = Peer(), 0, T0
+    peer.ping(now)
     for _ in range(40):  # 20 minutes of pings every 30 s, latency jittering inside one bucket
-        now += timedelta(seconds=30)
-        update = heartbeat_status(status, green(now, ms=20 + (writes % 3) * 7), now)
-        if update.write:
-            writes += 1
-            status = apply(status, update.status)
-    # The first ping more than 5 minutes after the last write refreshes: 5m30s, 11m, 16m30s.
+        now += INTERVAL
+        writes += peer.ping(now, ms=20 + (writes % 3) * 7).write
+    # The first ping more than 5 minutes and half an interval after the last write refreshes: the
+    # 11th, at 5m30s, 11m, 16m30s.
     assert writes == 3
-    assert status["lastProbeTime"] == "2026-01-01T12:16:30Z"
+    assert peer.status["lastProbeTime"] == "2026-01-01T12:16:30Z"
 
 
 def test_with_the_interval_known_the_refresh_is_every_eleventh_ping_whatever_the_jitter() -> None:
     """Pings every 30 s on a grid, each stamped up to 200 ms late (scheduling and round trip): the
     10th ping after a write lands at 5 min give or take the noise, so only the half interval makes
     the refresh independent of it: always the 11th, 10.9 writes per hour against 120 pings."""
-    interval = timedelta(seconds=30)
     rng = random.Random(7)
-    status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0), T0).status)
-    pings_since_write, spacings = 0, []
+    peer = Peer()
+    peer.ping(T0)
+    spacings = []
     for number in range(1, 241):  # two hours
-        now = T0 + number * interval + timedelta(milliseconds=rng.uniform(0, 200))
-        update = heartbeat_status(status, green(now, interval=interval), now)
-        pings_since_write += 1
-        if update.write:
-            spacings.append(pings_since_write)
-            pings_since_write = 0
-            status = apply(status, update.status)
+        now = T0 + number * INTERVAL + timedelta(milliseconds=rng.uniform(0, 200))
+        pings = peer.pings_since_write + 1
+        if peer.ping(now).write:
+            spacings.append(pings)
     assert set(spacings) == {11}
     assert len(spacings) == 240 // 11
 
 
-def test_latency_crossing_a_bucket_is_written_when_two_pings_in_a_row_confirm_it() -> None:
+def confirmed_move(credit: timedelta) -> tuple[dict[str, object], list[StatusUpdate]]:
+    """A peer at 20 ms, then two pings at 80 ms and 75 ms (4x, out of the <50 ms bucket) 30 s apart."""
     status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0, ms=20), T0).status)
-    later = T0 + timedelta(seconds=30)
-    within_margin = green(later, ms=55, previous_latency=timedelta(milliseconds=58))
+    t1, t2 = T0 + INTERVAL, T0 + 2 * INTERVAL
+    common: dict[str, Any] = {"interval": INTERVAL, "pings_since_write": 1}
+    first = heartbeat_status(status, green(t1, ms=75, write_credit=credit, **common), t1)
+    confirming = green(
+        t2, ms=80, previous_latency=timedelta(milliseconds=75), write_credit=first.write_credit, **common
+    )
+    second = heartbeat_status(status, confirming, t2)
+    return status, [first, second]
+
+
+def test_a_latency_move_by_a_factor_is_written_when_two_pings_confirm_it_and_credit_pays() -> None:
+    status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0, ms=20), T0).status)
+    later = T0 + INTERVAL
+    full = {"write_credit": CREDIT_CAP, "interval": INTERVAL}
+    within_margin = green(later, ms=55, previous_latency=timedelta(milliseconds=58), **full)
     assert not heartbeat_status(status, within_margin, later).write
-    one_spike = green(later, ms=80, previous_latency=timedelta(milliseconds=20))
+    one_spike = green(later, ms=80, previous_latency=timedelta(milliseconds=20), **full)
     assert not heartbeat_status(status, one_spike, later).write
-    confirmed = green(later, ms=80, previous_latency=timedelta(milliseconds=75))
-    update = heartbeat_status(status, confirmed, later)
-    assert update.write
+    _, (first, second) = confirmed_move(CREDIT_CAP)
+    assert not first.write, "one ping is not a move"
+    assert second.write
+    assert second.changed == ("latency",)
+    assert second.status["latencyMilliseconds"] == 80
+    assert second.write_credit == CREDIT_CAP - ROUTINE_WRITE_COST, "a latency write spends credit"
+
+
+def test_a_latency_move_without_credit_waits_until_pings_have_paid_for_it() -> None:
+    status, (_, second) = confirmed_move(timedelta())
+    assert not second.write, "no credit: the move waits"
+    assert second.status["latencyMilliseconds"] == 80
+    peer = Peer(status=status, credit=second.write_credit, previous=timedelta(milliseconds=80))
+    peer.pings_since_write = 2
+    now, update = T0 + 2 * INTERVAL, second
+    while not update.write:
+        now += INTERVAL
+        update = peer.ping(now, ms=80)
+    # Ten pings of 30 s earn one routine write: the 10th ping after the last write, one before the
+    # refresh would have come (the 11th) and shown it anyway.
+    assert now - T0 == 10 * INTERVAL
     assert update.changed == ("latency",)
-    assert update.status["latencyMilliseconds"] == 80
+    assert peer.status["latencyMilliseconds"] == 80
 
 
 def test_slow_reply_changes_state_and_is_written() -> None:
@@ -320,18 +419,29 @@ def test_a_saturated_operator_does_not_call_a_slow_ping_slow_nor_rewrite_the_lat
 def test_the_refresh_also_waits_for_eleven_pings_so_fewer_pings_never_mean_more_writes_per_ping() -> None:
     """An operator that sends fewer pings than are due (saturated) refreshes per pings, not per
     time: one write in 11 pings at most, however far apart they are."""
-    interval = timedelta(seconds=30)
-    status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0), T0).status)
-    pings, spacings, now = 0, [], T0
+    peer, spacings, now = Peer(), [], T0
+    peer.ping(now)
     for _ in range(100):
-        now += 3 * interval  # two of every three slots skipped
-        pings += 1
-        update = heartbeat_status(status, green(now, interval=interval, pings_since_write=pings), now)
-        if update.write:
+        now += 3 * INTERVAL  # two of every three slots skipped
+        pings = peer.pings_since_write + 1
+        if peer.ping(now).write:
             spacings.append(pings)
-            pings = 0
-            status = apply(status, update.status)
     assert set(spacings) == {11}
+
+
+def test_at_a_short_interval_a_saturated_refresh_waits_for_the_credit_of_ten_pings_worth_of_time() -> None:
+    """At a 10 s interval each ping earns 10 s of credit: an operator that sends one ping in three
+    (30 s apart) has waited 5 min 30 s after 11 pings, but refreshes only once 30 pings paid for
+    5 minutes, so the budget (12 routine writes an hour) holds at any interval."""
+    peer, spacings, now = Peer(interval=timedelta(seconds=10)), [], T0
+    peer.ping(now)
+    for _ in range(200):
+        now += timedelta(seconds=30)
+        pings = peer.pings_since_write + 1
+        if peer.ping(now).write:
+            spacings.append(pings)
+    # (The first write's own ping earned 10 s, so the first refresh came one ping earlier.)
+    assert set(spacings[1:]) == {30}
 
 
 def test_accepted_fingerprint_and_presented_certificate_changes_are_written() -> None:
@@ -384,3 +494,97 @@ def test_restart_remembers_first_failed_probe_from_the_reachable_condition() -> 
 def test_status_never_holds_more_than_the_failure_message_given() -> None:
     update = heartbeat_status({}, red(T0, last_success=None, message="remote says: bad token"), T0)
     assert update.status["lastFailure"]["message"] == "remote says: bad token"
+
+
+# One ping of a generated sequence: slots skipped before it (1 = the next slot), its latency, green
+# or not, the failed factor, and whether the operator was saturated or its loop late.
+PINGS = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=4),
+        st.integers(min_value=1, max_value=3000),
+        st.booleans(),
+        st.sampled_from(["Network", "Timeout", "TLS"]),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=400,
+)
+INTERVALS = st.sampled_from([1, 5, 10, 30, 60, 300]).map(lambda seconds: timedelta(seconds=seconds))
+
+
+Ping = tuple[int, int, bool, str, bool]
+
+
+def drive(
+    interval: timedelta, pings: list[Ping], *, start_credit: timedelta = timedelta()
+) -> list[tuple[datetime, dict[str, object], StatusUpdate]]:
+    """Every ping of a sequence through `Peer`: (time, the status before it, its update)."""
+    peer, now, seen = Peer(interval=interval, credit=start_credit), T0, []
+    rng = random.Random(len(pings))
+    for skipped, ms, ok, factor, saturated in pings:
+        now += skipped * interval + timedelta(milliseconds=rng.uniform(0, 200))
+        before = peer.status
+        update = peer.ping(now, ms, ok=ok, saturated=saturated, failure=Failure(factor, f"{factor} failed"))
+        seen.append((now, before, update))
+    return seen
+
+
+def routine(update: StatusUpdate) -> bool:
+    """A write that changed nothing but the latency (or nothing: the refresh)."""
+    return update.write and set(update.changed) <= {"latency"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(interval=INTERVALS, pings=PINGS, start_credit=st.sampled_from([timedelta(), CREDIT_CAP]))
+def test_routine_writes_stay_within_the_budget_whatever_the_pings(
+    interval: timedelta, pings: list[Ping], start_credit: timedelta
+) -> None:
+    """The budget of docs/reachability.md: routine writes (latency moves, the refresh) are paid
+    from credit, each ping earning min(interval, 30 s) and each write costing 5 minutes: at most one
+    per 10 pings and 12 per hour beyond the credit held at the start (at most two writes' worth)."""
+    seen = drive(interval, pings, start_credit=start_credit)
+    writes = [at for at, _, update in seen if routine(update)]
+    earned = len(seen) * min(interval, timedelta(seconds=30))
+    assert len(writes) * ROUTINE_WRITE_COST <= start_credit + earned
+    assert len(writes) <= start_credit / ROUTINE_WRITE_COST + len(seen) / 10
+    for index, first in enumerate(writes):
+        within_an_hour = [at for at in writes[index:] if at - first < timedelta(hours=1)]
+        # An hour's credit (3,600 s + one ping's, as pings sit on a grid) and the two writes' worth
+        # the cap lets a peer hold.
+        assert len(within_an_hour) <= 12 + 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(interval=INTERVALS, pings=PINGS)
+def test_a_change_of_state_is_written_on_the_ping_that_shows_it(
+    interval: timedelta, pings: list[Ping]
+) -> None:
+    """Whatever the credit and the pings before: a new reachability, or a new failure factor or
+    message, is written by the very ping that shows it."""
+    for _, before, update in drive(interval, pings):
+        if update.reachability.value != before.get("reachability"):
+            assert update.write, f"{before.get('reachability')} -> {update.reachability.value} not written"
+        failure = update.status.get("lastFailure")
+        old_failure = before.get("lastFailure") or {}
+        if failure and (failure["factor"], failure["message"]) != (
+            old_failure.get("factor"),  # type: ignore[attr-defined]
+            old_failure.get("message"),  # type: ignore[attr-defined]
+        ):
+            assert update.write
+
+
+@settings(max_examples=100, deadline=None)
+@given(latencies=st.lists(st.integers(min_value=1, max_value=999), min_size=120, max_size=120))
+def test_a_healthy_link_at_the_default_interval_is_written_at_least_ten_times_less_than_it_is_pinged(
+    latencies: list[int],
+) -> None:
+    """An hour of green pings every 30 s below the slow threshold, latencies anywhere: at most 12
+    writes besides the first (10x fewer than pings), and every write carries the latency of its
+    own ping."""
+    seen = drive(INTERVAL, [(1, ms, True, "Network", False) for ms in latencies])
+    writes = 0
+    for (_, _, update), ms in zip(seen[1:], latencies[1:], strict=True):
+        if update.write:
+            writes += 1
+            assert update.status["latencyMilliseconds"] == ms
+    assert writes <= 12

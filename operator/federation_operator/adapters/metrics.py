@@ -5,10 +5,10 @@ the per-ping detail (every duration, every failure) lives in Prometheus instead,
 does with its probe results. One `CollectorRegistry` per operator instance (two operators can
 share a process in tests and the demo, and Prometheus refuses duplicate names in one registry).
 
-Cardinality: one state series per peer (the old one is removed when the state changes) plus a
-count of peers per state; durations and results are not labelled by peer. Beside the heartbeat,
-the same registry carries each FederationCert's expiry (for the expiry alerts) and the handler
-failures kopf reports (for "failing to reconcile").
+Cardinality: one state series and one latency series per peer (the old state's is removed when
+the state changes) plus a count of peers per state; durations and results are not labelled by
+peer. Beside the heartbeat, the same registry carries each FederationCert's expiry (for the
+expiry alerts) and the handler failures kopf reports (for "failing to reconcile").
 """
 
 import contextlib
@@ -86,6 +86,13 @@ class HeartbeatMetrics:
             ["namespace", "peer", "state"],
             registry=self.registry,
         )
+        self.peer_latency = Gauge(
+            "federation_heartbeat_peer_latency_seconds",
+            "Latency of each peer's last green ping, connect to last byte, as measured (the status "
+            "shows it only when it moves by a factor, and with every refresh).",
+            ["namespace", "peer"],
+            registry=self.registry,
+        )
         self.peers = Gauge(
             "federation_heartbeat_peers",
             "Number of peers in each reachability state.",
@@ -123,11 +130,16 @@ class HeartbeatMetrics:
         self.peers.labels(state).inc()
         self._states[key] = state
 
+    def set_latency(self, *, namespace: str, peer: str, seconds: float) -> None:
+        self.peer_latency.labels(namespace, peer).set(seconds)
+
     def forget(self, *, namespace: str, peer: str) -> None:
         old = self._states.pop((namespace, peer), None)
         if old is not None:
             self.peer_state.remove(namespace, peer, old)
             self.peers.labels(old).dec()
+        with contextlib.suppress(KeyError):  # no green ping yet
+            self.peer_latency.remove(namespace, peer)
 
 
 class CertificateMetrics:

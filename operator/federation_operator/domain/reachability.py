@@ -6,11 +6,14 @@ with an injected `now` instead of waiting five minutes, and lets the heartbeat d
 status write is needed at all.
 
 Why a write decision: a status write on every ping is the Submariner anti-pattern (one object at
-generation 67,293). Following Kubernetes node heartbeats (KEP-589), the status is written only
-when something a reader sees changes (reachability, failure factor or message, latency bucket,
-who the remote is, the presented certificate, the accepted token) and otherwise refreshed at most
-every `REFRESH_INTERVAL` (and `REFRESH_PINGS`), so `lastProbeTime` and `lastSuccessTime` may lag
-by up to that much while the link is steady. Reachability itself is current to within one interval.
+generation 67,293). Following Kubernetes node heartbeats (KEP-589), a change of state (reachability,
+failure factor or message, who the remote is, the presented certificate, the accepted token, the
+conditions) is written at once; everything else is a routine write (the refresh of the probe
+times every `REFRESH_INTERVAL`, a latency move) and is paid for from a per-peer write credit that
+each ping earns, so routine writes stay within a budget whatever the pings show: one per 10
+pings and 12 per hour on average (docs/reachability.md, "The write budget"). `lastProbeTime` and
+`lastSuccessTime` may lag by up to the refresh period while the link is steady; reachability
+itself is current to within one interval.
 """
 
 import enum
@@ -42,6 +45,19 @@ LATENCY_EDGES_MS: Final = (50, 100, 250, 500, 1000)
 # At the default 30 s interval the time rule above already means the 11th ping.
 REFRESH_PINGS: Final = 11
 HYSTERESIS: Final = 0.2
+# A latency move a reader should see is one by at least this factor (and out of its bucket):
+# smaller swings are the spread of a shared host, and the next refresh shows them anyway.
+LATENCY_FACTOR: Final = 2.0
+# The write budget. Every ping earns its interval's worth of credit, at most `CREDIT_PER_PING`; a
+# routine write (refresh or latency move) costs `ROUTINE_WRITE_COST`. Pings of one peer are at
+# least an interval apart, so the credit earned in an hour is at most an hour: routine writes are
+# at most one per 10 pings and 12 per hour on average, whatever the interval, the latencies or the
+# saturation. Credit is kept up to `CREDIT_CAP` (one write beyond the refresh's), which is what
+# lets a latency move be written before the next refresh: at the default interval the refresh
+# (every 11th ping) leaves a tenth of a write over each time, one early write an hour.
+CREDIT_PER_PING: Final = timedelta(seconds=30)
+ROUTINE_WRITE_COST: Final = timedelta(minutes=5)
+CREDIT_CAP: Final = 2 * ROUTINE_WRITE_COST
 
 REASON_SUSPENDED: Final = "Suspended"
 REASON_INSECURE: Final = "InsecureSkipVerify"
@@ -102,16 +118,19 @@ def latency_bucket(latency_ms: int, *, slow_threshold: timedelta) -> int:
 
 
 def latency_moved(old_ms: int, new_ms: int, *, slow_threshold: timedelta) -> bool:
-    """Whether the latency left the old bucket by more than `HYSTERESIS`.
+    """Whether the latency left the old bucket by more than `HYSTERESIS` and changed by at least
+    `LATENCY_FACTOR`.
 
-    Without the margin, a link whose latency hovers around an edge (9 ms, 11 ms, 9 ms on a busy
-    loopback) would be rewritten on every ping.
+    Without the margin, a link whose latency hovers around an edge (45 ms, 55 ms, 45 ms on a busy
+    loopback) would be rewritten on every ping; without the factor, 90 ms against 130 ms (a busy
+    remote host) would count as news.
     """
     edges = _edges(slow_threshold)
     bucket = latency_bucket(old_ms, slow_threshold=slow_threshold)
     lower = edges[bucket - 1] if bucket > 0 else 0.0
     upper = edges[bucket] if bucket < len(edges) else float("inf")
-    return new_ms < lower * (1 - HYSTERESIS) or new_ms >= upper * (1 + HYSTERESIS)
+    left = new_ms < lower * (1 - HYSTERESIS) or new_ms >= upper * (1 + HYSTERESIS)
+    return left and max(old_ms, new_ms) >= LATENCY_FACTOR * max(1, min(old_ms, new_ms))
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,9 @@ class Observation:
     interval: timedelta = timedelta()
     # Pings since the status was last written (None: not counted, the refresh is by time alone).
     pings_since_write: int | None = None
+    # Write credit left before this ping (the heartbeat's memory; 0 after a restart): what pays for
+    # routine writes. See CREDIT_PER_PING.
+    write_credit: timedelta = timedelta()
     # The operator has more pings due than it can send, or its event loop ran late while this ping
     # was in flight: a green ping's latency includes our own queueing, so it is no evidence that
     # the remote is Slow (nor that its latency moved).
@@ -165,6 +187,7 @@ class StatusUpdate:
     reachability: Reachability
     transition: tuple[str, str] | None = None  # (old, new) reachability when it changed
     changed: tuple[str, ...] = field(default=())  # what a reader sees differently, for logs
+    write_credit: timedelta = timedelta()  # left after this ping (and this write, if routine)
 
 
 def _remote_identity(remote: Mapping[str, Any] | None) -> tuple[Any, ...]:
@@ -260,6 +283,7 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
     if last_success is not None:
         new["lastSuccessTime"] = conditions.rfc3339(last_success)
 
+    latency_move = False
     if result is not None and result.ok:
         latency_ms = round(result.latency.total_seconds() * 1000)
         old_latency = old_status.get("latencyMilliseconds")
@@ -270,13 +294,15 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
             if observation.previous_latency is not None
             else None
         )
-        if not isinstance(old_latency, int) or (
-            trusted
-            and previous_ms is not None
-            and latency_moved(old_latency, latency_ms, slow_threshold=observation.slow_threshold)
-            and latency_moved(old_latency, previous_ms, slow_threshold=observation.slow_threshold)
-        ):
-            changed.append("latency")
+        if not isinstance(old_latency, int):
+            changed.append("latency")  # the first latency: no value to keep
+        else:
+            latency_move = (
+                trusted
+                and previous_ms is not None
+                and latency_moved(old_latency, latency_ms, slow_threshold=observation.slow_threshold)
+                and latency_moved(old_latency, previous_ms, slow_threshold=observation.slow_threshold)
+            )
 
     old_failure = old_status.get("lastFailure") or {}
     if result is not None and not result.ok and observation.failure is not None:
@@ -339,14 +365,32 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
         changed.append("conditions")
     new["conditions"] = list(new_conditions)
 
+    credit = observation.write_credit
+    if result is not None:
+        credit = min(CREDIT_CAP, credit + min(observation.interval, CREDIT_PER_PING))
     last_probe = parse_rfc3339(old_status.get("lastProbeTime"))
     refresh_due = REFRESH_INTERVAL + observation.interval / 2
     pinged_enough = observation.pings_since_write is None or observation.pings_since_write >= REFRESH_PINGS
-    stale = result is not None and (last_probe is None or (now - last_probe > refresh_due and pinged_enough))
-    write = bool(changed) or stale
+    if result is not None and last_probe is None:
+        changed.append("lastProbeTime")  # the first probe time a reader sees
+    stale = result is not None and last_probe is not None and now - last_probe > refresh_due and pinged_enough
+    # A change of state is written at once, whatever the credit: it is what the status is for.
+    # A latency move or the refresh only when the credit pays for it; a latency move that cannot
+    # wait for credit is carried by the next write (the refresh at the latest).
+    write = bool(changed)
+    if not write and (latency_move or stale) and credit >= ROUTINE_WRITE_COST:
+        credit -= ROUTINE_WRITE_COST
+        write = True
+        if latency_move:
+            changed.append("latency")
     transition = (old_state, state.value) if old_state != state.value else None
     return StatusUpdate(
-        status=new, write=write, reachability=state, transition=transition, changed=tuple(changed)
+        status=new,
+        write=write,
+        reachability=state,
+        transition=transition,
+        changed=tuple(changed),
+        write_credit=credit,
     )
 
 

@@ -76,6 +76,7 @@ class Memory:
     patched_over: str | None = None  # the resourceVersion that write replaced
     previous_latency: timedelta | None = None  # of the last ping, when it was green
     pings_since_write: int = 0
+    write_credit: timedelta = timedelta()  # pays for routine writes (reachability.CREDIT_PER_PING)
 
 
 # What a cycle was doing, and the factor an unexpected error there is blamed on: a malformed
@@ -193,6 +194,10 @@ class PeerHeartbeat:
         self.shared.metrics.observe_ping(
             seconds=time.perf_counter() - started, factor=outcome.failure.factor if outcome.failure else None
         )
+        if outcome.ok:
+            self.shared.metrics.set_latency(
+                namespace=self.namespace, peer=self.name, seconds=outcome.latency.total_seconds()
+            )
         self._step = STEP_STATUS
         # Our loop ran late while this ping was in flight: part of its latency is ours.
         lagged = self.shared.loop_lag.worst_since(loop_since) > LOOP_LAG_TOLERANCE
@@ -222,10 +227,12 @@ class PeerHeartbeat:
             previous_latency=self.memory.previous_latency,
             interval=settings.interval,
             pings_since_write=self.memory.pings_since_write,
+            write_credit=self.memory.write_credit,
             operator_saturated=self.shared.load.saturated or loop_lagged,
         )
         self.memory.previous_latency = outcome.latency if outcome.ok else None
         update = await self._write(observation)
+        self.memory.write_credit = update.write_credit
         self.shared.metrics.set_state(
             namespace=self.namespace, peer=self.name, state=update.reachability.value
         )
