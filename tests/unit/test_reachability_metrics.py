@@ -21,6 +21,19 @@ def test_state_changes_move_the_single_series_and_the_counts() -> None:
     assert sample(metrics, "federation_heartbeat_peers", {"state": "Degraded"}) == 0
 
 
+def test_each_peer_has_its_last_latency_as_a_series_until_it_is_forgotten() -> None:
+    """The status shows the latency only when it moves by 2x or at a refresh; the metric has every
+    green ping's."""
+    metrics = HeartbeatMetrics()
+    labels = {"namespace": "fed", "peer": "us"}
+    metrics.forget(namespace="fed", peer="us")  # never pinged: nothing to remove, no error
+    metrics.set_latency(namespace="fed", peer="us", seconds=0.02)
+    metrics.set_latency(namespace="fed", peer="us", seconds=0.031)
+    assert sample(metrics, "federation_heartbeat_peer_latency_seconds", labels) == 0.031
+    metrics.forget(namespace="fed", peer="us")
+    assert sample(metrics, "federation_heartbeat_peer_latency_seconds", labels) is None
+
+
 def test_pings_are_counted_by_factor_and_timed_by_result() -> None:
     metrics = HeartbeatMetrics()
     metrics.observe_ping(seconds=0.02, factor=None)
