@@ -375,8 +375,8 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
         changed.append("lastProbeTime")  # the first probe time a reader sees
     stale = result is not None and last_probe is not None and now - last_probe > refresh_due and pinged_enough
     # A change of state is written at once, whatever the credit: it is what the status is for.
-    # A latency move or the refresh only when the credit pays for it; a latency move that cannot
-    # wait for credit is carried by the next write (the refresh at the latest).
+    # A latency move or the refresh only when the credit pays for it; a latency move the credit
+    # cannot pay for yet is carried by the next write (the refresh at the latest).
     write = bool(changed)
     if not write and (latency_move or stale) and credit >= ROUTINE_WRITE_COST:
         credit -= ROUTINE_WRITE_COST
