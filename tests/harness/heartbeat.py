@@ -95,7 +95,10 @@ class StandInRemote:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve())
+        try:
+            self._loop.run_until_complete(self._serve())
+        finally:
+            self._loop.close()
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
@@ -103,6 +106,13 @@ class StandInRemote:
         self._ready.set_result(server.sockets[0].getsockname()[1])
         async with server:
             await self._stop.wait()
+        # Closing the server stops new connections only (Python 3.11 does not wait for the open
+        # ones): a connection still in its reply delay would be left pending when the loop goes,
+        # and asyncio reports such a task as destroyed. End each one and wait for it here.
+        handlers = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     def start(self) -> Self:
         self._thread.start()
