@@ -5,28 +5,42 @@ flag we pass kopf is not set by the signal, and kopf's waiter on it is left over
 fixed 5 s for leftover tasks before it exits, unless the runner reaps them
 (`runner.reap_leftovers`). Run against an API server holding no objects: the heartbeat
 scheduler's own stop is tested in tests/unit/test_heartbeat_scheduler.py.
+
+The stop is timed on the operator's own log, from kopf's "Signal SIGTERM is received" to its
+last word ("Hung tasks ..."), where the 5 s grace would be spent. The process's exit after that
+(the interpreter's finalization, a few tenths of a second of CPU) is not what is tested, and on a
+loaded two-core machine it alone took 2 to 4.6 s of wall time.
 """
 
+import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
 
-# kopf's grace for leftover tasks is 5 s: an exit within it means it did not wait the grace out.
-# The log says so exactly (kopf logs this line only when no task outlived the grace); the time
-# bound is the grace itself, not a speed target, so that a loaded machine does not fail it.
-KOPF_GRACE = 5.0
-NO_TASK_OUTLIVED_THE_GRACE = "Hung tasks stopping is skipped: no tasks given."
+# kopf's grace for leftover tasks is 5 s: a stop within 4 s means it did not wait for one.
+STOP_WITHIN = 4.0
+SIGNALLED = "Signal SIGTERM is received"
+# kopf's last step of a stop: the leftover ("hung") tasks awaited, cancelled, or none left.
+STOPPED = re.compile(r"kopf\._core\.reactor\.running: Hung tasks ")
+
+
+def _logged_at(log: str, pattern: str | re.Pattern[str]) -> datetime:
+    """When the operator logged the first line matching `pattern` (its format: `%(asctime)s ...`)."""
+    for line in log.splitlines():
+        if re.search(pattern, line):
+            return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    raise AssertionError(f"the operator never logged {pattern!r}:\n{log[-3000:]}")
 
 
 def _run_then_sigterm(site: Site, log: Path, work: Callable[[], None]) -> float:
     """Start `federation-operator run` against the site, do `work` once it watches, then SIGTERM
-    it (whatever happened) and return how long it took to exit; it must exit cleanly."""
+    it (whatever happened); it must exit cleanly. Returns how long kopf took to stop, by its log."""
     with log.open("w") as out:  # a file, not a pipe nobody reads until the end (it would fill)
         operator = subprocess.Popen(
             [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(site.kubeconfig), "-v"],
@@ -41,20 +55,17 @@ def _run_then_sigterm(site: Site, log: Path, work: Callable[[], None]) -> float:
         )
         work()
     finally:
-        stopping = time.monotonic()
         operator.send_signal(signal.SIGTERM)
         operator.wait(timeout=30)
-        took = time.monotonic() - stopping
-    assert operator.returncode == 0, log.read_text()[-3000:]
-    return took
+    text = log.read_text()
+    assert operator.returncode == 0, text[-3000:]
+    return (_logged_at(text, STOPPED) - _logged_at(text, re.escape(SIGNALLED))).total_seconds()
 
 
 def test_sigterm_exits_without_waiting_for_kopfs_grace(site_factory: SiteFactory, tmp_path: Path) -> None:
     site = site_factory("eu", operator=False)
-    log = tmp_path / "operator.log"
-    took = _run_then_sigterm(site, log, lambda: None)
-    assert NO_TASK_OUTLIVED_THE_GRACE in log.read_text(), log.read_text()[-3000:]
-    assert took < KOPF_GRACE, f"exit took {took:.1f}s after SIGTERM"
+    took = _run_then_sigterm(site, tmp_path / "operator.log", lambda: None)
+    assert took < STOP_WITHIN, f"kopf took {took:.1f}s to stop after SIGTERM"
 
 
 def test_sigterm_exits_at_once_while_peers_are_created_and_changed(
@@ -75,5 +86,4 @@ def test_sigterm_exits_at_once_while_peers_are_created_and_changed(
             site.patch("federationpeers", f"peer-{number}", {"spec": {"suspend": True}})
 
     took = _run_then_sigterm(site, log, create_and_change_peers)
-    assert NO_TASK_OUTLIVED_THE_GRACE in log.read_text(), log.read_text()[-3000:]
-    assert took < KOPF_GRACE, f"exit took {took:.1f}s after SIGTERM\n{log.read_text()[-3000:]}"
+    assert took < STOP_WITHIN, f"kopf took {took:.1f}s to stop after SIGTERM\n{log.read_text()[-3000:]}"
