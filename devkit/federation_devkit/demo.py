@@ -422,8 +422,9 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
             )
         if watcher.red:
             raise DemoFailure(f"the link went red during rotation: {watcher.red}")
+        late = f", {watcher.late} of them after a ping timed out on this busy machine" if watcher.late else ""
         console.done(
-            f"US now presents the new token ({after}); every ping stayed green ({watcher.samples} checks)"
+            f"US now presents the new token ({after}); no ping was refused ({watcher.samples} checks{late})"
         )
         for site in (eu, us):
             console.show(f"[{site.name}] kubectl get federationpeers -o wide\n{site.table()}")
@@ -440,11 +441,17 @@ def run_demo(*, console: Console, workdir: Path, interval: float) -> None:
 
 
 class GreenWatch:
-    """Samples a peer's reachability in the background and remembers any non-green state."""
+    """Samples a peer's reachability in the background and remembers any non-green state.
+
+    A ping that timed out is counted apart (`late`): the demo's pings have half a second
+    (`heartbeat`), which a busy machine can miss, and a timeout says nothing about the rotation. A
+    rotation that broke the link shows as a refusal (factor `Secret`), which is red.
+    """
 
     def __init__(self, site: Site, peer: str) -> None:
         self.site, self.peer = site, peer
         self.red: list[str] = []
+        self.late = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -455,7 +462,10 @@ class GreenWatch:
             self.samples += 1
             if state not in ("Reachable", "Slow"):
                 failure = self.site.status(PEERS, self.peer).get("lastFailure", {})
-                self.red.append(f"{state} ({failure.get('factor')})")
+                if state == "Degraded" and failure.get("factor") == "Timeout":
+                    self.late += 1
+                else:
+                    self.red.append(f"{state} ({failure.get('factor')})")
 
     def __enter__(self) -> "GreenWatch":
         self._thread.start()
