@@ -102,6 +102,9 @@ def calls_since(sandbox: SandboxThread, start: int, predicate: Callable[[Any], b
     return sum(1 for call in sandbox.call(lambda: sandbox.api.calls[start:]) if predicate(call))
 
 
+# The test's own deadlines (creation, 180 s to converge, 120 s to re-check, 30 s) add up to more than
+# pytest-timeout's default 300 s: on a loaded machine that default fired first, without saying which step.
+@pytest.mark.timeout(600)
 @pytest.mark.slow
 def test_under_ten_percent_api_faults_everything_converges_and_no_secret_is_lost_duplicated_or_regenerated(
     site_factory: SiteFactory, operator_logs: pytest.LogCaptureFixture
@@ -137,7 +140,8 @@ def test_under_ten_percent_api_faults_everything_converges_and_no_secret_is_lost
             and calls_since(site.sandbox, start, lambda c: c.verb == "get" and c.resource == "secrets")
             >= 4 * total
         ),
-        timeout=60,
+        # 200 objects re-read after a restart: 60 s was not enough on a loaded 2-core CI machine.
+        timeout=120,
         message="the restarted operator re-checked every object",
     )
     wait_for(lambda: converged(site.sandbox, names), timeout=30, message="convergence after restart")
