@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -815,21 +816,32 @@ def test_a_flood_of_failing_calls_with_long_paths_is_aggregated_in_the_audit_log
             "127.0.0.1", site.federation_port, context=context, timeout=10
         )
         long_path = "/api/federation/auth/" + "a" * 8000
+        answers: Counter[int] = Counter()
         try:
             for _ in range(200):
                 connection.request("GET", long_path, headers={"Authorization": "Bearer " + new_token()})
                 response = connection.getresponse()
                 response.read()
-                assert response.status in (401, 403)  # 403: rate limited after 20
+                answers[response.status] += 1
         finally:
             connection.close()
         site.stop_server()
+        # 403: rate limited after a burst of 20. The bucket refills one token per 3 s, so a flood
+        # that takes longer (a loaded machine) has a 401 or two more: the audit log is held to
+        # the answers the client got, not to a fixed split.
+        assert set(answers) <= {401, 403}
+        assert answers[401] >= 20
         audit = site.workdir / "eu-audit.jsonl"
         records = [json.loads(line) for line in audit.read_text().splitlines()]
         assert audit.stat().st_size < 8 * 1024, "was 16.5 KB per call"
         assert all(len(record.get("path", "")) <= 256 for record in records)
-        assert len(records) + sum(record.get("repeated", 1) - 1 for record in records) == 200
-        assert sorted(record["repeated"] for record in records if "repeated" in record) == [15, 175]
+        # A summary line stands for `repeated` calls, a full line for one.
+        logged: Counter[str] = Counter()
+        for record in records:
+            logged[record["result"]] += record.get("repeated", 1)
+        assert logged == {"denied": answers[401], "rate-limited": answers[403]}
+        summarised = {record["result"] for record in records if "repeated" in record}
+        assert summarised == {"denied", "rate-limited"}, "both floods were aggregated"
 
 
 def test_the_audit_file_rotates_by_size(tmp_path: Path) -> None:
