@@ -367,9 +367,36 @@ def compare_with_floor(*, peers: int, workers: int, timeout: float, operators: l
         )
 
 
-def _start_operator(kubeconfig: Path, log: Any) -> subprocess.Popen[bytes]:
+def _start_operator(
+    kubeconfig: Path, log: Any, *, metrics_port: int | None = None
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "federation_operator", "run", "--kubeconfig", str(kubeconfig)]
+    if metrics_port is not None:
+        command += ["--metrics-port", str(metrics_port)]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _operator_metrics(metrics_port: int) -> tuple[int, int | None]:
+    """(peers pinged, credential passes) of this operator process, from its /metrics.
+
+    Pinged: peers whose heartbeat finished a cycle, i.e. the per-peer `federation_heartbeat_peer_state`
+    series, which the heartbeat sets after each cycle (its status write follows only when a reader
+    would see a change, so after a restart the status may not move). Passes:
+    `federation_credentials_passes_total`, or None from an operator without it (before issue 17's
+    restart work, when every pass read its peer: count those GETs instead). (0, 0) while it does not
+    answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except (urllib.error.URLError, OSError):
+        return 0, 0
+    pinged, passes = 0, None
+    for line in text.splitlines():
+        if line.startswith("federation_heartbeat_peer_state{"):
+            pinged += 1
+        elif line.startswith("federation_credentials_passes_total "):
+            passes = int(float(line.rsplit(" ", 1)[1]))
+    return pinged, passes
 
 
 def _stop_operator(operator: subprocess.Popen[bytes]) -> str:
@@ -441,7 +468,9 @@ def _print_calls(prefix: str, calls: Counter[str], peers: int) -> None:
     )
 
 
-def restart_run(*, peers: int, workers: int, timeout: float, settle: float) -> None:
+def restart_run(
+    *, peers: int, workers: int, timeout: float, settle: float, windows: int, steady: float
+) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp, SandboxThread() as sandbox:
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
@@ -475,26 +504,40 @@ def restart_run(*, peers: int, workers: int, timeout: float, settle: float) -> N
         )
 
         mark, started = len(sandbox.api.calls), time.monotonic()
-        second = _start_operator(kubeconfig, log)
+        metrics_port = free_port()
+        second = _start_operator(kubeconfig, log, metrics_port=metrics_port)
         try:
-            _until(
-                lambda: (
-                    _alive(second)
-                    and sandbox.call(_operator_peer_reads, sandbox.api, mark) >= peers
-                    and all_ready()
-                ),
-                timeout=timeout,
-                what="restart: every peer read again",
-            )
+            marks: dict[str, float] = {}
+
+            def restarted() -> bool:
+                _alive(second)
+                pinged, passes = _operator_metrics(metrics_port)
+                if passes is None:
+                    passes = sandbox.call(_operator_peer_reads, sandbox.api, mark)
+                if "reconciled" not in marks and passes >= peers and all_ready():
+                    marks["reconciled"] = time.monotonic() - started
+                    marks["rss_mib"] = _rss_kib(second.pid) / 1024
+                    _print_calls(
+                        f"peers={peers} restart_until_reconciled",
+                        sandbox.call(_calls_since, sandbox.api, mark),
+                        peers,
+                    )
+                if "pinged" not in marks and pinged >= peers:
+                    marks["pinged"] = time.monotonic() - started
+                    _print_calls(
+                        f"peers={peers} restart_until_pinged",
+                        sandbox.call(_calls_since, sandbox.api, mark),
+                        peers,
+                    )
+                return "reconciled" in marks and "pinged" in marks
+
+            _until(restarted, timeout=timeout, what="restart: every peer read again and pinged")
             print(
-                f"peers={peers} restart_all_reconciled_s={time.monotonic() - started:.1f} "
-                f"rss_mib={_rss_kib(second.pid) / 1024:.0f}",
+                f"peers={peers} restart_all_reconciled_s={marks['reconciled']:.1f} "
+                f"restart_all_pinged_s={marks['pinged']:.1f} "
+                f"restart_both_s={max(marks['reconciled'], marks['pinged']):.1f} "
+                f"rss_mib={marks['rss_mib']:.0f}",
                 flush=True,
-            )
-            _print_calls(
-                f"peers={peers} restart_until_reconciled",
-                sandbox.call(_calls_since, sandbox.api, mark),
-                peers,
             )
             time.sleep(settle)  # anything the restart would regenerate has had time to happen
             regenerated = _compare_secrets(converged, sandbox.call(_credential_secrets, sandbox.api))
@@ -505,6 +548,7 @@ def restart_run(*, peers: int, workers: int, timeout: float, settle: float) -> N
             _print_calls(
                 f"peers={peers} restart_until_settled", sandbox.call(_calls_since, sandbox.api, mark), peers
             )
+            _steady_windows(sandbox, second, windows=windows, seconds=steady)
             print(f"peers={peers} second_shutdown_s={_stop_operator(second)}", flush=True)
         finally:
             if second.poll() is None:
@@ -723,7 +767,14 @@ def main() -> int:
         index_server_run(peers=args.peers, workers=args.workers, timeout=args.timeout)
         return 0
     if args.restart:
-        restart_run(peers=args.peers, workers=args.workers, timeout=args.timeout, settle=args.settle_seconds)
+        restart_run(
+            peers=args.peers,
+            workers=args.workers,
+            timeout=args.timeout,
+            settle=args.settle_seconds,
+            windows=args.windows,
+            steady=args.steady_seconds,
+        )
         return 0
     if args.bulk:
         bulk_run(peers=args.peers, workers=args.workers, timeout=args.timeout)
@@ -764,29 +815,7 @@ def main() -> int:
             # The first heartbeat round (every peer Unknown -> Degraded) follows convergence; the
             # steady windows start after `--settle-seconds`.
             time.sleep(args.settle_seconds)
-            for window in range(args.windows):
-                before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
-                mark = len(sandbox.api.calls)
-                time.sleep(args.steady_seconds)
-                writes = sandbox.call(_status_writes, sandbox.api)
-                by_kind = sandbox.call(_calls_since, sandbox.api, mark)
-                per_minute = 60.0 / (time.monotonic() - window_start)
-                print(
-                    f"window={window} api_calls_per_min_by_kind "
-                    + " ".join(
-                        f"{kind}={count * per_minute:.0f}" for kind, count in sorted(by_kind.items()) if count
-                    ),
-                    flush=True,
-                )
-                writes.subtract(before)
-                scale = 60.0 / (time.monotonic() - window_start)
-                print(
-                    f"window={window} status_writes_per_min peers={writes[api.PEER_PLURAL] * scale:.0f} "
-                    f"certs={writes[api.CERT_PLURAL] * scale:.0f} "
-                    f"all_api_calls_per_min={writes['all'] * scale:.0f} "
-                    f"operator_rss_mib={_rss_kib(operator.pid) / 1024:.0f}",
-                    flush=True,
-                )
+            _steady_windows(sandbox, operator, windows=args.windows, seconds=args.steady_seconds)
         finally:
             stopping = time.monotonic()
             operator.terminate()
@@ -801,6 +830,35 @@ def main() -> int:
 
         _print_index(*_index_memory(_from_sandbox(sandbox)))
     return 0
+
+
+def _steady_windows(
+    sandbox: SandboxThread, operator: subprocess.Popen[bytes], *, windows: int, seconds: float
+) -> None:
+    """API calls per minute by verb and resource, status writes per kind and the operator's RSS,
+    in `windows` consecutive windows of `seconds`."""
+    for window in range(windows):
+        before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
+        mark = len(sandbox.api.calls)
+        time.sleep(seconds)
+        writes = sandbox.call(_status_writes, sandbox.api)
+        by_kind = sandbox.call(_calls_since, sandbox.api, mark)
+        per_minute = 60.0 / (time.monotonic() - window_start)
+        print(
+            f"window={window} api_calls_per_min_by_kind "
+            + " ".join(
+                f"{kind}={count * per_minute:.0f}" for kind, count in sorted(by_kind.items()) if count
+            ),
+            flush=True,
+        )
+        writes.subtract(before)
+        print(
+            f"window={window} status_writes_per_min peers={writes[api.PEER_PLURAL] * per_minute:.0f} "
+            f"certs={writes[api.CERT_PLURAL] * per_minute:.0f} "
+            f"all_api_calls_per_min={writes['all'] * per_minute:.0f} "
+            f"operator_rss_mib={_rss_kib(operator.pid) / 1024:.0f}",
+            flush=True,
+        )
 
 
 def _print_index(indexed: int, retained: int, peak: int) -> None:
