@@ -119,6 +119,12 @@ async def run_operator(
             liveness_endpoint=config.liveness,
             stop_flag=kopf_stop,
             ready_flag=ready,
+            # kopf's default runs one handler per cycle and stores each one's progress in an
+            # annotation before the next: with a peer's two handlers (credentials, ingress) that
+            # is two PATCHes and two more watch events per peer on every resume, create and
+            # update. All at once, in registration order: handlers that finish in the cycle leave
+            # nothing to store, so a restart over converged peers writes nothing to them (issue 17).
+            lifecycle=kopf.lifecycles.all_at_once,
         )
         reaper = asyncio.create_task(reap_leftovers(root_tasks, kept=existing), name="operator reaper")
         try:
