@@ -7,18 +7,22 @@ import time
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 
 from federation_operator.controller.registration.peers import FULL_CHECK_EVERY
 from federation_operator.domain import api, tokens
+from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin import cli
+from tests.harness.net import free_port
 from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
 
 PEERS = api.PEER_PLURAL
 CHECK = {"peer_check_interval": 0.3}
 PIN = {"thumbprint": "sha256:" + "1" * 64}
+FAST_HEARTBEAT = {"interval": "2s", "timeout": "1s", "slowThreshold": "500ms"}
 
 
 @pytest.fixture
@@ -311,3 +315,69 @@ def test_a_new_peer_is_judged_once_from_the_watch_and_its_own_writes_wake_nothin
     assert seen[("get", PEERS)] <= 2, seen
     # The heartbeat's credential cache reads the outbound Secret once to ping; the pass reads none.
     assert seen[("get", "secrets")] <= 1, seen
+
+
+def _passes(port: int) -> int:
+    """`federation_credentials_passes_total` of the operator serving /metrics on `port`."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0
+    found = [line for line in text.splitlines() if line.startswith("federation_credentials_passes_total ")]
+    return int(float(found[0].rsplit(" ", 1)[1])) if found else 0
+
+
+def test_a_restart_judges_converged_peers_without_a_call_per_peer(site_factory: SiteFactory) -> None:
+    """After a restart every converged peer is judged again (its credentials pass) without an API
+    call of its own: the pass judges the body the watch listed (a GET only when there is
+    something to write), its Secrets come from the operator's Secret watch, and kopf stores no
+    progress annotation (both resume handlers, credentials and edge, finish in one cycle). Before
+    (docs/benchmarks.md, issue 17): a GET of the peer and two kopf PATCHes per peer.
+
+    The peers are suspended (the credentials do not depend on it), so that no ping runs."""
+    port = free_port()
+    # The edge handlers too, as `federation-operator run` registers them (provider `none`): a peer
+    # then has two resume handlers, and kopf's default of one handler per cycle stored progress.
+    edge = IngressConfig(host="federation.example", labels=api.managed_labels(role=api.ROLE_INGRESS))
+    site = site_factory("eu", metrics_port=port, metrics_host="127.0.0.1", ingress=edge)
+    names = [f"us-{number}" for number in range(16)]
+    for name in names:
+        site.create(PEERS, name, peer_spec(suspend=True, heartbeat=FAST_HEARTBEAT))
+    for name in names:
+        ready(site, name)
+        wait_for(
+            lambda name=name: (
+                status(site, name).get("reachability") == "Unknown"
+                and any(c.get("reason") == "Suspended" for c in status(site, name).get("conditions", []))
+            ),
+            timeout=30,
+            message=f"the heartbeat of {name} reported the suspension",
+        )
+    site.stop_operator()
+    calls = site.sandbox.api.calls
+    mark = len(calls)
+    site.start_operator()
+    wait_for(lambda: _passes(port) >= len(names), timeout=60, message="every peer judged again")
+
+    def counted() -> Counter[tuple[str, str]]:
+        return Counter(
+            (call.verb, call.resource + (f"/{call.subresource}" if call.subresource else ""))
+            for call in calls[mark:]
+            if call.user_agent.startswith("federation-operator/")
+        )
+
+    # kopf's own writes (its progress annotations) follow the handlers: counted once the operator's
+    # calls have been quiet for 1 s.
+    last: list[Any] = [None, time.monotonic()]
+
+    def quiet() -> Counter[tuple[str, str]] | None:
+        now, seen = time.monotonic(), counted()
+        if seen != last[0]:
+            last[:] = [seen, now]
+        return seen if now - last[1] >= 1.0 else None
+
+    seen = wait_for(quiet, timeout=30, message="the operator's calls settle")
+    assert seen[("get", PEERS)] == 0, seen
+    assert seen[("patch", PEERS)] == 0, seen
+    assert seen[("create", "secrets")] == 0, seen
+    assert seen[("list", "secrets")] == 1, "one LIST at startup fills the Secret cache"

@@ -142,6 +142,20 @@ class HeartbeatMetrics:
             self.peer_latency.remove(namespace, peer)
 
 
+class CredentialMetrics:
+    """`federation_credentials_passes_total`: how often peers' credentials were judged (a pass per
+    create, update, restart, Secret change and safety-net read), whether or not it wrote anything.
+    After a restart it reaches the number of peers once every peer has been judged again."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.passes = Counter(
+            "federation_credentials_passes",
+            "Credential passes completed, one per peer judged (create, update, resume, a Secret change, "
+            "the periodic check).",
+            registry=registry,
+        )
+
+
 class CertificateMetrics:
     """`notAfter` and `renewalTime` of every FederationCert, as Unix times, mirrored from its status.
 

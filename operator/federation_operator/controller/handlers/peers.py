@@ -137,15 +137,24 @@ async def reconcile(
     logger: kopf.Logger,
     fresh: bool = False,
     unless: Callable[[], bool] | None = None,
+    seen: Mapping[str, Any] | None = None,
 ) -> None:
     """Judge one peer; then, outside its lock, the peers whose shared claims it changed.
 
     `fresh` reads the Secrets from the API instead of the watch's cache (the periodic safety net);
     `unless`, asked once the peer's lock is held, skips the pass (an event of our own write that
-    arrived while the pass that wrote it was still running).
+    arrived while the pass that wrote it was still running); `seen` is the peer as the watch
+    delivered it (resume): judged from it without a GET when that finds nothing to do.
     """
     affected = await _reconcile_locked(
-        context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh, unless=unless
+        context,
+        namespace=namespace,
+        name=name,
+        shared=shared,
+        logger=logger,
+        fresh=fresh,
+        unless=unless,
+        seen=seen,
     )
     for other_namespace, other in sorted(affected):
         # Their own claims did not change, so this does not cascade further.
@@ -161,6 +170,7 @@ async def _reconcile_locked(
     logger: kopf.Logger,
     fresh: bool = False,
     unless: Callable[[], bool] | None = None,
+    seen: Mapping[str, Any] | None = None,
 ) -> set[tuple[str, str]]:
     async with shared.locks.of(namespace, name):
         if unless is not None and unless():
@@ -168,12 +178,19 @@ async def _reconcile_locked(
         for _ in range(_ATTEMPTS):
             try:
                 return await _reconcile_once(
-                    context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh
+                    context,
+                    namespace=namespace,
+                    name=name,
+                    shared=shared,
+                    logger=logger,
+                    fresh=fresh,
+                    seen=seen,
                 )
             except k8s.Conflict:
                 # Another writer got there first (a replica, or our own pass before a crash):
                 # re-read and judge what is there now, adopting it if it is ours.
                 logger.info("a Secret of peer %s changed while writing; re-reading", name)
+                seen = None
     raise kopf.TemporaryError(f"Secrets of peer {name} keep changing while writing; retrying", delay=2)
 
 
@@ -185,10 +202,11 @@ async def _reconcile_once(
     shared: Shared,
     logger: kopf.Logger,
     fresh: bool,
+    seen: Mapping[str, Any] | None = None,
 ) -> set[tuple[str, str]]:
     kube: k8s.Kube = context.kube
     claims, cache = shared.claims, shared.cache
-    peer = await kube.get(FEDERATION_PEERS, namespace, name)
+    peer = seen if seen is not None else await kube.get(FEDERATION_PEERS, namespace, name)
     if peer is None or peer["metadata"].get("deletionTimestamp"):
         return claims.forget((namespace, name))
     meta = peer["metadata"]
@@ -201,6 +219,10 @@ async def _reconcile_once(
     try:
         spec = credential_spec.parse_credential_spec(peer.get("spec") or {})
     except credential_spec.InvalidCredentialSpec as error:
+        if seen is not None:
+            return await _reconcile_once(
+                context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh
+            )
         await _write_status(kube, peer, _invalid_spec_status(status, str(error), identity, now))
         return claims.forget((namespace, name))
     try:
@@ -218,6 +240,20 @@ async def _reconcile_once(
     the_plan = planning.plan(
         peer=identity, spec=spec, status=status, observed=observed, rotation=rotation, now=now
     )
+    if seen is not None:
+        if not (
+            the_plan.writes
+            or the_plan.deletes
+            or the_plan.events
+            or annotation is not None
+            or _status_delta(peer, the_plan.status, status)
+        ):
+            return affected  # nothing to do, judged without a call (a restart over converged peers)
+        # Something to write: decided again from the API's view, never from a watch body that may
+        # trail it (a write already made by another replica, or by this operator before a restart).
+        return affected | await _reconcile_once(
+            context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh
+        )
     for write in the_plan.writes:
         try:
             if write.replace:
@@ -314,25 +350,28 @@ _SIDE_FIELDS = frozenset(
 )
 
 
+def _status_delta(
+    peer: Mapping[str, Any], new: Mapping[str, Any], fresh: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The merge patch that puts our part of status (`new`) onto `fresh`; empty: nothing to write."""
+    rebased = dict(new)
+    for side in ("inbound", "outbound"):
+        if isinstance(new.get(side), Mapping):
+            # e.g. outbound.acceptedFingerprint is the heartbeat's: keep the fresh value.
+            theirs = {k: v for k, v in (fresh.get(side) or {}).items() if k not in _SIDE_FIELDS}
+            rebased[side] = theirs | {k: v for k, v in new[side].items() if k in _SIDE_FIELDS}
+    if "conditions" in new:
+        rebased["conditions"] = readiness.rebase_owned_conditions(
+            list(fresh.get("conditions") or []),
+            list(new["conditions"]),
+            generation=peer["metadata"].get("generation"),
+        )
+    return readiness.status_patch(fresh, rebased)
+
+
 async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[str, Any]) -> None:
     """Our part of status; rebased onto a fresh read if another handler wrote meanwhile."""
-
-    def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
-        rebased = dict(new)
-        for side in ("inbound", "outbound"):
-            if isinstance(new.get(side), Mapping):
-                # e.g. outbound.acceptedFingerprint is the heartbeat's: keep the fresh value.
-                theirs = {k: v for k, v in (fresh.get(side) or {}).items() if k not in _SIDE_FIELDS}
-                rebased[side] = theirs | {k: v for k, v in new[side].items() if k in _SIDE_FIELDS}
-        if "conditions" in new:
-            rebased["conditions"] = readiness.rebase_owned_conditions(
-                list(fresh.get("conditions") or []),
-                list(new["conditions"]),
-                generation=peer["metadata"].get("generation"),
-            )
-        return readiness.status_patch(fresh, rebased)
-
-    await patch_status(kube, FEDERATION_PEERS, peer, compute)
+    await patch_status(kube, FEDERATION_PEERS, peer, lambda fresh: _status_delta(peer, new, fresh))
 
 
 async def _clear_rotation(

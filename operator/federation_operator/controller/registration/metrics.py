@@ -2,7 +2,8 @@
 
 Certificate expiry is mirrored from every FederationCert event (the status the operator wrote,
 so a restarted operator has the gauges again after its first listing); handler failures are
-counted from kopf's per-object log. Both use the registry the heartbeat serves on /metrics.
+counted from kopf's per-object log; credential passes by the peers' handlers (`CREDENTIALS_KEY`).
+All use the registry the heartbeat serves on /metrics.
 """
 
 import logging
@@ -10,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from federation_operator.adapters.metrics import CertificateMetrics, HandlerErrors
+from federation_operator.adapters.metrics import CertificateMetrics, CredentialMetrics, HandlerErrors
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.controller.handlers.heartbeat import Shared
 from federation_operator.controller.registration.heartbeat import MEMO_KEY as HEARTBEAT_KEY
@@ -18,6 +19,7 @@ from federation_operator.domain import api
 
 CERT = (api.GROUP, api.VERSION, api.CERT_PLURAL)
 CERTS_KEY = "certificate-metrics"
+CREDENTIALS_KEY = "credential-metrics"
 ERRORS_KEY = "handler-errors"
 KOPF_OBJECT_LOGGER = "kopf.objects"
 
@@ -39,6 +41,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         errors = memo[ERRORS_KEY] = HandlerErrors(shared.metrics.registry)
         logging.getLogger(KOPF_OBJECT_LOGGER).addHandler(errors)
         _certificates(memo)
+        memo[CREDENTIALS_KEY] = CredentialMetrics(shared.metrics.registry)
 
     @kopf.on.cleanup(registry=registry, id="metrics-cleanup")
     async def metrics_cleanup(memo: kopf.Memo, **_: Any) -> None:

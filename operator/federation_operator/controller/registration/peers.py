@@ -14,10 +14,12 @@ from typing import Any
 
 import kopf
 
+from federation_operator.adapters.metrics import CredentialMetrics
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.controller.handlers.periodic import HandlerContext, Periodic, bounded
 from federation_operator.controller.handlers.secret_cache import SecretCache
+from federation_operator.controller.registration.metrics import CREDENTIALS_KEY
 from federation_operator.domain import api
 from federation_operator.domain.claims import SharedClaims
 from federation_operator.domain.credentials import readiness
@@ -38,8 +40,8 @@ def _peer_logger(namespace: str, name: str) -> logging.LoggerAdapter[logging.Log
     return logging.LoggerAdapter(_log, {"k8s_ref": ref})
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    shared = peer_handlers.Shared(locks=peer_handlers.PeerLocks(), claims=SharedClaims(), cache=SecretCache())
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache) -> None:
+    shared = peer_handlers.Shared(locks=peer_handlers.PeerLocks(), claims=SharedClaims(), cache=secrets)
     watchers = peer_handlers.SecretWatchers()
     interval = config.peer_check_interval
     full_every = timedelta(seconds=interval * FULL_CHECK_EVERY)
@@ -54,23 +56,38 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         memo: Any,
         *,
         fresh: bool = False,
+        seen: kopf.Body | None = None,
     ) -> None:
         context = context_of(memo)
         if spec is not None:  # the sweep passes none: the spec handlers keep `watchers` current
             watchers.watch(namespace, name, peer_handlers.watched_secret_names(name, spec))
         started = context.clock()
         await peer_handlers.reconcile(
-            context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh
+            context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh, seen=seen
         )
         last_full[(namespace, name)] = started
+        counted = memo.get(CREDENTIALS_KEY)
+        if isinstance(counted, CredentialMetrics):
+            counted.passes.inc()
 
     @kopf.on.resume(*PEER, registry=registry, id="peer-credentials-resume")
     @kopf.on.create(*PEER, registry=registry, id="peer-credentials-create")
     @kopf.on.update(*PEER, registry=registry, id="peer-credentials-update")
     async def peer_changed(
-        name: str, namespace: str | None, spec: kopf.Spec, logger: kopf.Logger, memo: Any, **_: Any
+        name: str,
+        namespace: str | None,
+        spec: kopf.Spec,
+        body: kopf.Body,
+        reason: str,
+        logger: kopf.Logger,
+        memo: Any,
+        **_: Any,
     ) -> None:
-        await read_in_full(name, str(namespace), spec, logger, memo)
+        # On resume (a restart) the watch's body is as fresh as a GET would be, and most peers need
+        # nothing: judged from it, a restart costs no call per converged peer. A create or an
+        # update has work to do, which is always planned from a fresh read.
+        seen = body if reason == kopf.Reason.RESUME else None
+        await read_in_full(name, str(namespace), spec, logger, memo, seen=seen)
 
     # Per peer, what its last status event said about its next deadline (see `check_deadline`).
     deadlines: dict[tuple[str, str], datetime | None] = {}
