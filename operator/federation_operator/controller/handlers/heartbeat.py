@@ -26,7 +26,7 @@ from typing import Any, Final, cast
 import kopf
 
 from federation_operator.adapters.k8s import client as k8s
-from federation_operator.adapters.k8s.ping_credentials import CredentialCache, HeartbeatReads
+from federation_operator.adapters.k8s.ping_credentials import CredentialCache, HeartbeatReads, WatchedSecrets
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
 from federation_operator.adapters.metrics import HeartbeatMetrics
 from federation_operator.adapters.outbound_ping import TokenPreference, ping_with_fallback
@@ -54,13 +54,14 @@ _STATUS_ATTEMPTS: Final = 3
 class Shared:
     """What all heartbeats of one operator share: their API lane (`Kube.lane`: their reads and
     status writes never queue behind the reconcilers' calls), metrics, the credential cache (on
-    that lane), the saturation."""
+    that lane), the saturation, and the credential Secrets the operator's watch holds."""
 
     kube: k8s.Kube
     metrics: HeartbeatMetrics
     cache: CredentialCache
     load: SaturationWatch
     loop_lag: LoopLag
+    watched: WatchedSecrets | None = None
 
 
 @dataclass
@@ -105,7 +106,7 @@ class PeerHeartbeat:
         self.namespace = str(meta.get("namespace"))
         self.name = str(meta.get("name"))
         self.pinger = Pinger()
-        self.reads = HeartbeatReads(shared.cache)
+        self.reads = HeartbeatReads(shared.cache, watched=shared.watched)
         self.tokens = TokenPreference()
         last_success, first_probe = remembered(body.get("status") or {})
         self.memory = Memory(last_success=last_success, first_probe=first_probe)

@@ -18,6 +18,7 @@ from federation_operator.adapters.metrics import HeartbeatMetrics, serve_metrics
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import heartbeat
 from federation_operator.controller.handlers.saturation import LoopLag, SaturationWatch
+from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
 from federation_operator.domain import api
 
@@ -32,7 +33,7 @@ HEARTBEAT_API_THREADS = 8
 PeerKey = tuple[str, str]
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache) -> None:
     @kopf.on.startup(registry=registry, id="heartbeat-startup")
     async def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
         context = context_of(memo)
@@ -43,7 +44,12 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         loop_lag = LoopLag()
         loop_lag.start()
         shared = heartbeat.Shared(
-            kube=lane, metrics=metrics, cache=CredentialCache(lane), load=load, loop_lag=loop_lag
+            kube=lane,
+            metrics=metrics,
+            cache=CredentialCache(lane),
+            load=load,
+            loop_lag=loop_lag,
+            watched=secrets,
         )
         memo[MEMO_KEY] = shared
         scheduler: Scheduler[PeerKey] = Scheduler(
