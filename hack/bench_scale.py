@@ -624,27 +624,31 @@ def _synthetic_with_tokens(peers: int) -> tuple[list[dict[str, Any]], list[tuple
     return objects, callers
 
 
-def _decision_us(peers: int, *, calls: int = 20_000, rounds: int = 5) -> tuple[float, float]:
+def _decision_us(
+    peers: int, *, callers: int = 1024, calls: int = 20_000, rounds: int = 5
+) -> tuple[float, float]:
     """Best per-call time (microseconds) of `authenticate` over `peers` peers: (a pinned caller
-    with its token, an unpinned caller), callers spread over the whole index."""
-    objects, callers = _synthetic_with_tokens(peers)
+    with its token, an unpinned caller), the calls rotating over `callers` distinct callers spread
+    over the whole index (at most `peers`)."""
+    objects, tokens_of = _synthetic_with_tokens(peers)
     index = PeerIndex()
     for obj in objects:
         index.upsert_peer(obj)
     now = datetime.now(UTC)
-    picked = [callers[(i * 7919) % peers] for i in range(1024)]
+    count = min(callers, peers)
+    picked = [tokens_of[(i * 7919) % peers] for i in range(count)] if count < peers else list(tokens_of)
+    order = [picked[(i * 7919) % count] for i in range(calls)]  # every caller, in a scattered order
     stranger = "sha256:" + "f" * 64
     best_hit = best_miss = float("inf")
     for _ in range(rounds):
         started = time.perf_counter()
-        for i in range(calls):
-            thumbprint, token = picked[i & 1023]
+        for thumbprint, token in order:
             result = index.authenticate(thumbprint=thumbprint, token=token, now=now)
         best_hit = min(best_hit, (time.perf_counter() - started) / calls * 1e6)
         assert result.ok, result
         started = time.perf_counter()
-        for i in range(calls):
-            result = index.authenticate(thumbprint=stranger, token=picked[i & 1023][1], now=now)
+        for _thumbprint, token in order:
+            result = index.authenticate(thumbprint=stranger, token=token, now=now)
         best_miss = min(best_miss, (time.perf_counter() - started) / calls * 1e6)
         assert not result.ok
     return best_hit, best_miss
@@ -704,14 +708,17 @@ def index_server_run(*, peers: int, workers: int, timeout: float) -> None:
         f"per_peer_kib={(rss - empty_rss) * 1024 / max(peers, 1):.2f}",
         flush=True,
     )
-    small_hit, small_miss = _decision_us(10)
-    big_hit, big_miss = _decision_us(peers)
-    print(
-        f"auth_decision_us peers=10 hit={small_hit:.2f} unpinned={small_miss:.2f} "
-        f"peers={peers} hit={big_hit:.2f} unpinned={big_miss:.2f} "
-        f"ratio hit={big_hit / small_hit:.2f} unpinned={big_miss / small_miss:.2f}",
-        flush=True,
-    )
+    # The same 10 callers (the index's size alone), 1,024 rotating callers and every peer in turn
+    # (the working set grows with the callers: CPU-cache misses on each caller's entry).
+    for callers in (10, 1024, peers):
+        small_hit, small_miss = _decision_us(10, callers=callers)
+        big_hit, big_miss = _decision_us(peers, callers=callers)
+        print(
+            f"auth_decision_us callers={callers} peers=10 hit={small_hit:.2f} unpinned={small_miss:.2f} "
+            f"peers={peers} hit={big_hit:.2f} unpinned={big_miss:.2f} "
+            f"ratio hit={big_hit / small_hit:.2f} unpinned={big_miss / small_miss:.2f}",
+            flush=True,
+        )
     _print_index(*_index_memory(_synthetic(peers)))
 
 

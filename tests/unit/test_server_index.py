@@ -402,3 +402,28 @@ def test_arbitrary_inputs_never_raise_and_never_pass(thumbprint: str | None, hea
     result = linked("a").authenticate(thumbprint=thumbprint, token=parse_bearer(header), now=NOW)
     assert not result.ok
     assert result.factor in {"Certificate", "Secret"}
+
+
+def test_the_decision_follows_a_certificate_from_one_peer_to_two_and_back() -> None:
+    """The one-peer fast path (issue 17) is rebuilt on every change: a second holder, its
+    deletion, a new hash and a suspension each decide the next call."""
+    index = PeerIndex()
+
+    def put(namespace: str, *, current: str, suspend: bool = False) -> None:
+        pins = [{"pem": cert("shared").pem}]
+        status = accepted(tokens.hash_token(token(current)))
+        index.upsert_peer(peer("p", namespace=namespace, pins=pins, suspend=suspend, status=status))
+
+    put("one", current="same")
+    assert (auth(index, "shared", "same").ok, auth(index, "shared", "same").namespace) == (True, "one")
+    put("two", current="same")
+    assert auth(index, "shared", "same").factor == "AmbiguousPeer"
+    index.delete_peer("two", "p", now=NOW)
+    assert auth(index, "shared", "same").namespace == "one"
+    put("one", current="rotated")
+    assert auth(index, "shared", "same").factor == "Secret"
+    assert auth(index, "shared", "rotated").ok
+    put("one", current="rotated", suspend=True)
+    assert auth(index, "shared", "rotated").factor == "Suspended"
+    index.delete_peer("one", "p", now=NOW)
+    assert auth(index, "shared", "rotated").factor == "UnknownPeer"

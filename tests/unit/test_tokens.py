@@ -70,3 +70,15 @@ def test_no_arbitrary_text_is_taken_for_a_hash_unless_it_has_the_exact_shape(tex
 
 def test_secret_text_compares_by_value() -> None:
     assert SecretText("a") == SecretText("a")
+
+
+def test_raw_digests_are_the_bytes_behind_the_documented_hash() -> None:
+    token = tokens.generate_token()
+    assert tokens.digest_of_token(token) == tokens.digest_of_hash(tokens.hash_token(token))
+    assert tokens.digest_matches(
+        tokens.digest_of_token(token), tokens.digest_of_hash(tokens.hash_token(token))
+    )
+    other = tokens.digest_of_token(tokens.generate_token())
+    assert not tokens.digest_matches(other, tokens.digest_of_hash(tokens.hash_token(token)))
+    with pytest.raises(tokens.MalformedCredential):
+        tokens.digest_of_hash("sha256:" + "G" * 64)

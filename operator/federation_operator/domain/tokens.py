@@ -86,6 +86,23 @@ def matches(token: SecretText, token_hash: str) -> bool:
     return hmac.compare_digest(presented, token_hash.encode("ascii"))
 
 
+def digest_of_token(token: SecretText) -> bytes:
+    """The 32 raw bytes behind `hash_token(token)`: what a hot path compares (no hex, no prefix)."""
+    return hashlib.sha256(token.reveal().encode("ascii")).digest()
+
+
+def digest_of_hash(token_hash: str) -> bytes:
+    """The 32 raw bytes of an `is_hash`-checked `sha256:<64 hex>` hash."""
+    if not is_hash(token_hash):
+        raise MalformedCredential("not a sha256:<64 hex> hash")
+    return bytes.fromhex(token_hash[len(HASH_PREFIX) :])
+
+
+def digest_matches(presented: bytes, accepted: bytes) -> bool:
+    """Constant-time check of a presented token's digest (`digest_of_token`) against one accepted."""
+    return hmac.compare_digest(presented, accepted)
+
+
 def matches_any(token: SecretText, accepted_hashes: Iterable[str]) -> bool:
     """Check against every accepted hash without stopping early, so timing says nothing.
 

@@ -80,6 +80,29 @@ class _Hashes:
 
 
 @dataclass(frozen=True, slots=True)
+class _Pin:
+    """All one decision reads for a thumbprint that exactly one live peer pins, in one object
+    (issue 17): the accepted hashes as raw digests, the suspension and the green result. Rebuilt
+    whenever that peer changes. Over thousands of rotating callers the decision's cost was its
+    cache misses on the set, key, peer and hashes objects of each caller, not the lookups."""
+
+    current: bytes | None
+    previous: tuple[tuple[bytes, datetime], ...]
+    suspended: bool
+    accepted: AuthResult
+
+    def matches(self, presented: bytes, now: datetime) -> bool:
+        """Every accepted digest is compared (no early exit), as `tokens.matches_any` does."""
+        result = False
+        for digest, expires in self.previous:
+            if expires > now:
+                result |= tokens.digest_matches(presented, digest)
+        if self.current is not None:
+            result |= tokens.digest_matches(presented, self.current)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
 class _Tombstone:
     key: PeerKey
     expires: datetime
@@ -175,6 +198,8 @@ class PeerIndex:
         self._by_thumbprint: dict[str, set[PeerKey]] = {}
         # Per peer, the hashes its status says the operator accepts (see the module docstring).
         self._hashes: dict[PeerKey, _Hashes] = {}
+        # Normalised thumbprint -> its one peer's decision inputs, for thumbprints one peer pins.
+        self._pins: dict[str, _Pin] = {}
         self._tombstones: OrderedDict[str, _Tombstone] = OrderedDict()
         self._tombstone_ttl = tombstone_ttl
         self._tombstone_limit = tombstone_limit
@@ -202,7 +227,7 @@ class PeerIndex:
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
         thumbprints, pems = _pins(spec)
-        self._unlink(key)
+        old = self._unlink(key)
         self._peers[key] = _Peer(
             key=key,
             thumbprints=thumbprints,
@@ -215,6 +240,7 @@ class PeerIndex:
             self._by_thumbprint.setdefault(thumbprint, set()).add(key)
             self._tombstones.pop(thumbprint, None)
         self._hashes[key] = _status_hashes(status if isinstance(status, Mapping) else {})
+        self._refresh_pins(thumbprints | (old.thumbprints if old is not None else frozenset()))
         self.version += 1
 
     def delete_peer(self, namespace: str, name: str, *, now: datetime | None = None) -> None:
@@ -222,6 +248,7 @@ class PeerIndex:
         peer = self._unlink(key)
         if peer is None:
             return
+        self._refresh_pins(peer.thumbprints)
         expires = (now or datetime.now(tz=UTC)) + self._tombstone_ttl
         for thumbprint in peer.thumbprints:
             if thumbprint not in self._by_thumbprint:
@@ -262,6 +289,14 @@ class PeerIndex:
             return AuthResult(ok=False, factor=Factor.CERTIFICATE, message="no client certificate presented")
         # Keys are normalised thumbprints, and clientcert hands us exactly that form: an exact
         # hit needs no normalising (normalising a key gives the key back).
+        pin = self._pins.get(thumbprint)
+        if (
+            pin is not None
+            and token is not None
+            and not pin.suspended
+            and pin.matches(tokens.digest_of_token(token), now)
+        ):
+            return pin.accepted  # the common case; a refusal is explained by the path below
         candidates = self._by_thumbprint.get(thumbprint)
         if candidates:
             normalised = thumbprint
@@ -331,6 +366,23 @@ class PeerIndex:
                 if not holders:
                     del self._by_thumbprint[thumbprint]
         return peer
+
+    def _refresh_pins(self, thumbprints: Iterable[str]) -> None:
+        for thumbprint in thumbprints:
+            holders = self._by_thumbprint.get(thumbprint)
+            if holders is None or len(holders) != 1:
+                self._pins.pop(thumbprint, None)
+                continue
+            peer = self._peers[next(iter(holders))]
+            hashes = self._hashes.get(peer.key) or _Hashes(current=None, previous=())
+            self._pins[thumbprint] = _Pin(
+                current=tokens.digest_of_hash(hashes.current) if hashes.current is not None else None,
+                previous=tuple(
+                    (tokens.digest_of_hash(digest), expires) for digest, expires in hashes.previous
+                ),
+                suspended=peer.suspended,
+                accepted=peer.accepted[thumbprint],
+            )
 
     def _token_matches(self, peer: _Peer, token: SecretText, now: datetime) -> bool:
         hashes = self._hashes.get(peer.key)
