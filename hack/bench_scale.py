@@ -45,6 +45,8 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -142,9 +144,10 @@ def _create_objects(
         list(pool.map(create, range(peers)))
 
 
-def _rss_kib(pid: int) -> int:
+def _rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """The process's resident memory (`VmHWM`: its peak so far), KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -722,6 +725,130 @@ def index_server_run(*, peers: int, workers: int, timeout: float) -> None:
     _print_index(*_index_memory(_synthetic(peers)))
 
 
+CENSUS = Path(__file__).with_name("mem_census.py")
+
+
+def _memory_of_ours(
+    *,
+    peers: int,
+    workers: int,
+    timeout: float,
+    settle: float,
+    label: str,
+    operator_path: str | None,
+    census: Path | None,
+    trace: int,
+) -> dict[str, float]:
+    """Our operator's memory over a fresh sandbox holding `peers` peers (0: only the cert).
+
+    RSS when every peer is handled, when every first heartbeat is written, and `settle` s later
+    (the end); the peak (VmHWM) over the whole run; then the RSS after glibc's `malloc_trim(0)`,
+    i.e. what of the end's RSS was freed memory the allocator kept. `operator_path` puts another
+    checkout's package first (a before/after in one session); `census` runs it under
+    hack/mem_census.py and takes a census at the end."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, SandboxThread() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
+        api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        _create_objects(k8s_client.CustomObjectsApi(api_client), peers, workers=workers, port=free_port())
+        run = ["run", "--kubeconfig", str(kubeconfig)]
+        trim_report = census or Path(tmp) / "trim.report"
+        command = [sys.executable, str(CENSUS), "--out", str(trim_report), "--trace", str(trace), "--", *run]
+        env = dict(os.environ)
+        if operator_path:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [operator_path, env.get("PYTHONPATH")]))
+        log = (Path(tmp) / "operator.log").open("w")
+        started = time.monotonic()
+        operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        figures: dict[str, float] = {}
+        try:
+
+            def reached(what: str, done: bool) -> bool:
+                if done and f"{what}_s" not in figures:
+                    figures[f"{what}_s"] = time.monotonic() - started
+                    figures[f"{what}_rss_mib"] = _rss_kib(operator.pid) / 1024
+                return done
+
+            def converged() -> bool:
+                _alive(operator)
+                ready, cert_ready = sandbox.call(_count_ready, sandbox.api)
+                handled = reached("handled", cert_ready and ready == peers)
+                return reached(
+                    "heartbeats", handled and sandbox.call(_count_heartbeats, sandbox.api) == peers
+                )
+
+            _until(converged, timeout=timeout, what=f"{label}: every peer handled and its first heartbeat")
+            time.sleep(settle)  # what stays: the startup's transients gone, heartbeats in their rhythm
+            _alive(operator)
+            figures["end_rss_mib"] = _rss_kib(operator.pid) / 1024
+            figures["peak_rss_mib"] = _rss_kib(operator.pid, "VmHWM") / 1024
+            # Trimmed before the census: the census itself allocates (a snapshot, a list of every object).
+            marks = _signal_and_wait(operator, signal.SIGUSR2, trim_report, "== malloc_trim")
+            figures["trimmed_rss_mib"] = float(marks.rsplit("->", 1)[1].split()[0])
+            if census is not None:
+                _signal_and_wait(operator, signal.SIGUSR1, census, "== census")
+            figures["shutdown_s"] = float(_stop_operator(operator).split()[0].lstrip(">"))
+        finally:
+            if operator.poll() is None:
+                operator.kill()
+                operator.wait()
+            log.close()
+    return figures
+
+
+def _signal_and_wait(operator: subprocess.Popen[bytes], signum: int, report: Path, mark: str) -> str:
+    """Send `signum` to the census wrapper; the report's last line starting with `mark`."""
+    before = report.read_text().count(mark) if report.exists() else 0
+    operator.send_signal(signum)
+    _until(
+        lambda: _alive(operator) and report.exists() and report.read_text().count(mark) > before,
+        timeout=600,
+        what=mark,
+    )
+    return [line for line in report.read_text().splitlines() if line.startswith(mark)][-1]
+
+
+def memory_run(
+    *,
+    peers: int,
+    workers: int,
+    timeout: float,
+    settle: float,
+    paths: list[str],
+    census: Path | None,
+    trace: int,
+) -> None:
+    """The empty operator and N peers, for each checkout in `paths` ("" = this one), alternating."""
+    for path in paths:
+        label = path or "this checkout"
+        empty = _memory_of_ours(
+            peers=0,
+            workers=workers,
+            timeout=timeout,
+            settle=settle,
+            label=label,
+            operator_path=path,
+            census=None,
+            trace=0,
+        )
+        full = _memory_of_ours(
+            peers=peers,
+            workers=workers,
+            timeout=timeout,
+            settle=settle,
+            label=label,
+            operator_path=path,
+            census=census,
+            trace=trace,
+        )
+        per_peer = (full["end_rss_mib"] - empty["end_rss_mib"]) * 1024 / max(peers, 1)
+        print(
+            f"memory operator={label} peers={peers} empty_rss_mib={empty['end_rss_mib']:.1f} "
+            + " ".join(f"{key}={value:.1f}" for key, value in sorted(full.items()))
+            + f" per_peer_kib_above_empty={per_peer:.1f}",
+            flush=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=10_000)
@@ -749,6 +876,19 @@ def main() -> int:
         help="start, converge, SIGTERM, start again: what the restart changes",
     )
     parser.add_argument("--bulk", action="store_true", help="operator first, then the N peers applied")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="our RSS: empty, at N peers (handled, first heartbeats, after --settle-seconds), peak, trimmed",
+    )
+    parser.add_argument(
+        "--memory-paths",
+        default="",
+        help="with --memory: comma-separated package dirs to put first on PYTHONPATH, measured in turn "
+        "('' = this checkout), e.g. ',/tmp/before/operator'",
+    )
+    parser.add_argument("--census", type=Path, help="with --memory: append a memory census at N peers here")
+    parser.add_argument("--trace", type=int, default=0, help="with --census: tracemalloc frames (0: off)")
     parser.add_argument(
         "--index-server",
         action="store_true",
@@ -781,6 +921,17 @@ def main() -> int:
             settle=args.settle_seconds,
             windows=args.windows,
             steady=args.steady_seconds,
+        )
+        return 0
+    if args.memory:
+        memory_run(
+            peers=args.peers,
+            workers=args.workers,
+            timeout=args.timeout,
+            settle=args.settle_seconds,
+            paths=args.memory_paths.split(","),
+            census=args.census,
+            trace=args.trace,
         )
         return 0
     if args.bulk:

@@ -1,0 +1,178 @@
+"""Where the operator's memory goes: `federation-operator ARGS` in this process, with a census on a signal.
+
+    python hack/mem_census.py --out FILE [--trace FRAMES] -- run --kubeconfig K
+
+Why a wrapper and not a flag of the operator: the census is development tooling (tracemalloc
+roughly doubles the process's memory and slows every allocation) and must not ship. Signals:
+- SIGUSR1 appends a census to FILE: VmRSS / VmHWM, glibc's own view (`mallinfo2`: the heap from
+  brk and mmap, what is in use, what is free but kept), CPython's object allocator (arenas and
+  what is in them, from `sys._debugmallocstats`), a count of the gc-tracked objects by type with
+  their shallow sizes, and with `--trace` the top allocation sites (tracemalloc, grouped by line
+  and by file) of what is alive now;
+- SIGUSR2 calls glibc's `malloc_trim(0)` and appends VmRSS before and after: how much of the
+  RSS is memory freed by Python but kept by the allocator.
+The census runs on the signal in the main thread, so the operator's event loop stands still for
+its duration (seconds at 2,000 peers); take it after convergence, not while measuring times.
+"""
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import io
+import os
+import signal
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+
+from federation_operator import cli
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+_libc = ctypes.CDLL(None)
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _mallinfo() -> str:
+    try:
+        function = _libc.mallinfo2
+    except AttributeError:
+        return "mallinfo2: not available (not glibc >= 2.33)"
+    function.restype = MallInfo2
+    info = function()
+    mib = 2**20
+    return (
+        f"glibc heap: brk arena {info.arena / mib:.1f} MiB, mmapped {info.hblkhd / mib:.1f} MiB "
+        f"({info.hblks} blocks), in use {info.uordblks / mib:.1f} MiB, free but kept "
+        f"{info.fordblks / mib:.1f} MiB, trimmable at the top {info.keepcost / mib:.1f} MiB"
+    )
+
+
+def _pymalloc() -> str:
+    """The summary lines of `sys._debugmallocstats` (it writes to the C stderr, fd 2)."""
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(captured.fileno(), 2)
+            sys._debugmallocstats()
+            _libc.fflush(None)  # C stdio buffers what it writes to a file
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read().decode(errors="replace")
+    keep = ("# arenas", "bytes in allocated blocks", "bytes in available blocks", "unused pools", "Total")
+    return "\n".join(line for line in text.splitlines() if any(word in line for word in keep))
+
+
+def _census_by_type(limit: int = 40) -> str:
+    counts: Counter[str] = Counter()
+    sizes: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        module = type(obj).__module__
+        key = name if module == "builtins" else f"{module}.{name}"
+        counts[key] += 1
+        sizes[key] += sys.getsizeof(obj)
+    lines = [f"gc-tracked objects: {sum(counts.values())}, shallow {sum(sizes.values()) / 2**20:.1f} MiB"]
+    for key, size in sizes.most_common(limit):
+        lines.append(f"  {size / 2**20:8.2f} MiB {counts[key]:9d}  {key}")
+    return "\n".join(lines)
+
+
+def _traced(limit: int = 40) -> str:
+    if not tracemalloc.is_tracing():
+        return "tracemalloc: off (--trace FRAMES to turn it on)"
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+        ]
+    )
+    traced, peak = tracemalloc.get_traced_memory()
+    out = io.StringIO()
+    out.write(f"tracemalloc: {traced / 2**20:.1f} MiB alive, peak {peak / 2**20:.1f} MiB\n")
+    for group in ("filename", "lineno"):
+        out.write(f"top by {group}:\n")
+        for stat in snapshot.statistics(group)[:limit]:
+            frame = stat.traceback[0]
+            where = f"{frame.filename}:{frame.lineno}" if group == "lineno" else frame.filename
+            out.write(f"  {stat.size / 2**20:8.2f} MiB {stat.count:9d}  {where}\n")
+    if tracemalloc.get_traceback_limit() > 1:
+        out.write("top by traceback (callers first):\n")
+        for stat in snapshot.statistics("traceback")[:15]:
+            out.write(f"  {stat.size / 2**20:8.2f} MiB {stat.count:9d}\n")
+            for line in stat.traceback.format(most_recent_first=True)[::2][:8]:
+                out.write(f"      {line.strip()}\n")
+    return out.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="append each census here")
+    parser.add_argument("--trace", type=int, default=0, help="tracemalloc with this many frames (0: off)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="-- then federation-operator's arguments")
+    args = parser.parse_args()
+    operator_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    if args.trace:
+        tracemalloc.start(args.trace)
+
+    def census(_signum: int, _frame: FrameType | None) -> None:
+        started = time.monotonic()
+        parts = [
+            f"== census at {time.strftime('%H:%M:%S')}: VmRSS {_status_kib('VmRSS') / 1024:.1f} MiB, "
+            f"VmHWM {_status_kib('VmHWM') / 1024:.1f} MiB",
+            _mallinfo(),
+            _pymalloc(),
+            _census_by_type(),
+            _traced(),
+        ]
+        parts.append(f"(census took {time.monotonic() - started:.1f} s)\n")
+        with args.out.open("a") as out:
+            out.write("\n".join(parts) + "\n")
+
+    def trim(_signum: int, _frame: FrameType | None) -> None:
+        before = _status_kib("VmRSS")
+        with contextlib.suppress(AttributeError):
+            _libc.malloc_trim(0)
+        with args.out.open("a") as out:
+            out.write(
+                f"== malloc_trim(0): VmRSS {before / 1024:.1f} -> {_status_kib('VmRSS') / 1024:.1f} MiB\n"
+            )
+
+    signal.signal(signal.SIGUSR1, census)
+    signal.signal(signal.SIGUSR2, trim)
+    return cli.main(operator_args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
