@@ -109,6 +109,86 @@ def _census_by_type(limit: int = 40) -> str:
     return "\n".join(lines)
 
 
+# Who holds what, in this order: each object is counted once, for the first owner that reaches it.
+# (type name as `module.qualname`, label). Shared objects (the operator's context, loggers, kopf's
+# settings, classes, modules, functions) are boundaries, never counted.
+OWNERS = (
+    (
+        "federation_operator.controller.handlers.heartbeat.PeerHeartbeat",
+        "heartbeat: PeerHeartbeat (body, memory, ...)",
+    ),
+    ("federation_operator.controller.scheduler.Scheduler", "heartbeat: Scheduler (heap, queue, peers)"),
+    ("federation_operator.adapters.k8s.ping_credentials.CredentialCache", "heartbeat: CredentialCache"),
+    ("federation_operator.adapters.metrics.HeartbeatMetrics", "heartbeat: metrics"),
+    ("federation_operator.controller.handlers.secret_cache.SecretCache", "credentials: SecretCache"),
+    ("federation_operator.domain.claims.SharedClaims", "credentials: SharedClaims"),
+    ("federation_operator.controller.handlers.peers.SecretWatchers", "credentials: SecretWatchers"),
+    ("federation_operator.controller.handlers.peers.PeerLocks", "credentials: PeerLocks"),
+    ("federation_operator.controller.handlers.ingress.NamespaceLocks", "ingress: NamespaceLocks"),
+    ("kopf._core.reactor.inventory.ResourceMemories", "kopf: ResourceMemories (per-object memory)"),
+    ("_asyncio.Task", "asyncio tasks (coroutines and frames)"),
+)
+_BOUNDARY_NAMES = frozenset(
+    {
+        "federation_operator.controller.config.OperatorContext",
+        "federation_operator.controller.handlers.heartbeat.Shared",
+        "federation_operator.adapters.k8s.client.Kube",
+        "kopf._cogs.configs.configuration.OperatorSettings",
+        "kopf._cogs.structs.ephemera.Memo",
+        "logging.Logger",
+        "logging.RootLogger",
+        "asyncio.unix_events._UnixSelectorEventLoop",
+    }
+)
+
+
+def _name(obj: object) -> str:
+    kind = type(obj)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _deep_size(root: object, seen: set[int], boundary: set[int]) -> tuple[int, int]:
+    """(bytes, objects) reachable from `root` not yet in `seen`, stopping at shared things."""
+    import types
+
+    size = count = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or id(obj) in boundary:
+            continue
+        if isinstance(
+            obj, (type, types.ModuleType, types.FunctionType, types.CodeType, types.BuiltinFunctionType)
+        ):
+            continue
+        if _name(obj) in _BOUNDARY_NAMES:
+            continue
+        seen.add(id(obj))
+        size += sys.getsizeof(obj)
+        count += 1
+        stack.extend(gc.get_referents(obj))
+    return size, count
+
+
+def _owners() -> str:
+    by_name: dict[str, list[object]] = {name: [] for name, _ in OWNERS}
+    for obj in gc.get_objects():
+        found = by_name.get(_name(obj))
+        if found is not None:
+            found.append(obj)
+    boundary = {id(obj) for found in by_name.values() for obj in found}
+    seen: set[int] = set()
+    lines = ["owners (deep size, each object counted once, for the first owner listed that reaches it):"]
+    for name, label in OWNERS:
+        total = objects = 0
+        for root in by_name[name]:
+            boundary.discard(id(root))
+            size, count = _deep_size(root, seen, boundary)
+            total, objects = total + size, objects + count
+        lines.append(f"  {total / 2**20:8.2f} MiB {objects:9d} objects  {len(by_name[name]):6d} x {label}")
+    return "\n".join(lines)
+
+
 def _traced(limit: int = 40) -> str:
     if not tracemalloc.is_tracing():
         return "tracemalloc: off (--trace FRAMES to turn it on)"
@@ -154,6 +234,7 @@ def main() -> int:
             _mallinfo(),
             _pymalloc(),
             _census_by_type(),
+            _owners(),
             _traced(),
         ]
         parts.append(f"(census took {time.monotonic() - started:.1f} s)\n")
