@@ -2,7 +2,8 @@
 
 import base64
 import binascii
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from federation_operator.domain import api
@@ -52,3 +53,41 @@ def is_owned_by(obj: Mapping[str, Any], uid: str) -> bool:
 
 def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def kept_for_reading(
+    obj: Mapping[str, Any], *, metadata: Iterable[str], fields: Iterable[str]
+) -> dict[str, Any]:
+    """The parts of `obj` a long-lived cache reads (`metadata` keys, then top-level `fields`),
+    with the keys and the metadata's strings shared across objects.
+
+    Why: the operator keeps a few objects per peer for the peer's lifetime (the credential Secrets,
+    the heartbeat's reads), and each watch event or API reply decodes its own copies of the same
+    strings: every key, label keys and values, the namespace, the owner's kind and apiVersion.
+    Interned, one copy serves every object. Values outside metadata (a Secret's `data`) are kept
+    as they are, never interned: secret material must not end up in the interpreter's string table.
+    """
+    meta = obj.get("metadata") or {}
+    kept: dict[str, Any] = {
+        "metadata": {sys.intern(key): _interned(meta[key]) for key in metadata if key in meta}
+    }
+    for field in fields:
+        if field in obj:
+            kept[sys.intern(field)] = _keys_interned(obj[field])
+    return kept
+
+
+def _interned(value: Any) -> Any:
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, Mapping):
+        return {sys.intern(str(key)): _interned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interned(item) for item in value]
+    return value
+
+
+def _keys_interned(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {sys.intern(str(key)): item for key, item in value.items()}
+    return value

@@ -31,6 +31,20 @@ CREDENTIALS_MAX_AGE: Final = 60.0
 # makes the next cycle read it again. This age is only the safety net: at 10,000 peers, re-reading
 # each peer's Secret every minute would be ~170 GETs per second for nothing.
 OWN_SECRET_MAX_AGE: Final = 1800.0
+# What the readers of a cached object use: held per peer (its outbound Secret) for the operator's
+# lifetime, so managedFields and the like are dropped (`objects.kept_for_reading`).
+_META_KEPT: Final = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+)
+_FIELDS_KEPT: Final = ("spec", "status", "type", "data", "stringData")
 # Failures a changed credential object could explain: the next cycle reads everything again.
 _CREDENTIAL_FACTORS: Final = frozenset({Factor.SECRET, Factor.CERTIFICATE, Factor.TLS})
 
@@ -63,6 +77,8 @@ class CredentialCache:
         try:
             self.reads += 1
             value = await self._kube.get(resource, namespace, name)
+            if value is not None:
+                value = objects.kept_for_reading(value, metadata=_META_KEPT, fields=_FIELDS_KEPT)
             self._entries[key] = (self._clock(), value)
             future.set_result(value)
             return value

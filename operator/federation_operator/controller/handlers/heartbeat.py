@@ -48,6 +48,23 @@ from federation_operator.domain.reachability import (
 )
 
 _STATUS_ATTEMPTS: Final = 3
+# What a cycle reads of the peer's metadata (its Events name the peer by these too).
+_META_KEPT: Final = ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp")
+
+
+def peer_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a peer's body its heartbeat reads: metadata's identity and version, spec, status.
+
+    The heartbeat holds one body per peer for the peer's lifetime; the rest of a watch event's
+    body (kopf's annotations, which repeat the whole spec as JSON, labels, finalizers, and on a
+    real API server `managedFields`, often larger than the spec) is never read here.
+    """
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {key: meta[key] for key in _META_KEPT if key in meta},
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
 
 
 @dataclass
@@ -73,7 +90,8 @@ class Memory:
     last_failure_factor: str | None = None
     remote: dict[str, Any] | None = None
     presented: dict[str, Any] | None = None
-    patched: dict[str, Any] | None = None  # our last write, until the watch brings it back
+    # Our last write (its status and resourceVersion only), until the watch brings it back.
+    patched: dict[str, Any] | None = None
     patched_over: str | None = None  # the resourceVersion that write replaced
     previous_latency: timedelta | None = None  # of the last ping, when it was green
     pings_since_write: int = 0
@@ -99,7 +117,7 @@ class PeerHeartbeat:
         logger: kopf.Logger,
     ) -> None:
         self.context = context
-        self.body = body
+        self.body = peer_view(body)
         self.shared = shared
         self.logger = logger
         meta = body.get("metadata") or {}
@@ -272,7 +290,10 @@ class PeerHeartbeat:
                 continue
             self.shared.metrics.status_writes.inc()
             self.logger.debug("heartbeat status written: %s", ", ".join(update.changed) or "refresh")
-            self.memory.patched = written
+            self.memory.patched = {
+                "status": written.get("status") or {},
+                "metadata": {"resourceVersion": (written.get("metadata") or {}).get("resourceVersion")},
+            }
             self.memory.pings_since_write = 0
             self.memory.patched_over = self.meta.get("resourceVersion")
             self._announce(update)

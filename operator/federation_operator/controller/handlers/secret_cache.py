@@ -14,7 +14,8 @@ at startup, 18-26 API calls per peer). The operator already watches Secrets, so 
 - which versions the operator itself wrote or deleted, so that the events of its own writes do
   not wake the peer again (`own_write`): the pass that wrote them already judged that state.
 
-Entries are trimmed to what the credential readers use (no managedFields). A Secret deleted while
+Entries are trimmed to what the credential readers use (no managedFields), their metadata's
+strings shared (`objects.kept_for_reading`). A Secret deleted while
 kopf's watch was down is not announced on its re-list, so the periodic safety-net read bypasses
 this cache (`fresh=True` in `handlers.peers`) and corrects it. Single event loop: no locking.
 """
@@ -22,7 +23,7 @@ this cache (`fresh=True` in `handlers.peers`) and corrects it. Single event loop
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from federation_operator.domain import api
+from federation_operator.domain import api, objects
 
 Key = tuple[str, str]
 Obj = dict[str, Any]
@@ -42,12 +43,7 @@ _META_KEPT = (
 
 
 def _trimmed(secret: Mapping[str, Any]) -> Obj:
-    meta = secret.get("metadata") or {}
-    kept: Obj = {"metadata": {key: meta[key] for key in _META_KEPT if key in meta}}
-    for key in ("type", "data", "stringData"):
-        if key in secret:
-            kept[key] = secret[key]
-    return kept
+    return objects.kept_for_reading(secret, metadata=_META_KEPT, fields=("type", "data", "stringData"))
 
 
 def _key(secret: Mapping[str, Any]) -> Key:
