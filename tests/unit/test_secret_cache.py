@@ -1,5 +1,6 @@
 """The operator's Secret cache: what a credentials pass reads instead of the API."""
 
+import json
 from typing import Any
 
 from federation_operator.controller.handlers.secret_cache import SecretCache
@@ -98,3 +99,30 @@ def test_labelled_inbound_claims_answer_the_label_selector_list() -> None:
         "DELETED", secret("us-inbound", version="5", role=api.ROLE_INBOUND, peer="us"), watched=True
     )
     assert cache.inbound_claims(NS, "us") == []
+
+
+def test_held_secrets_share_their_metadata_strings_and_keep_their_data_as_it_came() -> None:
+    """Each watch event decodes its own copies of the same label and key strings; the cache keeps
+    one copy of each for every Secret it holds (its memory per peer), and never interns a value of
+    `data` (secret material stays out of the interpreter's string table)."""
+
+    cache = SecretCache()
+    decoded = [
+        json.loads(
+            json.dumps(secret(f"{peer}-inbound", version="1", uid=peer, role=api.ROLE_INBOUND, peer=peer))
+        )
+        for peer in ("us", "ap")
+    ]
+    first, second = decoded
+    assert first["metadata"]["namespace"] is not second["metadata"]["namespace"], "separate decodes"
+    data_value = first["data"]["token"]
+    cache.prime(NS, decoded)
+    held = [cache.lookup(NS, f"{peer}-inbound", labelled=True)[1] for peer in ("us", "ap")]
+    us, ap = (obj for obj in held if obj is not None)
+    assert us["metadata"]["namespace"] is ap["metadata"]["namespace"]
+    us_labels, ap_labels = us["metadata"]["labels"], ap["metadata"]["labels"]
+    assert us_labels[api.LABEL_ROLE] is ap_labels[api.LABEL_ROLE]
+    assert next(iter(us_labels)) is next(iter(ap_labels)), "label keys are shared"
+    assert "managedFields" not in us["metadata"]
+    assert us["data"] == {"token": "dG9rZW4"}
+    assert us["data"]["token"] is data_value, "data values are kept as decoded, not interned"
