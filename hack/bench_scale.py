@@ -738,6 +738,7 @@ def _memory_of_ours(
     operator_path: str | None,
     census: Path | None,
     trace: int,
+    operator_env: list[str],
 ) -> dict[str, float]:
     """Our operator's memory over a fresh sandbox holding `peers` peers (0: only the cert).
 
@@ -753,7 +754,7 @@ def _memory_of_ours(
         run = ["run", "--kubeconfig", str(kubeconfig)]
         trim_report = census or Path(tmp) / "trim.report"
         command = [sys.executable, str(CENSUS), "--out", str(trim_report), "--trace", str(trace), "--", *run]
-        env = dict(os.environ)
+        env = dict(os.environ) | dict(item.split("=", 1) for item in operator_env)
         if operator_path:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [operator_path, env.get("PYTHONPATH")]))
         log = (Path(tmp) / "operator.log").open("w")
@@ -822,10 +823,11 @@ def memory_run(
     paths: list[str],
     census: Path | None,
     trace: int,
+    operator_env: list[str],
 ) -> None:
     """The empty operator and N peers, for each checkout in `paths` ("" = this one), alternating."""
     for path in paths:
-        label = path or "this checkout"
+        label = (path or "this checkout") + "".join(f" {item}" for item in operator_env)
         empty = _memory_of_ours(
             peers=0,
             workers=workers,
@@ -835,6 +837,7 @@ def memory_run(
             operator_path=path,
             census=census.with_name(census.name + ".empty") if census else None,
             trace=0,
+            operator_env=operator_env,
         )
         full = _memory_of_ours(
             peers=peers,
@@ -845,6 +848,7 @@ def memory_run(
             operator_path=path,
             census=census,
             trace=trace,
+            operator_env=operator_env,
         )
         per_peer = (full["end_rss_mib"] - empty["end_rss_mib"]) * 1024 / max(peers, 1)
         print(
@@ -894,6 +898,12 @@ def main() -> int:
         "('' = this checkout), e.g. ',/tmp/before/operator'",
     )
     parser.add_argument("--census", type=Path, help="with --memory: append a memory census at N peers here")
+    parser.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        help="with --memory: KEY=VALUE in our operator's environment",
+    )
     parser.add_argument("--trace", type=int, default=0, help="with --census: tracemalloc frames (0: off)")
     parser.add_argument(
         "--index-server",
@@ -938,6 +948,7 @@ def main() -> int:
             paths=args.memory_paths.split(","),
             census=args.census,
             trace=args.trace,
+            operator_env=args.operator_env,
         )
         return 0
     if args.bulk:
