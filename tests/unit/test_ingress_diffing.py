@@ -9,7 +9,7 @@ import pytest
 from federation_operator.domain import api
 from federation_operator.domain.ingress.bundle import PeerPins, build_trust_bundle, build_trust_bundle_objects
 from federation_operator.domain.ingress.config import IngressConfig
-from federation_operator.domain.ingress.diffing import needs_write
+from federation_operator.domain.ingress.diffing import needs_write, stale_owners
 from federation_operator.domain.ingress.providers import PROVIDERS
 from federation_operator.domain.pinning import parse_pins
 from tests.harness.ingress import make_client_cert
@@ -155,3 +155,21 @@ def test_reconciling_against_another_controller_writes_once(objects: dict[str, d
             live["metadata"].setdefault("annotations", {})["other-controller/seen"] = str(generation)
             live["metadata"]["resourceVersion"] = str(int(live["metadata"]["resourceVersion"]) + 1)
     assert writes == len(objects)
+
+
+def test_an_owner_of_our_kind_no_longer_wanted_causes_a_write_and_others_owners_do_not(
+    objects: dict[str, dict[str, Any]],
+) -> None:
+    """A pass that listed a peer just before its deletion can write it back as an owner after the
+    garbage collector removed it: the next pass sees that stale owner and writes it out."""
+    live = _server_side(objects["ConfigMap"])
+    deleted_peer = {**OWNER, "name": "gone", "uid": "uid-of-a-deleted-peer"}
+    live["metadata"]["ownerReferences"] = [*live["metadata"]["ownerReferences"], deleted_peer]
+    assert needs_write(objects["ConfigMap"], live)
+    assert stale_owners(live["metadata"]["ownerReferences"], [OWNER]) == [deleted_peer]
+    someone_elses = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "uid": "u-x"}
+    live["metadata"]["ownerReferences"] = [
+        *objects["ConfigMap"]["metadata"]["ownerReferences"],
+        someone_elses,
+    ]
+    assert not needs_write(objects["ConfigMap"], live)

@@ -35,7 +35,7 @@ from federation_operator.domain.ingress.bundle import (
     build_trust_bundle_objects,
 )
 from federation_operator.domain.ingress.config import IngressConfig
-from federation_operator.domain.ingress.diffing import needs_write
+from federation_operator.domain.ingress.diffing import needs_write, stale_owners
 from federation_operator.domain.ingress.providers import PROVIDERS, Provider
 
 REASON_ENFORCED = "Enforced"
@@ -337,7 +337,8 @@ async def _apply(kube: k8s.Kube, desired: Mapping[str, Any], *, logger: kopf.Log
 
 
 def _merged(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
-    """`live` with our part replaced: others' labels, annotations, owners and fields stay.
+    """`live` with our part replaced: others' labels, annotations, owners and fields stay (an owner
+    of our owners' kind we no longer want does not: `diffing.stale_owners`).
 
     The live `resourceVersion` goes along, so a change made since we read makes the PUT fail with
     409 instead of being overwritten.
@@ -353,7 +354,9 @@ def _merged(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, An
     wanted_owners: Sequence[Mapping[str, Any]] = desired_meta.get("ownerReferences") or []
     if wanted_owners:
         wanted_uids = {ref["uid"] for ref in wanted_owners}
-        kept = [ref for ref in meta.get("ownerReferences") or [] if ref.get("uid") not in wanted_uids]
+        live_owners = meta.get("ownerReferences") or []
+        stale = {id(ref) for ref in stale_owners(live_owners, wanted_owners)}
+        kept = [ref for ref in live_owners if ref.get("uid") not in wanted_uids and id(ref) not in stale]
         meta["ownerReferences"] = kept + [dict(ref) for ref in wanted_owners]
     body["metadata"] = meta
     return body
