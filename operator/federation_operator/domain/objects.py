@@ -56,10 +56,11 @@ def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
 
 
 def kept_for_reading(
-    obj: Mapping[str, Any], *, metadata: Iterable[str], fields: Iterable[str]
+    obj: Mapping[str, Any], *, metadata: Iterable[str], fields: Iterable[str] = (), shared: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """The parts of `obj` a long-lived cache reads (`metadata` keys, then top-level `fields`),
-    with the keys and the metadata's strings shared across objects.
+    """The parts of `obj` a long-lived cache reads (`metadata` keys, then top-level `fields` and
+    `shared`), with the keys and the metadata's strings shared across objects, and every string
+    of the `shared` fields too (a peer's spec and status: no secret is ever in either).
 
     Why: the operator keeps a few objects per peer for the peer's lifetime (the credential Secrets,
     the heartbeat's reads), and each watch event or API reply decodes its own copies of the same
@@ -74,6 +75,9 @@ def kept_for_reading(
     for field in fields:
         if field in obj:
             kept[sys.intern(field)] = _keys_interned(obj[field])
+    for field in shared:
+        if field in obj:
+            kept[sys.intern(field)] = _interned(obj[field])
     return kept
 
 

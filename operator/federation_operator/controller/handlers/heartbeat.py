@@ -34,7 +34,7 @@ from federation_operator.adapters.probe import Pinger, PingOutcome
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import EventType, post_event
 from federation_operator.controller.handlers.saturation import LOOP_LAG_TOLERANCE, LoopLag, SaturationWatch
-from federation_operator.domain import api, conditions
+from federation_operator.domain import api, conditions, objects
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import Settings, settings_of
 from federation_operator.domain.probe_classify import unexpected
@@ -57,14 +57,13 @@ def peer_view(body: Mapping[str, Any]) -> dict[str, Any]:
 
     The heartbeat holds one body per peer for the peer's lifetime; the rest of a watch event's
     body (kopf's annotations, which repeat the whole spec as JSON, labels, finalizers, and on a
-    real API server `managedFields`, often larger than the spec) is never read here.
+    real API server `managedFields`, often larger than the spec) is never read here. The strings
+    kept are interned: condition types, reasons, messages and times repeat from peer to peer.
     """
-    meta = body.get("metadata") or {}
-    return {
-        "metadata": {key: meta[key] for key in _META_KEPT if key in meta},
-        "spec": body.get("spec") or {},
-        "status": body.get("status") or {},
-    }
+    view = objects.kept_for_reading(body, metadata=_META_KEPT, shared=("spec", "status"))
+    view.setdefault("spec", {})
+    view.setdefault("status", {})
+    return view
 
 
 @dataclass
@@ -143,6 +142,13 @@ class PeerHeartbeat:
 
     def interval(self) -> float:
         return self.settings().interval.total_seconds()
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """The peer's latest body from the watch. Once it is newer than our last write, that write's
+        copy is not needed any more (`_current` would drop it at the next cycle)."""
+        self.body = peer_view(body)
+        if self.memory.patched is not None and self.meta.get("resourceVersion") != self.memory.patched_over:
+            self.memory.patched = None
 
     def forget(self) -> None:
         """The peer is gone: its metric series go with it."""

@@ -93,7 +93,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
             return
         beat = scheduler.beat_of(key)
         if isinstance(beat, heartbeat.PeerHeartbeat):
-            beat.body = heartbeat.peer_view(body)
+            beat.observe(body)
             return
         scheduler.put(
             key, heartbeat.PeerHeartbeat(context_of(memo), body=body, shared=memo[MEMO_KEY], logger=logger)
