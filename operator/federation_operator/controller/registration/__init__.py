@@ -8,7 +8,7 @@ import kopf
 
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.controller.handlers.secret_cache import SecretCache
-from federation_operator.controller.registration import certs, heartbeat, ingress, metrics, peers
+from federation_operator.controller.registration import certs, heartbeat, ingress, memory, metrics, peers
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -20,3 +20,4 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     heartbeat.register(registry, config, secrets=secrets)
     metrics.register(registry, config)
     ingress.register(registry, config)
+    memory.register(registry, config)
