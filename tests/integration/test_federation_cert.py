@@ -3,12 +3,14 @@
 import base64
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from federation_operator.domain import api
+from tests.harness.kopf_state import change_spec_behind_kopfs_back
 from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
 
@@ -157,3 +159,27 @@ def test_no_private_key_in_logs_events_status_or_annotations(
     for haystack in haystacks:
         assert "PRIVATE KEY" not in haystack
         assert key_body[:40] not in haystack.replace("\n", "")
+
+
+def test_a_spec_change_kopf_believes_handled_reaches_the_status_within_the_check_interval(
+    site_factory: SiteFactory,
+) -> None:
+    """kopf drops a change that returns to the last handled spec while its handlers are in progress
+    (A -> B -> A), so the update handler may never run for the spec the cert ends with. The
+    cert-check timer (`cert_check_interval`) judges the cert as it is, whatever kopf handled. Made
+    here at once: the spec changes together with kopf's diff-base, so kopf runs no change handler."""
+    site = site_factory("eu")
+    interval = site.config.cert_check_interval  # the harness's 1 s
+    before = issued(site, "eu-client", {"subject": "ampora-eu", "duration": "1000h"})["status"]
+    changed = change_spec_behind_kopfs_back(site, CERTS, "eu-client", {"renewBefore": "100h"})
+    generation = changed["metadata"]["generation"]
+    renewal = datetime.fromisoformat(before["notAfter"]) - timedelta(hours=100)
+
+    def judged() -> dict[str, Any] | None:
+        status = dict((site.get(CERTS, "eu-client") or {}).get("status") or {})
+        return status if status.get("observedGeneration") == generation else None
+
+    # Far inside the default interval (60 s): only the configured one can have done it.
+    after = wait_for(judged, timeout=20 * interval, message="the cert judged for its new generation")
+    assert datetime.fromisoformat(after["renewalTime"]) == renewal
+    assert after["thumbprint"] == before["thumbprint"], "a spec edit never re-issues"

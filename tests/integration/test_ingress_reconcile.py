@@ -6,11 +6,10 @@ the last peer takes everything with it. Pins the edge cannot enforce are flagged
 """
 
 import base64
-import json
 
 import pytest
 
-from federation_operator.controller.runner import KOPF_PREFIX, ingress_config_from_env
+from federation_operator.controller.runner import ingress_config_from_env
 from federation_operator.domain import api
 from tests.harness.edge import (
     BUNDLE,
@@ -31,6 +30,7 @@ from tests.harness.edge import (
     thumbprint,
     wait_bundle,
 )
+from tests.harness.kopf_state import change_spec_behind_kopfs_back
 from tests.harness.site import SiteFactory
 from tests.harness.waiting import wait_for
 
@@ -138,23 +138,8 @@ def test_a_spec_change_kopf_believes_handled_still_reaches_the_edge(
     site.create(PEERS, "us-east", peer_spec(us.pin))
     site.create(PEERS, "ap-south", peer_spec(ap.pin, extra.pin))
     wait_bundle(site, {us.pem, ap.pem, extra.pem})
-    annotation = f"{KOPF_PREFIX}/last-handled-configuration"
-    handled = wait_for(
-        lambda: (
-            (read(site, api.API_VERSION, PEERS, "ap-south") or {})["metadata"]
-            .get("annotations", {})
-            .get(annotation)
-        ),
-        message="kopf's diff-base on the peer",
-    )
-    essence = json.loads(handled)
     new_spec = {"suspend": True} if change == "suspend" else {"remoteCertificates": [ap.pin]}
-    essence["spec"].update(new_spec)
-    site.patch(
-        PEERS,
-        "ap-south",
-        {"metadata": {"annotations": {annotation: json.dumps(essence)}}, "spec": new_spec},
-    )
+    change_spec_behind_kopfs_back(site, PEERS, "ap-south", new_spec)
     wait_bundle(site, {us.pem} if change == "suspend" else {us.pem, ap.pem})
 
 
