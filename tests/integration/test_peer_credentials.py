@@ -15,6 +15,7 @@ from federation_operator.domain import api, tokens
 from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.tokens import SecretText
 from federation_operator.plugin import cli
+from tests.harness.kopf_state import change_spec_behind_kopfs_back
 from tests.harness.net import free_port
 from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
@@ -381,3 +382,64 @@ def test_a_restart_judges_converged_peers_without_a_call_per_peer(site_factory: 
     assert seen[("patch", PEERS)] == 0, seen
     assert seen[("create", "secrets")] == 0, seen
     assert seen[("list", "secrets")] == 1, "one LIST at startup fills the Secret cache"
+
+
+def test_a_spec_change_kopf_believes_handled_reaches_the_credentials_within_the_check_interval(
+    site_factory: SiteFactory,
+) -> None:
+    """kopf drops a change that returns to the last handled spec while its handlers are in progress
+    (A -> B -> A), so the update handler may never run for the spec the peer ends with. The
+    periodic check finds such a peer (its CredentialsReady was judged for an older generation:
+    `readiness.check_deadline`) and reads it in full on its next sweep. Made here at once: the
+    spec changes together with kopf's diff-base, so kopf runs no change handler at all."""
+    # 3 s: the safety net (every peer read again FULL_CHECK_EVERY intervals after its last read,
+    # 30 s here) comes after the deadline below, so only the generation rule can have found it.
+    interval = 3.0
+    site = site_factory("eu", peer_check_interval=interval)
+    first, second = "sha256:" + "d" * 64, "sha256:" + "e" * 64
+    site.create(PEERS, "us", peer_spec(inbound={"secretHash": first}))
+    assert ready(site)["inbound"]["fingerprint"] == "d" * 12
+    changed = change_spec_behind_kopfs_back(site, PEERS, "us", {"inbound": {"secretHash": second}})
+    generation = changed["metadata"]["generation"]
+    wait_for(
+        lambda: (
+            hashes(site)["current"] == second
+            and (site.condition(PEERS, "us", "CredentialsReady") or {}).get("observedGeneration")
+            == generation
+        ),
+        timeout=5 * interval,
+        message="the new inbound hash stored and judged for the peer's generation",
+    )
+    assert status(site)["inbound"]["fingerprint"] == "e" * 12
+
+
+def test_after_a_spec_change_kopf_believes_handled_the_peer_follows_its_new_secrets_edits(
+    site_factory: SiteFactory,
+) -> None:
+    """A peer re-reads a user's Secret it names when that Secret changes (the Secret's event).
+    Which Secrets a peer names comes from its spec as every event shows it, not only from the
+    change handlers, which kopf skips for a change it believes handled (A -> B -> A)."""
+    interval = 3.0  # the safety net re-reads every peer only after 30 s: after the deadline below
+    site = site_factory("eu", peer_check_interval=interval)
+
+    def fingerprint(token: str) -> str:
+        return tokens.fingerprint(tokens.hash_token(SecretText(token)))
+
+    put_secret(site, "creds-a", outbound="A" * 43)
+    put_secret(site, "creds-b", outbound="B" * 43)
+    site.create(PEERS, "us", peer_spec(outbound={"secretRef": {"name": "creds-a", "key": "outbound"}}))
+    assert ready(site)["outbound"]["fingerprint"] == fingerprint("A" * 43)
+    change_spec_behind_kopfs_back(
+        site, PEERS, "us", {"outbound": {"secretRef": {"name": "creds-b", "key": "outbound"}}}
+    )
+    wait_for(
+        lambda: status(site)["outbound"]["fingerprint"] == fingerprint("B" * 43),
+        timeout=5 * interval,
+        message="the peer presents creds-b",
+    )
+    put_secret(site, "creds-b", outbound="C" * 43)
+    wait_for(
+        lambda: status(site)["outbound"]["fingerprint"] == fingerprint("C" * 43),
+        timeout=5 * interval,
+        message="the peer follows the edit of creds-b",
+    )

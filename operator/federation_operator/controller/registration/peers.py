@@ -5,6 +5,9 @@ announces (a handoff TTL, a rotation overlap ending) is found by one periodic sw
 (`peer-credentials-check`, see `handlers/periodic.py`), not a kopf timer per peer: each peer's
 status events leave one deadline here (`readiness.check_deadline`), and the sweep reads in full
 only the peers whose deadline has passed, plus a share of those past the safety-net period.
+A spec change kopf believes handled (docs/operations.md, "A change reverted while it was being
+handled") runs no change handler: the status events make such a peer due at once
+(`CredentialsReady` judged for an older generation), and tell which Secrets it names now.
 """
 
 import logging
@@ -95,14 +98,25 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
 
     @kopf.on.event(*PEER, registry=registry, id="peer-credentials-deadline")
     async def peer_deadline(
-        type: str, name: str, namespace: str | None, status: kopf.Status, meta: kopf.Meta, **_: Any
+        type: str,
+        name: str,
+        namespace: str | None,
+        spec: kopf.Spec,
+        status: kopf.Status,
+        meta: kopf.Meta,
+        **_: Any,
     ) -> None:
         handler_context.capture()
         key = (str(namespace), name)
         if type == "DELETED":
             deadlines.pop(key, None)
-        else:
-            deadlines[key] = readiness.check_deadline(status, generation=meta.get("generation"))
+            return
+        deadlines[key] = readiness.check_deadline(status, generation=meta.get("generation"))
+        # kopf skips the change handlers for a spec that returns to the last one it handled while
+        # the handlers of the spec between are still running (A -> B -> A), and those left
+        # `watchers` on B's Secrets: every event says which Secrets the peer names now.
+        if not meta.get("deletionTimestamp"):
+            watchers.watch(key[0], name, peer_handlers.watched_secret_names(name, spec))
 
     @kopf.on.startup(registry=registry, id="peer-credentials-check-start")
     async def sweep_start(memo: kopf.Memo, **_: Any) -> None:
