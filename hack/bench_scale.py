@@ -26,8 +26,11 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
 6. `--restart`: start, converge, SIGTERM, start again on the same sandbox. Reports the shutdown
    time, whether SIGTERM left any credential Secret different from the converged state, what the
    second start re-created or changed (Secrets, tokens: all must be 0), its API calls by verb and
-   resource, and "restart" = second start until its credentials pass has read every peer (the
-   operator's GETs of federationpeers, one per pass) with every peer still `CredentialsReady`.
+   resource, "reconciled" = second start until its credentials passes reached the number of peers
+   (`federation_credentials_passes_total`; the operator's GETs of federationpeers for an operator
+   without that metric) with every peer still `CredentialsReady`, and "pinged" = until every peer's
+   heartbeat finished a cycle (its `federation_heartbeat_peer_state` series); then `--windows`
+   steady windows as in step 3, and the second SIGTERM.
 8. `--index-server`: the federation server's index at N peers against 10. A sandbox holding N
    peers shaped like the operator's (pins in spec, accepted hashes in status), then `federation-operator
    serve` as a subprocess: time from start to `/readyz` 200 (its index synced from the watch) and
