@@ -31,6 +31,30 @@ def wait_for(
         time.sleep(interval)
 
 
+def wait_settled(
+    probe: Callable[[], T],
+    *,
+    quiet: float = 1.0,
+    timeout: float = 10.0,
+    message: str = "value settles",
+) -> T:
+    """Call `probe` until its value has not changed for `quiet` seconds; return that value.
+
+    For counts that follow the last handler by an unannounced delay (kopf's own writes): waiting
+    for the count to stop moving, not for a fixed time."""
+    seen: list[T] = []
+    since = [time.monotonic()]
+
+    def settled() -> tuple[T] | None:
+        now, value = time.monotonic(), probe()
+        if not seen or value != seen[0]:
+            seen[:] = [value]
+            since[0] = now
+        return (value,) if now - since[0] >= quiet else None
+
+    return wait_for(settled, timeout=timeout, message=message)[0]
+
+
 async def async_wait_for(
     probe: Callable[[], Awaitable[T | None]],
     *,

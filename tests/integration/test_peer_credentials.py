@@ -18,7 +18,7 @@ from federation_operator.plugin import cli
 from tests.harness.kopf_state import change_spec_behind_kopfs_back
 from tests.harness.net import free_port
 from tests.harness.site import Site, SiteFactory
-from tests.harness.waiting import wait_for
+from tests.harness.waiting import wait_for, wait_settled
 
 PEERS = api.PEER_PLURAL
 CHECK = {"peer_check_interval": 0.3}
@@ -302,15 +302,7 @@ def test_a_new_peer_is_judged_once_from_the_watch_and_its_own_writes_wake_nothin
 
     site.create(PEERS, "us", peer_spec())
     ready(site)
-    last: list[Any] = [None, time.monotonic()]
-
-    def quiet() -> Counter[tuple[str, str]] | None:
-        now, seen = time.monotonic(), counted()
-        if seen != last[0]:
-            last[:] = [seen, now]
-        return seen if now - last[1] >= 1.0 else None
-
-    seen = wait_for(quiet, timeout=20, message="the operator's reads settle")
+    seen = wait_settled(counted, timeout=20, message="the operator's reads settle")
     assert seen[("create", "secrets")] == 3, seen
     assert seen[("list", "secrets")] == 0, seen
     assert seen[("get", PEERS)] <= 2, seen
@@ -369,15 +361,7 @@ def test_a_restart_judges_converged_peers_without_a_call_per_peer(site_factory: 
 
     # kopf's own writes (its progress annotations) follow the handlers: counted once the operator's
     # calls have been quiet for 1 s.
-    last: list[Any] = [None, time.monotonic()]
-
-    def quiet() -> Counter[tuple[str, str]] | None:
-        now, seen = time.monotonic(), counted()
-        if seen != last[0]:
-            last[:] = [seen, now]
-        return seen if now - last[1] >= 1.0 else None
-
-    seen = wait_for(quiet, timeout=30, message="the operator's calls settle")
+    seen = wait_settled(counted, timeout=30, message="the operator's calls settle")
     assert seen[("get", PEERS)] == 0, seen
     assert seen[("patch", PEERS)] == 0, seen
     assert seen[("create", "secrets")] == 0, seen
