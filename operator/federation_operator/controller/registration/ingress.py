@@ -26,7 +26,8 @@ import kopf
 
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import ingress as ingress_handlers
-from federation_operator.controller.handlers.periodic import HandlerContext, Periodic, bounded
+from federation_operator.controller.handlers.periodic import HandlerContext, bounded
+from federation_operator.controller.registration.periodic import Tick, register_periodic
 from federation_operator.domain import api
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
@@ -94,8 +95,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if not known:
             peers_in.pop(str(namespace), None)
 
-    @kopf.on.startup(registry=registry, id="ingress-check-start")
-    async def sweep_start(memo: kopf.Memo, **_: Any) -> None:
+    async def make_sweep(memo: kopf.Memo) -> Tick:
         context = context_of(memo)
 
         def check(namespace: str) -> Callable[[], Awaitable[None]]:
@@ -113,11 +113,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             ]
             await bounded(jobs, limit=SWEEP_CONCURRENCY, logger=_log, context=handler_context)
 
-        memo[SWEEP_KEY] = Periodic(name=SWEEP_KEY, interval=interval, tick=sweep, logger=_log)
-        memo[SWEEP_KEY].start()
+        return sweep
 
-    @kopf.on.cleanup(registry=registry, id="ingress-check-stop")
-    async def sweep_stop(memo: kopf.Memo, **_: Any) -> None:
-        periodic = memo.get(SWEEP_KEY)
-        if isinstance(periodic, Periodic):
-            await periodic.stop()
+    register_periodic(registry, key=SWEEP_KEY, interval=interval, make_tick=make_sweep, logger=_log)

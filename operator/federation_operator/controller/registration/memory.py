@@ -8,29 +8,22 @@ later burst (a bulk apply, a restart of the API server) freed is returned too.
 
 import asyncio
 import logging
-from typing import Any
 
 import kopf
 
 from federation_operator.adapters.memory import RELEASE_INTERVAL, release_freed_memory
 from federation_operator.controller.config import OperatorConfig
-from federation_operator.controller.handlers.periodic import Periodic
+from federation_operator.controller.registration.periodic import Tick, register_periodic
 
 KEY = "memory-release"
 _log = logging.getLogger(__name__)
 
 
 def register(registry: kopf.OperatorRegistry, _config: OperatorConfig) -> None:
-    @kopf.on.startup(registry=registry, id="memory-release-start")
-    async def release_start(memo: kopf.Memo, **_: Any) -> None:
+    async def make_tick(_memo: kopf.Memo) -> Tick:
         async def tick() -> None:
             await asyncio.to_thread(release_freed_memory)
 
-        memo[KEY] = Periodic(name=KEY, interval=RELEASE_INTERVAL, tick=tick, logger=_log)
-        memo[KEY].start()
+        return tick
 
-    @kopf.on.cleanup(registry=registry, id="memory-release-stop")
-    async def release_stop(memo: kopf.Memo, **_: Any) -> None:
-        periodic = memo.get(KEY)
-        if isinstance(periodic, Periodic):
-            await periodic.stop()
+    register_periodic(registry, key=KEY, interval=RELEASE_INTERVAL, make_tick=make_tick, logger=_log)

@@ -20,9 +20,10 @@ import kopf
 from federation_operator.adapters.metrics import CredentialMetrics
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import peers as peer_handlers
-from federation_operator.controller.handlers.periodic import HandlerContext, Periodic, bounded
+from federation_operator.controller.handlers.periodic import HandlerContext, bounded
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration.metrics import CREDENTIALS_KEY
+from federation_operator.controller.registration.periodic import Tick, register_periodic
 from federation_operator.domain import api
 from federation_operator.domain.claims import SharedClaims
 from federation_operator.domain.credentials import readiness
@@ -118,8 +119,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         if not meta.get("deletionTimestamp"):
             watchers.watch(key[0], name, peer_handlers.watched_secret_names(name, spec))
 
-    @kopf.on.startup(registry=registry, id="peer-credentials-check-start")
-    async def sweep_start(memo: kopf.Memo, **_: Any) -> None:
+    async def make_sweep(memo: kopf.Memo) -> Tick:
         context = context_of(memo)
         # Before kopf's watches start: the credential Secrets in one LIST per scope, not per peer.
         await peer_handlers.prime(context, shared=shared, logger=_log)
@@ -145,14 +145,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
             ]
             await bounded(jobs, limit=SWEEP_CONCURRENCY, logger=_log, context=handler_context)
 
-        memo[SWEEP_KEY] = Periodic(name=SWEEP_KEY, interval=interval, tick=sweep, logger=_log)
-        memo[SWEEP_KEY].start()
+        return sweep
 
-    @kopf.on.cleanup(registry=registry, id="peer-credentials-check-stop")
-    async def sweep_stop(memo: kopf.Memo, **_: Any) -> None:
-        periodic = memo.get(SWEEP_KEY)
-        if isinstance(periodic, Periodic):
-            await periodic.stop()
+    register_periodic(registry, key=SWEEP_KEY, interval=interval, make_tick=make_sweep, logger=_log)
 
     @kopf.on.delete(*PEER, registry=registry, id="peer-credentials-delete")
     async def peer_deleted(body: kopf.Body, logger: kopf.Logger, memo: Any, **_: Any) -> None:
