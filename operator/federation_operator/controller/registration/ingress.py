@@ -47,6 +47,19 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     peers_in: dict[str, set[str]] = {}
     handler_context = HandlerContext()
 
+    async def pass_unless_current(
+        namespace: str, name: str, meta: kopf.Meta, *, gone: bool, logger: kopf.Logger, memo: Any
+    ) -> None:
+        """Run the namespace's pass unless its last one already computed from this peer as it is."""
+        handler_context.capture()
+        if not gone and not meta.get("deletionTimestamp"):
+            peers_in.setdefault(namespace, set()).add(name)
+        if locks.is_current(namespace, name, meta, gone=gone):
+            return
+        await ingress_handlers.reconcile_namespace(
+            context_of(memo), namespace=namespace, locks=locks, logger=logger
+        )
+
     @kopf.on.event(*PEER, registry=registry, id="ingress-watch")
     async def peer_seen(
         type: str | None,
@@ -58,14 +71,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         **_: Any,
     ) -> None:
         # FederationPeer is namespaced: kopf's `None` (cluster-scoped objects) never comes here.
-        handler_context.capture()
-        gone = type == "DELETED"
-        if locks.is_current(str(namespace), name, meta, gone=gone):
-            return
-        if not gone:
-            peers_in.setdefault(str(namespace), set()).add(name)
-        await ingress_handlers.reconcile_namespace(
-            context_of(memo), namespace=str(namespace), locks=locks, logger=logger
+        await pass_unless_current(
+            str(namespace), name, meta, gone=type == "DELETED", logger=logger, memo=memo
         )
 
     @kopf.on.resume(*PEER, registry=registry, id="ingress-resume")
@@ -74,13 +81,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def peer_changed(
         name: str, namespace: str | None, meta: kopf.Meta, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:
-        handler_context.capture()
-        peers_in.setdefault(str(namespace), set()).add(name)
-        if locks.is_current(str(namespace), name, meta, gone=False):
-            return
-        await ingress_handlers.reconcile_namespace(
-            context_of(memo), namespace=str(namespace), locks=locks, logger=logger
-        )
+        await pass_unless_current(str(namespace), name, meta, gone=False, logger=logger, memo=memo)
 
     @kopf.on.delete(*PEER, registry=registry, id="ingress-delete")
     async def peer_deleted(
