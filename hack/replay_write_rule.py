@@ -3,15 +3,17 @@
 Why: `hack/bench_heartbeat.py` measures the rule inside a whole operator on a shared machine,
 where one run takes ten minutes and the latencies are whatever the machine's load makes them.
 This drives `reachability.heartbeat_status` alone (pure, no I/O) the way the heartbeat does
-(carrying its memory between pings: write credit when the rule has one, pings since the last
-write, the previous latency), on the same seeded ping sequences, in seconds. To compare two
+(carrying its memory between pings: write credit when the rule has one, the previous ping's time
+when the rule earns credit from it, pings since the last write, the previous latency), on the same
+seeded ping sequences, in seconds. To compare two
 versions of the rule, run it once per checkout: `PYTHONPATH=<other checkout>/operator python
 hack/replay_write_rule.py`.
 
 Every ping is green and below the slow threshold, so no write is a change of state: what is
 counted is the rule's routine writes (the refresh, latency moves). Interval 30 s; a tenth of the
 slots skipped and a share of pings flagged as taken while the operator was saturated, as under
-`bench_heartbeat.py --peers 1000`.
+`bench_heartbeat.py --peers 1000`. `--interval 6 --clock 5` replays that benchmark's time
+compression: a 6 s interval on the scheduler, pings 30 s apart on the operator's clock.
 """
 
 import argparse
@@ -24,7 +26,6 @@ from typing import Any
 from federation_operator.domain import reachability
 
 SLOW = timedelta(milliseconds=1500)
-INTERVAL = timedelta(seconds=30)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 READY: dict[str, Any] = {
     "conditions": [
@@ -69,7 +70,14 @@ def merged(status: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 def replay(
-    latency: Callable[[random.Random], float], *, pings: int, seed: int, skipped: float, saturated: float
+    latency: Callable[[random.Random], float],
+    *,
+    pings: int,
+    seed: int,
+    skipped: float,
+    saturated: float,
+    interval: timedelta,
+    clock: float,
 ) -> tuple[int, collections.Counter[str]]:
     """(pings after the first, writes after the first by what changed) for one peer."""
     rng = random.Random(seed)
@@ -77,9 +85,9 @@ def replay(
     memory: dict[str, Any] = {}
     previous: timedelta | None = None
     causes: collections.Counter[str] = collections.Counter()
-    has_credit = "write_credit" in reachability.Observation.__dataclass_fields__
+    known = reachability.Observation.__dataclass_fields__
     for number in range(pings):
-        now += INTERVAL * (2 if rng.random() < skipped else 1)
+        now += interval * clock * (2 if rng.random() < skipped else 1)
         took = timedelta(milliseconds=latency(rng))
         since += 1
         fields: dict[str, Any] = {
@@ -87,14 +95,17 @@ def replay(
             "slow_threshold": SLOW,
             "last_success": now,
             "previous_latency": previous,
-            "interval": INTERVAL,
+            "interval": interval,
             "pings_since_write": since,
             "operator_saturated": rng.random() < saturated,
         }
-        if has_credit:
+        if "write_credit" in known:
             fields["write_credit"] = memory.get("write_credit", timedelta())
+        if "previous_probe" in known:
+            fields["previous_probe"] = memory.get("previous_probe")
         update = reachability.heartbeat_status(status, reachability.Observation(**fields), now)
         memory["write_credit"] = getattr(update, "write_credit", None)
+        memory["previous_probe"] = now
         previous = took
         if update.write:
             if number:
@@ -112,14 +123,25 @@ def main() -> int:
     parser.add_argument("--peers", type=int, default=20, help="seeds per latency model")
     parser.add_argument("--skipped", type=float, default=0.1, help="share of slots skipped (saturated)")
     parser.add_argument("--saturated", type=float, default=0.3, help="share of pings taken while saturated")
+    parser.add_argument("--interval", type=float, default=30.0, help="spec.heartbeat.interval, seconds")
+    parser.add_argument(
+        "--clock", type=float, default=1.0, help="operator-clock seconds per scheduler second (bench: 5)"
+    )
     args = parser.parse_args()
-    print(f"rule: {reachability.__file__}")
+    interval = timedelta(seconds=args.interval)
+    print(f"rule: {reachability.__file__}; interval {args.interval:g} s, operator clock x{args.clock:g}")
     for name, latency in LATENCIES.items():
         total_pings = 0
         total: collections.Counter[str] = collections.Counter()
         for seed in range(args.peers):
             pings, causes = replay(
-                latency, pings=args.pings, seed=seed, skipped=args.skipped, saturated=args.saturated
+                latency,
+                pings=args.pings,
+                seed=seed,
+                skipped=args.skipped,
+                saturated=args.saturated,
+                interval=interval,
+                clock=args.clock,
             )
             total_pings += pings
             total.update(causes)

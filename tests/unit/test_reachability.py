@@ -1,12 +1,13 @@
 """The reachability table and the write decision, with `now` injected (no waiting five minutes)."""
 
+import itertools
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from federation_operator.domain.reachability import (
@@ -177,6 +178,7 @@ class Peer:
     previous: timedelta | None = None
     last_success: datetime | None = None
     first_probe: datetime | None = None
+    last_probe: datetime | None = None  # None: the first ping after a start earns no credit
 
     def ping(
         self,
@@ -203,10 +205,12 @@ class Peer:
             interval=self.interval,
             pings_since_write=self.pings_since_write,
             write_credit=self.credit,
+            previous_probe=self.last_probe,
             operator_saturated=saturated,
         )
         update = heartbeat_status(self.status, observation, at)
         self.credit = update.write_credit
+        self.last_probe = at
         self.previous = latency if ok else None
         if update.write:
             self.status = apply(self.status, update.status)
@@ -246,7 +250,9 @@ def test_steady_green_pings_write_only_every_refresh_interval() -> None:
 def test_with_the_interval_known_the_refresh_is_every_eleventh_ping_whatever_the_jitter() -> None:
     """Pings every 30 s on a grid, each stamped up to 200 ms late (scheduling and round trip): the
     10th ping after a write lands at 5 min give or take the noise, so only the half interval makes
-    the refresh independent of it: always the 11th, 10.9 writes per hour against 120 pings."""
+    the refresh independent of it: the 11th, 10.9 writes per hour against 120 pings. (A ping more
+    than 30 s after the previous one earns 30 s: the noise costs a little credit at each late
+    ping, so once in a few hours the credit carried over runs out and the refresh is the 12th.)"""
     rng = random.Random(7)
     peer = Peer()
     peer.ping(T0)
@@ -256,7 +262,8 @@ def test_with_the_interval_known_the_refresh_is_every_eleventh_ping_whatever_the
         pings = peer.pings_since_write + 1
         if peer.ping(now).write:
             spacings.append(pings)
-    assert set(spacings) == {11}
+    assert spacings.count(11) >= len(spacings) - 1
+    assert set(spacings) <= {11, 12}
     assert len(spacings) == 240 // 11
 
 
@@ -265,9 +272,14 @@ def confirmed_move(credit: timedelta) -> tuple[dict[str, object], list[StatusUpd
     status = apply(credentials_ready(), heartbeat_status(credentials_ready(), green(T0, ms=20), T0).status)
     t1, t2 = T0 + INTERVAL, T0 + 2 * INTERVAL
     common: dict[str, Any] = {"interval": INTERVAL, "pings_since_write": 1}
-    first = heartbeat_status(status, green(t1, ms=75, write_credit=credit, **common), t1)
+    first = heartbeat_status(status, green(t1, ms=75, write_credit=credit, previous_probe=T0, **common), t1)
     confirming = green(
-        t2, ms=80, previous_latency=timedelta(milliseconds=75), write_credit=first.write_credit, **common
+        t2,
+        ms=80,
+        previous_latency=timedelta(milliseconds=75),
+        write_credit=first.write_credit,
+        previous_probe=t1,
+        **common,
     )
     second = heartbeat_status(status, confirming, t2)
     return status, [first, second]
@@ -295,14 +307,20 @@ def test_a_latency_move_without_credit_waits_until_pings_have_paid_for_it() -> N
     assert second.status["latencyMilliseconds"] == 80
     # Credit saved earlier (a change of state restarts the refresh period, not the credit).
     saved = timedelta(seconds=150)
-    peer = Peer(status=status, credit=saved + second.write_credit, previous=timedelta(milliseconds=80))
+    peer = Peer(
+        status=status,
+        credit=saved + second.write_credit,
+        previous=timedelta(milliseconds=80),
+        last_probe=T0 + 2 * INTERVAL,
+    )
     peer.pings_since_write = 2
     now, update = T0 + 2 * INTERVAL, second
     while not update.write:
         now += INTERVAL
         update = peer.ping(now, ms=80)
-    # 150 s saved and 30 s a ping pay for a routine write (5 min 30 s) at the 6th ping after the
-    # last write, long before the refresh (the 11th) would have shown it.
+    # 150 s saved and 30 s a ping (two pings at 30 s, then 30 s elapsed per ping) pay for a routine
+    # write (5 min 30 s) at the 6th ping after the last write, long before the refresh (the 11th)
+    # would have shown it.
     assert now - T0 == 6 * INTERVAL
     assert update.changed == ("latency",)
     assert peer.status["latencyMilliseconds"] == 80
@@ -431,19 +449,50 @@ def test_the_refresh_also_waits_for_eleven_pings_so_fewer_pings_never_mean_more_
     assert set(spacings) == {11}
 
 
-def test_at_a_short_interval_a_saturated_refresh_waits_for_the_credit_of_its_pings() -> None:
-    """At a 10 s interval each ping earns 10 s of credit: an operator that sends one ping in three
-    (30 s apart) has waited 5 min 30 s after 11 pings, but refreshes only once 33 pings paid for
-    5 min 30 s, so the budget (10.9 routine writes an hour) holds at any interval."""
-    peer, spacings, now = Peer(interval=timedelta(seconds=10)), [], T0
+def test_pings_that_come_late_against_their_interval_earn_the_time_that_passed() -> None:
+    """At a 10 s interval an operator that sends one ping in three (saturated: 30 s apart) has
+    waited 5 min 30 s after 11 pings, and each of them earned the 30 s that passed: the refresh is
+    every 11 pings, as at 30 s (earning the configured 10 s, it waited 33 pings, 16 min 30 s).
+    The same when the operator's clock runs faster than the scheduler's (`bench_heartbeat.py`'s
+    time compression: a 6 s interval, 30 s apart on the operator's clock)."""
+    for interval in (timedelta(seconds=10), timedelta(seconds=6)):
+        peer, spacings, now = Peer(interval=interval), [], T0
+        peer.ping(now)
+        for _ in range(100):
+            now += timedelta(seconds=30)
+            pings = peer.pings_since_write + 1
+            if peer.ping(now).write:
+                spacings.append(pings)
+        assert set(spacings) == {11}, interval
+
+
+def test_pings_that_come_early_against_their_interval_earn_only_the_time_that_passed() -> None:
+    """Pings closer together than the configured interval (a shortened interval, a clock slower
+    than the scheduler's) earn the seconds that passed, not the interval: routine writes stay at
+    10.9 per hour of elapsed time, however many pings come. A latency that keeps swinging by 2x
+    would otherwise be written every 11 pings: every 55 s here."""
+    peer, writes, now = Peer(interval=timedelta(seconds=30)), [], T0
     peer.ping(now)
-    for _ in range(200):
-        now += timedelta(seconds=30)
-        pings = peer.pings_since_write + 1
-        if peer.ping(now).write:
-            spacings.append(pings)
-    # (The first write's own ping earned 10 s, so the first refresh came one ping earlier.)
-    assert set(spacings[1:]) == {33}
+    for number in range(720):  # an hour, a ping every 5 s
+        now += timedelta(seconds=5)
+        ms = 20 if (number // 2) % 2 else 80  # 20, 20, 80, 80, ...: a confirmed 4x move every other ping
+        update = peer.ping(now, ms)
+        if update.write:
+            writes.append(now)
+    assert 9 <= len(writes) <= 11, "an hour's credit: 10 routine writes of 5 min 30 s"
+
+
+def test_the_first_ping_after_a_start_earns_no_credit() -> None:
+    """No previous ping in memory (a restart): nothing has been seen to pass, so nothing is earned,
+    and a restart never adds routine writes."""
+    first = heartbeat_status(credentials_ready(), green(T0, interval=INTERVAL), T0)
+    assert first.write_credit == timedelta()
+    later = T0 + INTERVAL
+    second = heartbeat_status(credentials_ready(), green(later, previous_probe=T0, interval=INTERVAL), later)
+    assert second.write_credit == INTERVAL
+    long_after = T0 + timedelta(hours=1)
+    capped = heartbeat_status(credentials_ready(), green(long_after, previous_probe=T0), long_after)
+    assert capped.write_credit == timedelta(seconds=30), "at most 30 s a ping"
 
 
 def test_accepted_fingerprint_and_presented_certificate_changes_are_written() -> None:
@@ -498,13 +547,16 @@ def test_status_never_holds_more_than_the_failure_message_given() -> None:
     assert update.status["lastFailure"]["message"] == "remote says: bad token"
 
 
-# One ping of a generated sequence: slots skipped before it (1 = the next slot), its latency, green
-# or not, the failed factor, and whether the operator was saturated or its loop late.
+# One ping of a generated sequence: how far after the previous one it comes, in intervals (below 1:
+# early, as after a shortened interval; above 1: slots skipped), its latency, green or not, the
+# failed factor, and whether the operator was saturated or its loop late.
 PINGS = st.lists(
     st.tuples(
-        st.integers(min_value=1, max_value=4),
-        st.integers(min_value=1, max_value=3000),
-        st.booleans(),
+        st.sampled_from([0.1, 0.25, 0.5, 1.0, 1.0, 2.0, 3.0, 4.0]),
+        # Mostly green and below the slow threshold: runs of pings without a change of state are
+        # where routine writes (what the budget bounds) happen.
+        st.integers(min_value=1, max_value=999) | st.integers(min_value=1, max_value=3000),
+        st.sampled_from([True, True, True, False]),
         st.sampled_from(["Network", "Timeout", "TLS"]),
         st.booleans(),
     ),
@@ -514,19 +566,23 @@ PINGS = st.lists(
 # Generating 400 pings takes long on a loaded 2-core machine; what is checked does not depend on it.
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INTERVALS = st.sampled_from([1, 5, 10, 30, 60, 300]).map(lambda seconds: timedelta(seconds=seconds))
+# Seconds of the operator's clock (which stamps the pings) per second of the scheduler's: 1 in
+# production; `bench_heartbeat.py` runs the operator's 5x faster; 0.2 stands for pings that keep
+# coming sooner than the configured interval says.
+CLOCKS = st.sampled_from([0.2, 1.0, 1.0, 5.0])
 
 
-Ping = tuple[int, int, bool, str, bool]
+Ping = tuple[float, int, bool, str, bool]
 
 
 def drive(
-    interval: timedelta, pings: list[Ping], *, start_credit: timedelta = timedelta()
+    interval: timedelta, pings: list[Ping], *, start_credit: timedelta = timedelta(), clock: float = 1.0
 ) -> list[tuple[datetime, dict[str, object], StatusUpdate]]:
     """Every ping of a sequence through `Peer`: (time, the status before it, its update)."""
     peer, now, seen = Peer(interval=interval, credit=start_credit), T0, []
     rng = random.Random(len(pings))
-    for skipped, ms, ok, factor, saturated in pings:
-        now += skipped * interval + timedelta(milliseconds=rng.uniform(0, 200))
+    for after, ms, ok, factor, saturated in pings:
+        now += (after * interval + timedelta(milliseconds=rng.uniform(0, 200))) * clock
         before = peer.status
         update = peer.ping(now, ms, ok=ok, saturated=saturated, failure=Failure(factor, f"{factor} failed"))
         seen.append((now, before, update))
@@ -539,16 +595,27 @@ def routine(update: StatusUpdate) -> bool:
 
 
 @PROPERTY
-@given(interval=INTERVALS, pings=PINGS, start_credit=st.sampled_from([timedelta(), CREDIT_CAP]))
+@given(interval=INTERVALS, pings=PINGS, start_credit=st.sampled_from([timedelta(), CREDIT_CAP]), clock=CLOCKS)
+# Pings 6 s apart on the operator's clock at a 30 s interval, the latency swinging 4x every two
+# pings: generated sequences find this seldom, and earning the configured interval breaks it.
+@example(
+    interval=INTERVAL,
+    pings=[(1.0, 20 if (number // 2) % 2 else 80, True, "Network", False) for number in range(120)],
+    start_credit=timedelta(),
+    clock=0.2,
+)
 def test_routine_writes_stay_within_the_budget_whatever_the_pings(
-    interval: timedelta, pings: list[Ping], start_credit: timedelta
+    interval: timedelta, pings: list[Ping], start_credit: timedelta, clock: float
 ) -> None:
     """The budget of docs/reachability.md: routine writes (latency moves, the refresh) are paid
-    from credit, each ping earning min(interval, 30 s) and each write costing 5 min 30 s: at most one
-    per 11 pings and 10.9 per hour beyond the credit held at the start (at most two writes' worth)."""
-    seen = drive(interval, pings, start_credit=start_credit)
+    from credit, each ping earning the time since the previous ping (at most 30 s, nothing for the
+    first) and each write costing 5 min 30 s: never more than the time that passed, at most one per
+    11 pings and 10.9 per hour beyond the credit held at the start (at most two writes' worth),
+    whether the pings come on their interval, early or late."""
+    seen = drive(interval, pings, start_credit=start_credit, clock=clock)
     writes = [at for at, _, update in seen if routine(update)]
-    earned = len(seen) * min(interval, timedelta(seconds=30))
+    times = [at for at, _, _ in seen]
+    earned = sum((min(b - a, timedelta(seconds=30)) for a, b in itertools.pairwise(times)), timedelta())
     assert len(writes) * ROUTINE_WRITE_COST <= start_credit + earned
     assert len(writes) <= start_credit / ROUTINE_WRITE_COST + len(seen) / 11
     for index, first in enumerate(writes):

@@ -48,16 +48,19 @@ HYSTERESIS: Final = 0.2
 # A latency move a reader should see is one by at least this factor (and out of its bucket):
 # smaller swings are the spread of a shared host, and the next refresh shows them anyway.
 LATENCY_FACTOR: Final = 2.0
-# The write budget. Every ping earns its interval's worth of credit, at most `CREDIT_PER_PING`; a
-# routine write (refresh or latency move) costs `ROUTINE_WRITE_COST`. Pings of one peer are at
-# least an interval apart, so the credit earned in an hour is at most an hour: routine writes are
-# at most one per 11 pings and 10.9 per hour on average, whatever the interval, the latencies or
-# the saturation. That is the refresh's own rate at the default interval, so a latency move that
-# keeps coming back takes the refresh's place instead of adding to it (a budget of one write per
-# 10 pings is reached whenever the latency keeps swinging: no margin under the 10x target of
-# issue 17). Credit is kept up to `CREDIT_CAP` (one write beyond the next): a
-# state change restarts the refresh period but not the credit, which is what pays for a latency
-# move before the next refresh.
+# The write budget. Every ping earns the time elapsed on the operator's clock since the peer's
+# previous ping, at most `CREDIT_PER_PING` (nothing for the first ping after a start); a routine
+# write (refresh or latency move) costs `ROUTINE_WRITE_COST`. The credit earned in an hour is then
+# at most an hour whenever the pings come (late, early, or on a clock that is not the scheduler's),
+# and at most 30 s a ping: routine writes are at most one per 11 pings and 10.9 per hour on
+# average, whatever the interval, the latencies or the saturation. (Earning the configured
+# interval instead overpays pings that come early and underpays late ones: a saturated operator
+# at a 10 s interval sending a ping every 30 s would refresh every 33 pings, not 11.) That is the
+# refresh's own rate at the default interval, so a latency move that keeps coming back takes the
+# refresh's place instead of adding to it (a budget of one write per 10 pings is reached whenever
+# the latency keeps swinging: no margin under the 10x target of issue 17). Credit is kept up to
+# `CREDIT_CAP` (one write beyond the next): a state change restarts the refresh period but not the
+# credit, which is what pays for a latency move before the next refresh.
 CREDIT_PER_PING: Final = timedelta(seconds=30)
 ROUTINE_WRITE_COST: Final = timedelta(minutes=5, seconds=30)
 CREDIT_CAP: Final = 2 * ROUTINE_WRITE_COST
@@ -175,6 +178,9 @@ class Observation:
     # Write credit left before this ping (the heartbeat's memory; 0 after a restart): what pays for
     # routine writes. See CREDIT_PER_PING.
     write_credit: timedelta = timedelta()
+    # When the peer's previous ping finished, on the operator's clock (the heartbeat's memory; None
+    # for the first ping after a start): this ping earns the time elapsed since, at most 30 s.
+    previous_probe: datetime | None = None
     # The operator has more pings due than it can send, or its event loop ran late while this ping
     # was in flight: a green ping's latency includes our own queueing, so it is no evidence that
     # the remote is Slow (nor that its latency moved).
@@ -370,7 +376,7 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
 
     credit = observation.write_credit
     if result is not None:
-        credit = min(CREDIT_CAP, credit + min(observation.interval, CREDIT_PER_PING))
+        credit = min(CREDIT_CAP, credit + earned_credit(result.time, previous=observation.previous_probe))
     last_probe = parse_rfc3339(old_status.get("lastProbeTime"))
     refresh_due = REFRESH_INTERVAL + observation.interval / 2
     pinged_enough = observation.pings_since_write is None or observation.pings_since_write >= REFRESH_PINGS
@@ -395,6 +401,15 @@ def heartbeat_status(old_status: Mapping[str, Any], observation: Observation, no
         changed=tuple(changed),
         write_credit=credit,
     )
+
+
+def earned_credit(probe: datetime, *, previous: datetime | None) -> timedelta:
+    """The write credit a ping earns: the time since the peer's previous ping, at most
+    `CREDIT_PER_PING`; nothing for the first ping after a start (no previous ping in memory) or
+    when the clock went back."""
+    if previous is None:
+        return timedelta()
+    return max(timedelta(), min(CREDIT_PER_PING, probe - previous))
 
 
 def _int(value: object) -> int:

@@ -95,6 +95,7 @@ class Memory:
     previous_latency: timedelta | None = None  # of the last ping, when it was green
     pings_since_write: int = 0
     write_credit: timedelta = timedelta()  # pays for routine writes (reachability.CREDIT_PER_PING)
+    last_probe: datetime | None = None  # when the previous ping finished (operator's clock): earns credit
 
 
 # What a cycle was doing, and the factor an unexpected error there is blamed on: a malformed
@@ -253,9 +254,11 @@ class PeerHeartbeat:
             interval=settings.interval,
             pings_since_write=self.memory.pings_since_write,
             write_credit=self.memory.write_credit,
+            previous_probe=self.memory.last_probe,
             operator_saturated=self.shared.load.saturated or loop_lagged,
         )
         self.memory.previous_latency = outcome.latency if outcome.ok else None
+        self.memory.last_probe = now
         update = await self._write(observation)
         self.memory.write_credit = update.write_credit
         self.shared.metrics.set_state(
