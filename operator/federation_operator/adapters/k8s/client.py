@@ -12,7 +12,6 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, cast
@@ -21,6 +20,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from federation_operator import __version__
+from federation_operator.adapters.k8s.call_threads import CallThreads, PoolClosed
 from federation_operator.adapters.k8s.resources import Resource
 
 Obj = dict[str, Any]
@@ -49,6 +49,13 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
+
+
+class Stopped(ApiError):
+    """The connection was closed (the operator is stopping): the call was never sent."""
+
+    def __init__(self) -> None:
+        super().__init__(status=0, reason="Stopped", message="the client is closed; the call was not sent")
 
 
 class NotFound(ApiError):
@@ -111,9 +118,10 @@ class Kube:
         # Our own User-Agent: audit logs (and the RBAC proof) can tell the operator's calls apart.
         api_client.user_agent = user_agent
         self._api = api_client
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+        self._pool = CallThreads(workers=workers, name="kube")
         self._tally = _Tally()
         self._owns_connection = True
+        self._lanes: list[Kube] = []  # shared with every lane: closing the connection closes them
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None, *, user_agent: str = OPERATOR_AGENT) -> "Kube":
@@ -129,14 +137,23 @@ class Kube:
         served per pool, so a caller that must stay timely (the heartbeat) gets a lane: it never
         waits behind a burst of other calls (thousands of reconciles after a restart) for a thread.
         Writes are counted with this connection's; closing the lane leaves the connection open."""
-        lane = copy.copy(self)  # the same class (a subclass's overrides too), client and tally
-        lane._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"kube-{name}")
+        lane = copy.copy(self)  # the same class (a subclass's overrides too), client, tally and lanes
+        lane._pool = CallThreads(workers=workers, name=f"kube-{name}")
         lane._owns_connection = False
+        self._lanes.append(lane)
         return lane
 
+    @property
+    def closed(self) -> bool:
+        return self._pool.closed
+
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Refuse new calls (`Stopped`) and fail the queued ones; a call on the wire is abandoned
+        when the process exits (see `call_threads`). The connection closes its lanes too."""
+        self._pool.close()
         if self._owns_connection:
+            for lane in self._lanes:
+                lane.close()
             self._api.close()
 
     def _call(
@@ -163,7 +180,8 @@ class Kube:
                 method, url, header_params=headers, body=payload, _request_timeout=30
             )
             data = response.read()
-            if response.status not in TRANSIENT_STATUSES or delay is None:
+            # Once closed, an answer is final: a stopping operator retries nothing.
+            if response.status not in TRANSIENT_STATUSES or delay is None or self._pool.closed:
                 break
             # Runs in our own worker thread, never on the event loop.
             time.sleep(_retry_delay(delay, response.headers.get("Retry-After")))
@@ -172,10 +190,12 @@ class Kube:
         return cast(Obj, json.loads(data or b"{}"))
 
     async def _run(self, method: str, path: str, **kwargs: Any) -> Obj:
-        loop = asyncio.get_running_loop()
         if method != "GET":
             self._tally.count += 1
-        return await loop.run_in_executor(self._pool, lambda: self._call(method, path, **kwargs))
+        try:
+            return await asyncio.wrap_future(self._pool.submit(lambda: self._call(method, path, **kwargs)))
+        except PoolClosed:
+            raise Stopped() from None
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:
         try:
