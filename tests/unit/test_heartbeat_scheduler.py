@@ -182,6 +182,32 @@ async def test_put_of_a_known_peer_keeps_its_slot_and_uses_the_new_interval_from
     assert scheduler.peers == 1
 
 
+async def test_expedite_runs_a_waiting_peer_now_and_its_grid_continues_from_there(
+    scheduler: Scheduler[str],
+) -> None:
+    """A cycle that had nothing to do yet (credentials not judged) is run at once when that changes,
+    not one interval later; a peer whose cycle is running is left alone."""
+    beat = Beat(every=60.0)  # the next slot is a minute away after each cycle
+    scheduler.put("p", beat)
+    scheduler.expedite("p")  # its jittered first slot is up to a minute away: now instead
+    await until(lambda: len(beat.dues) == 1, "the first cycle, at once")
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    scheduler.expedite("p")
+    await until(lambda: len(beat.dues) == 2, "the next cycle, at once")
+    assert beat.starts[1] - asked < 5.0, "not the slot a minute later"
+    hold = asyncio.Event()
+    held = Beat(every=60.0, hold=hold)
+    scheduler.put("held", held)
+    scheduler.expedite("held")
+    await until(lambda: held.running == 1, "a cycle running")
+    scheduler.expedite("held")  # while it runs: nothing
+    hold.set()
+    await until(lambda: held.running == 0, "the cycle done")
+    assert len(held.dues) == 1, "no second cycle from an expedite while the first ran"
+    scheduler.expedite("unknown")  # a peer the scheduler does not know: nothing
+
+
 async def test_stop_ends_every_cycle_at_once_however_many_peers(seen: Seen) -> None:
     scheduler: Scheduler[str] = Scheduler(workers=8, hooks=SchedulerHooks(on_start=seen.started))
     scheduler.start()

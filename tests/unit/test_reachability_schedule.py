@@ -1,17 +1,49 @@
 """The heartbeat's schedule and settings: drift-free slots, defaults, and what bounds a ping."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from federation_operator.domain.heartbeat_schedule import (
     CALM_FOR,
+    CREDENTIALS_WAIT,
     LATE_AFTER,
     Saturation,
+    awaits_credentials,
     judge_saturation,
     next_slot,
     settings_of,
 )
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def credentials(status: str, generation: int | None) -> dict[str, Any]:
+    condition: dict[str, Any] = {"type": "CredentialsReady", "status": status, "reason": "X", "message": ""}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return {"conditions": [condition]}
+
+
+def test_a_cycle_waits_until_the_credentials_are_judged_for_the_current_spec() -> None:
+    new_peer: dict[str, Any] = {}
+    assert awaits_credentials(new_peer, generation=1, waiting_since=None, now=NOW)
+    assert awaits_credentials(credentials("True", 1), generation=2, waiting_since=None, now=NOW), (
+        "judged for an older spec"
+    )
+    assert not awaits_credentials(credentials("True", 2), generation=2, waiting_since=None, now=NOW)
+    # Judged not ready is judged: the cycle pings and reports the honest failure.
+    assert not awaits_credentials(credentials("False", 2), generation=2, waiting_since=None, now=NOW)
+    # An older operator's condition without a generation: the peer is not new.
+    assert not awaits_credentials(credentials("True", None), generation=2, waiting_since=None, now=NOW)
+
+
+def test_a_cycle_waits_for_the_credentials_a_bounded_time_only() -> None:
+    """A stalled credentials handler must not silence the heartbeat: after the wait it pings."""
+    since = NOW - CREDENTIALS_WAIT
+    assert awaits_credentials({}, generation=1, waiting_since=since + timedelta(seconds=1), now=NOW)
+    assert not awaits_credentials({}, generation=1, waiting_since=since, now=NOW)
 
 
 def test_slots_stay_on_the_grid_however_long_each_cycle_took() -> None:

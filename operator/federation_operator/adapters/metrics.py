@@ -75,6 +75,12 @@ class HeartbeatMetrics:
             ["factor"],
             registry=self.registry,
         )
+        self.deferred = Counter(
+            "federation_heartbeat_deferred_cycles",
+            "Heartbeat cycles skipped because the peer's credentials were not judged yet for its "
+            "current spec (a new peer before the credentials handler wrote its Secrets and status).",
+            registry=self.registry,
+        )
         self.status_writes = Counter(
             "federation_heartbeat_status_writes",
             "Status writes made by the heartbeat (only when a reader sees a change, or a refresh).",

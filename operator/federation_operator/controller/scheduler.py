@@ -138,6 +138,19 @@ class Scheduler(Generic[K]):
         now = asyncio.get_running_loop().time()
         self._push(key, peer, now + self.rng.uniform(0, max(beat.interval(), 0.0)))
 
+    def expedite(self, key: K) -> None:
+        """Run a waiting peer's next cycle now rather than at its slot; its grid continues from now.
+
+        For a cycle that had nothing to do yet (its peer's credentials not judged) and now has: the
+        first ping then follows the credentials at once instead of one interval later. A peer that
+        is due, queued or running is left as it is."""
+        peer = self._peers.get(key)
+        if peer is None or peer.running is not None:
+            return
+        now = asyncio.get_running_loop().time()
+        if peer.due > now:
+            self._push(key, peer, now)
+
     def remove(self, key: K) -> Beat | None:
         """Forget a peer: its slot is dropped and its running cycle, if any, cancelled."""
         peer = self._peers.pop(key, None)

@@ -1,11 +1,12 @@
-"""A heartbeat's settings (`spec.heartbeat`, with defaults) and its drift-free slot grid (pure)."""
+"""A heartbeat's settings (`spec.heartbeat`, with defaults), its drift-free slot grid, when a cycle
+waits for the peer's credentials, and the operator's saturation (pure)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from federation_operator.domain import durations
+from federation_operator.domain import condition_types, conditions, durations
 
 DEFAULT_INTERVAL: Final = timedelta(seconds=30)
 DEFAULT_TIMEOUT: Final = timedelta(seconds=10)
@@ -43,6 +44,41 @@ def next_slot(*, previous: float, now: float, step: float) -> float:
     if upcoming <= now:
         upcoming += step * (1 + (now - upcoming) // step)
     return upcoming
+
+
+# How long a peer's cycles wait for its credentials to be judged at most. The credentials handler
+# judges a new peer within a second or two; this bound only keeps a broken or stalled credentials
+# handler from silencing the heartbeat: after it, the cycle pings and reports what it finds.
+CREDENTIALS_WAIT: Final = timedelta(minutes=2)
+
+
+def credentials_judged(status: Mapping[str, Any], *, generation: int | None) -> bool:
+    """Whether the credentials handler has judged the peer under its current spec: a
+    `CredentialsReady` condition (True or False) for this generation or a newer one.
+
+    A condition without `observedGeneration` (written by an older operator) counts as judged: the
+    peer is not new."""
+    condition = conditions.get_condition(status.get("conditions") or [], condition_types.CREDENTIALS_READY)
+    if condition is None:
+        return False
+    observed = condition.get("observedGeneration")
+    return not isinstance(observed, int) or generation is None or observed >= generation
+
+
+def awaits_credentials(
+    status: Mapping[str, Any], *, generation: int | None, waiting_since: datetime | None, now: datetime
+) -> bool:
+    """Whether a cycle should make no ping and write nothing yet: the peer's credentials are not
+    judged for its current spec, and have not been awaited for `CREDENTIALS_WAIT`.
+
+    Why: a new peer's first slot falls anywhere within its interval, often before the
+    credentials handler has created its generated outbound Secret; pinging then reports the
+    missing Secret (`Degraded`, factor `Secret`) for one interval, a failure that was never the
+    link's. Credentials judged not ready (`CredentialsReady=False`) are judged: the cycle pings and
+    reports the honest failure."""
+    if credentials_judged(status, generation=generation):
+        return False
+    return waiting_since is None or now - waiting_since < CREDENTIALS_WAIT
 
 
 # A cycle that starts more than this after its slot while others still wait for a worker means

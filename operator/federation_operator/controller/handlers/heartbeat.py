@@ -36,7 +36,12 @@ from federation_operator.controller.handlers.events import EventType, post_event
 from federation_operator.controller.handlers.saturation import LOOP_LAG_TOLERANCE, LoopLag, SaturationWatch
 from federation_operator.domain import api, conditions, objects
 from federation_operator.domain.factors import Factor
-from federation_operator.domain.heartbeat_schedule import Settings, settings_of
+from federation_operator.domain.heartbeat_schedule import (
+    Settings,
+    awaits_credentials,
+    credentials_judged,
+    settings_of,
+)
 from federation_operator.domain.probe_classify import unexpected
 from federation_operator.domain.reachability import (
     Failure,
@@ -96,6 +101,8 @@ class Memory:
     pings_since_write: int = 0
     write_credit: timedelta = timedelta()  # pays for routine writes (reachability.CREDIT_PER_PING)
     last_probe: datetime | None = None  # when the previous ping finished (operator's clock): earns credit
+    # Since when cycles have waited for the peer's credentials to be judged (None: not waiting).
+    awaiting_credentials_since: datetime | None = None
 
 
 # What a cycle was doing, and the factor an unexpected error there is blamed on: a malformed
@@ -151,6 +158,13 @@ class PeerHeartbeat:
         if self.memory.patched is not None and self.meta.get("resourceVersion") != self.memory.patched_over:
             self.memory.patched = None
 
+    def credentials_arrived(self) -> bool:
+        """Cycles have waited for the peer's credentials, and the latest body shows them judged: the
+        scheduler may run the next cycle now (`Scheduler.expedite`)."""
+        if self.memory.awaiting_credentials_since is None:
+            return False
+        return credentials_judged(self._current()[0], generation=self.meta.get("generation"))
+
     def forget(self) -> None:
         """The peer is gone: its metric series go with it."""
         self.shared.metrics.forget(namespace=self.namespace, peer=self.name)
@@ -199,6 +213,20 @@ class PeerHeartbeat:
                 namespace=self.namespace, peer=self.name, state=update.reachability.value
             )
             return
+        now = self.context.clock()
+        if awaits_credentials(
+            self._current()[0],
+            generation=self.meta.get("generation"),
+            waiting_since=self.memory.awaiting_credentials_since,
+            now=now,
+        ):
+            # No ping before the credentials handler has judged this spec: its first reachability
+            # would be the missing generated Secret's, not the link's (heartbeat_schedule).
+            if self.memory.awaiting_credentials_since is None:
+                self.memory.awaiting_credentials_since = now
+            self.shared.metrics.deferred.inc()
+            return
+        self.memory.awaiting_credentials_since = None
         loaded = await self.reads.load(self.body, last_failure_factor=self.memory.last_failure_factor)
         started = time.perf_counter()
         loop_since = self.shared.loop_lag.clock()

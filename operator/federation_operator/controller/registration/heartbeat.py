@@ -94,6 +94,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         beat = scheduler.beat_of(key)
         if isinstance(beat, heartbeat.PeerHeartbeat):
             beat.observe(body)
+            if beat.credentials_arrived():
+                scheduler.expedite(key)
             return
         scheduler.put(
             key, heartbeat.PeerHeartbeat(context_of(memo), body=body, shared=memo[MEMO_KEY], logger=logger)
