@@ -25,6 +25,7 @@ from federation_operator.domain.reachability import (
     latency_moved,
     reachability,
     remembered,
+    timeout_of_own_lag,
 )
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -434,6 +435,26 @@ def test_a_saturated_operator_does_not_call_a_slow_ping_slow_nor_rewrite_the_lat
     fast = heartbeat_status(slow_status, green(again, ms=20, operator_saturated=True), again)
     assert fast.reachability is Reachability.REACHABLE
     assert fast.write
+
+
+def test_a_timeout_while_the_loop_ran_late_is_no_evidence_for_a_minute_after_the_last_success() -> None:
+    timeout = Failure("Timeout", "no reply within the 10 s timeout")
+    recent = T0 - timedelta(seconds=30)
+
+    def own_lag(
+        failure: Failure | None, *, lagged: bool = True, last_success: datetime | None = recent
+    ) -> bool:
+        return timeout_of_own_lag(failure=failure, loop_lagged=lagged, last_success=last_success, now=T0)
+
+    assert own_lag(timeout)
+    assert not own_lag(timeout, lagged=False), "our loop on time: the remote was slow"
+    assert not own_lag(Failure("Network", "connection refused")), "only a timeout can be our lag"
+    assert not own_lag(None)
+    # A minute after the last success the timeout is written whatever the loop did: a remote that
+    # stopped answering is reported even by an operator that stays overloaded.
+    assert own_lag(timeout, last_success=T0 - timedelta(minutes=1))
+    assert not own_lag(timeout, last_success=T0 - timedelta(minutes=1, seconds=1))
+    assert not own_lag(timeout, last_success=None), "never succeeded: nothing to keep"
 
 
 def test_the_refresh_also_waits_for_eleven_pings_so_fewer_pings_never_mean_more_writes_per_ping() -> None:

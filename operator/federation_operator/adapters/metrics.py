@@ -75,6 +75,12 @@ class HeartbeatMetrics:
             ["factor"],
             registry=self.registry,
         )
+        self.own_lag_timeouts = Counter(
+            "federation_heartbeat_own_lag_timeouts",
+            "Pings that timed out while the operator's event loop ran late, not taken as evidence "
+            "against the remote (the previous reachability kept, retried at the next slot).",
+            registry=self.registry,
+        )
         self.deferred = Counter(
             "federation_heartbeat_deferred_cycles",
             "Heartbeat cycles skipped because the peer's credentials were not judged yet for its "

@@ -147,6 +147,28 @@ class Failure:
     message: str
 
 
+def timeout_of_own_lag(
+    *, failure: Failure | None, loop_lagged: bool, last_success: datetime | None, now: datetime
+) -> bool:
+    """Whether a failed ping is no evidence against the remote: it timed out while the operator's
+    event loop ran late (the loop-lag rule), and the last success is recent enough
+    (`FRESH_FOR`) that the stored reachability still stands on its own.
+
+    An operator short of CPU reads replies late: a remote that answered in time can still run
+    out of our timeout while the reply waits for the loop. Such a ping is retried at the next slot
+    instead of writing `Degraded` (Timeout). Bounded: once the last success is older than
+    `FRESH_FOR`, a timeout is written whatever the loop did, so a remote that really stopped
+    answering is reported within a minute and one interval even by an overloaded operator.
+    """
+    return (
+        failure is not None
+        and failure.factor == Factor.TIMEOUT
+        and loop_lagged
+        and last_success is not None
+        and now - last_success <= FRESH_FOR
+    )
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the heartbeat saw, plus what it remembers between pings.

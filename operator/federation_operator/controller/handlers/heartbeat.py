@@ -50,6 +50,7 @@ from federation_operator.domain.reachability import (
     StatusUpdate,
     heartbeat_status,
     remembered,
+    timeout_of_own_lag,
 )
 
 _STATUS_ATTEMPTS: Final = 3
@@ -255,6 +256,17 @@ class PeerHeartbeat:
         self._step = STEP_STATUS
         # Our loop ran late while this ping was in flight: part of its latency is ours.
         lagged = self.shared.loop_lag.worst_since(loop_since) > LOOP_LAG_TOLERANCE
+        if timeout_of_own_lag(
+            failure=outcome.failure,
+            loop_lagged=lagged,
+            last_success=self.memory.last_success,
+            now=self.context.clock(),
+        ):
+            # Maybe only our loop was late to read the reply: keep what the status says, and let
+            # the next slot's ping decide (reachability.timeout_of_own_lag).
+            self.shared.metrics.own_lag_timeouts.inc()
+            self.logger.debug("peer %s timed out while the operator's loop ran late: not recorded", self.name)
+            return
         await self._record(outcome, settings, loop_lagged=lagged)
 
     async def _record(self, outcome: PingOutcome, settings: Settings, *, loop_lagged: bool = False) -> None:

@@ -1,0 +1,120 @@
+"""A ping that timed out while the operator's own event loop ran late does not make a healthy link
+Degraded; a minute after the last success it does, however late the loop keeps running.
+
+The loop-lag rule's measurement (`LoopLag`) is replaced by one the test sets, so "the loop was late
+during this ping" is a fact of the test, not of the machine's load: the rule's decision is what is
+under test (the measurement has its own tests, tests/unit/test_loop_lag.py). The remote is a
+stand-in that answers at once, then slower than the peer's timeout.
+"""
+
+import threading
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.controller.config import OperatorContext
+from federation_operator.controller.handlers.saturation import LoopLag
+from federation_operator.controller.registration import heartbeat as heartbeat_registration
+from federation_operator.domain import api
+from tests.harness.clock import Clock
+from tests.harness.heartbeat import StandInRemote
+from tests.harness.net import free_port
+from tests.harness.server import Keys
+from tests.harness.site import SiteFactory, issued_pem
+from tests.harness.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+PEERS = api.PEER_PLURAL
+HEARTBEAT = {"interval": "1s", "timeout": "500ms", "slowThreshold": "400ms"}
+TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
+OWN_LAG = "federation_heartbeat_own_lag_timeouts_total"
+
+
+class SetLoopLag(LoopLag):
+    """The loop is late while `late` is set, on time otherwise: what the heartbeat asks of it."""
+
+    late = threading.Event()
+
+    def worst_since(self, since: float) -> float:
+        return 10.0 if self.late.is_set() else 0.0
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Unlabelled samples of the operator's /metrics, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_a_timeout_while_the_loop_ran_late_keeps_the_link_until_a_minute_without_success(
+    site_factory: SiteFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SetLoopLag.late.clear()
+    monkeypatch.setattr(heartbeat_registration, "LoopLag", SetLoopLag)
+    port = free_port()
+    clock = Clock()
+    site = site_factory("eu", operator=False, metrics_port=port, metrics_host="127.0.0.1")
+    site.start_operator(
+        context=OperatorContext(
+            config=site.config, kube=Kube.from_kubeconfig(site.kubeconfig), clock=clock.now
+        )
+    )
+    keys = Keys.create(tmp_path)
+    site.core.create_namespaced_config_map(
+        site.namespace, {"metadata": {"name": "federation-ca"}, "data": {"ca.crt": keys.ca.read_text()}}
+    )
+    pem = issued_pem(site, "eu-client")
+    remote = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
+    remote.start()
+    try:
+        site.create(
+            PEERS,
+            "us",
+            {
+                "endpoint": remote.url,
+                "remoteCertificates": [{"pem": pem}],
+                "clientCertificateRef": {"name": "eu-client"},
+                "heartbeat": HEARTBEAT,
+                "serverTrust": TRUST,
+            },
+        )
+
+        def status() -> dict[str, Any]:
+            return dict((site.get(PEERS, "us") or {}).get("status") or {})
+
+        wait_for(lambda: status().get("reachability") == "Reachable", timeout=30, message="the link up")
+
+        # The remote now answers after the timeout, and the loop "was late" during every ping.
+        SetLoopLag.late.set()
+        remote.delay = 2.0
+        wait_for(
+            lambda: scrape(port).get(OWN_LAG, 0.0) >= 3 or status().get("reachability") != "Reachable",
+            timeout=30,
+            message="three timeouts while the loop ran late",
+        )
+        kept = status()
+        assert kept.get("reachability") == "Reachable", f"a timeout of our own lag was written: {kept}"
+        assert "lastFailure" not in kept
+
+        # A minute after the last success, the loop's lateness no longer excuses a timeout.
+        clock.advance(timedelta(minutes=2))
+        written = wait_for(
+            lambda: (now := status()).get("reachability") == "Degraded" and now,
+            timeout=30,
+            message="Degraded once the last success is more than a minute old",
+        )
+        assert written["lastFailure"]["factor"] == "Timeout"
+    finally:
+        SetLoopLag.late.clear()
+        site.stop_operator()  # before the remote, so that no ping is cut off by its loop closing
+        remote.stop()
