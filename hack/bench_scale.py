@@ -405,8 +405,11 @@ def _operator_metrics(metrics_port: int) -> tuple[int, int | None]:
     return pinged, passes
 
 
-def _stop_operator(operator: subprocess.Popen[bytes]) -> str:
-    """SIGTERM; seconds to exit (and the exit code when not 0), or `>N (killed)`."""
+def _stop_operator(operator: subprocess.Popen[bytes], log: Any = None) -> str:
+    """SIGTERM; seconds to exit (and the exit code when not 0), or `>N (killed)`. With the
+    operator's log file, also how long the operator logged after the signal (`log_stop_s`: from
+    kopf's "Signal SIGTERM is received" to the last line, its cleanup), which leaves out the
+    interpreter's exit after it."""
     stopping = time.monotonic()
     operator.terminate()
     try:
@@ -414,9 +417,27 @@ def _stop_operator(operator: subprocess.Popen[bytes]) -> str:
     except subprocess.TimeoutExpired:
         operator.kill()
         operator.wait()
-        return f">{SHUTDOWN_GRACE:.0f} (killed)"
+        return f">{SHUTDOWN_GRACE:.0f} (killed)" + _logged_stop(log)
     took = f"{time.monotonic() - stopping:.1f}"
-    return took if code in (0, -15) else f"{took} (exit code {code})"
+    return (took if code in (0, -15) else f"{took} (exit code {code})") + _logged_stop(log)
+
+
+def _logged_stop(log: Any) -> str:
+    if log is None:
+        return ""
+    log.flush()
+    signalled = last = None
+    for line in Path(log.name).read_text(errors="replace").splitlines():
+        try:
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        except ValueError:
+            continue
+        if "Signal SIGTERM is received" in line:  # the last one: a restart's two operators share a log
+            signalled = stamp
+        last = stamp
+    if signalled is None or last is None:
+        return " log_stop_s=?"
+    return f" log_stop_s={(last - signalled).total_seconds():.1f}"
 
 
 def _credential_secrets(sandbox_api: SandboxAPI) -> dict[str, tuple[str, str]]:
@@ -499,7 +520,7 @@ def restart_run(
             _print_calls(f"peers={peers} first_start", sandbox.call(_calls_since, sandbox.api, mark), peers)
             time.sleep(settle)  # the first heartbeat round, so that SIGTERM meets a working operator
             converged = sandbox.call(_credential_secrets, sandbox.api)
-            print(f"peers={peers} first_shutdown_s={_stop_operator(first)}", flush=True)
+            print(f"peers={peers} first_shutdown_s={_stop_operator(first, log)}", flush=True)
         finally:
             if first.poll() is None:
                 first.kill()
@@ -555,7 +576,7 @@ def restart_run(
                 f"peers={peers} restart_until_settled", sandbox.call(_calls_since, sandbox.api, mark), peers
             )
             _steady_windows(sandbox, second, windows=windows, seconds=steady)
-            print(f"peers={peers} second_shutdown_s={_stop_operator(second)}", flush=True)
+            print(f"peers={peers} second_shutdown_s={_stop_operator(second, log)}", flush=True)
         finally:
             if second.poll() is None:
                 second.kill()
@@ -591,7 +612,7 @@ def bulk_run(*, peers: int, workers: int, timeout: float) -> None:
                 flush=True,
             )
             _print_calls(f"peers={peers} bulk", sandbox.call(_calls_since, sandbox.api, mark), peers)
-            print(f"peers={peers} bulk_shutdown_s={_stop_operator(operator)}", flush=True)
+            print(f"peers={peers} bulk_shutdown_s={_stop_operator(operator, log)}", flush=True)
         finally:
             if operator.poll() is None:
                 operator.kill()
