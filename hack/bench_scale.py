@@ -39,6 +39,9 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
    in-process over N and over 10 peers, best of 5 rounds of 20,000 calls, with the ratio.
 7. `--bulk`: the operator starts on a sandbox holding only the cert; then the N peers are applied
    (`--workers` threads) and "bulk" = first apply until every peer is `CredentialsReady`.
+   `--stop-at 0.5`: SIGTERM once half the peers are reconciled (the operator mid-way through its
+   calls), then a second operator until every peer is; what it re-created or changed of the
+   credential Secrets the first left (must be 0: a cut leaves nothing half-written).
 Prints one figure per line; nothing here is asserted.
 """
 
@@ -584,7 +587,12 @@ def restart_run(
             log.close()
 
 
-def bulk_run(*, peers: int, workers: int, timeout: float) -> None:
+def bulk_run(
+    *, peers: int, workers: int, timeout: float, stop_at: float | None = None, settle: float = 0
+) -> None:
+    """With `stop_at` (a share of the peers), SIGTERM once that many are reconciled, in the middle
+    of the bulk's calls, then a second operator until every peer is: what the cut left
+    half-written is what the second start re-creates or changes (`bulk_stop_at`)."""
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp, SandboxThread() as sandbox:
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
@@ -601,6 +609,18 @@ def bulk_run(*, peers: int, workers: int, timeout: float) -> None:
             mark, started = len(sandbox.api.calls), time.monotonic()
             _create_objects(custom, peers, workers=workers, port=free_port(), cert=False)
             print(f"peers={peers} bulk_applied_in_s={time.monotonic() - started:.1f}", flush=True)
+            if stop_at is not None:
+                _bulk_stop_then_restart(
+                    sandbox,
+                    kubeconfig,
+                    operator,
+                    log,
+                    peers=peers,
+                    stop_at=stop_at,
+                    timeout=timeout,
+                    settle=settle,
+                )
+                return
             _until(
                 lambda: _alive(operator) and sandbox.call(_count_ready, sandbox.api)[0] == peers,
                 timeout=timeout,
@@ -618,6 +638,54 @@ def bulk_run(*, peers: int, workers: int, timeout: float) -> None:
                 operator.kill()
                 operator.wait()
             log.close()
+
+
+def _bulk_stop_then_restart(
+    sandbox: SandboxThread,
+    kubeconfig: Path,
+    operator: subprocess.Popen[bytes],
+    log: Any,
+    *,
+    peers: int,
+    stop_at: float,
+    timeout: float,
+    settle: float,
+) -> None:
+    wanted = int(peers * stop_at)
+    _until(
+        lambda: _alive(operator) and sandbox.call(_count_ready, sandbox.api)[0] >= wanted,
+        timeout=timeout,
+        what=f"bulk: {wanted} reconciled",
+    )
+    ready = sandbox.call(_count_ready, sandbox.api)[0]
+    print(
+        f"peers={peers} bulk_midway_ready={ready} bulk_midway_shutdown_s={_stop_operator(operator, log)}",
+        flush=True,
+    )
+    at_stop = sandbox.call(_credential_secrets, sandbox.api)
+    started = time.monotonic()
+    second = _start_operator(kubeconfig, log)
+    try:
+        _until(
+            lambda: _alive(second) and sandbox.call(_count_ready, sandbox.api)[0] == peers,
+            timeout=timeout,
+            what="bulk: all reconciled after the restart",
+        )
+        print(f"peers={peers} bulk_restart_all_reconciled_s={time.monotonic() - started:.1f}", flush=True)
+        time.sleep(settle)  # anything the restart would regenerate has had time to happen
+        changed = _compare_secrets(at_stop, sandbox.call(_credential_secrets, sandbox.api))
+        # `secrets_new` counts the Secrets of peers the cut left unfinished (three per peer at most);
+        # missing, re-created and changed must be 0: nothing written before the cut is redone.
+        print(
+            f"peers={peers} bulk_stop_at secrets_at_stop={len(at_stop)} "
+            + " ".join(f"{k}={v}" for k, v in changed.items()),
+            flush=True,
+        )
+        print(f"peers={peers} bulk_second_shutdown_s={_stop_operator(second, log)}", flush=True)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
 
 
 def _alive(operator: subprocess.Popen[bytes]) -> bool:
@@ -911,6 +979,11 @@ def main() -> int:
     )
     parser.add_argument("--bulk", action="store_true", help="operator first, then the N peers applied")
     parser.add_argument(
+        "--stop-at",
+        type=float,
+        help="with --bulk: SIGTERM once this share of the peers is reconciled, then restart (what it redoes)",
+    )
+    parser.add_argument(
         "--memory",
         action="store_true",
         help="our RSS: empty, at N peers (handled, first heartbeats, after --settle-seconds), peak, trimmed",
@@ -976,7 +1049,13 @@ def main() -> int:
         )
         return 0
     if args.bulk:
-        bulk_run(peers=args.peers, workers=args.workers, timeout=args.timeout)
+        bulk_run(
+            peers=args.peers,
+            workers=args.workers,
+            timeout=args.timeout,
+            stop_at=args.stop_at,
+            settle=args.settle_seconds,
+        )
         return 0
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, SandboxThread() as sandbox:
