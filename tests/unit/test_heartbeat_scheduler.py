@@ -140,7 +140,10 @@ async def test_at_most_workers_cycles_run_at_once_and_the_rest_wait_as_pending(
     late = sorted(start - due for beat in beats for due, start in zip(beat.dues, beat.starts, strict=True))
     assert late[-1] > 0
     assert max(seen.lags) == pytest.approx(late[-1], abs=0.01)
-    assert max(seen.waiting) == 5, "the first of the six to start saw five more waiting behind it"
+    # The fifth start is the first of the six: five more waited behind it. (Not the largest count
+    # seen: when the loop stalls for the jitter's 50 ms, several of the first four come due in one
+    # batch and the second of them to start sees up to eight behind it.)
+    assert seen.waiting[4] == 5, "the first of the six to start saw five more waiting behind it"
 
 
 async def test_removing_a_peer_cancels_its_running_cycle_and_ends_its_cycles(
