@@ -831,6 +831,7 @@ def _memory_of_ours(
     census: Path | None,
     trace: int,
     operator_env: list[str],
+    run_args: list[str] | None = None,
 ) -> dict[str, float]:
     """Our operator's memory over a fresh sandbox holding `peers` peers (0: only the cert).
 
@@ -838,12 +839,12 @@ def _memory_of_ours(
     (the end); the peak (VmHWM) over the whole run; then the RSS after glibc's `malloc_trim(0)`,
     i.e. what of the end's RSS was freed memory the allocator kept. `operator_path` puts another
     checkout's package first (a before/after in one session); `census` runs it under
-    hack/mem_census.py and takes a census at the end."""
+    hack/mem_census.py and takes a census at the end; `run_args` are more options of `run`."""
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, SandboxThread() as sandbox:
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
         _create_objects(k8s_client.CustomObjectsApi(api_client), peers, workers=workers, port=free_port())
-        run = ["run", "--kubeconfig", str(kubeconfig)]
+        run = ["run", "--kubeconfig", str(kubeconfig), *(run_args or [])]
         trim_report = census or Path(tmp) / "trim.report"
         command = [sys.executable, str(CENSUS), "--out", str(trim_report), "--trace", str(trace), "--", *run]
         env = dict(os.environ) | dict(item.split("=", 1) for item in operator_env)
@@ -916,8 +917,10 @@ def memory_run(
     census: Path | None,
     trace: int,
     operator_env: list[str],
+    variants: list[str],
 ) -> None:
-    """The empty operator and N peers, for each checkout in `paths` ("" = this one), alternating."""
+    """The empty operator and N peers, for each checkout in `paths` ("" = this one), alternating;
+    for each checkout, N peers once per entry of `variants` (more options of `run`, "" = none)."""
     for path in paths:
         label = (path or "this checkout") + "".join(f" {item}" for item in operator_env)
         empty = _memory_of_ours(
@@ -931,24 +934,27 @@ def memory_run(
             trace=0,
             operator_env=operator_env,
         )
-        full = _memory_of_ours(
-            peers=peers,
-            workers=workers,
-            timeout=timeout,
-            settle=settle,
-            label=label,
-            operator_path=path,
-            census=census,
-            trace=trace,
-            operator_env=operator_env,
-        )
-        per_peer = (full["end_rss_mib"] - empty["end_rss_mib"]) * 1024 / max(peers, 1)
-        print(
-            f"memory operator={label} peers={peers} empty_rss_mib={empty['end_rss_mib']:.1f} "
-            + " ".join(f"{key}={value:.1f}" for key, value in sorted(full.items()))
-            + f" per_peer_kib_above_empty={per_peer:.1f}",
-            flush=True,
-        )
+        for variant in variants:
+            full = _memory_of_ours(
+                peers=peers,
+                workers=workers,
+                timeout=timeout,
+                settle=settle,
+                label=f"{label} {variant}".strip(),
+                operator_path=path,
+                census=census,
+                trace=trace,
+                operator_env=operator_env,
+                run_args=variant.split(),
+            )
+            per_peer = (full["end_rss_mib"] - empty["end_rss_mib"]) * 1024 / max(peers, 1)
+            print(
+                f"memory operator={label} run_args={variant!r} peers={peers} "
+                f"empty_rss_mib={empty['end_rss_mib']:.1f} "
+                + " ".join(f"{key}={value:.1f}" for key, value in sorted(full.items()))
+                + f" per_peer_kib_above_empty={per_peer:.1f}",
+                flush=True,
+            )
 
 
 def main() -> int:
@@ -993,6 +999,12 @@ def main() -> int:
         default="",
         help="with --memory: comma-separated package dirs to put first on PYTHONPATH, measured in turn "
         "('' = this checkout), e.g. ',/tmp/before/operator'",
+    )
+    parser.add_argument(
+        "--memory-variants",
+        default="",
+        help="with --memory: semicolon-separated sets of more `run` options, each measured at N peers "
+        "for every checkout ('' = none), e.g. ';--reconcile-concurrency 16'",
     )
     parser.add_argument("--census", type=Path, help="with --memory: append a memory census at N peers here")
     parser.add_argument(
@@ -1046,6 +1058,7 @@ def main() -> int:
             census=args.census,
             trace=args.trace,
             operator_env=args.operator_env,
+            variants=args.memory_variants.split(";"),
         )
         return 0
     if args.bulk:

@@ -36,6 +36,9 @@ class OperatorConfig:
     ingress_check_interval: float = 60.0
     # Heartbeat workers: pings in flight at most (None: sized for the machine, scheduler.default_workers).
     heartbeat_workers: int | None = None
+    # Credentials passes of kopf's peer handlers (create, update, resume) in flight at most: a
+    # start over thousands of peers otherwise runs them all at once (registration/peers.py).
+    reconcile_concurrency: int = 64
     # The operator's own Pod (downward API: POD_NAME, POD_NAMESPACE), which operator-wide Events
     # are about (heartbeat saturation). None outside a Pod: the host name and the first watched
     # namespace stand in (docs/reachability.md, "Saturation").

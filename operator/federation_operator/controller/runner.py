@@ -204,7 +204,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="pings in flight at most (default: 64 per CPU, between 32 and 256; docs/reachability.md)",
     )
+    parser.add_argument(
+        "--reconcile-concurrency",
+        type=_positive,
+        default=OperatorConfig.reconcile_concurrency,
+        help="credentials passes of changed peers in flight at most (a start over many peers; "
+        'docs/operations.md, "Many peers")',
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def ingress_config_from_env(provider: str, environ: Mapping[str, str]) -> IngressConfig:
@@ -244,6 +258,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         ingress_check_interval=args.ingress_check_interval,
         heartbeat_workers=args.heartbeat_workers,
+        reconcile_concurrency=args.reconcile_concurrency,
         pod_name=os.environ.get("POD_NAME") or None,
         pod_namespace=os.environ.get("POD_NAMESPACE") or None,
     )

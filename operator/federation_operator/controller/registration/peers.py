@@ -10,6 +10,7 @@ handled") runs no change handler: the status events make such a peer due at once
 (`CredentialsReady` judged for an older generation), and tell which Secrets it names now.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -74,6 +75,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         if isinstance(counted, CredentialMetrics):
             counted.passes.inc()
 
+    # kopf hands every listed peer to its handlers at once: at a start over thousands of peers
+    # each pass in flight holds its reads, plans and writes until its calls come back through the
+    # API client's pool, and that transient peak, not what stays, sets the operator's RSS (CPython
+    # keeps an arena while one block in it lives; docs/benchmarks.md, "Memory per peer"). Passes
+    # beyond the gate wait before they read anything.
+    gate = asyncio.Semaphore(config.reconcile_concurrency)
+
     @kopf.on.resume(*PEER, registry=registry, id="peer-credentials-resume")
     @kopf.on.create(*PEER, registry=registry, id="peer-credentials-create")
     @kopf.on.update(*PEER, registry=registry, id="peer-credentials-update")
@@ -91,7 +99,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         # nothing: judged from it, a restart costs no call per converged peer. A create or an
         # update has work to do, which is always planned from a fresh read.
         seen = body if reason == kopf.Reason.RESUME else None
-        await read_in_full(name, str(namespace), spec, logger, memo, seen=seen)
+        async with gate:
+            await read_in_full(name, str(namespace), spec, logger, memo, seen=seen)
 
     # Per peer, what its last status event said about its next deadline (see `check_deadline`).
     deadlines: dict[tuple[str, str], datetime | None] = {}
