@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.controller.registration.peers import FULL_CHECK_EVERY
 from federation_operator.domain import api, tokens
 from federation_operator.domain.ingress.config import IngressConfig
@@ -427,3 +428,38 @@ def test_after_a_spec_change_kopf_believes_handled_the_peer_follows_its_new_secr
         timeout=5 * interval,
         message="the peer follows the edit of creds-b",
     )
+
+
+def test_a_start_over_many_peers_runs_at_most_reconcile_concurrency_passes_at_once(
+    site_factory: SiteFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kopf hands every listed peer to its handlers at once; the credentials passes it starts wait
+    at the operator's gate (`reconcile_concurrency`), so a start over thousands of peers does not
+    hold every pass's reads, plans and writes in memory together. Every peer still converges.
+
+    Without the gate the passes overlap: each waits on API calls in the client's threads. The
+    periodic check (its own bound) is pushed out of the test's time; the peers are suspended, so
+    that no ping runs."""
+    in_flight, most = [0], [0]
+    reconcile = peer_handlers.reconcile
+
+    async def counted(*args: Any, **kwargs: Any) -> None:
+        # A Secret event's pass (`unless`: it skips the events of the operator's own writes) is
+        # not kopf's: its event can overtake the write's answer, and it is not gated.
+        gated = kwargs.get("unless") is None
+        in_flight[0] += gated  # the operator's one event loop: no lock needed
+        most[0] = max(most[0], in_flight[0])
+        try:
+            await reconcile(*args, **kwargs)
+        finally:
+            in_flight[0] -= gated
+
+    monkeypatch.setattr(peer_handlers, "reconcile", counted)
+    site = site_factory("eu", operator=False, peer_check_interval=3600.0, reconcile_concurrency=2)
+    names = [f"us-{number}" for number in range(10)]
+    for name in names:
+        site.create(PEERS, name, peer_spec(suspend=True))
+    site.start_operator()
+    for name in names:
+        ready(site, name)
+    assert 1 <= most[0] <= 2, most

@@ -53,6 +53,20 @@ def connection_info(kubeconfig: Path | None) -> kopf.ConnectionInfo | None:
     )
 
 
+class OperatorMemo(kopf.Memo):
+    """kopf's memo, one for the operator instead of a copy for every object.
+
+    kopf gives each object it sees (every peer, every Secret in the watched namespaces) a shallow
+    copy of the memo it was started with, and keeps it for the object's life: ~280 bytes each
+    (docs/benchmarks.md, "Memory per peer"). What our handlers keep there is the operator's
+    (its context, caches, metrics), never an object's own, so one shared memo is what they
+    read either way, and a key set later is seen by every object.
+    """
+
+    def __copy__(self) -> "OperatorMemo":
+        return self
+
+
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -117,7 +131,7 @@ async def run_operator(
     try:
         root_tasks = await kopf.spawn_tasks(
             registry=build_registry(config),
-            memo=kopf.Memo({"context": context, EXITING_KEY: exiting}),
+            memo=OperatorMemo({"context": context, EXITING_KEY: exiting}),
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
             standalone=config.peering is None,
@@ -264,4 +278,4 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     )
 
 
-__all__: Sequence[str] = ["build_registry", "config_from_args", "configure", "run_operator"]
+__all__: Sequence[str] = ["OperatorMemo", "build_registry", "config_from_args", "configure", "run_operator"]
