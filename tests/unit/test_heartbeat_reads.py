@@ -91,6 +91,30 @@ async def test_a_suspected_change_reads_the_outbound_secret_and_the_certificate_
     assert kube.gets[("secrets", "us-outbound")] == 2, "the watch may trail the status that announced it"
 
 
+async def test_a_fresh_read_keeps_no_copy_of_an_outbound_secret_the_watch_holds() -> None:
+    """One copy per peer for the operator's life, never read again: the next cycles take the
+    Secret from the watch. Only the objects all peers share stay cached."""
+    peers = [f"us-{number}" for number in range(20)]
+    kube, watched = site(peers)
+    cache = CredentialCache(kube)  # type: ignore[arg-type]
+    for peer in peers:
+        reads = HeartbeatReads(cache, watched=watched)
+        assert isinstance(await reads.load(peer_body(peer), last_failure_factor=Factor.SECRET), Credentials)
+        assert isinstance(await reads.load(peer_body(peer), last_failure_factor=None), Credentials)
+        assert kube.gets[("secrets", f"{peer}-outbound")] == 1
+    assert len(cache) == 2, "the FederationCert and its Secret"
+
+
+async def test_a_fresh_read_of_an_outbound_secret_the_watch_does_not_hold_stays_cached() -> None:
+    kube, _ = site(["us"])
+    cache = CredentialCache(kube)  # type: ignore[arg-type]
+    reads = HeartbeatReads(cache, watched=SecretCache())  # a scope the watch has not listed
+    for _ in range(3):
+        assert isinstance(await reads.load(peer_body("us"), last_failure_factor=Factor.SECRET), Credentials)
+        assert isinstance(await reads.load(peer_body("us"), last_failure_factor=None), Credentials)
+    assert kube.gets[("secrets", "us-outbound")] == 3, "one GET per fresh cycle; the others use its copy"
+
+
 async def test_without_the_watch_the_outbound_secret_is_read_from_the_api() -> None:
     kube, _ = site(["us"])
     reads = HeartbeatReads(CredentialCache(kube))  # type: ignore[arg-type]

@@ -92,6 +92,9 @@ class CredentialCache:
     def forget(self, resource: Resource, namespace: str, name: str) -> None:
         self._entries.pop((resource.plural, namespace, name), None)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -258,6 +261,14 @@ class HeartbeatReads:
         own: CacheReader | WatchFirstReader = cached
         if not fresh and self.watched is not None:
             own = WatchFirstReader(self.watched, cached, peer_name=peer_name)
-        return await load_credentials(
+        loaded = await load_credentials(
             reader, peer_name=peer_name, spec=body.get("spec") or {}, outbound_reader=own
         )
+        if fresh and self.watched is not None:
+            # The fresh read's copy of the peer's own outbound Secret would stay for the operator's
+            # life (one per peer), yet the next cycles read it from the watch whenever the watch
+            # knows it: kept only for a scope the watch does not hold.
+            outbound = peer_secrets.outbound_secret_name(peer_name)
+            if self.watched.lookup(namespace, outbound, labelled=True)[0]:
+                self.cache.forget(SECRETS, namespace, outbound)
+        return loaded
