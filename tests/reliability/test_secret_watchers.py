@@ -26,6 +26,25 @@ def test_watchers_follow_spec_changes_and_deletion() -> None:
     assert watchers.peers_of("ns", "us-inbound") == ["us"]
 
 
+def test_a_peers_own_secrets_reach_it_while_it_is_known_and_are_not_stored() -> None:
+    """Own Secrets follow from the peer's name; only the users' Secrets a peer names are stored."""
+    watchers = SecretWatchers()
+    watchers.watch("ns", "us", {"us-inbound", "us-outbound", "us-handoff"})
+    watchers.watch("ns", "us-inbound", {"us-inbound-inbound", "us-inbound-outbound", "us-inbound-handoff"})
+    assert watchers.peers_of("ns", "us-outbound") == ["us"]
+    assert watchers.peers_of("ns", "us-inbound") == ["us"], "us-inbound's own are us-inbound-*"
+    assert watchers.peers_of("ns", "us-inbound-handoff") == ["us-inbound"]
+    assert watchers.peers_of("ns", "ap-outbound") == [], "no peer ap is known"
+    assert watchers.peers_of("other", "us-outbound") == []
+    assert watchers.peers_of("ns", "-inbound") == []
+    assert not watchers._of_secret, "nothing stored for own Secrets"
+    watchers.watch("ns", "ap", {"ap-inbound", "ap-outbound", "ap-handoff", "us-outbound"})
+    assert watchers.peers_of("ns", "us-outbound") == ["ap", "us"], "ap names us's Secret as its own ref"
+    watchers.forget("ns", "us")
+    assert watchers.peers_of("ns", "us-outbound") == ["ap"]
+    assert watchers.peers_of("ns", "us-handoff") == []
+
+
 def test_a_users_secret_change_reaches_its_peer_by_event_not_by_the_periodic_check(
     site_factory: SiteFactory,
 ) -> None:

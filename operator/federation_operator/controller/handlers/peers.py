@@ -55,15 +55,19 @@ class SecretWatchers:
     the number of peers at startup (docs/benchmarks.md, the scale findings). Filled by the peer
     handlers; a Secret event that comes before its peer is known here loses nothing, since the
     peer's own reconcile reads its Secrets.
+
+    A peer's own Secrets follow from its name (`<peer>-inbound` ...), so only the users' Secrets it
+    references are stored: at thousands of peers, a set per own Secret was ~1.4 KiB per peer.
     """
 
     def __init__(self) -> None:
+        # Every known peer, with the users' Secrets it references (mostly none: one shared empty set).
         self._of_peer: dict[tuple[str, str], frozenset[str]] = {}
         self._of_secret: dict[tuple[str, str], set[str]] = {}
 
     def watch(self, namespace: str, name: str, secrets: Iterable[str]) -> None:
-        new = frozenset(secrets)
-        old = self._of_peer.get((namespace, name), frozenset())
+        new = frozenset(secrets) - frozenset(peer_secrets.own_secret_names(name)) or _NONE
+        old = self._of_peer.get((namespace, name))
         if new == old:
             return
         self.forget(namespace, name)
@@ -72,7 +76,7 @@ class SecretWatchers:
             self._of_secret.setdefault((namespace, secret), set()).add(name)
 
     def forget(self, namespace: str, name: str) -> None:
-        for secret in self._of_peer.pop((namespace, name), frozenset()):
+        for secret in self._of_peer.pop((namespace, name), _NONE):
             peers = self._of_secret.get((namespace, secret))
             if peers is not None:
                 peers.discard(name)
@@ -80,7 +84,14 @@ class SecretWatchers:
                     del self._of_secret[(namespace, secret)]
 
     def peers_of(self, namespace: str, secret: str) -> list[str]:
-        return sorted(self._of_secret.get((namespace, secret), ()))
+        found = set(self._of_secret.get((namespace, secret), ()))
+        owner = peer_secrets.owner_of(secret)
+        if owner is not None and (namespace, owner) in self._of_peer:
+            found.add(owner)
+        return sorted(found)
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def inbound_selector(peer_name: str) -> str:

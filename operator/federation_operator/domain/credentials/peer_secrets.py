@@ -36,6 +36,17 @@ def own_secret_names(peer_name: str) -> tuple[str, str, str]:
     return inbound_secret_name(peer_name), outbound_secret_name(peer_name), handoff_secret_name(peer_name)
 
 
+_OWN_SUFFIXES: Final = (api.INBOUND_SECRET_SUFFIX, api.OUTBOUND_SECRET_SUFFIX, api.HANDOFF_SECRET_SUFFIX)
+
+
+def owner_of(secret_name: str) -> str | None:
+    """The peer whose own Secret this name would be (`own_secret_names`' inverse), if any."""
+    for suffix in _OWN_SUFFIXES:
+        if secret_name.endswith(suffix) and len(secret_name) > len(suffix):
+            return secret_name[: -len(suffix)]
+    return None
+
+
 @dataclass(frozen=True)
 class Problem:
     reason: str
