@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+from kopf._cogs.structs.ephemera import AnyMemo
 from kopf._core.reactor.inventory import ResourceMemories
 
 from federation_operator.adapters.k8s import ping_credentials
@@ -51,8 +52,8 @@ def names(peers: int) -> list[tuple[str, str]]:
 
 
 def kopf_memories(peers: int) -> ResourceMemories:
-    memo_class = getattr(runner, "OperatorMemo", kopf.Memo)
-    memobase = memo_class({"context": object(), "exiting": object()})
+    memo_class: type[kopf.Memo] = getattr(runner, "OperatorMemo", kopf.Memo)
+    memobase = AnyMemo(memo_class({"context": object(), "exiting": object()}))
     memories = ResourceMemories()
 
     async def recall_all() -> None:
