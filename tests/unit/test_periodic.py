@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from federation_operator.controller.config import OperatorConfig
-from federation_operator.controller.handlers.periodic import HandlerContext, Periodic, bounded
+from federation_operator.controller.handlers.periodic import STOP_GRACE, HandlerContext, Periodic, bounded
+from federation_operator.controller.registration import wind_down
 from federation_operator.controller.runner import build_registry
+from federation_operator.controller.scheduler import Scheduler
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
 from tests.harness.waiting import async_wait_for
@@ -108,3 +110,40 @@ async def test_bounded_runs_every_job_within_the_limit_in_the_borrowed_context()
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_wind_down_stops_every_sweep_and_the_heartbeat_scheduler_at_once() -> None:
+    """What the runner calls as soon as the operator is told to stop (before kopf's cleanup): a
+    pass in flight is cancelled after the grace, no sweep ticks again, the scheduler runs nothing."""
+    started: list[str] = []
+
+    def long_pass(name: str) -> Callable[[], Awaitable[None]]:
+        async def tick() -> None:
+            started.append(name)
+            await asyncio.Event().wait()  # a pass the API server never answers
+
+        return tick
+
+    credentials = Periodic(name="credentials", interval=0.01, tick=long_pass("credentials"), logger=LOG)
+    ingress = Periodic(name="ingress", interval=0.01, tick=long_pass("ingress"), logger=LOG)
+    scheduler: Scheduler[str] = Scheduler(workers=2)
+    credentials.start()
+    ingress.start()
+    scheduler.start()
+
+    async def both_in_a_pass() -> bool:
+        return {"credentials", "ingress"} <= set(started)
+
+    await async_wait_for(both_in_a_pass, message="both sweeps in a pass")
+    begun = time.monotonic()
+    memo = {
+        "credentials": credentials,
+        "ingress": ingress,
+        "heartbeat-scheduler": scheduler,
+        "other": object(),
+    }
+    await asyncio.wait_for(wind_down(memo), timeout=10)
+    # The two sweeps' graces run side by side, not one after the other.
+    assert time.monotonic() - begun < STOP_GRACE * 1.9
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert all(task.done() for task in leftovers), leftovers

@@ -119,19 +119,14 @@ async def run_operator(
     # `stop` reaches kopf through `exiting` first: daemons and timers are filtered out from then on
     # (config.running says why), so none is spawned while kopf winds down.
     exiting, kopf_stop = asyncio.Event(), asyncio.Event()
-
-    async def relay_stop() -> None:
-        await stop.wait()
-        exiting.set()
-        kopf_stop.set()
-
-    relay = asyncio.create_task(relay_stop(), name="operator stop relay")
+    memo = OperatorMemo({"context": context, EXITING_KEY: exiting})
     # kopf.operator() is spawn_tasks + run_tasks; they are called apart here for the reaper.
     existing = asyncio.all_tasks()
+    relay: asyncio.Task[None] | None = None
     try:
         root_tasks = await kopf.spawn_tasks(
             registry=build_registry(config),
-            memo=OperatorMemo({"context": context, EXITING_KEY: exiting}),
+            memo=memo,
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
             standalone=config.peering is None,
@@ -147,15 +142,45 @@ async def run_operator(
             # nothing to store, so a restart over converged peers writes nothing to them (issue 17).
             lifecycle=kopf.lifecycles.all_at_once,
         )
+        relay = asyncio.create_task(
+            relay_stop(stop, root_tasks, exiting=exiting, kopf_stop=kopf_stop, memo=memo),
+            name="operator stop relay",
+        )
         reaper = asyncio.create_task(reap_leftovers(root_tasks, kept=existing), name="operator reaper")
         try:
-            await kopf.run_tasks(root_tasks, ignored=existing | {reaper})
+            await kopf.run_tasks(root_tasks, ignored=existing | {reaper, relay})
         finally:
             reaper.cancel()
     finally:
-        relay.cancel()
+        if relay is not None:
+            relay.cancel()
         if owned:
             context.kube.close()
+
+
+async def relay_stop(
+    stop: asyncio.Event,
+    root_tasks: Collection[asyncio.Task[Any]],
+    *,
+    exiting: asyncio.Event,
+    kopf_stop: asyncio.Event,
+    memo: kopf.Memo,
+) -> None:
+    """Once the operator is to stop, tell kopf and stop our own periodic work at once.
+
+    Either sign counts: `stop` set by our caller, or kopf's first root task ending (SIGTERM in the
+    main thread reaches kopf's own handler, which replaces the caller's, so `stop` stays unset).
+    The heartbeat and the periodic sweeps would otherwise go on pinging and writing until kopf
+    reaches its cleanup handlers, after all its watchers and workers are gone (registration.wind_down).
+    """
+    asked = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({asked, *root_tasks}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        asked.cancel()
+    exiting.set()
+    kopf_stop.set()
+    await registration.wind_down(memo)
 
 
 KOPF_SOURCES = str(Path(kopf.__file__).parent)

@@ -4,11 +4,17 @@ One module per concern; `register` is called once per operator instance (see run
 every decorator names the registry explicitly and has an explicit `id`.
 """
 
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
 import kopf
 
 from federation_operator.controller.config import OperatorConfig
+from federation_operator.controller.handlers.periodic import Periodic
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration import certs, heartbeat, ingress, memory, metrics, peers
+from federation_operator.controller.scheduler import Scheduler
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -21,3 +27,14 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     metrics.register(registry, config)
     ingress.register(registry, config)
     memory.register(registry, config)
+
+
+async def wind_down(memo: Mapping[str, Any]) -> None:
+    """Stop the heartbeat scheduler and every periodic sweep in the memo, all at once.
+
+    Called as soon as the operator is told to stop, before kopf has stopped its watchers and
+    workers: nothing they would still ping or write is needed (the next start judges every peer
+    afresh). Their cleanup handlers run later as before and find them stopped.
+    """
+    stops = [value.stop() for value in list(memo.values()) if isinstance(value, Periodic | Scheduler)]
+    await asyncio.gather(*stops)
