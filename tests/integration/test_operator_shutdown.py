@@ -138,7 +138,15 @@ def test_sigterm_exits_in_seconds_while_the_api_hangs_the_operators_calls(
     every call in flight had timed out, 88 s here; at 10,000 peers 72-145 s)."""
     site = site_factory("eu", operator=False)
     log = tmp_path / "operator.log"
-    spec = {"endpoint": "https://127.0.0.1:9", "remoteCertificates": [{"thumbprint": "sha256:" + "1" * 64}]}
+    # Suspended: a new peer's heartbeat otherwise makes no call until the credentials pass has
+    # judged it (docs/reachability.md), which the hanging API never lets happen; a suspended
+    # peer's heartbeat writes its status at its first slot (within 2 s), and that write hangs.
+    spec = {
+        "endpoint": "https://127.0.0.1:9",
+        "remoteCertificates": [{"thumbprint": "sha256:" + "1" * 64}],
+        "suspend": True,
+        "heartbeat": {"interval": "2s", "timeout": "1s", "slowThreshold": "500ms"},
+    }
 
     def stuck_calls(since: int) -> int:
         """Calls of the operator's own client (not kopf's) that the API server holds."""
