@@ -39,6 +39,9 @@ class OperatorConfig:
     # Credentials passes of kopf's peer handlers (create, update, resume) in flight at most: a
     # start over thousands of peers otherwise runs them all at once (registration/peers.py).
     reconcile_concurrency: int = 64
+    # kopf's API requests in flight at most (adapters/k8s/kopf_session.py): the rest wait their turn
+    # before their timeout starts. The operator's own client is bounded by its thread pools.
+    api_max_in_flight: int = 32
     # The operator's own Pod (downward API: POD_NAME, POD_NAMESPACE), which operator-wide Events
     # are about (heartbeat saturation). None outside a Pod: the host name and the first watched
     # namespace stand in (docs/reachability.md, "Saturation").

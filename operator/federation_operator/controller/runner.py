@@ -19,6 +19,7 @@ import kopf
 import yaml
 
 from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.kopf_session import gated_session
 from federation_operator.controller import registration
 from federation_operator.controller.config import EXITING_KEY, OperatorConfig, OperatorContext
 from federation_operator.domain import api
@@ -95,11 +96,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         # chart's namespaced Roles do not grant; kopf then discovers our resources once at start.
         settings.scanning.disabled = bool(config.namespaces)
 
-    if config.kubeconfig is not None:
-
-        @kopf.on.login(registry=registry, id="login")
-        def login(**_: Any) -> kopf.ConnectionInfo | None:
-            return connection_info(config.kubeconfig)
+    @kopf.on.login(registry=registry, id="login")
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+        # kopf's own login (in-cluster service account, then $KUBECONFIG) unless a kubeconfig is
+        # given; either way kopf's requests go through the in-flight gate (adapters/k8s/kopf_session.py).
+        info = connection_info(config.kubeconfig) or kopf.login_via_client(**kwargs)
+        return None if info is None else gated_session(info, limit=config.api_max_in_flight)
 
     registration.register(registry, config)
     return registry
@@ -250,6 +252,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="credentials passes of changed peers in flight at most (a start over many peers; "
         'docs/operations.md, "Many peers")',
     )
+    parser.add_argument(
+        "--api-max-in-flight",
+        type=_positive,
+        default=OperatorConfig.api_max_in_flight,
+        help="kopf API requests in flight at most; more wait before their timeout (docs/operations.md)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -298,6 +306,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         ingress_check_interval=args.ingress_check_interval,
         heartbeat_workers=args.heartbeat_workers,
         reconcile_concurrency=args.reconcile_concurrency,
+        api_max_in_flight=args.api_max_in_flight,
         pod_name=os.environ.get("POD_NAME") or None,
         pod_namespace=os.environ.get("POD_NAMESPACE") or None,
     )

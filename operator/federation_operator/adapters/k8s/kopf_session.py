@@ -1,0 +1,88 @@
+"""kopf's HTTP session to the API server, with a bound on the requests in flight.
+
+kopf opens one aiohttp session without a connection limit and gives every request a total timeout
+(`settings.networking.request_timeout`). Started over thousands of objects, it sends a PATCH for
+each at once (the finalizer, then its diff-base annotation). An API server that cannot answer them
+all within the timeout sees each one time out and come back as a retry, on top of the queue that
+made it late: at 10,000 peers on the sandbox, two in three of kopf's first PATCHes were retried and
+the start took 15 minutes (docs/benchmarks.md, "Scale").
+
+`GatedSession` holds a request until fewer than `limit` are in flight, and only then hands it to
+aiohttp, whose timeout starts there: a request waits its turn without timing out, and what reaches
+the API server is at most `limit` requests at once, the way client-go's rate limiter holds a
+request before its deadline starts. Watch requests are not held: each stays open for minutes,
+and its headers come at once.
+"""
+
+import asyncio
+from typing import Any, Final
+
+import aiohttp
+import kopf
+from multidict import CIMultiDict
+
+# Enough to keep a real API server's pipeline full (at 10 ms a request, 3,200 requests a second)
+# and well under its default in-flight limits (400 reads, 200 writes), which it shares with every
+# other client of the cluster.
+DEFAULT_LIMIT: Final = 32
+
+
+class GatedSession:
+    """The part of `aiohttp.ClientSession` kopf uses (`request`, `headers`, `closed`, `close`)."""
+
+    def __init__(self, session: aiohttp.ClientSession, limit: int = DEFAULT_LIMIT) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        self._session = session
+        self._gate = asyncio.Semaphore(limit)
+        self.limit = limit
+        self.waiting = 0
+
+    @property
+    def headers(self) -> "CIMultiDict[str]":
+        return self._session.headers
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        if _is_watch(url):
+            return await self._session.request(method, url, **kwargs)
+        self.waiting += 1
+        try:
+            await self._gate.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            # The response's headers are in; kopf reads the body next, from a connection the
+            # server has finished with (it sends headers once the object is written).
+            return await self._session.request(method, url, **kwargs)
+        finally:
+            self._gate.release()
+
+
+def _is_watch(url: str) -> bool:
+    _, _, query = url.partition("?")
+    return "watch=true" in query.split("&")
+
+
+def gated_session(info: kopf.ConnectionInfo, *, limit: int = DEFAULT_LIMIT) -> kopf.AiohttpSession:
+    """kopf's own session for `info` (kopf's `auth.APIContext` builds the same), behind the gate."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),  # basic auth too: kopf deprecated as_aiohttp_basic_auth
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        priority=info.priority,
+        expiration=info.expiration,
+        # kopf calls only the members GatedSession has (kopf/_cogs/clients/auth.py, api.py).
+        aiohttp_session=GatedSession(session, limit),  # type: ignore[arg-type]
+    )
