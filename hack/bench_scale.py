@@ -499,7 +499,14 @@ def _print_calls(prefix: str, calls: Counter[str], peers: int) -> None:
 
 
 def restart_run(
-    *, peers: int, workers: int, timeout: float, settle: float, windows: int, steady: float
+    *,
+    peers: int,
+    workers: int,
+    timeout: float,
+    settle: float,
+    windows: int,
+    steady: float,
+    profile: Path | None = None,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp, SandboxThread() as sandbox:
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
@@ -536,6 +543,28 @@ def restart_run(
         mark, started = len(sandbox.api.calls), time.monotonic()
         metrics_port = free_port()
         second = _start_operator(kubeconfig, log, metrics_port=metrics_port)
+        # py-spy (pip install py-spy) samples the restart from outside, without slowing it much.
+        sampler = (
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(second.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "50",
+                    "--nonblocking",
+                    "--output",
+                    str(profile),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if profile is not None
+            else None
+        )
         try:
             marks: dict[str, float] = {}
 
@@ -562,6 +591,9 @@ def restart_run(
                 return "reconciled" in marks and "pinged" in marks
 
             _until(restarted, timeout=timeout, what="restart: every peer read again and pinged")
+            if sampler is not None:
+                sampler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                sampler.wait()
             print(
                 f"peers={peers} restart_all_reconciled_s={marks['reconciled']:.1f} "
                 f"restart_all_pinged_s={marks['pinged']:.1f} "
@@ -983,6 +1015,11 @@ def main() -> int:
         action="store_true",
         help="start, converge, SIGTERM, start again: what the restart changes",
     )
+    parser.add_argument(
+        "--profile-restart",
+        type=Path,
+        help="with --restart: py-spy's folded stacks of the second operator until it has caught up",
+    )
     parser.add_argument("--bulk", action="store_true", help="operator first, then the N peers applied")
     parser.add_argument(
         "--stop-at",
@@ -1046,6 +1083,7 @@ def main() -> int:
             settle=args.settle_seconds,
             windows=args.windows,
             steady=args.steady_seconds,
+            profile=args.profile_restart,
         )
         return 0
     if args.memory:
