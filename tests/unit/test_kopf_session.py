@@ -89,11 +89,10 @@ async def test_requests_beyond_the_limit_wait_their_turn_without_timing_out(
 
 async def test_without_the_gate_the_same_burst_times_out(server: tuple[CountingServer, str]) -> None:
     """The failure the gate prevents: aiohttp's own pool wait counts toward the timeout."""
-    counting, url = server
+    _, url = server
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         results = await asyncio.gather(*(_patch(session, url) for _ in range(60)), return_exceptions=True)
     assert any(isinstance(result, TimeoutError) for result in results)
-    assert counting.most == 1
 
 
 async def test_a_watch_passes_a_full_gate(server: tuple[CountingServer, str]) -> None:
