@@ -116,6 +116,34 @@ async def test_first_cycle_is_jittered_within_the_interval_then_cycles_stay_on_t
         assert all(start >= due for due, start in zip(beat.dues, beat.starts, strict=True))
 
 
+class LatestDraw(random.Random):
+    """Draws every first slot at the end of its window: the latest the scheduler may choose."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+async def test_first_slots_are_drawn_within_the_interval_after_the_start_not_after_each_arrival() -> None:
+    """kopf hands a start's listed peers over at its own pace (a minute at 10,000): a peer that
+    arrives after its drawn slot is due at once, not a whole interval after it arrived."""
+    scheduler: Scheduler[str] = Scheduler(workers=4, rng=LatestDraw())
+    loop = asyncio.get_running_loop()
+    scheduler.start()
+    try:
+        started = loop.time()
+        early = Beat()
+        scheduler.put("early", early)
+        await until(lambda: early.dues, "the early peer's first cycle")
+        assert early.dues[0] == pytest.approx(started + INTERVAL, abs=0.01), "drawn within the first interval"
+        late = Beat()
+        arrived = loop.time()  # past the first interval: the early peer's first slot is behind us
+        scheduler.put("late", late)
+        await until(lambda: late.dues, "the late peer's first cycle")
+        assert late.dues[0] == pytest.approx(arrived, abs=0.01), "due at once, not drawn from its arrival"
+    finally:
+        await scheduler.stop()
+
+
 async def test_a_cycle_that_overran_its_interval_skips_the_missed_slots(scheduler: Scheduler[str]) -> None:
     beat = Beat(took=2.5 * INTERVAL)
     scheduler.put("slow", beat)

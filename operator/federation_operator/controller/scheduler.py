@@ -6,8 +6,8 @@ shape alone cost kopf 139 s to start against 30 s for a no-op operator, and SIGT
 (docs/benchmarks.md, "The framework's floor"). Here there is one dispatcher task and a fixed
 number of worker tasks, whatever the number of peers; stopping is cancelling those few.
 
-The schedule is the daemon's: the first cycle of a peer is jittered uniformly within its interval
-(a restart does not fire every peer at once), then cycles land on the drift-free grid of
+The first cycles are spread uniformly over the first interval after the start (a restart does not
+fire every peer at once; `put` says why a late peer goes at once), then cycles land on the drift-free grid of
 `heartbeat_schedule.next_slot` (missed slots are skipped, never burst). A peer is never in two
 places at once: it is either in the heap (waiting for its slot), in the ready queue (due, waiting
 for a worker) or in a worker (its cycle running), so one peer never runs two cycles at a time.
@@ -86,6 +86,7 @@ class Scheduler(Generic[K]):
         self._sequence = 0
         self._busy = 0
         self._stopped = False
+        self._started_at: float | None = None
 
     @property
     def peers(self) -> int:
@@ -114,6 +115,7 @@ class Scheduler(Generic[K]):
         if self.started:
             raise RuntimeError("a heartbeat scheduler starts once")
         loop = asyncio.get_running_loop()
+        self._started_at = loop.time()
         self._tasks = [loop.create_task(self._dispatch(), name="heartbeat-dispatcher")]
         for number in range(self.workers):
             self._tasks.append(loop.create_task(self._work(), name=f"heartbeat-worker-{number}"))
@@ -129,14 +131,22 @@ class Scheduler(Generic[K]):
             await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
 
     def put(self, key: K, beat: Beat) -> None:
-        """Add a peer (its first slot jittered within its interval), or replace its beat (same slot)."""
+        """Add a peer, or replace its beat (same slot).
+
+        A new peer's first slot is drawn within the first interval after the scheduler started, or
+        now if that slot has passed: the draw spreads the first pings of the peers a start finds
+        over one interval, and a peer handed over after its drawn slot (kopf hands the listed peers
+        over at its own pace, about a minute at 10,000) or created later is pinged at once, already
+        spread by that pace. Drawn from each peer's arrival instead, the last peers of a large
+        start would wait a whole interval more."""
         peer = self._peers.get(key)
         if peer is not None:
             peer.beat = beat
             return
         peer = self._peers[key] = _Peer(beat)
         now = asyncio.get_running_loop().time()
-        self._push(key, peer, now + self.rng.uniform(0, max(beat.interval(), 0.0)))
+        start = now if self._started_at is None else self._started_at
+        self._push(key, peer, max(now, start + self.rng.uniform(0, max(beat.interval(), 0.0))))
 
     def expedite(self, key: K) -> None:
         """Run a waiting peer's next cycle now rather than at its slot; its grid continues from now.
