@@ -528,7 +528,15 @@ def restart_run(
                 flush=True,
             )
             _print_calls(f"peers={peers} first_start", sandbox.call(_calls_since, sandbox.api, mark), peers)
-            time.sleep(settle)  # the first heartbeat round, so that SIGTERM meets a working operator
+            # A converged operator is restarted: every first heartbeat written (otherwise the restart
+            # writes them, and measures the first start's backlog), then `settle` of steady work.
+            _until(
+                lambda: _alive(first) and sandbox.call(_count_heartbeats, sandbox.api) == peers,
+                timeout=timeout,
+                what="first start: every first heartbeat written",
+            )
+            print(f"peers={peers} first_start_all_heartbeats_s={time.monotonic() - started:.1f}", flush=True)
+            time.sleep(settle)  # steady work, so that SIGTERM meets a working operator
             converged = sandbox.call(_credential_secrets, sandbox.api)
             print(f"peers={peers} first_shutdown_s={_stop_operator(first, log)}", flush=True)
         finally:
