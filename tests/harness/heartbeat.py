@@ -14,6 +14,7 @@ import hashlib
 import json
 import ssl
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -160,3 +161,15 @@ class FederationServerThread:
         if self._running is not None:
             self._running.stop()
             self._running = None
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Unlabelled samples of an operator's /metrics on 127.0.0.1:`port`, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples

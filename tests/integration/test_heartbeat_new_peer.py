@@ -10,7 +10,6 @@ the credentials are released the first reachability written is `Reachable`.
 
 import asyncio
 import threading
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote
+from tests.harness.heartbeat import StandInRemote, scrape
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import SiteFactory, issued_pem
@@ -30,18 +29,6 @@ PEERS = api.PEER_PLURAL
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
 TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
 DEFERRED = "federation_heartbeat_deferred_cycles_total"
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Unlabelled samples of the operator's /metrics, by name."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 def test_a_new_peer_is_not_shown_degraded_while_its_credentials_are_being_written(

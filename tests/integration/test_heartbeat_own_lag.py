@@ -8,7 +8,6 @@ stand-in that answers at once, then slower than the peer's timeout.
 """
 
 import threading
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from federation_operator.controller.handlers.saturation import LoopLag
 from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.domain import api
 from tests.harness.clock import Clock
-from tests.harness.heartbeat import StandInRemote
+from tests.harness.heartbeat import StandInRemote, scrape
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import SiteFactory, issued_pem
@@ -42,18 +41,6 @@ class SetLoopLag(LoopLag):
 
     def worst_since(self, since: float) -> float:
         return 10.0 if self.late.is_set() else 0.0
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Unlabelled samples of the operator's /metrics, by name."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 def test_a_timeout_while_the_loop_ran_late_keeps_the_link_until_a_minute_without_success(

@@ -7,13 +7,12 @@ start; the saturation is the operator's, shown on its side: the `federation_hear
 gauge on /metrics and a `HeartbeatSaturated` Event about the operator's Pod, none on the peers.
 """
 
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote
+from tests.harness.heartbeat import StandInRemote, scrape
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import SiteFactory, issued_pem
@@ -25,18 +24,6 @@ PEERS = api.PEER_PLURAL
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
 TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
 COUNT = 8
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Unlabelled samples of the operator's /metrics, by name."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachable(
