@@ -13,7 +13,7 @@ import kopf
 import pytest
 from aiohttp import web
 
-from federation_operator.adapters.k8s.kopf_session import DEFAULT_LIMIT, GatedSession, gated_session
+from federation_operator.adapters.k8s.kopf_session import GatedSession, gated_session
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.controller.runner import configure
 
@@ -140,7 +140,7 @@ async def test_kopf_gets_a_session_with_the_connection_and_credentials() -> None
 def test_the_flag_default_is_the_gate_default() -> None:
     parser = argparse.ArgumentParser()
     configure(parser)
-    assert parser.parse_args([]).api_max_in_flight == DEFAULT_LIMIT == OperatorConfig().api_max_in_flight
+    assert parser.parse_args([]).api_max_in_flight == OperatorConfig().api_max_in_flight == 32
 
 
 async def test_a_gate_of_nothing_is_refused() -> None:

@@ -7,30 +7,25 @@ all within the timeout sees each one time out and come back as a retry, on top o
 made it late: at 10,000 peers on the sandbox, two in three of kopf's first PATCHes were retried and
 the start took 15 minutes (docs/benchmarks.md, "Scale").
 
-`GatedSession` holds a request until fewer than `limit` are in flight, and only then hands it to
-aiohttp, whose timeout starts there: a request waits its turn without timing out, and what reaches
-the API server is at most `limit` requests at once, the way client-go's rate limiter holds a
-request before its deadline starts. Watch requests are not held: each stays open for minutes,
-and its headers come at once.
+`GatedSession` holds a request until fewer than `limit` (`--api-max-in-flight`) are in flight,
+and only then hands it to aiohttp, whose timeout starts there: a request waits its turn without
+timing out, and what reaches the API server is at most `limit` requests at once, the way
+client-go's rate limiter holds a request before its deadline starts. Watch requests are not
+held: each stays open for minutes, and its headers come at once.
 """
 
 import asyncio
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 import kopf
 from multidict import CIMultiDict
 
-# Enough to keep a real API server's pipeline full (at 10 ms a request, 3,200 requests a second)
-# and well under its default in-flight limits (400 reads, 200 writes), which it shares with every
-# other client of the cluster.
-DEFAULT_LIMIT: Final = 32
-
 
 class GatedSession:
     """The part of `aiohttp.ClientSession` kopf uses (`request`, `headers`, `closed`, `close`)."""
 
-    def __init__(self, session: aiohttp.ClientSession, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, session: aiohttp.ClientSession, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         self._session = session
@@ -70,7 +65,7 @@ def _is_watch(url: str) -> bool:
     return "watch=true" in query.split("&")
 
 
-def gated_session(info: kopf.ConnectionInfo, *, limit: int = DEFAULT_LIMIT) -> kopf.AiohttpSession:
+def gated_session(info: kopf.ConnectionInfo, *, limit: int) -> kopf.AiohttpSession:
     """kopf's own session for `info` (kopf's `auth.APIContext` builds the same), behind the gate."""
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
