@@ -8,6 +8,8 @@ the last peer takes everything with it. Pins the edge cannot enforce are flagged
 import base64
 
 import pytest
+from federation_devkit.sandbox.emulator import SandboxAPI
+from federation_devkit.sandbox.faults import TIMEOUT
 
 from federation_operator.controller.runner import ingress_config_from_env
 from federation_operator.domain import api
@@ -213,3 +215,36 @@ def test_the_charts_environment_becomes_the_ingress_config() -> None:
     assert ingress_config_from_env("none", {}).host == ""
     with pytest.raises(SystemExit, match="FEDERATION_HOST"):
         ingress_config_from_env("ingress-nginx", {})
+
+
+# Longer than the operator's request timeout (30 s), as a stuck API server's 60 s is: the edge's
+# pass is still waiting on its read when the credentials must already be done.
+EDGE_HANG_SECONDS = 45.0
+
+
+def _hang_the_gateway_reads(api_: SandboxAPI) -> None:
+    """Hold every GET of a Gateway (only the edge's pass reads it) before a 504."""
+    api_.faults.hang_seconds = EDGE_HANG_SECONDS
+    api_.faults.add(verb="get", resource="gateways", status=TIMEOUT)
+
+
+def test_an_edge_the_api_server_hangs_holds_back_no_peers_credentials(site_factory: SiteFactory) -> None:
+    """The edge and the credentials are separate: a namespace's edge pass stuck on the API server
+    (one read held for longer than the client's timeout) must not hold any peer's credentials
+    pass, on the event that created the peer or on any later one; the edge catches up once the
+    API server answers again."""
+    site = ingress_site(site_factory, "gateway-api")
+    site.sandbox.call(_hang_the_gateway_reads, site.sandbox.api)
+    certs = {name: client_cert(name) for name in ("us-east", "ap-south", "sa-east")}
+    for name, cert in certs.items():
+        site.create(PEERS, name, peer_spec(cert.pin))
+
+    for name in certs:
+        site.wait_condition(PEERS, name, "CredentialsReady", "True", timeout=EDGE_HANG_SECONDS / 3)
+    # The edge's pass was held all along: no peer has its edge condition yet.
+    assert all(site.condition(PEERS, name, CONDITION) is None for name in certs)
+
+    site.sandbox.call(site.sandbox.api.faults.clear)
+    for name in certs:
+        site.wait_condition(PEERS, name, CONDITION, "True", reason="Enforced", timeout=3 * EDGE_HANG_SECONDS)
+    wait_bundle(site, {cert.pem for cert in certs.values()})

@@ -12,12 +12,20 @@ compared with what the namespace's last pass computed from (`NamespaceLocks.is_c
 peer's uid and `metadata.generation`), and a peer that moved on starts a pass at once. The change
 handlers stay for kopf's retries; they skip the pass when the event watch already ran it.
 
+The event watch starts its pass and returns; it does not wait for it. kopf runs a peer's event
+handlers before its change handlers, in one worker per peer: a pass held by the API server (a
+read that waits out the client's 30 s timeout) would otherwise hold that peer's credentials pass
+too, and every peer of the namespace joins the same pass. The change handlers, registered after
+the credentials' ones, still wait for the pass, so that kopf retries a pass that failed.
+
 Pinned certificates expire without any API event, so the edge is also re-checked every
 `ingress_check_interval`: by one periodic sweep per operator over the namespaces that hold
 peers (`ingress-check`, see `handlers/periodic.py`), one pass per namespace, not a kopf timer
 per peer that re-ran the same namespace pass once for each of its peers.
 """
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,18 +55,34 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     peers_in: dict[str, set[str]] = {}
     handler_context = HandlerContext()
 
+    def seen(namespace: str, name: str, meta: kopf.Meta, *, gone: bool) -> bool:
+        """Note the peer; whether the namespace's last pass already computed from it as it is."""
+        handler_context.capture()
+        if not gone and not meta.get("deletionTimestamp"):
+            peers_in.setdefault(namespace, set()).add(name)
+        return locks.is_current(namespace, name, meta, gone=gone)
+
     async def pass_unless_current(
         namespace: str, name: str, meta: kopf.Meta, *, gone: bool, logger: kopf.Logger, memo: Any
     ) -> None:
         """Run the namespace's pass unless its last one already computed from this peer as it is."""
-        handler_context.capture()
-        if not gone and not meta.get("deletionTimestamp"):
-            peers_in.setdefault(namespace, set()).add(name)
-        if locks.is_current(namespace, name, meta, gone=gone):
-            return
-        await ingress_handlers.reconcile_namespace(
-            context_of(memo), namespace=namespace, locks=locks, logger=logger
-        )
+        if not seen(namespace, name, meta, gone=gone):
+            await ingress_handlers.reconcile_namespace(
+                context_of(memo), namespace=namespace, locks=locks, logger=logger
+            )
+
+    # Passes the event watch started and nobody waits for: held so that they are not collected
+    # mid-flight, and cancelled when the operator stops.
+    started: set[asyncio.Task[None]] = set()
+
+    async def watched_pass(namespace: str, *, logger: kopf.Logger, memo: Any) -> None:
+        try:
+            await ingress_handlers.reconcile_namespace(
+                context_of(memo), namespace=namespace, locks=locks, logger=logger
+            )
+        except Exception as error:
+            # The peer's change handler (kopf retries it) or the next sweep runs the pass again.
+            logger.warning("Edge pass of namespace %s failed: %s; it is retried", namespace, error)
 
     @kopf.on.event(*PEER, registry=registry, id="ingress-watch")
     async def peer_seen(
@@ -71,9 +95,23 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         **_: Any,
     ) -> None:
         # FederationPeer is namespaced: kopf's `None` (cluster-scoped objects) never comes here.
-        await pass_unless_current(
-            str(namespace), name, meta, gone=type == "DELETED", logger=logger, memo=memo
+        if seen(str(namespace), name, meta, gone=type == "DELETED") or str(namespace) in locks.queued:
+            # A queued pass has not listed the peers yet: it reads this one as it is now.
+            return
+        # The task copies this handler's context: kopf's Event posting in the pass needs it.
+        task = asyncio.create_task(
+            watched_pass(str(namespace), logger=logger, memo=memo), name=f"edge pass of namespace {namespace}"
         )
+        started.add(task)
+        task.add_done_callback(started.discard)
+
+    @kopf.on.cleanup(registry=registry, id="ingress-watch-stop")
+    async def stop_started_passes(**_: Any) -> None:
+        for task in list(started):
+            task.cancel()
+        for task in list(started):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @kopf.on.resume(*PEER, registry=registry, id="ingress-resume")
     @kopf.on.create(*PEER, registry=registry, id="ingress-create")
