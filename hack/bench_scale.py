@@ -158,12 +158,12 @@ def _rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def _until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+def _until(predicate: Callable[[], bool], *, timeout: float, what: str, every: float = POLL_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(every)
 
 
 def _synthetic(peers: int) -> list[dict[str, Any]]:
@@ -198,7 +198,7 @@ def _index_memory(peers: list[dict[str, Any]]) -> tuple[int, int, int]:
     return len(index.peer_keys()), retained, peak
 
 
-FLOOR_KINDS = ("noop", "shape")
+FLOOR_KINDS = ("noop", "finalizer", "shape")
 
 
 def floor_operator(*, kubeconfig: Path, kind: str, peers: int, report: Path) -> None:
@@ -242,6 +242,12 @@ def floor_operator(*, kubeconfig: Path, kind: str, peers: int, report: Path) -> 
     @kopf.on.create(*peer, registry=registry, id="floor-create")
     async def handled(uid: str | None, **_: Any) -> None:
         count("handled", str(uid))
+
+    if kind == "finalizer":
+        # A delete handler makes kopf add its finalizer: the two kopf PATCHes a new peer of ours gets.
+        @kopf.on.delete(*peer, registry=registry, id="floor-delete")
+        async def deleted(**_: Any) -> None:
+            return None
 
     if kind == "shape":
 
@@ -314,7 +320,7 @@ def _measure_startup(*, kind: str, peers: int, workers: int, timeout: float) -> 
                 marks = dict(line.split() for line in report.read_text().splitlines())
                 for what in marks:
                     figures[f"{what}_s"] = float(marks[what]) - started_wall
-                return "handled" in marks and (kind == "noop" or "daemons" in marks)
+                return "handled" in marks and (kind != "shape" or "daemons" in marks)
 
             try:
                 _until(done, timeout=timeout, what=f"{kind}: every peer handled")
@@ -374,6 +380,157 @@ def compare_with_floor(*, peers: int, workers: int, timeout: float, operators: l
             + " ".join(f"{key}={value:.2f}" for key, value in sorted(ratios.items())),
             flush=True,
         )
+
+
+# How often a bulk floor run looks at the sandbox: each look scans the N peers in its loop.
+BULK_POLL_SECONDS = 0.5
+DIFFBASE = f"kopf.{api.GROUP}/last-handled-configuration"
+AGENTS = (("kopf", "kopf/"), ("ours", "federation-operator/"))
+
+
+def _cpu_seconds(stat: Path) -> float:
+    """utime + stime of a process or thread (`/proc/.../stat`), in seconds."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _watching_peers(sandbox_api: SandboxAPI) -> bool:
+    """Whether a client holds a watch on FederationPeers open (an operator has started its watch)."""
+    return any(watcher.group_plural == f"{api.PEER_PLURAL}.{api.GROUP}" for watcher in sandbox_api._watchers)
+
+
+def _bulk_progress(sandbox_api: SandboxAPI) -> dict[str, int]:
+    """Per milestone, how many peers reached it (read in place in the sandbox's loop)."""
+    peers = list(sandbox_api._store.get(f"{api.PEER_PLURAL}.{api.GROUP}", {}).values())
+    return {
+        "applied": len(peers),
+        # kopf wrote its diff-base annotation: it finished the peer's creation handlers.
+        "settled": sum(DIFFBASE in (obj["metadata"].get("annotations") or {}) for obj in peers),
+        "reconciled": sum(_condition(obj, "CredentialsReady") == "True" for obj in peers),
+        "heartbeats": sum(
+            (obj.get("status") or {}).get("reachability") not in (None, "Unknown") for obj in peers
+        ),
+    }
+
+
+def _calls_by_caller(sandbox_api: SandboxAPI, mark: int) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    for call in sandbox_api.calls[mark:]:
+        caller = next((name for name, prefix in AGENTS if call.user_agent.startswith(prefix)), "bench")
+        calls[f"calls_{caller}"] += 1
+    calls["calls_all"] = len(sandbox_api.calls) - mark
+    return calls
+
+
+def _measure_bulk(*, kind: str, peers: int, workers: int, timeout: float) -> dict[str, float]:
+    """One operator (`ours`, a floor, or `none`: the apply alone) started on a sandbox holding only
+    the cert; once it watches, the N peers are applied and it is timed until it has handled them."""
+    milestones = {"none": ("applied",), "ours": ("settled", "reconciled", "heartbeats")}.get(
+        kind, ("settled",)
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-bulk-floor-") as tmp, SandboxThread() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
+        api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        custom = k8s_client.CustomObjectsApi(api_client)
+        report = Path(tmp) / "floor.report"
+        report.touch()
+        log = (Path(tmp) / "operator.log").open("w")
+        operator: subprocess.Popen[bytes] | None = None
+        if kind == "ours":
+            operator = _start_operator(kubeconfig, log)
+        elif kind != "none":
+            command = [sys.executable, __file__, "--peers", str(peers), "--run-floor", kind]
+            command += ["--floor-kubeconfig", str(kubeconfig), "--floor-report", str(report)]
+            operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        figures: dict[str, float] = {}
+        try:
+            _create_objects(custom, 0, workers=workers, port=free_port())
+            if operator is not None:
+                _until(
+                    lambda: (
+                        _alive(operator)
+                        and sandbox.call(_watching_peers, sandbox.api)
+                        and (kind != "ours" or sandbox.call(_count_ready, sandbox.api)[1])
+                    ),
+                    timeout=timeout,
+                    what=f"{kind}: watching",
+                )
+            sandbox_stat = Path(f"/proc/self/task/{sandbox._thread.native_id}/stat")
+            own_stat = Path("/proc/self/stat")
+            operator_stat = Path(f"/proc/{operator.pid}/stat") if operator else None
+            cpu_before = [_cpu_seconds(stat) for stat in (own_stat, sandbox_stat, operator_stat) if stat]
+            mark, started = len(sandbox.api.calls), time.monotonic()
+            _create_objects(custom, peers, workers=workers, port=free_port(), cert=False)
+            figures["applied_s"] = time.monotonic() - started
+            reached: dict[str, float] = {}
+
+            def done() -> bool:
+                if operator is not None:
+                    _alive(operator)
+                progress = sandbox.call(_bulk_progress, sandbox.api)
+                for milestone in milestones:
+                    if progress[milestone] == peers:
+                        reached.setdefault(milestone, time.monotonic() - started)
+                return len(reached) == len(milestones)
+
+            try:
+                _until(done, timeout=timeout, what=f"{kind}: every peer handled", every=BULK_POLL_SECONDS)
+            except SystemExit as gave_up:
+                print(f"{kind}: {gave_up} ({timeout:g} s); measuring the rest as it stands", flush=True)
+                figures["timed_out"] = 1.0
+                figures.update(
+                    {f"{m}_peers": float(n) for m, n in sandbox.call(_bulk_progress, sandbox.api).items()}
+                )
+            took = time.monotonic() - started
+            cpu_after = [_cpu_seconds(stat) for stat in (own_stat, sandbox_stat, operator_stat) if stat]
+            cpu = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
+            figures.update({f"{milestone}_s": at for milestone, at in reached.items()})
+            figures["done_s"] = took
+            figures["cpu_bench_s"], figures["cpu_sandbox_s"] = cpu[0], cpu[1]
+            if operator is not None:
+                figures["cpu_operator_s"] = cpu[2]
+                figures["rss_mib"] = _rss_kib(operator.pid) / 1024
+            calls = sandbox.call(_calls_by_caller, sandbox.api, mark)
+            figures.update({key: float(count) for key, count in calls.items()})
+            figures["calls_per_s"] = calls["calls_all"] / took
+            # The peers' own creates are the apply's; what the operator adds per peer is the rest.
+            figures["operator_calls_per_peer"] = (calls["calls_kopf"] + calls["calls_ours"]) / peers
+        finally:
+            if operator is not None and operator.poll() is None:
+                operator.kill()
+                operator.wait()
+            log.close()
+    return figures
+
+
+BULK_RATIOS = ("done_s", "calls_all", "cpu_operator_s", "cpu_sandbox_s", "cpu_bench_s")
+
+
+def compare_bulk_with_floor(*, peers: int, workers: int, timeout: float, operators: list[str]) -> None:
+    """`--floor --bulk`: each operator in turn on a fresh sandbox, the N peers applied after it
+    started (what kopf sees as N creates), the ratios of each to every floor that ran before it."""
+    results: dict[str, dict[str, float]] = {}
+    for kind in operators:
+        results[kind] = _measure_bulk(kind=kind, peers=peers, workers=workers, timeout=timeout)
+        print(
+            f"peers={peers} bulk operator={kind} "
+            + " ".join(
+                f"{key}={value:.1f}" if value >= 10 else f"{key}={value:.2f}"
+                for key, value in sorted(results[kind].items())
+            ),
+            flush=True,
+        )
+        for floor in [floor for floor in results if floor != kind and floor in FLOOR_KINDS]:
+            ratios = {
+                key: results[kind][key] / results[floor][key]
+                for key in BULK_RATIOS
+                if results[floor].get(key) and key in results[kind]
+            }
+            print(
+                f"peers={peers} bulk ratio {kind}/{floor} "
+                + " ".join(f"{key}={value:.2f}" for key, value in sorted(ratios.items())),
+                flush=True,
+            )
 
 
 def _start_operator(
@@ -1071,6 +1228,12 @@ def main() -> int:
     if args.run_floor:
         floor_operator(
             kubeconfig=args.floor_kubeconfig, kind=args.run_floor, peers=args.peers, report=args.floor_report
+        )
+        return 0
+    if args.floor and args.bulk:
+        operators = args.floor_operators.split(",")
+        compare_bulk_with_floor(
+            peers=args.peers, workers=args.workers, timeout=args.timeout, operators=operators
         )
         return 0
     if args.floor:
