@@ -42,6 +42,16 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
    `--stop-at 0.5`: SIGTERM once half the peers are reconciled (the operator mid-way through its
    calls), then a second operator until every peer is; what it re-created or changed of the
    credential Secrets the first left (must be 0: a cut leaves nothing half-written).
+9. `--floor --bulk`: the floor of a bulk apply. For each of `--floor-operators` (`none`: no
+   operator, the apply alone; `noop`; `finalizer`: `noop` plus a no-op delete handler, so kopf
+   writes its finalizer too, as on our peers; `shape`; `ours`), a fresh sandbox holding only the
+   cert, the operator started and watching, then the N peers applied. Reported from the first
+   apply: `applied_s`; `settled_s`, every peer carrying kopf's diff-base annotation (kopf finished
+   its creation handlers and wrote what a create costs it); for ours also `reconciled_s`
+   (`CredentialsReady`) and `heartbeats_s` (every first heartbeat written); API calls by caller
+   (`bench`: the apply, `kopf`, `ours`) and per second; CPU seconds of the operator process, of
+   the sandbox's thread and of the whole benchmark process (sandbox + the applying client) over
+   the same span; and each operator's ratios to the floors measured before it in the same run.
 Prints one figure per line; nothing here is asserted.
 """
 
