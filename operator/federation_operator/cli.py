@@ -13,6 +13,7 @@ devkit, it only finds what is installed and says how to install what is not.
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from importlib.metadata import entry_points
 from typing import Any, Final
 
 from federation_operator import __version__
-from federation_operator.adapters.logs import configure_logging
+from federation_operator.adapters.logs import CANCELLED_HANDLERS, configure_logging
 from federation_operator.controller import runner
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.server import main as server_main
@@ -99,6 +100,9 @@ def main_run(args: argparse.Namespace) -> int:
         await run_operator_with_server(operator=operator, server=server, stop=stop)
 
     asyncio.run(_run())
+    summary = CANCELLED_HANDLERS.summary()
+    if summary is not None:
+        logging.getLogger(__name__).info(summary)
     return 0
 
 

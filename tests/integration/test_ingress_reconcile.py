@@ -8,9 +8,9 @@ the last peer takes everything with it. Pins the edge cannot enforce are flagged
 import base64
 
 import pytest
+
 from federation_devkit.sandbox.emulator import SandboxAPI
 from federation_devkit.sandbox.faults import TIMEOUT
-
 from federation_operator.controller.runner import ingress_config_from_env
 from federation_operator.domain import api
 from tests.harness.edge import (

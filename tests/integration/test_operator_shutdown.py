@@ -168,3 +168,36 @@ def test_sigterm_exits_in_seconds_while_the_api_hangs_the_operators_calls(
 
     took = _run_then_sigterm(site, log, create_peers_on_a_hanging_api, exit_within=EXIT_WITHIN)
     assert took < STOP_WITHIN, f"kopf took {took:.1f}s to stop after SIGTERM\n{log.read_text()[-3000:]}"
+
+
+def test_a_stop_that_cancels_many_handlers_says_so_in_one_line_and_a_count(
+    site_factory: SiteFactory, tmp_path: Path
+) -> None:
+    """kopf warns for every handler a stop cancels: at 10,000 peers, thousands of lines on each
+    rolling update. Here the API server holds the credentials' Secret creates, so every peer's
+    handler is in flight when the signal comes: one warning is logged, and the count."""
+    site = site_factory("eu", operator=False)
+    log = tmp_path / "operator.log"
+    spec = {"endpoint": "https://127.0.0.1:9", "remoteCertificates": [{"thumbprint": "sha256:" + "1" * 64}]}
+
+    def hang_secret_creates(api: SandboxAPI) -> int:
+        api.faults.hang_seconds = HANG_SECONDS
+        api.faults.add(verb="create", resource="secrets", status=TIMEOUT)
+        return len(api.calls)
+
+    def handlers_in_flight() -> None:
+        since = site.sandbox.call(hang_secret_creates, site.sandbox.api)
+        for number in range(STUCK_PEERS):
+            site.create("federationpeers", f"peer-{number}", spec)
+
+        def held() -> int:
+            calls = site.sandbox.call(lambda: site.sandbox.api.calls[since:])
+            return sum(1 for call in calls if (call.verb, call.resource) == ("create", "secrets"))
+
+        wait_for(lambda: held() >= 3, timeout=60, message="three peers' Secret creates held")
+
+    _run_then_sigterm(site, log, handlers_in_flight, exit_within=EXIT_WITHIN)
+    text = log.read_text()
+    assert len(re.findall(r"is cancelled\. Will escalate", text)) == 1, text[-3000:]
+    (count,) = re.findall(r"the stop cancelled (\d+) kopf handler\(s\) in flight", text)
+    assert int(count) >= 3, text[-3000:]

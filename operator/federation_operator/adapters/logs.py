@@ -7,6 +7,12 @@ which namespace or for which object. The formatter here starts such lines with
 'peer-create' succeeded.", "Creation is processed: 1 succeeded; 0 failed.", activities,
 authentication): implementation words that bury what happened, so without --verbose they are
 dropped, and what our handlers log in their own words remains.
+
+A stop cancels every object's handler in flight, and kopf warns once for each ("Handler
+'peer-credentials-resume' is cancelled. Will escalate."): thousands of warnings on every rolling
+update of an operator with thousands of peers, none of which needs an action (the next start
+resumes each). The first one is logged with a note, the others are counted, and the stop's last
+line says how many.
 """
 
 import logging
@@ -22,6 +28,8 @@ _KOPF_PROGRESS: Final = re.compile(
     r"|Initial authentication has (?:been initiated|finished)\.?"
     r"|Stop-flag is set to True\. Operator is stopping\.?)$"
 )
+# kopf's warning for a handler it cancels (kopf 1.45 wording); kopf cancels handlers only to stop.
+_KOPF_CANCELLED: Final = re.compile(r"^(?:Handler|Timer|Daemon) '[^']+' is cancelled\. Will escalate\.?$")
 
 
 class ObjectFormatter(logging.Formatter):
@@ -47,10 +55,41 @@ class KopfProgressFilter(logging.Filter):
         return not _KOPF_PROGRESS.match(record.getMessage())
 
 
+class CancelledHandlersFilter(logging.Filter):
+    """Lets kopf's first "is cancelled" warning through, with a note, and counts the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf") or not _KOPF_CANCELLED.match(record.getMessage()):
+            return True
+        self.cancelled += 1
+        if self.cancelled > 1:
+            return False
+        note = "the stop cancels every handler in flight: the others are counted"
+        record.msg = f"{record.getMessage()} ({note})"
+        record.args = None
+        return True
+
+    def summary(self) -> str | None:
+        """The stop's line for the handlers it cancelled; None when it cancelled none."""
+        if not self.cancelled:
+            return None
+        return f"the stop cancelled {self.cancelled} kopf handler(s) in flight; the next start resumes them"
+
+
+# One per process, as the root logger's configuration is: `run` reports its count when it stops.
+CANCELLED_HANDLERS: Final = CancelledHandlersFilter()
+
+
 def configure_logging(*, verbose: bool) -> None:
     """Root logging for a command: INFO in words (DEBUG and kopf's progress with `verbose`)."""
     handler = logging.StreamHandler()
     handler.setFormatter(ObjectFormatter(VERBOSE_FORMAT if verbose else FORMAT))
     if not verbose:
         handler.addFilter(KopfProgressFilter())
+    # Even verbose: thousands of the same line show nothing that one line and a count do not.
+    handler.addFilter(CANCELLED_HANDLERS)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
