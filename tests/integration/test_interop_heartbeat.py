@@ -1,6 +1,6 @@
 """The heartbeat against a remote that is not our server, and against Secrets and faults it must survive.
 
-The remote is `tests.harness.independent_remote` (aiohttp, written from docs/protocol.md): it answers a
+The remote is `federation_devkit.independent_remote` (aiohttp, written from docs/protocol.md): it answers a
 green ping with a bare `200 pong`. The site is a sandbox with its operator, driven with the
 official client and the plugin, as a user would.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from federation_devkit.independent_remote import IndependentRemote, sha256_hash
 from federation_operator.adapters import probe
 from federation_operator.domain import api, tokens
 from federation_operator.plugin import cli
-from tests.harness.independent_remote import IndependentRemote, sha256_hash
 from tests.harness.server import Keys
 from tests.harness.site import Site, SiteFactory, issued_pem
 from tests.harness.waiting import wait_for

@@ -1,5 +1,5 @@
 """`kubectl federation probe URL`: the protocol's points against our server and against an
-independent endpoint written from docs/protocol.md (tests/harness/independent_remote.py),
+independent endpoint written from docs/protocol.md (federation_devkit/independent_remote.py),
 conforming or not."""
 
 import base64
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from federation_devkit.independent_remote import IndependentRemote, sha256_hash
 from federation_operator.domain import certs, tokens
 from federation_operator.plugin import cli
-from tests.harness.independent_remote import IndependentRemote, sha256_hash
 from tests.harness.server import AppThread, Identity, Keys, link
 from tests.harness.site import Site, issued_pem
 
