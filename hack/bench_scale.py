@@ -57,12 +57,17 @@ Prints one figure per line; nothing here is asserted.
 
 import argparse
 import asyncio
+import base64
 import concurrent.futures
+import contextlib
+import copy
 import hashlib
 import json
 import logging
 import os
+import queue
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -72,7 +77,8 @@ import tracemalloc
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,8 +87,10 @@ import kopf
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from federation_devkit.localsite import free_port
-from federation_devkit.sandbox.emulator import SandboxAPI
+from federation_devkit import independent_remote
+from federation_devkit.localsite import free_port, write_server_identity
+from federation_devkit.sandbox.emulator import SandboxAPI, _Watcher
+from federation_devkit.sandbox.selectors import Selector
 from federation_devkit.sandbox.server import SandboxThread
 from federation_operator.controller.runner import connection_info
 from federation_operator.domain import api, tokens
@@ -94,6 +102,260 @@ POLL_SECONDS = 2.0
 # How long SIGTERM may take before the operator is killed (kopf stops every daemon and timer).
 SHUTDOWN_GRACE = 120.0
 PIN = {"thumbprint": "sha256:" + "ab" * 32}
+
+
+REMOTE_CA = "bench-remote-ca"  # the ConfigMap holding the local remote's CA (the peers' serverTrust)
+
+
+class LocalRemote:
+    """`--remote local`: `federation_devkit.independent_remote` (written from docs/protocol.md, not
+    from our server) in `workers` processes sharing one port with SO_REUSEPORT, apart from this
+    process, so that its CPU is its own. It stands for N remote sites, one per peer: peer P's
+    endpoint is `https://127.0.0.1:PORT/sites/P`. It checks what a real remote checks: the client
+    certificate pinned (the FederationCert the peers present, pinned once the operator issued it)
+    and the Bearer token against that site's inbound hash (the hash of the peer's outbound token,
+    which the operator generated), both fed by `RemoteFeed`. The peers verify its server
+    certificate with its CA (`serverTrust`) and pin it (`remoteCertificates`)."""
+
+    def __init__(self, directory: Path, *, workers: int) -> None:
+        self.ca_pem = write_server_identity(directory, "bench-remote").read_text()
+        cert = directory / "bench-remote-federation-tls.crt"
+        self.pin = {"thumbprint": independent_remote.thumbprint(ssl.PEM_cert_to_DER_cert(cert.read_text()))}
+        self.port = free_port()
+        self.controls = [free_port() for _ in range(workers)]
+        command = [sys.executable, "-m", "federation_devkit.independent_remote", "--port", str(self.port)]
+        command += ["--cert", str(cert), "--key", str(directory / "bench-remote-federation-tls.key")]
+        command += ["--reuse-port"]
+        self.processes = [
+            subprocess.Popen([*command, "--control-port", str(control)]) for control in self.controls
+        ]
+        _until(lambda: all(self._stats(control) for control in self.controls), timeout=60, what="remote")
+
+    def endpoint(self, peer: str) -> str:
+        return f"https://127.0.0.1:{self.port}{independent_remote.SITE_PREFIX}{peer}"
+
+    def spec(self, peer: str) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint(peer),
+            "remoteCertificates": [self.pin],
+            "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": REMOTE_CA}},
+        }
+
+    def install(self, core: k8s_client.CoreV1Api) -> None:
+        body = k8s_client.V1ConfigMap(
+            metadata=k8s_client.V1ObjectMeta(name=REMOTE_CA), data={"ca.crt": self.ca_pem}
+        )
+        core.create_namespaced_config_map(NAMESPACE, body)
+
+    def post(self, path: str, body: Any) -> None:
+        data = json.dumps(body).encode()
+        for control in self.controls:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{control}{path}", data=data, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310 - loopback, ours
+                reply.read()
+
+    @staticmethod
+    def _stats(control: int) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{control}/stats", timeout=10) as reply:
+                stats: dict[str, Any] = json.loads(reply.read())
+                return stats
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def stats(self) -> Counter[str]:
+        """Pings served (all workers), by outcome (`ok` or the refused factor), and CPU seconds x1000."""
+        total: Counter[str] = Counter()
+        for control, process in zip(self.controls, self.processes, strict=True):
+            if process.poll() is not None:
+                raise SystemExit(f"remote worker exited with {process.returncode}")
+            stats = self._stats(control) or {}
+            total["pings"] += int(stats.get("pings", 0))
+            total.update({f"outcome_{k}": int(v) for k, v in (stats.get("outcomes") or {}).items()})
+        total["cpu_ms"] = sum(int(_cpu_seconds(process.pid) * 1000) for process in self.processes)
+        return total
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass
+class RemoteFeed:
+    """Tells the local remote what a real remote's admin would have applied: the FederationCert's
+    certificate (its pin) and each peer's outbound token hash (its inbound secret there), as soon
+    as the operator writes them. It reads the sandbox's own watch stream in-process (a watcher on
+    the emulator, fed on every write), so it learns a token about when the operator's watch does;
+    a peer pinged before the remote knew its token is refused (`Secret`) and counted."""
+
+    sandbox: SandboxThread
+    remote: LocalRemote
+    events: "queue.Queue[dict[str, Any]]" = field(default_factory=queue.Queue)
+    sites: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _pins: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.sandbox.call(self._subscribe, self.sandbox.api)
+        self._thread = threading.Thread(target=self._run, name="remote-feed", daemon=True)
+        self._thread.start()
+
+    def _subscribe(self, sandbox_api: SandboxAPI) -> None:
+        """In the sandbox's loop: the objects there now, and every write from here on."""
+        for group_plural, labels in (
+            ("secrets", f"{api.LABEL_ROLE}={api.ROLE_OUTBOUND}"),
+            (f"{api.CERT_PLURAL}.{api.GROUP}", ""),
+        ):
+            # The emulator puts each event with `queue.put_nowait`: a thread-safe queue takes them.
+            watcher = _Watcher(group_plural, None, Selector.parse(label_selector=labels), self.events)  # type: ignore[arg-type]
+            for obj in sandbox_api._store.get(group_plural, {}).values():
+                if watcher.wants(obj):
+                    self.events.put({"type": "ADDED", "object": copy.deepcopy(obj)})
+            sandbox_api._watchers.add(watcher)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = [self.events.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < 5000:
+                try:
+                    batch.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            pems, sites = [], {}
+            for event in batch:
+                obj = event["object"]
+                if "spec" in obj:  # the FederationCert (a Secret has none)
+                    pem = (obj.get("status") or {}).get("certificate")
+                    if pem and pem not in self._pins:
+                        self._pins.add(pem)
+                        pems.append(pem)
+                    continue
+                peer = (obj["metadata"].get("labels") or {}).get(api.LABEL_PEER)
+                data = obj.get("data") or {}
+                hashes = [
+                    independent_remote.sha256_hash(base64.b64decode(data[key]).decode("ascii"))
+                    for key in (api.OUTBOUND_TOKEN_KEY, api.OUTBOUND_PREVIOUS_TOKEN_KEY)
+                    if data.get(key)
+                ]
+                if peer and hashes:
+                    sites[peer] = hashes
+            if pems:
+                self.remote.post("/pins", {"pems": pems})
+            if sites:
+                self.remote.post("/sites", sites)
+                self.sites += len(sites)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (`/proc/PID/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _reachability(sandbox_api: SandboxAPI) -> Counter[str]:
+    """Peers by `status.reachability`, and the non-green ones also by their last failure's factor."""
+    counts: Counter[str] = Counter()
+    for obj in sandbox_api._store.get(f"{api.PEER_PLURAL}.{api.GROUP}", {}).values():
+        status = obj.get("status") or {}
+        state = status.get("reachability") or "Unknown"
+        counts[state] += 1
+        if state not in ("Reachable", "Unknown"):
+            counts[f"{state}:{(status.get('lastFailure') or {}).get('factor')}"] += 1
+    return counts
+
+
+def _heartbeat_metrics(metrics_port: int | None) -> dict[str, float]:
+    """The operator's heartbeat figures (not the per-peer series) from its /metrics."""
+    if metrics_port is None:
+        return {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as reply:
+            text = reply.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    wanted = (
+        "federation_heartbeat_saturated ",
+        "federation_heartbeat_pending_cycles ",
+        "federation_heartbeat_pings_total{",
+        "federation_heartbeat_status_writes_total ",
+        "federation_heartbeat_own_lag_timeouts_total ",
+        "federation_heartbeat_deferred_cycles_total ",
+        "federation_heartbeat_lag_seconds_sum ",
+        "federation_heartbeat_lag_seconds_count ",
+    )
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(wanted):
+            name, value = line.rsplit(" ", 1)
+            found[name.replace("federation_heartbeat_", "").replace('"', "")] = float(value)
+    return found
+
+
+REACHABILITY_STATES = ("Unknown", "Reachable", "Slow", "Degraded", "Unreachable")
+# docs/reachability.md, "The write budget": routine status writes per peer-hour on a 30 s interval.
+ROUTINE_WRITES_PER_PEER_HOUR = 10.9
+
+
+def _format(figures: dict[str, float]) -> str:
+    return " ".join(f"{key}={value:g}" for key, value in sorted(figures.items()) if value)
+
+
+EVENT_REASONS = ("HeartbeatSaturated", "HeartbeatCaughtUp", "Reachable", "Slow", "Degraded", "Unreachable")
+
+
+def _events(sandbox_api: SandboxAPI) -> Counter[str]:
+    """Events by reason: the operator's saturation, and the peers' reachability transitions."""
+    events = sandbox_api._store.get("events", {}).values()
+    return Counter(str(obj.get("reason")) for obj in events if obj.get("reason") in EVENT_REASONS)
+
+
+@contextlib.contextmanager
+def _local_remote(sandbox: SandboxThread, directory: Path, *, workers: int) -> Iterator[LocalRemote | None]:
+    """The local remote and its feed for `--remote local` (`workers` > 0), else None (a closed port)."""
+    if workers <= 0:
+        yield None
+        return
+    remote = LocalRemote(directory, workers=workers)
+    feed = None
+    try:
+        api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(sandbox.write_kubeconfig(directory / "remote.kubeconfig"))
+        )
+        remote.install(k8s_client.CoreV1Api(api_client))
+        feed = RemoteFeed(sandbox, remote)
+        yield remote
+    finally:
+        if feed is not None:
+            feed.close()
+        remote.close()
+
+
+def _print_remote(prefix: str, remote: LocalRemote | None, sandbox: SandboxThread) -> None:
+    """Where the peers stand, the reachability Events so far, and what the remote served."""
+    states = sandbox.call(_reachability, sandbox.api)
+    line = f"{prefix} " + " ".join(f"{k}={v}" for k, v in sorted(states.items()))
+    line += " events " + " ".join(f"{k}={v}" for k, v in sorted(sandbox.call(_events, sandbox.api).items()))
+    if remote is not None:
+        stats = remote.stats()
+        line += f" remote_cpu_s={stats.pop('cpu_ms') / 1000:.1f} " + " ".join(
+            f"remote_{k}={v}" for k, v in sorted(stats.items())
+        )
+    print(line, flush=True)
 
 
 def _condition(obj: dict[str, Any], type_: str) -> str | None:
@@ -122,8 +384,15 @@ def _status_writes(sandbox_api: SandboxAPI) -> Counter[str]:
 
 
 def _create_objects(
-    custom: k8s_client.CustomObjectsApi, peers: int, *, workers: int, port: int, cert: bool = True
+    custom: k8s_client.CustomObjectsApi,
+    peers: int,
+    *,
+    workers: int,
+    port: int,
+    cert: bool = True,
+    remote: LocalRemote | None = None,
 ) -> None:
+    """The cert (unless `cert` is False) and N peers pointing at a closed `port`, or at `remote`."""
     if cert:
         custom.create_namespaced_custom_object(
             api.GROUP,
@@ -139,6 +408,12 @@ def _create_objects(
         )
 
     def create(number: int) -> None:
+        name = f"peer-{number:05d}"
+        target = (
+            remote.spec(name)
+            if remote is not None
+            else {"endpoint": f"https://127.0.0.1:{port}", "remoteCertificates": [PIN]}
+        )
         custom.create_namespaced_custom_object(
             api.GROUP,
             api.VERSION,
@@ -147,12 +422,8 @@ def _create_objects(
             {
                 "apiVersion": api.API_VERSION,
                 "kind": api.PEER_KIND,
-                "metadata": {"name": f"peer-{number:05d}"},
-                "spec": {
-                    "endpoint": f"https://127.0.0.1:{port}",
-                    "remoteCertificates": [PIN],
-                    "clientCertificateRef": {"name": CERT_NAME},
-                },
+                "metadata": {"name": name},
+                "spec": {**target, "clientCertificateRef": {"name": CERT_NAME}},
             },
         )
 
@@ -674,11 +945,20 @@ def restart_run(
     windows: int,
     steady: float,
     profile: Path | None = None,
+    remote_workers: int = 0,
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp, SandboxThread() as sandbox:
+    """`remote_workers` > 0: the peers point at a local remote (`--remote local`), which answers
+    green once it knows their certificate and token; first start also waits for every peer
+    `Reachable` (the first heartbeats written green)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp,
+        SandboxThread() as sandbox,
+        _local_remote(sandbox, Path(tmp), workers=remote_workers) as remote,
+    ):
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        _create_objects(k8s_client.CustomObjectsApi(api_client), peers, workers=workers, port=free_port())
+        custom = k8s_client.CustomObjectsApi(api_client)
+        _create_objects(custom, peers, workers=workers, port=free_port(), remote=remote)
         log = (Path(tmp) / "operator.log").open("w")
 
         def all_ready() -> bool:
@@ -686,7 +966,8 @@ def restart_run(
             return bool(cert_ready and ready == peers)
 
         mark, started = len(sandbox.api.calls), time.monotonic()
-        first = _start_operator(kubeconfig, log)
+        first_metrics = free_port()
+        first = _start_operator(kubeconfig, log, metrics_port=first_metrics)
         try:
             _until(lambda: _alive(first) and all_ready(), timeout=timeout, what="first start: all reconciled")
             print(
@@ -703,6 +984,24 @@ def restart_run(
                 what="first start: every first heartbeat written",
             )
             print(f"peers={peers} first_start_all_heartbeats_s={time.monotonic() - started:.1f}", flush=True)
+            _print_remote(f"peers={peers} first_heartbeats", remote, sandbox)
+            if remote is not None:
+                try:
+                    _until(
+                        lambda: (
+                            _alive(first) and sandbox.call(_reachability, sandbox.api)["Reachable"] == peers
+                        ),
+                        timeout=timeout,
+                        what="first start: every peer Reachable",
+                    )
+                    print(
+                        f"peers={peers} first_start_all_reachable_s={time.monotonic() - started:.1f}",
+                        flush=True,
+                    )
+                except SystemExit as gave_up:  # a finding, not the end of the run
+                    print(f"peers={peers} {gave_up} ({timeout:g} s)", flush=True)
+                _print_remote(f"peers={peers} first_reachable", remote, sandbox)
+                print(f"peers={peers} first_metrics {_format(_heartbeat_metrics(first_metrics))}", flush=True)
             time.sleep(settle)  # steady work, so that SIGTERM meets a working operator
             converged = sandbox.call(_credential_secrets, sandbox.api)
             print(f"peers={peers} first_shutdown_s={_stop_operator(first, log)}", flush=True)
@@ -766,6 +1065,7 @@ def restart_run(
                 return "reconciled" in marks and "pinged" in marks
 
             _until(restarted, timeout=timeout, what="restart: every peer read again and pinged")
+            _print_remote(f"peers={peers} restart_pinged", remote, sandbox)
             if sampler is not None:
                 sampler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 sampler.wait()
@@ -785,7 +1085,9 @@ def restart_run(
             _print_calls(
                 f"peers={peers} restart_until_settled", sandbox.call(_calls_since, sandbox.api, mark), peers
             )
-            _steady_windows(sandbox, second, windows=windows, seconds=steady)
+            _steady_windows(
+                sandbox, second, windows=windows, seconds=steady, remote=remote, metrics_port=metrics_port
+            )
             print(f"peers={peers} second_shutdown_s={_stop_operator(second, log)}", flush=True)
         finally:
             if second.poll() is None:
@@ -795,17 +1097,29 @@ def restart_run(
 
 
 def bulk_run(
-    *, peers: int, workers: int, timeout: float, stop_at: float | None = None, settle: float = 0
+    *,
+    peers: int,
+    workers: int,
+    timeout: float,
+    stop_at: float | None = None,
+    settle: float = 0,
+    remote_workers: int = 0,
 ) -> None:
     """With `stop_at` (a share of the peers), SIGTERM once that many are reconciled, in the middle
     of the bulk's calls, then a second operator until every peer is: what the cut left
-    half-written is what the second start re-creates or changes (`bulk_stop_at`)."""
-    with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp, SandboxThread() as sandbox:
+    half-written is what the second start re-creates or changes (`bulk_stop_at`). With
+    `remote_workers` > 0 (`--remote local`), also until every peer is `Reachable`."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp,
+        SandboxThread() as sandbox,
+        _local_remote(sandbox, Path(tmp), workers=remote_workers) as remote,
+    ):
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
         custom = k8s_client.CustomObjectsApi(api_client)
         log = (Path(tmp) / "operator.log").open("w")
-        operator = _start_operator(kubeconfig, log)
+        metrics_port = free_port()
+        operator = _start_operator(kubeconfig, log, metrics_port=metrics_port)
         try:
             _create_objects(custom, 0, workers=workers, port=free_port())
             _until(
@@ -814,7 +1128,7 @@ def bulk_run(
                 what="cert Ready",
             )
             mark, started = len(sandbox.api.calls), time.monotonic()
-            _create_objects(custom, peers, workers=workers, port=free_port(), cert=False)
+            _create_objects(custom, peers, workers=workers, port=free_port(), cert=False, remote=remote)
             print(f"peers={peers} bulk_applied_in_s={time.monotonic() - started:.1f}", flush=True)
             if stop_at is not None:
                 _bulk_stop_then_restart(
@@ -839,6 +1153,21 @@ def bulk_run(
                 flush=True,
             )
             _print_calls(f"peers={peers} bulk", sandbox.call(_calls_since, sandbox.api, mark), peers)
+            if remote is not None:
+                try:
+                    _until(
+                        lambda: (
+                            _alive(operator)
+                            and sandbox.call(_reachability, sandbox.api)["Reachable"] == peers
+                        ),
+                        timeout=timeout,
+                        what="bulk: every peer Reachable",
+                    )
+                    print(f"peers={peers} bulk_all_reachable_s={time.monotonic() - started:.1f}", flush=True)
+                except SystemExit as gave_up:  # a finding, not the end of the run
+                    print(f"peers={peers} {gave_up} ({timeout:g} s)", flush=True)
+                _print_remote(f"peers={peers} bulk_reachable", remote, sandbox)
+                print(f"peers={peers} bulk_metrics {_format(_heartbeat_metrics(metrics_port))}", flush=True)
             print(f"peers={peers} bulk_shutdown_s={_stop_operator(operator, log)}", flush=True)
         finally:
             if operator.poll() is None:
@@ -1231,10 +1560,23 @@ def main() -> int:
         action="store_true",
         help="federation server: ready time, RSS, auth decision vs 10 peers",
     )
+    parser.add_argument(
+        "--remote",
+        choices=("closed", "local"),
+        default="closed",
+        help="with --restart or --bulk: where the peers point: a closed port on 127.0.0.1 (every ping "
+        "fails fast with Network) or a local federation endpoint written from docs/protocol.md",
+    )
+    parser.add_argument(
+        "--remote-workers", type=int, default=2, help="with --remote local: its processes (SO_REUSEPORT)"
+    )
     parser.add_argument("--run-floor", choices=FLOOR_KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--floor-kubeconfig", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor-report", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    remote_workers = args.remote_workers if args.remote == "local" else 0
+    if remote_workers and not (args.restart or args.bulk):
+        parser.error("--remote local goes with --restart or --bulk")
     if args.run_floor:
         floor_operator(
             kubeconfig=args.floor_kubeconfig, kind=args.run_floor, peers=args.peers, report=args.floor_report
@@ -1265,6 +1607,7 @@ def main() -> int:
             windows=args.windows,
             steady=args.steady_seconds,
             profile=args.profile_restart,
+            remote_workers=remote_workers,
         )
         return 0
     if args.memory:
@@ -1287,6 +1630,7 @@ def main() -> int:
             timeout=args.timeout,
             stop_at=args.stop_at,
             settle=args.settle_seconds,
+            remote_workers=remote_workers,
         )
         return 0
 
@@ -1343,13 +1687,25 @@ def main() -> int:
 
 
 def _steady_windows(
-    sandbox: SandboxThread, operator: subprocess.Popen[bytes], *, windows: int, seconds: float
+    sandbox: SandboxThread,
+    operator: subprocess.Popen[bytes],
+    *,
+    windows: int,
+    seconds: float,
+    remote: LocalRemote | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """API calls per minute by verb and resource, status writes per kind and the operator's RSS,
-    in `windows` consecutive windows of `seconds`."""
+    in `windows` consecutive windows of `seconds`; with the operator's metrics port, its heartbeat
+    figures in each window (pings by factor, saturation, lag) and its CPU; with a local remote,
+    the pings it served a second and its CPU, and where the peers stand at the end."""
+    peers = sum(sandbox.call(_reachability, sandbox.api)[state] for state in REACHABILITY_STATES)
+    budget = peers * ROUTINE_WRITES_PER_PEER_HOUR / 60
     for window in range(windows):
         before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
         mark = len(sandbox.api.calls)
+        metrics_before, cpu_before = _heartbeat_metrics(metrics_port), _cpu_seconds(operator.pid)
+        remote_before = remote.stats() if remote is not None else Counter()
         time.sleep(seconds)
         writes = sandbox.call(_status_writes, sandbox.api)
         by_kind = sandbox.call(_calls_since, sandbox.api, mark)
@@ -1366,9 +1722,34 @@ def _steady_windows(
             f"window={window} status_writes_per_min peers={writes[api.PEER_PLURAL] * per_minute:.0f} "
             f"certs={writes[api.CERT_PLURAL] * per_minute:.0f} "
             f"all_api_calls_per_min={writes['all'] * per_minute:.0f} "
-            f"operator_rss_mib={_rss_kib(operator.pid) / 1024:.0f}",
+            f"operator_rss_mib={_rss_kib(operator.pid) / 1024:.0f} "
+            f"routine_write_budget_per_min={budget:.0f}",
             flush=True,
         )
+        elapsed = time.monotonic() - window_start
+        line = f"window={window} operator_cpu_s={_cpu_seconds(operator.pid) - cpu_before:.1f}"
+        metrics = _heartbeat_metrics(metrics_port)
+        if metrics:
+            moved = {key: value - metrics_before.get(key, 0.0) for key, value in metrics.items()}
+            pings = sum(value for key, value in moved.items() if key.startswith("pings_total"))
+            lag = moved.get("lag_seconds_sum", 0.0) / max(moved.get("lag_seconds_count", 0.0), 1.0)
+            line += f" operator_pings_per_s={pings / elapsed:.1f} mean_lag_s={lag:.2f} "
+            line += " ".join(
+                f"{key}={value:.0f}"
+                for key, value in sorted(moved.items())
+                if value and not key.startswith(("saturated", "pending", "lag_"))
+            )
+            line += (
+                f" saturated={metrics.get('saturated', 0):.0f} pending={metrics.get('pending_cycles', 0):.0f}"
+            )
+        if remote is not None:
+            served = remote.stats()
+            served.subtract(remote_before)
+            line += f" remote_pings_per_s={served['pings'] / elapsed:.1f}"
+            line += f" remote_cpu_s={served.pop('cpu_ms') / 1000:.1f} "
+            line += " ".join(f"remote_{k}={v}" for k, v in sorted(served.items()) if v and k != "pings")
+        print(line, flush=True)
+        _print_remote(f"window={window} end", None, sandbox)
 
 
 def _print_index(indexed: int, retained: int, peak: int) -> None:
