@@ -174,7 +174,9 @@ class LocalRemote:
             stats = self._stats(control) or {}
             total["pings"] += int(stats.get("pings", 0))
             total.update({f"outcome_{k}": int(v) for k, v in (stats.get("outcomes") or {}).items()})
-        total["cpu_ms"] = sum(int(_cpu_seconds(process.pid) * 1000) for process in self.processes)
+        total["cpu_ms"] = sum(
+            int(_cpu_seconds(Path(f"/proc/{process.pid}/stat")) * 1000) for process in self.processes
+        )
         return total
 
     def close(self) -> None:
@@ -259,12 +261,6 @@ class RemoteFeed:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process (`/proc/PID/stat`)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _reachability(sandbox_api: SandboxAPI) -> Counter[str]:
@@ -1704,7 +1700,10 @@ def _steady_windows(
     for window in range(windows):
         before, window_start = sandbox.call(_status_writes, sandbox.api), time.monotonic()
         mark = len(sandbox.api.calls)
-        metrics_before, cpu_before = _heartbeat_metrics(metrics_port), _cpu_seconds(operator.pid)
+        metrics_before, cpu_before = (
+            _heartbeat_metrics(metrics_port),
+            _cpu_seconds(Path(f"/proc/{operator.pid}/stat")),
+        )
         remote_before = remote.stats() if remote is not None else Counter()
         time.sleep(seconds)
         writes = sandbox.call(_status_writes, sandbox.api)
@@ -1727,7 +1726,8 @@ def _steady_windows(
             flush=True,
         )
         elapsed = time.monotonic() - window_start
-        line = f"window={window} operator_cpu_s={_cpu_seconds(operator.pid) - cpu_before:.1f}"
+        cpu = _cpu_seconds(Path(f"/proc/{operator.pid}/stat")) - cpu_before
+        line = f"window={window} operator_cpu_s={cpu:.1f}"
         metrics = _heartbeat_metrics(metrics_port)
         if metrics:
             moved = {key: value - metrics_before.get(key, 0.0) for key, value in metrics.items()}
