@@ -35,8 +35,8 @@ Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
    peers shaped like the operator's (pins in spec, accepted hashes in status), then `federation-operator
    serve` as a subprocess: time from start to `/readyz` 200 (its index synced from the watch) and
    its RSS then, next to the same server over an empty sandbox (per-peer KiB above it); and the
-   auth decision (`PeerIndex.authenticate`, a matching peer and an unpinned caller) timed
-   in-process over N and over 10 peers, best of 5 rounds of 20,000 calls, with the ratio.
+   auth decision timed in-process over N and over 10 peers, each call's inputs built from the
+   wire's bytes as a request builds them (`hack/bench_decision.py`), with the ratios.
 7. `--bulk`: the operator starts on a sandbox holding only the cert; then the N peers are applied
    (`--workers` threads) and "bulk" = first apply until every peer is `CredentialsReady`.
    `--stop-at 0.5`: SIGTERM once half the peers are reconciled (the operator mid-way through its
@@ -79,7 +79,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,7 @@ import kopf
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+import bench_decision
 from federation_devkit import independent_remote
 from federation_devkit.localsite import free_port, write_server_identity
 from federation_devkit.sandbox.emulator import SandboxAPI, _Watcher
@@ -1226,61 +1227,6 @@ def _alive(operator: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-def _synthetic_with_tokens(peers: int) -> tuple[list[dict[str, Any]], list[tuple[str, tokens.SecretText]]]:
-    """Peers as `_synthetic` makes them, plus each one's (thumbprint, token) to authenticate with."""
-    objects, callers = [], []
-    for number in range(peers):
-        token = tokens.generate_token()
-        thumbprint = "sha256:" + f"{number:064x}"
-        objects.append(
-            {
-                "apiVersion": api.API_VERSION,
-                "kind": api.PEER_KIND,
-                "metadata": {"namespace": NAMESPACE, "name": f"peer-{number:05d}"},
-                "spec": {
-                    "endpoint": "https://127.0.0.1:9",
-                    "remoteCertificates": [{"thumbprint": thumbprint}],
-                },
-                "status": {
-                    "reachability": "Degraded",
-                    "inbound": {"acceptedHashes": [{"hash": tokens.hash_token(token)}]},
-                },
-            }
-        )
-        callers.append((thumbprint, token))
-    return objects, callers
-
-
-def _decision_us(
-    peers: int, *, callers: int = 1024, calls: int = 20_000, rounds: int = 5
-) -> tuple[float, float]:
-    """Best per-call time (microseconds) of `authenticate` over `peers` peers: (a pinned caller
-    with its token, an unpinned caller), the calls rotating over `callers` distinct callers spread
-    over the whole index (at most `peers`)."""
-    objects, tokens_of = _synthetic_with_tokens(peers)
-    index = PeerIndex()
-    for obj in objects:
-        index.upsert_peer(obj)
-    now = datetime.now(UTC)
-    count = min(callers, peers)
-    picked = [tokens_of[(i * 7919) % peers] for i in range(count)] if count < peers else list(tokens_of)
-    order = [picked[(i * 7919) % count] for i in range(calls)]  # every caller, in a scattered order
-    stranger = "sha256:" + "f" * 64
-    best_hit = best_miss = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for thumbprint, token in order:
-            result = index.authenticate(thumbprint=thumbprint, token=token, now=now)
-        best_hit = min(best_hit, (time.perf_counter() - started) / calls * 1e6)
-        assert result.ok, result
-        started = time.perf_counter()
-        for _thumbprint, token in order:
-            result = index.authenticate(thumbprint=stranger, token=token, now=now)
-        best_miss = min(best_miss, (time.perf_counter() - started) / calls * 1e6)
-        assert not result.ok
-    return best_hit, best_miss
-
-
 def _server_ready(*, peers: int, workers: int, timeout: float) -> tuple[float, float]:
     """(seconds from start to /readyz 200, RSS MiB then) of `federation-operator serve` over a
     sandbox holding `peers` synthetic peers."""
@@ -1288,7 +1234,7 @@ def _server_ready(*, peers: int, workers: int, timeout: float) -> tuple[float, f
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
         custom = k8s_client.CustomObjectsApi(api_client)
-        objects, _ = _synthetic_with_tokens(peers)
+        objects = bench_decision.peer_objects(peers, bench_decision.certificate_der_head())
 
         def create(obj: dict[str, Any]) -> None:
             custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PEER_PLURAL, obj)
@@ -1336,16 +1282,8 @@ def index_server_run(*, peers: int, workers: int, timeout: float) -> None:
         flush=True,
     )
     # The same 10 callers (the index's size alone), 1,024 rotating callers and every peer in turn
-    # (the working set grows with the callers: CPU-cache misses on each caller's entry).
-    for callers in (10, 1024, peers):
-        small_hit, small_miss = _decision_us(10, callers=callers)
-        big_hit, big_miss = _decision_us(peers, callers=callers)
-        print(
-            f"auth_decision_us callers={callers} peers=10 hit={small_hit:.2f} unpinned={small_miss:.2f} "
-            f"peers={peers} hit={big_hit:.2f} unpinned={big_miss:.2f} "
-            f"ratio hit={big_hit / small_hit:.2f} unpinned={big_miss / small_miss:.2f}",
-            flush=True,
-        )
+    # (the working set grows with the callers), each call's inputs built as a request builds them.
+    bench_decision.report(peers=peers, calls=20_000, rounds=5)
     _print_index(*_index_memory(_synthetic(peers)))
 
 
