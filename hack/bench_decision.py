@@ -17,7 +17,8 @@ pins the SHA-256 of exactly those bytes), the header is `Bearer ` + a 43-charact
 in the caller's number (each peer's status accepts that token's hash). Nothing per caller is read
 from a prebuilt list: the only memory that grows with the number of peers is the server's own.
 
-Loops, each the best of `--rounds` rounds of `--calls` calls, the callers in a scattered order:
+Loops, each the best of `--rounds` rounds of `--calls` calls (this thread's CPU time, the two
+sides and all loops taking turns in every round), the callers in a scattered order:
 - `wire`: building the DER and the header only (the floor every other loop includes);
 - `decide`: wire + `resolve` + `decide`: the decision as `_answer` runs it;
 - `inputs`: wire + `thumbprint_of_der` + `parse_bearer`: what `authenticate` is given;
@@ -45,6 +46,7 @@ from federation_operator.server.index import PeerIndex, parse_bearer
 from federation_operator.server.ratelimit import FailureLimiter
 
 NAMESPACE: Final = "default"
+Loop = Callable[[], None]
 SMALL: Final = 10
 # A prime coprime with every size used here: k -> k * STEP % count visits every caller once
 # per `count` calls, far apart in the index.
@@ -108,19 +110,8 @@ class Timing:
         return self.authenticate - self.inputs
 
 
-def _best(loop: Callable[[], None], *, calls: int, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        loop()
-        best = min(best, (time.perf_counter() - started) / calls * 1e6)
-    return best
-
-
-def time_decision(
-    *, index: PeerIndex, peers: int, callers: int, der_head: bytes, calls: int, rounds: int
-) -> Timing:
-    """Time the loops over `callers` of the index's `peers` callers (at most `peers`)."""
+def loops(*, index: PeerIndex, peers: int, callers: int, der_head: bytes, calls: int) -> dict[str, Loop]:
+    """The loops over `callers` of the index's `peers` callers (at most `peers`), by name."""
     count = min(callers, peers)
     now = datetime.now(UTC)
     monotonic = time.monotonic()
@@ -184,16 +175,27 @@ def time_decision(
             result = index.authenticate(thumbprint=thumbprint, token=parse_bearer(header), now=now)
         assert not result.ok, result
 
-    figures = {}
-    for name, loop in (
-        ("wire", wire),
-        ("decide", decided),
-        ("inputs", inputs),
-        ("authenticate", authenticated),
-        ("unpinned", unpinned),
-    ):
-        figures[name] = _best(loop, calls=calls, rounds=rounds)
-    return Timing(**figures)
+    return {
+        "wire": wire,
+        "decide": decided,
+        "inputs": inputs,
+        "authenticate": authenticated,
+        "unpinned": unpinned,
+    }
+
+
+def time_sides(sides: list[dict[str, Loop]], *, calls: int, rounds: int) -> list[Timing]:
+    """Best CPU time per call (microseconds) of every loop of every side. The sides and loops
+    take turns round after round, so a change in the machine's load hits each alike; the clock is
+    this thread's CPU time, so time spent descheduled on the shared machine does not count."""
+    best = [dict.fromkeys(side, float("inf")) for side in sides]
+    for _ in range(rounds):
+        for side, figures in zip(sides, best, strict=True):
+            for name, loop in side.items():
+                started = time.thread_time()
+                loop()
+                figures[name] = min(figures[name], (time.thread_time() - started) / calls * 1e6)
+    return [Timing(**figures) for figures in best]
 
 
 def build_index(peers: int, der_head: bytes) -> PeerIndex:
@@ -210,11 +212,13 @@ def report(*, peers: int, calls: int, rounds: int) -> None:
     small_index = build_index(SMALL, der_head)
     big_index = build_index(peers, der_head)
     for callers in dict.fromkeys(min(callers, peers) for callers in (SMALL, 1024, peers)):
-        small = time_decision(
-            index=small_index, peers=SMALL, callers=SMALL, der_head=der_head, calls=calls, rounds=rounds
-        )
-        big = time_decision(
-            index=big_index, peers=peers, callers=callers, der_head=der_head, calls=calls, rounds=rounds
+        small, big = time_sides(
+            [
+                loops(index=small_index, peers=SMALL, callers=SMALL, der_head=der_head, calls=calls),
+                loops(index=big_index, peers=peers, callers=callers, der_head=der_head, calls=calls),
+            ],
+            calls=calls,
+            rounds=rounds,
         )
         print(
             f"auth_decision_us callers={callers} "

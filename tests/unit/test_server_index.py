@@ -427,3 +427,53 @@ def test_the_decision_follows_a_certificate_from_one_peer_to_two_and_back() -> N
     assert auth(index, "shared", "rotated").factor == "Suspended"
     index.delete_peer("one", "p", now=NOW)
     assert auth(index, "shared", "rotated").factor == "UnknownPeer"
+
+
+CALLERS = ["a", "b", "c", "old", "stranger", None]
+
+
+def _every_decision(index: PeerIndex) -> list[tuple[AuthResult, bool]]:
+    return [
+        (auth(index, cert_of, token_of, now=now), index.pins(cert(cert_of).thumbprint) if cert_of else False)
+        for cert_of in CALLERS
+        for token_of in CALLERS
+        for now in (NOW, NOW + timedelta(hours=1))
+    ]
+
+
+@given(
+    suspended=st.sets(st.sampled_from(["a", "b", "c"])),
+    rotated=st.sets(st.sampled_from(["a", "b", "c"])),
+    shared=st.booleans(),
+)
+def test_the_first_sync_lays_the_decisions_out_afresh_and_changes_none(
+    suspended: set[str], rotated: set[str], shared: bool
+) -> None:
+    """`mark_synced` reallocates the one-peer entries (issue 17): every caller's decision and
+    `pins` answer stay what they were, and later changes still decide the next call."""
+    index = PeerIndex()
+    for name in ("a", "b", "c"):
+        previous = [{"hash": tokens.hash_token(token("old")), "expiresAt": "2026-03-01T12:30:00Z"}]
+        status = accepted(tokens.hash_token(token(name)), previous=previous if name in rotated else None)
+        pins = [{"pem": cert(name).pem}] + ([{"pem": cert("a").pem}] if shared and name == "c" else [])
+        index.upsert_peer(peer(name, pins=pins, suspend=name in suspended, status=status))
+    before = _every_decision(index)
+    index.mark_synced()
+    assert _every_decision(index) == before
+    index.upsert_peer(peer("b", suspend=True, status=accepted(tokens.hash_token(token("b")))))
+    assert auth(index, "b", "b").factor == "Suspended"
+    index.delete_peer("default", "b", now=NOW)
+    assert auth(index, "b", "b").factor == "UnknownPeer"
+    assert not index.pins(cert("b").thumbprint)
+
+
+def test_pins_answers_for_one_peer_and_for_several() -> None:
+    index = linked("a")
+    shared = [{"pem": cert("a").pem}]
+    assert index.pins(cert("a").thumbprint)
+    index.upsert_peer(peer("twin", namespace="other", pins=shared))
+    assert index.pins(cert("a").thumbprint)
+    index.delete_peer("default", "a", now=NOW)
+    assert index.pins(cert("a").thumbprint)
+    index.delete_peer("other", "twin", now=NOW)
+    assert not index.pins(cert("a").thumbprint)
