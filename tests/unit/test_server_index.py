@@ -477,3 +477,29 @@ def test_pins_answers_for_one_peer_and_for_several() -> None:
     assert index.pins(cert("a").thumbprint)
     index.delete_peer("other", "twin", now=NOW)
     assert not index.pins(cert("a").thumbprint)
+
+
+def test_version_moves_when_the_pinned_pems_may_change_and_not_for_status_writes() -> None:
+    """The direct-TLS listener reloads every pinned PEM on a new version (seconds at 10,000
+    peers): the operator's status writes and a suspension must not cause one, a new, changed or
+    deleted pin must."""
+    index = PeerIndex()
+    index.upsert_peer(peer("a", status=accepted(tokens.hash_token(token("a")))))
+    version = index.version
+    index.upsert_peer(peer("a", status={**accepted(tokens.hash_token(token("b"))), "reachability": "Slow"}))
+    index.upsert_peer(peer("a", suspend=True))
+    assert index.version == version
+    index.upsert_peer(peer("a", pins=[{"pem": cert("a").pem}, {"pem": cert("a2").pem}]))
+    assert index.version > version
+    version = index.version
+    index.upsert_peer(peer("b"))
+    assert index.version > version
+    version = index.version
+    index.delete_peer("default", "b", now=NOW)
+    assert index.version > version
+    version = index.version
+    # Its thumbprint was a tombstone, whose PEM the handshake still accepted: pinned again by
+    # thumbprint only, that PEM leaves the trust store.
+    index.upsert_peer(peer("c", pins=[{"thumbprint": cert("b").thumbprint}]))
+    assert index.version > version
+    assert cert("b").pem.strip() + "\n" not in index.trust_anchors(now=NOW)

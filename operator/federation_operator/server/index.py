@@ -228,8 +228,9 @@ class PeerIndex:
         self._tombstone_ttl = tombstone_ttl
         self._tombstone_limit = tombstone_limit
         self._synced = False
-        # Bumped whenever the set of pinned PEMs may have changed: the direct-TLS listener
-        # rebuilds its trust store when it sees a new version.
+        # Bumped whenever the set of pinned PEMs may have changed (a peer added, deleted or
+        # re-pinned; not a status or suspend change): the direct-TLS listener rebuilds its trust
+        # store when it sees a new version.
         self.version = 0
 
     # --- readiness -------------------------------------------------------------------------
@@ -262,12 +263,16 @@ class PeerIndex:
             link=_link_view(status if isinstance(status, Mapping) else {}),
             accepted={thumbprint: _accepted(key, thumbprint) for thumbprint in thumbprints},
         )
+        untombed = False
         for thumbprint in thumbprints:
             self._by_thumbprint.setdefault(thumbprint, set()).add(key)
-            self._tombstones.pop(thumbprint, None)
+            untombed |= self._tombstones.pop(thumbprint, None) is not None
         self._hashes[key] = _status_hashes(status if isinstance(status, Mapping) else {})
         self._refresh_pins(thumbprints | (old.thumbprints if old is not None else frozenset()))
-        self.version += 1
+        if old is None or old.pems != pems or untombed:
+            # Only then: the direct-TLS listener reloads every pinned PEM on a new version (seconds
+            # of CPU at 10,000 peers), and most updates are the operator's status writes.
+            self.version += 1
 
     def delete_peer(self, namespace: str, name: str, *, now: datetime | None = None) -> None:
         key = (namespace, name)
