@@ -1,5 +1,7 @@
 """The operator serves its own /metrics (the heartbeat's figures) when given a port."""
 
+import re
+
 import httpx
 
 from tests.harness.net import free_port
@@ -20,3 +22,6 @@ def test_operator_serves_prometheus_metrics_on_its_port(site_factory: SiteFactor
 
     text = wait_for(scrape, message="/metrics answering")
     assert "# TYPE federation_" in text
+    # kopf's requests at the in-flight gate: the gauges exist from the start, read at each scrape.
+    assert re.search(r"^federation_operator_api_requests_waiting \d", text, re.MULTILINE), text
+    assert re.search(r"^federation_operator_api_requests_in_flight \d", text, re.MULTILINE), text

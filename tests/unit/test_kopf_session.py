@@ -12,8 +12,10 @@ import aiohttp
 import kopf
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from federation_operator.adapters.k8s.kopf_session import GatedSession, gated_session
+from federation_operator.adapters.k8s.kopf_session import GatedSession, RequestGate, gated_session
+from federation_operator.adapters.metrics import ApiGateMetrics
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.controller.runner import configure
 
@@ -76,14 +78,15 @@ async def test_requests_beyond_the_limit_wait_their_turn_without_timing_out(
     counting, url = server
     # 60 requests one at a time take 3 s: past each request's 2 s timeout unless the wait for the
     # gate is outside it.
-    session = GatedSession(aiohttp.ClientSession(), limit=1)
+    session = GatedSession(aiohttp.ClientSession(), RequestGate(1))
     try:
         statuses = await asyncio.gather(*(_patch(session, url) for _ in range(60)))
     finally:
         await session.close()
     assert statuses == [200] * 60
     assert counting.most == 1
-    assert session.waiting == 0
+    assert session.gate.waiting == 0
+    assert session.gate.in_flight == 0
     assert session.closed
 
 
@@ -97,7 +100,7 @@ async def test_without_the_gate_the_same_burst_times_out(server: tuple[CountingS
 
 async def test_a_watch_passes_a_full_gate(server: tuple[CountingServer, str]) -> None:
     counting, url = server
-    session = GatedSession(aiohttp.ClientSession(), limit=1)
+    session = GatedSession(aiohttp.ClientSession(), RequestGate(1))
     try:
         burst = [asyncio.create_task(_patch(session, url)) for _ in range(20)]
         await asyncio.sleep(0)  # let the burst take the gate
@@ -112,7 +115,8 @@ async def test_a_watch_passes_a_full_gate(server: tuple[CountingServer, str]) ->
         async with watch:
             assert watch.status == 200
             assert counting.watch_open.is_set()
-            assert session.waiting > 0  # the burst was still queued when the watch got through
+            assert session.gate.waiting > 0  # the burst was still queued when the watch got through
+            assert session.gate.in_flight == 1
         assert await asyncio.gather(*burst) == [200] * 20
     finally:
         await session.close()
@@ -122,11 +126,12 @@ async def test_kopf_gets_a_session_with_the_connection_and_credentials() -> None
     info = kopf.ConnectionInfo(
         server="https://api.example:6443", scheme="Bearer", token="t0ken", default_namespace="ns", priority=7
     )
-    context = gated_session(info, limit=3)
+    gate = RequestGate(3)
+    context = gated_session(info, gate=gate)
     session = context.aiohttp_session
     try:
         assert isinstance(session, GatedSession)
-        assert session.limit == 3
+        assert session.gate is gate
         assert session.headers["Authorization"] == "Bearer t0ken"
         assert (context.server, context.default_namespace, context.priority) == (
             "https://api.example:6443",
@@ -143,7 +148,35 @@ def test_the_flag_default_is_the_gate_default() -> None:
     assert parser.parse_args([]).api_max_in_flight == OperatorConfig().api_max_in_flight == 32
 
 
-async def test_a_gate_of_nothing_is_refused() -> None:
-    async with aiohttp.ClientSession() as session:
-        with pytest.raises(ValueError, match="at least 1"):
-            GatedSession(session, limit=0)
+def test_a_gate_of_nothing_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        RequestGate(0)
+
+
+async def test_the_metrics_read_the_gate_at_each_scrape() -> None:
+    registry = CollectorRegistry()
+    gate = RequestGate(1)
+    ApiGateMetrics(registry, gate)
+
+    def reading() -> tuple[float | None, float | None]:
+        return (
+            registry.get_sample_value("federation_operator_api_requests_waiting"),
+            registry.get_sample_value("federation_operator_api_requests_in_flight"),
+        )
+
+    assert reading() == (0, 0)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with gate.slot():
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    waiter = asyncio.create_task(hold())
+    await asyncio.sleep(0)  # the waiter runs up to the gate, which is taken
+    assert reading() == (1, 1)
+    release.set()
+    await asyncio.gather(holder, waiter)
+    assert reading() == (0, 0)

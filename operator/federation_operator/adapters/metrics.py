@@ -14,7 +14,7 @@ expiry alerts) and the handler failures kopf reports (for "failing to reconcile"
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from prometheus_client import (
@@ -201,6 +201,30 @@ class CertificateMetrics:
         for gauge in (self.not_after, self.renewal):
             with contextlib.suppress(KeyError):  # never observed, or already forgotten
                 gauge.remove(namespace, name)
+
+
+class RequestGateReading(Protocol):
+    waiting: int
+    in_flight: int
+
+
+class ApiGateMetrics:
+    """kopf's requests at the operator's in-flight gate (adapters/k8s/kopf_session.py), read at
+    each scrape: requests waiting there for long mean the API server sets the pace."""
+
+    def __init__(self, registry: CollectorRegistry, gate: RequestGateReading) -> None:
+        waiting = Gauge(
+            "federation_operator_api_requests_waiting",
+            "kopf's API requests waiting for a slot under --api-max-in-flight (their timeout not started).",
+            registry=registry,
+        )
+        waiting.set_function(lambda: gate.waiting)
+        in_flight = Gauge(
+            "federation_operator_api_requests_in_flight",
+            "kopf's API requests sent and not yet answered (at most --api-max-in-flight; watches apart).",
+            registry=registry,
+        )
+        in_flight.set_function(lambda: gate.in_flight)
 
 
 class HandlerErrors(logging.Handler):

@@ -66,6 +66,9 @@ def context_of(memo: Any) -> OperatorContext:
 
 
 EXITING_KEY = "exiting"
+# The operator's one `RequestGate` for kopf's requests (adapters/k8s/kopf_session.py): kopf's login
+# handler builds sessions behind it, the metrics read it.
+API_GATE_KEY = "api-gate"
 
 
 def running(memo: Any, **_: Any) -> bool:

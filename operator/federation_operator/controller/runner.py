@@ -19,9 +19,9 @@ import kopf
 import yaml
 
 from federation_operator.adapters.k8s.client import Kube
-from federation_operator.adapters.k8s.kopf_session import gated_session
+from federation_operator.adapters.k8s.kopf_session import RequestGate, gated_session
 from federation_operator.controller import registration
-from federation_operator.controller.config import EXITING_KEY, OperatorConfig, OperatorContext
+from federation_operator.controller.config import API_GATE_KEY, EXITING_KEY, OperatorConfig, OperatorContext
 from federation_operator.domain import api
 from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.providers import PROVIDERS
@@ -101,7 +101,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         # kopf's own login (in-cluster service account, then $KUBECONFIG) unless a kubeconfig is
         # given; either way kopf's requests go through the in-flight gate (adapters/k8s/kopf_session.py).
         info = connection_info(config.kubeconfig) or kopf.login_via_client(**kwargs)
-        return None if info is None else gated_session(info, limit=config.api_max_in_flight)
+        if info is None:
+            return None
+        gate = kwargs["memo"].get(API_GATE_KEY) or RequestGate(config.api_max_in_flight)
+        return gated_session(info, gate=gate)
 
     registration.register(registry, config)
     return registry
@@ -121,7 +124,9 @@ async def run_operator(
     # `stop` reaches kopf through `exiting` first: daemons and timers are filtered out from then on
     # (config.running says why), so none is spawned while kopf winds down.
     exiting, kopf_stop = asyncio.Event(), asyncio.Event()
-    memo = OperatorMemo({"context": context, EXITING_KEY: exiting})
+    memo = OperatorMemo(
+        {"context": context, EXITING_KEY: exiting, API_GATE_KEY: RequestGate(config.api_max_in_flight)}
+    )
     # kopf.operator() is spawn_tasks + run_tasks; they are called apart here for the reaper.
     existing = asyncio.all_tasks()
     relay: asyncio.Task[None] | None = None

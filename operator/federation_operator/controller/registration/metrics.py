@@ -11,8 +11,13 @@ from typing import Any
 
 import kopf
 
-from federation_operator.adapters.metrics import CertificateMetrics, CredentialMetrics, HandlerErrors
-from federation_operator.controller.config import OperatorConfig
+from federation_operator.adapters.metrics import (
+    ApiGateMetrics,
+    CertificateMetrics,
+    CredentialMetrics,
+    HandlerErrors,
+)
+from federation_operator.controller.config import API_GATE_KEY, OperatorConfig
 from federation_operator.controller.handlers.heartbeat import Shared
 from federation_operator.controller.registration.heartbeat import MEMO_KEY as HEARTBEAT_KEY
 from federation_operator.domain import api
@@ -42,6 +47,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         logging.getLogger(KOPF_OBJECT_LOGGER).addHandler(errors)
         _certificates(memo)
         memo[CREDENTIALS_KEY] = CredentialMetrics(shared.metrics.registry)
+        gate = memo.get(API_GATE_KEY)
+        if gate is not None:
+            ApiGateMetrics(shared.metrics.registry, gate)
 
     @kopf.on.cleanup(registry=registry, id="metrics-cleanup")
     async def metrics_cleanup(memo: kopf.Memo, **_: Any) -> None:
