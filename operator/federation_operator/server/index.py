@@ -20,7 +20,6 @@ peers, and the token is checked only against those candidates' hashes (constant 
 candidate checked, no early exit). Pure: no I/O.
 """
 
-import dataclasses
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -194,11 +193,12 @@ def _laid_out_afresh(pins: Mapping[str, _Pin]) -> dict[str, _Pin]:
     docs/benchmarks.md). Copies, not the same objects: an unchanged object stays where it is."""
     fresh: dict[str, _Pin] = {}
     for key, pin in pins.items():
+        result = pin.accepted
         fresh[key.encode("ascii").decode("ascii")] = _Pin(
             current=_copy(pin.current) if pin.current is not None else None,
-            previous=tuple((_copy(digest), expires) for digest, expires in pin.previous),
+            previous=tuple([(_copy(digest), expires) for digest, expires in pin.previous]),
             suspended=pin.suspended,
-            accepted=dataclasses.replace(pin.accepted),
+            accepted=_accepted((result.namespace or "", result.name or ""), result.thumbprint or key),
         )
     return fresh
 
