@@ -1,4 +1,5 @@
-"""Benchmark the heartbeat: API writes, CPU per ping and memory with many peers, time compressed.
+"""Benchmark the heartbeat under saturation: API writes, Slow, echo, CPU per ping and memory, time
+compressed.
 
 Setup (all on 127.0.0.1): a sandbox API (subprocess `federation-operator sandbox --no-operator`),
 the real federation server (subprocess `federation-operator serve`, direct mTLS, index fed by
@@ -6,20 +7,43 @@ watches on that API) and, in this process, the operator with its heartbeat sched
 pings the server and is accepted by it: each peer pins our FederationCert and accepts its own
 outbound token (`spec.inbound.secretHash`), so the server finds the peer by pin + token.
 
+Both sides of every link: the server answers a peer's ping with its view of that same
+FederationPeer (`link` in the reply: its reachability, latency, last success), which becomes
+the peer's `status.remote`. So each status write of ours changes what the next reply says about
+us: a write forced by a change of `status.remote`'s view would come back as a write on every ping
+(the echo, with no delay and nothing to damp it). Writes are tallied by what forced them, and
+those forced by `remote` are the echo.
+
+Saturation, whatever the machine's background load: this process (the operator) is pinned to
+`--operator-cpus` CPUs (default 1; the sandbox and the server keep every CPU), and the default
+load asks for more pings than one core can send: 2,000 peers every 3 s wall = 667 pings/s, where
+the operator needs ~2.5 ms of CPU a ping (~400/s on a core of a quiet machine). The run counts as
+saturated when the operator sent at most 90 % of the pings due in the window (the server's audit
+lines against peers x window / interval: a measure from outside the operator). Otherwise it prints
+NOT SATURATED and exits with 3, so its figures are never quoted for the saturated case.
+
 Time compression: the operator's clock (`OperatorContext.clock`, which stamps status times and
 decides the 5-minute rules) runs `--speedup` times faster than wall time, and `spec.heartbeat`
 says `--interval` wall seconds, so one ping is `speedup * interval` seconds of operator time
 (30 s by default, the production interval).
 
 Measured, in a steady-state window after every peer's last ping was green:
-- heartbeat status writes per peer-hour (operator time), against writing on every ping;
+- heartbeat status writes per peer-hour (operator time), against writing on every ping sent, by
+  count and by each peer's spacing of writes; 409s apart; what forced each write;
+- peers written `Slow` (every remote is the same healthy local server: a `Slow` is the
+  operator's own lag) in the window and since the start, and reachability transitions written;
+- the operator's saturation as it shows it: the share of one-second samples of its /metrics with
+  `federation_heartbeat_saturated` 1, and its `HeartbeatSaturated` Events by the kind of object
+  they are about (the operator's Pod, never a peer);
 - this process's CPU seconds per 1,000 pings (the operator: heartbeat, kopf, API client), against
   a bare httpx loop in the same process doing the same network work: mTLS GET of the ping with
-  a fresh connection and handshake each time;
+  a fresh connection and handshake each time; the server's and the sandbox's CPU in the window;
 - this process's RSS.
 
-Run: `python hack/bench_heartbeat.py` (defaults: 1,000 peers, 6 s wall interval, speedup 5,
-window 120 s wall = 10 min operator time). `--peers 100 --window 30` for a quick look.
+Run: `python hack/bench_heartbeat.py` (defaults: 2,000 peers, 3 s wall interval, speedup 10, window
+180 s wall = 30 min operator time, the operator on one CPU; about 7 minutes). `--operator-cpus 0`
+leaves the operator unpinned (the pre-2026-12-02 setup: `--peers 1000 --interval 6 --speedup 5
+--window 120 --operator-cpus 0`, which a quiet machine no longer saturates).
 """
 
 import argparse
@@ -28,6 +52,7 @@ import base64
 import collections
 import ipaddress
 import logging
+import os
 import random
 import resource
 import shutil
@@ -53,6 +78,7 @@ from cryptography.x509.oid import NameOID
 from federation_operator.adapters.k8s.client import Conflict, Kube
 from federation_operator.adapters.k8s.resources import (
     CONFIGMAPS,
+    EVENTS,
     FEDERATION_CERTS,
     FEDERATION_PEERS,
     SECRETS,
@@ -82,6 +108,16 @@ class CountingKube(Kube):
     # window that changed it: what the latency writes were made of.
     latency_written: ClassVar[dict[str, int]] = {}
     latency_moves: ClassVar[list[tuple[int, int]]] = []
+    # Peers written `Slow` at any time since the start (the ramp to green included).
+    slow_ever: ClassVar[set[str]] = set()
+    # Each peer's last written reachability, and (old, new) for every write in the window that
+    # changed it.
+    state_written: ClassVar[dict[str, str]] = {}
+    transitions: ClassVar[collections.Counter[tuple[str, str]]] = collections.Counter()
+    # Each peer's last written `status.remote` without the remote's clock, and the writes in the
+    # window that carried a different one (the remote's view of the link riding along).
+    remote_written: ClassVar[dict[str, object]] = {}
+    remote_carried: ClassVar[int] = 0
 
     async def patch(
         self,
@@ -107,8 +143,21 @@ class CountingKube(Kube):
             CountingKube.heartbeat_writes += 1
             CountingKube.written_at[name].append(CountingKube.clock())
             status = body["status"]  # type: ignore[index]
-            if CountingKube.watching_slow and status.get("reachability") == "Slow":
-                CountingKube.slow_peers.add(name)
+            state = str(status.get("reachability"))
+            if state == "Slow":
+                CountingKube.slow_ever.add(name)
+                if CountingKube.watching_slow:
+                    CountingKube.slow_peers.add(name)
+            old_state = CountingKube.state_written.get(name)
+            if CountingKube.watching_slow and old_state is not None and old_state != state:
+                CountingKube.transitions[(old_state, state)] += 1
+            CountingKube.state_written[name] = state
+            remote = status.get("remote")
+            if isinstance(remote, dict):
+                view = {key: value for key, value in remote.items() if key != "time"}
+                if CountingKube.watching_slow and CountingKube.remote_written.get(name, view) != view:
+                    CountingKube.remote_carried += 1
+                CountingKube.remote_written[name] = view
             latency = status.get("latencyMilliseconds")
             if isinstance(latency, int):
                 old = CountingKube.latency_written.get(name)
@@ -233,6 +282,24 @@ def rss_mib() -> float:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of another process (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin_operator(count: int) -> tuple[set[int], set[int]]:
+    """Pin every thread of this process (the operator's) to the last `count` CPUs; (the operator's
+    CPUs, all CPUs). 0, or as many as there are, pins nothing. Threads started later inherit it."""
+    every = os.sched_getaffinity(0)
+    if count <= 0 or count >= len(every):
+        return every, every
+    chosen = set(sorted(every)[-count:])
+    for thread_id in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(thread_id), chosen)
+    return chosen, every
 
 
 def count_lines(path: Path) -> int:
@@ -392,12 +459,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--peers", type=int, default=1000)
-    parser.add_argument("--interval", type=float, default=6.0, help="wall seconds between pings of one peer")
-    parser.add_argument("--speedup", type=float, default=5.0, help="operator time per wall second")
-    parser.add_argument("--window", type=float, default=120.0, help="steady-state window, wall seconds")
+    parser.add_argument("--peers", type=int, default=2000)
+    parser.add_argument("--interval", type=float, default=3.0, help="wall seconds between pings of one peer")
+    parser.add_argument("--speedup", type=float, default=10.0, help="operator time per wall second")
+    parser.add_argument("--window", type=float, default=180.0, help="steady-state window, wall seconds")
     parser.add_argument("--baseline-pings", type=int, default=2000)
+    parser.add_argument(
+        "--operator-cpus",
+        type=int,
+        default=1,
+        help="CPUs this process (the operator) may use; 0: all (the sandbox and the server use all)",
+    )
+    parser.add_argument(
+        "--saturated-below",
+        type=float,
+        default=0.9,
+        help="the run is saturated when the pings sent in the window are at most this share of those due",
+    )
     args = parser.parse_args()
+    operator_cpus, every_cpu = pin_operator(args.operator_cpus)
+
+    def unpinned() -> None:
+        os.sched_setaffinity(0, every_cpu)
+
     tool = shutil.which("federation-operator") or sys.exit("bench: federation-operator not on PATH")
     directory = Path(tempfile.mkdtemp(prefix="bench-heartbeat-"))
     ca, server_cert, server_key = server_keys(directory)
@@ -412,8 +496,10 @@ def main() -> int:
                 [tool, "sandbox", "--kubeconfig", str(kubeconfig), "--no-operator", "--namespace", NAMESPACE],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                preexec_fn=unpinned,
             )
         )
+        sandbox = processes[-1]
         wait(kubeconfig.exists, timeout=30, what="sandbox kubeconfig")
         clock = Compressed(args.speedup)
         CountingKube.clock = clock.now
@@ -504,6 +590,7 @@ def main() -> int:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=server_log.open("wb"),
+                preexec_fn=unpinned,
             )
         )
         server = processes[-1]
@@ -588,6 +675,7 @@ def main() -> int:
         # Settle past the first writes (Unknown -> Reachable, the remote's view catching up).
         time.sleep(3 * args.interval)
 
+        load_before = f"{os.getloadavg()[0]:.2f}"
         reasons = WriteReasons()
         objects_logger = logging.getLogger("kopf.objects")
         objects_logger.addHandler(reasons)
@@ -595,8 +683,13 @@ def main() -> int:
         writes0, conflicts0 = CountingKube.heartbeat_writes, CountingKube.conflicts
         CountingKube.watching_slow = True
         saturation = Saturation(metrics_port)
+        carried0 = CountingKube.remote_carried
         pings0, cpu0, since = count_lines(audit), cpu_seconds(), clock.now()
+        server_cpu0, sandbox_cpu0 = process_cpu_seconds(server.pid), process_cpu_seconds(sandbox.pid)
         saturation.sample_for(args.window)
+        server_cpu = process_cpu_seconds(server.pid) - server_cpu0
+        sandbox_cpu = process_cpu_seconds(sandbox.pid) - sandbox_cpu0
+        carried = CountingKube.remote_carried - carried0
         steady = steady_rate(CountingKube.written_at, since=since, until=clock.now())
         writes = CountingKube.heartbeat_writes - writes0
         conflicts = CountingKube.conflicts - conflicts0
@@ -606,6 +699,13 @@ def main() -> int:
         rss = rss_mib()
         thread.stop()
         thread = None
+        events = run(admin.list(EVENTS, NAMESPACE))
+        saturation_events = collections.Counter(
+            (str((event.get("involvedObject") or {}).get("kind")), str(event.get("reason")))
+            for event in events
+            if event.get("reason") in {"HeartbeatSaturated", "HeartbeatCaughtUp"}
+        )
+        slow_events = sum(1 for event in events if event.get("reason") == "Slow")
 
         key_secret = run(admin.get(SECRETS, NAMESPACE, "bench-client-tls"))
         assert key_secret is not None
@@ -628,6 +728,11 @@ def main() -> int:
         writes_per_peer_hour = writes / peer_hours
         pings_per_peer_hour = pings / peer_hours
         fewer = pings_per_peer_hour / writes_per_peer_hour if writes else float("inf")
+        by_spacing = pings_per_peer_hour / steady if steady else None
+        due = args.peers * args.window / args.interval
+        sent_share = pings / due
+        saturated = sent_share <= args.saturated_below
+        echoes = sum(count for reason, count in reasons.reasons.items() if "remote" in reason.split(", "))
         ours = cpu / pings * 1000 if pings else float("nan")
         bare = bare_cpu / args.baseline_pings * 1000
         schedule = schedule_cpu / schedule_pings * 1000
@@ -635,39 +740,80 @@ def main() -> int:
         print()
         print(
             f"peers {args.peers}; interval {args.interval:g} s wall = {operator_interval:g} s operator time; "
-            f"window {args.window:g} s wall = {args.window * args.speedup / 60:g} min operator time"
+            f"window {args.window:g} s wall = {args.window * args.speedup / 60:g} min operator time; "
+            f"operator on CPUs {sorted(operator_cpus)} of {sorted(every_cpu)}; load average before the "
+            f"window {load_before}, after {os.getloadavg()[0]:.2f}"
         )
         print(
-            f"pings in window: {pings} ({pings / args.window:.1f}/s wall); heartbeat status writes: {writes}"
+            f"pings due in window: {due:.0f} ({due / args.window:.1f}/s); sent: {pings} "
+            f"({pings / args.window:.1f}/s, {sent_share:.0%} of due); heartbeat status writes: {writes}"
         )
         print(f"  by what changed: {dict(reasons.reasons.most_common())}")
         print(f"  refused with 409 (re-read, decided again; not counted above): {conflicts}")
+        print(f"  reachability transitions written: {dict(CountingKube.transitions.most_common())}")
+        print(
+            f"  status.remote: writes forced by it (the echo): {echoes}; writes that carried a changed "
+            f"view of the remote along: {carried}"
+        )
         print(
             f"API writes per peer-hour (count over the window): {writes_per_peer_hour:.2f}; "
             f"write-every-ping baseline {pings_per_peer_hour:.1f}; {fewer:.1f}x fewer"
         )
-        if steady is not None:
+        if steady is not None and by_spacing is not None:
             print(
                 f"API writes per peer-hour (from each peer's spacing of writes): {steady:.2f}; "
-                f"{pings_per_peer_hour / steady:.1f}x fewer"
+                f"{by_spacing:.1f}x fewer"
             )
         else:
             print("  (no peer wrote twice in the window: make it longer than 6 min of operator time)")
         print(f"CPU s per 1,000 pings: operator {ours:.3f}")
         print(f"  bare httpx mTLS loop (16 at a time): {bare:.3f}  -> ratio {ours / bare:.2f}")
         print(f"  bare httpx GETs on the heartbeat schedule: {schedule:.3f}  -> ratio {ours / schedule:.2f}")
+        print(
+            f"CPU s in the window: operator {cpu:.1f}, federation server {server_cpu:.1f}, "
+            f"sandbox API {sandbox_cpu:.1f} (of {args.window:g} s wall)"
+        )
         print(f"operator process RSS: {rss:.0f} MiB")
         print(
             f"saturation in the window: saturated {saturation.saturated_share:.0%} of samples; "
             f"cycles waiting for a worker: max {saturation.max_pending:.0f}; "
             f"lag p50 {saturation.lag_quantile(0.5)}, p99 {saturation.lag_quantile(0.99)} "
-            f"(all cycles since start); peers written Slow in the window: {len(CountingKube.slow_peers)}"
+            f"(all cycles since start)"
+        )
+        print(
+            f"saturation Events (kind of object, reason: count): {dict(saturation_events)}; "
+            f"`Slow` Events on peers: {slow_events}"
+        )
+        print(
+            f"peers written Slow: {len(CountingKube.slow_peers)} in the window, "
+            f"{len(CountingKube.slow_ever)} since the start"
         )
         print(f"written latency moves in the window: {describe_moves(CountingKube.latency_moves)}")
         durations = saturation.window_quantiles(
             "federation_heartbeat_ping_duration_seconds", 'result="ok"', (0.5, 0.9, 0.99)
         )
         print(f"green ping durations in the window (the operator's histogram): {durations}")
+        print()
+        on_pod = sum(count for (kind, reason), count in saturation_events.items() if kind == "Pod")
+        on_others = sum(saturation_events.values()) - on_pod
+        verdicts = [
+            ("peers written Slow (0)", not CountingKube.slow_ever),
+            ("writes >= 10x below write-every-ping, by count", fewer >= 10),
+            ("writes >= 10x below write-every-ping, by spacing", by_spacing is not None and by_spacing >= 10),
+            ("no write forced by status.remote (no echo)", echoes == 0),
+            ("saturation metric set in >= 90 % of the samples", saturation.saturated_share >= 0.9),
+            ("HeartbeatSaturated Event on the operator's Pod, none on peers", on_pod > 0 and on_others == 0),
+        ]
+        for what, met in verdicts:
+            print(f"{'met' if met else 'NOT MET'}: {what}")
+        if not saturated:
+            print(
+                f"NOT SATURATED: the operator sent {sent_share:.0%} of the pings due (saturated: at most "
+                f"{args.saturated_below:.0%}); these figures are not the saturated case. More --peers, a "
+                "shorter --interval or fewer --operator-cpus"
+            )
+            return 3
+        print(f"SATURATED: the operator sent {sent_share:.0%} of the pings due in the window")
         return 0
     finally:
         if thread is not None:
