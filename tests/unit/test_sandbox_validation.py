@@ -201,6 +201,39 @@ def test_transition_rules_only_on_update_with_an_old_value() -> None:
     assert (error.field, error.detail) == ("spec.secretName", "immutable")
 
 
+def test_cel_rules_are_ratcheted_on_fields_an_update_leaves_as_they_were() -> None:
+    # A rule tightened after objects were stored (Kubernetes 1.30+ ratcheting): an update that
+    # leaves the field as it is passes, one that changes it to another invalid value does not.
+    crd = spec_schema(
+        {
+            "name": {"type": "string", "x-kubernetes-validations": [{"rule": "size(self) < 3"}]},
+            "other": {"type": "string"},
+        },
+        **{"x-kubernetes-validations": [{"rule": "!has(self.other) || self.other != 'no'"}]},
+    )
+    stored = thing({"name": "long"})
+    assert [e.field for e in validate_object(crd, thing({"name": "long"}))] == ["spec.name"]
+    assert validate_object(crd, thing({"name": "long", "other": "x"}), old=stored) == []
+    (error,) = validate_object(crd, thing({"name": "longer"}), old=stored)
+    assert error.field == "spec.name"
+    # `spec` itself changed: its own rule runs, and `spec.name` (unchanged) stays ratcheted.
+    (error,) = validate_object(crd, thing({"name": "long", "other": "no"}), old=stored)
+    assert error.field == "spec"
+    # Types count: `1` is not the `1.0` that was stored, so the rule runs again.
+    numbers = spec_schema({"n": {"type": "number", "x-kubernetes-validations": [{"rule": "self < 1.0"}]}})
+    assert validate_object(numbers, thing({"n": 1.0}), old=thing({"n": 1.0})) == []
+    assert [e.field for e in validate_object(numbers, thing({"n": 1}), old=thing({"n": 1.0}))] == ["spec.n"]
+
+
+def test_transition_rules_are_never_ratcheted() -> None:
+    crd = spec_schema(
+        {"counter": {"type": "integer", "x-kubernetes-validations": [{"rule": "self != oldSelf"}]}}
+    )
+    (error,) = validate_object(crd, thing({"counter": 1}), old=thing({"counter": 1}))
+    assert error.field == "spec.counter"
+    assert validate_object(crd, thing({"counter": 2}), old=thing({"counter": 1})) == []
+
+
 def test_cel_evaluation_errors_are_field_errors_not_crashes() -> None:
     crd = spec_schema({}, **{"x-kubernetes-validations": [{"rule": "self.missing == 1"}]})
     (error,) = validate_object(crd, thing({}))

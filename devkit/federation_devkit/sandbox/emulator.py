@@ -567,10 +567,20 @@ class SandboxAPI(kmock.KubernetesEmulator):
     # --- reads -------------------------------------------------------------------------------
 
     def _served(self, rt: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of a stored object as the API serves it, for a caller that keeps or changes it."""
         result = copy.deepcopy(dict(obj))
         result["apiVersion"] = rt.api_version
         result["kind"] = rt.kind
         return result
+
+    @staticmethod
+    def _view(rt: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored object as the API serves it, sharing everything below the top level with it.
+
+        For a reply or a watch event serialized before the loop runs anything else, and for the
+        patch functions, which never change their input: no deep copy per request (issue 17).
+        """
+        return {**obj, "apiVersion": rt.api_version, "kind": rt.kind}
 
     def _lookup(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self._store.get(rt.group_plural, {}).get((namespace or "", name))
@@ -580,7 +590,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         obj = self._lookup(target.rt, target.namespace, target.name)
         if obj is None:
             raise _not_found(target.rt, target.name)
-        return self._served(target.rt, obj)
+        return self._view(target.rt, obj)
 
     def _selector(self, query: Mapping[str, str], rt: ResourceType) -> Selector:
         try:
@@ -603,7 +613,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
 
     def _list(self, target: _Target, query: Mapping[str, str]) -> dict[str, Any]:
         items = [
-            self._served(target.rt, obj)
+            self._view(target.rt, obj)
             for obj in self._matching(target.rt, target.namespace, self._selector(query, target.rt))
         ]
         metadata: dict[str, Any] = {"resourceVersion": self.resource_version}
@@ -707,7 +717,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
             if request.transport is not None:
                 request.transport.close()  # cut mid-stream, as a lost connection does
             return False
-        payload = {"type": event["type"], "object": self._served(rt, event["object"])}
+        payload = {"type": event["type"], "object": self._view(rt, event["object"])}
         try:
             await response.write(json.dumps(payload).encode() + b"\n")
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -804,7 +814,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
             _fold_string_data(obj)
         if rt.crd is None:
             return obj
-        prepared = validation.prepare_object(rt.crd, obj, old=old)
+        # `obj` is this request's own copy: prepared in place.
+        prepared = validation.prepare_object(rt.crd, obj, old=old, in_place=True)
         name = obj.get("metadata", {}).get("name", "")
         if strict and prepared.unknown_fields:
             fields = ", ".join(f'unknown field "{path}"' for path in prepared.unknown_fields)
@@ -860,7 +871,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         self._insert(rt, obj)
         if rt.group_plural == _CRDS:
             self._serve_crd(obj)
-        return self._served(rt, obj)
+        return self._view(rt, obj)
 
     def _generate_name(self, rt: ResourceType, namespace: str | None, prefix: str) -> str:
         """A free name for `generateName`, drawn again on a collision, as the API server does since
@@ -943,7 +954,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if rt.group_plural == _CRDS:
             new["status"] = copy.deepcopy(old.get("status", {}))
         if new == old:
-            return self._served(rt, old)  # a no-op write changes nothing, not even resourceVersion
+            return self._view(rt, old)  # a no-op write changes nothing, not even resourceVersion
         if _content(new) != _content(old):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if dry_run:
@@ -958,7 +969,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
             self._remove(rt, new)
             return served
         self._emit(rt, "MODIFIED", new)
-        return self._served(rt, new)
+        return self._view(rt, new)
 
     def _patch(
         self, target: _Target, data: Any, *, content_type: str, dry_run: bool, strict: bool
@@ -982,7 +993,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if content_type == patching.APPLY_PATCH:
             self._check_body(rt, data)
         try:
-            patched = patching.apply_patch(self._served(rt, old), data, content_type=content_type)
+            patched = patching.apply_patch(self._view(rt, old), data, content_type=content_type)
         except patching.PatchError as exc:
             raise ApiError(
                 422, "Invalid", str(exc), details={"name": target.name, "group": rt.group, "kind": rt.kind}

@@ -16,6 +16,11 @@ the API server's pipeline for a structural `openAPIV3Schema`, in the server's or
 Errors are `FieldError`s whose text matches the API server's (`spec.endpoint: Invalid value:
 "string": <message>`). Pure: no I/O; cel-python is the only third-party import.
 
+On an update, CEL rules are ratcheted as by Kubernetes 1.30+ (`CRDValidationRatcheting`, on by
+default): a rule that does not use `oldSelf` is not enforced on a node whose value equals its
+correlated old value (through object properties, map values and `map` list items, as the server
+correlates them); transition rules always run. The OpenAPI checks of step 3 are not ratcheted.
+
 Known simplifications: CEL rules on a subtree that already failed schema validation are skipped
 (the server would evaluate some of them); strings with `format: date-time`/`duration` reach CEL as
 strings, not timestamps/durations; Kubernetes' CEL library extensions (`url()`, `quantity()`,
@@ -121,11 +126,15 @@ def prepare_object(
     obj: Mapping[str, Any],
     *,
     old: Mapping[str, Any] | None = None,
+    in_place: bool = False,
 ) -> Prepared:
-    """Prune, default and validate `obj` (a full custom object) as the API server does on a write."""
+    """Prune, default and validate `obj` (a full custom object) as the API server does on a write.
+
+    `in_place`: prune and default `obj` itself (a copy the caller owns) instead of a copy of it.
+    """
     version = str(obj.get("apiVersion", "")).rpartition("/")[2] or None
     schema = version_schema(crd, version)
-    result: dict[str, Any] = copy.deepcopy(dict(obj))
+    result: dict[str, Any] = obj if in_place and isinstance(obj, dict) else copy.deepcopy(dict(obj))
     if schema is None:
         return Prepared(obj=result, unknown_fields=[], errors=[])
     unknown = _prune_root(schema, result)
@@ -487,7 +496,15 @@ def _check_rules(
 ) -> None:
     if value is None or any(_within(bad, path) for bad in skip):
         return
+    # Validation ratcheting (Kubernetes 1.30+, on by default): on an update, a rule that does not
+    # use `oldSelf` is not enforced on a node equal to its correlated old value. Not evaluating it
+    # gives the server's answer, and spares every status or metadata write the spec's rules.
+    unchanged = old is not None and _identical(value, old)
+    if unchanged and not _holds_transition_rules(schema):
+        return
     for rule in schema.get("x-kubernetes-validations", []):
+        if unchanged and not _is_transition(rule):
+            continue
         error = _evaluate_rule(rule, value, old=old, path=path)
         if error is not None:
             errors.append(error)
@@ -525,13 +542,45 @@ def _children(
             yield schema["items"], item, old_item, f"{path}[{index}]"
 
 
+def _identical(value: Any, old: Any) -> bool:
+    """Equal as JSON values, types included (`true` is not `1`, `1.0` is not `1`)."""
+    if type(value) is not type(old):
+        return False
+    if isinstance(value, dict):
+        return value.keys() == old.keys() and all(_identical(item, old[key]) for key, item in value.items())
+    if isinstance(value, list):
+        return len(value) == len(old) and all(map(_identical, value, old))
+    return bool(value == old)
+
+
+def _is_transition(rule: Mapping[str, Any]) -> bool:
+    """A transition rule uses `oldSelf`: it runs only on updates, and is never ratcheted."""
+    return _uses_old_self(str(rule.get("rule", "")))
+
+
+@functools.cache
+def _uses_old_self(expression: str) -> bool:
+    return re.search(r"\boldSelf\b", expression) is not None
+
+
+def _holds_transition_rules(schema: Mapping[str, Any]) -> bool:
+    """Whether this node or a node under it has a transition rule (what `_children` descends into)."""
+    if any(_is_transition(rule) for rule in schema.get("x-kubernetes-validations", [])):
+        return True
+    children = list((schema.get("properties") or {}).values())
+    children += [
+        schema[key] for key in ("additionalProperties", "items") if isinstance(schema.get(key), Mapping)
+    ]
+    return any(_holds_transition_rules(child) for child in children)
+
+
 def _identity(item: Mapping[str, Any], keys: list[str]) -> str:
     return json.dumps([item.get(key) for key in keys])
 
 
 def _evaluate_rule(rule: Mapping[str, Any], value: Any, *, old: Any, path: str) -> FieldError | None:
     expression = str(rule.get("rule", ""))
-    transition = re.search(r"\boldSelf\b", expression) is not None
+    transition = _is_transition(rule)
     if transition and old is None:
         return None
     field_path = path + _field_path(str(rule.get("fieldPath", "")))
