@@ -563,15 +563,30 @@ def _uses_old_self(expression: str) -> bool:
     return re.search(r"\boldSelf\b", expression) is not None
 
 
+# Per schema node (by identity; the node is kept with its answer so that its id is not reused):
+# whether a transition rule lies in or under it. Asked on every write for each unchanged node, it
+# would otherwise walk the status schema's subtrees again on every status write. Bounded: schemas
+# come and go with each sandbox's CRDs.
+_TRANSITIONS: dict[int, tuple[Mapping[str, Any], bool]] = {}
+_TRANSITIONS_KEPT: Final = 4096
+
+
 def _holds_transition_rules(schema: Mapping[str, Any]) -> bool:
     """Whether this node or a node under it has a transition rule (what `_children` descends into)."""
-    if any(_is_transition(rule) for rule in schema.get("x-kubernetes-validations", [])):
-        return True
+    known = _TRANSITIONS.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
     children = list((schema.get("properties") or {}).values())
     children += [
         schema[key] for key in ("additionalProperties", "items") if isinstance(schema.get(key), Mapping)
     ]
-    return any(_holds_transition_rules(child) for child in children)
+    found = any(_is_transition(rule) for rule in schema.get("x-kubernetes-validations", [])) or any(
+        _holds_transition_rules(child) for child in children
+    )
+    if len(_TRANSITIONS) >= _TRANSITIONS_KEPT:
+        _TRANSITIONS.clear()
+    _TRANSITIONS[id(schema)] = (schema, found)
+    return found
 
 
 def _identity(item: Mapping[str, Any], keys: list[str]) -> str:
