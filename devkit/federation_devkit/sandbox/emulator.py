@@ -21,7 +21,7 @@ subclass takes over request handling entirely and implements what our clients de
   `labelSelector` and `fieldSelector` (`metadata.name`, `metadata.namespace`, and for events,
   secrets and namespaces the fields the API server adds: `involvedObject.*`, `type`, ...);
 - CustomResourceDefinitions: ours registered at start, others created through the API, served in
-  discovery and validated (schema, defaults, pruning, `fieldValidation=Strict`, CEL; see
+  discovery and validated (schema, defaults, pruning, `fieldValidation=Strict`, CEL ratcheted on update; see
   `validation.py`); deleting a CRD deletes its objects;
 - namespaces: `default` exists; creating into a missing namespace is 404; deleting a namespace
   deletes its content;
