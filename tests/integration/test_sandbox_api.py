@@ -394,6 +394,57 @@ async def test_crd_created_through_the_api_is_served(http: aiohttp.ClientSession
     assert (await call(http, "GET", "/apis/example.com/v1/widgets"))[0] == 404
 
 
+async def test_cel_rules_are_ratcheted_after_the_crd_is_tightened(http: aiohttp.ClientSession) -> None:
+    # As on Kubernetes 1.30+: a rule added after an object was stored does not refuse a write that
+    # leaves the offending field as it was (a label, here), and refuses one that changes it.
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    size: dict[str, Any] = {"type": "integer"}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": {"type": "object", "properties": {"size": size}}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    assert (await call(http, "POST", crds, crd))[0] == 201
+    gadgets = "/apis/example.com/v1/namespaces/default/gadgets"
+    gadget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g"},
+        "spec": {"size": 9},
+    }
+    assert (await call(http, "POST", gadgets, gadget))[0] == 201
+    _, stored_crd = await call(http, "GET", f"{crds}/gadgets.example.com")
+    size["x-kubernetes-validations"] = [{"rule": "self < 5", "message": "too big"}]
+    stored_crd["spec"] = crd["spec"]
+    assert (await call(http, "PUT", f"{crds}/gadgets.example.com", stored_crd))[0] == 200
+    assert (await call(http, "POST", gadgets, {**gadget, "metadata": {"name": "h"}}))[0] == 422
+    merge = "application/merge-patch+json"
+    labelled = {"metadata": {"labels": {"team": "a"}}}
+    assert (await call(http, "PATCH", f"{gadgets}/g", labelled, content_type=merge))[0] == 200
+    status, refused = await call(http, "PATCH", f"{gadgets}/g", {"spec": {"size": 8}}, content_type=merge)
+    assert status == 422
+    assert refused["details"]["causes"][0]["field"] == "spec.size"
+    assert (await call(http, "PATCH", f"{gadgets}/g", {"spec": {"size": 4}}, content_type=merge))[0] == 200
+
+
 # --- watch ------------------------------------------------------------------------------------
 
 
