@@ -692,10 +692,14 @@ def _bulk_progress(sandbox_api: SandboxAPI) -> dict[str, int]:
 
 
 def _calls_by_caller(sandbox_api: SandboxAPI, mark: int) -> Counter[str]:
+    """Calls since `mark` by caller (`calls_kopf`, ...) and by caller, verb and resource
+    (`kopf:patch:federationpeers`, `ours:patch:federationpeers/status`, ...)."""
     calls: Counter[str] = Counter()
     for call in sandbox_api.calls[mark:]:
         caller = next((name for name, prefix in AGENTS if call.user_agent.startswith(prefix)), "bench")
         calls[f"calls_{caller}"] += 1
+        subresource = f"/{call.subresource}" if call.subresource else ""
+        calls[f"{caller}:{call.verb}:{call.resource}{subresource}"] += 1
     calls["calls_all"] = len(sandbox_api.calls) - mark
     return calls
 
