@@ -12,7 +12,7 @@ The trust store follows the index: the listening context carries an SNI callback
 on every handshake, with or without SNI) that swaps in a context rebuilt whenever the index
 version, or the server certificate files, changed. A rebuild costs CPU quadratic in the pinned
 PEMs (OpenSSL 3.0 re-sorts its store on every certificate added: 7.1 s at 10,000). Up to
-`INLINE_ANCHORS` PEMs it takes milliseconds and runs in the handshake that needs it, so a new pin
+`INLINE_ANCHORS` PEMs it takes at most ~30 ms and runs in the handshake that needs it, so a new pin
 passes at once; beyond, it runs in a thread, from a file (OpenSSL's file loader releases the GIL,
 `cadata` does not), while handshakes keep the previous store until the new one is ready: the
 event loop goes on answering. The exception is the first store after the initial list, which
@@ -38,7 +38,7 @@ from federation_operator.server.index import PeerIndex
 
 logger = logging.getLogger(__name__)
 
-# Pinned PEMs up to which the trust store is rebuilt inside the handshake (~20 ms at 256).
+# Pinned PEMs up to which the trust store is rebuilt inside the handshake (30 ms of CPU at 256).
 INLINE_ANCHORS: Final = 256
 
 _Stamp = tuple[int, float, float]
