@@ -1242,6 +1242,12 @@ def _server_ready(*, peers: int, workers: int, timeout: float) -> tuple[float, f
 
         def create(obj: dict[str, Any]) -> None:
             custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PEER_PLURAL, obj)
+            # The accepted hashes, as the operator writes them: a create drops `status`.
+            name = obj["metadata"]["name"]
+            body = {"status": obj["status"]}
+            custom.patch_namespaced_custom_object_status(
+                api.GROUP, api.VERSION, NAMESPACE, api.PEER_PLURAL, name, body
+            )
 
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             list(pool.map(create, objects))
