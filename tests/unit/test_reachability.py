@@ -14,6 +14,7 @@ from federation_operator.domain.reachability import (
     CREDIT_CAP,
     GIVE_UP_AFTER,
     REFRESH_INTERVAL,
+    REFRESH_PINGS,
     ROUTINE_WRITE_COST,
     Failure,
     Observation,
@@ -25,6 +26,7 @@ from federation_operator.domain.reachability import (
     latency_moved,
     reachability,
     remembered,
+    restart_phase,
     timeout_of_own_lag,
 )
 
@@ -680,3 +682,57 @@ def test_a_healthy_link_at_the_default_interval_is_written_at_least_ten_times_le
             writes += 1
             assert update.status["latencyMilliseconds"] == ms
     assert writes <= 11
+
+
+def _first_refresh(peer: Peer, start: datetime) -> int:
+    """The ping (1-based, every 30 s from `start`) at which a settled green peer first writes."""
+    for number in range(1, 40):
+        if peer.ping(start + number * INTERVAL).write:
+            return number
+    raise AssertionError("no refresh within 40 pings")
+
+
+def _settled(at: datetime) -> dict[str, object]:
+    """A green status as a ping wrote it at `at`."""
+    peer = Peer()
+    peer.ping(at)
+    return peer.status
+
+
+def test_peers_restarted_together_spread_their_first_refresh_over_the_refresh_period() -> None:
+    # 110 green peers whose status was last written 20 minutes before the restart: every one is
+    # due for a refresh, and what spreads them is where each starts in the refresh period.
+    restart = T0 + timedelta(minutes=20)
+    status = _settled(T0)
+    draws = [number / 110 for number in range(110)]
+
+    def first_refreshes(phase: bool) -> list[int]:
+        found = []
+        for draw in draws:
+            pings, credit = restart_phase(status, draw) if phase else (0, timedelta())
+            peer = Peer(status=dict(status), pings_since_write=pings, credit=credit)
+            found.append(_first_refresh(peer, restart))
+        return found
+
+    # From zero: all at the same ping (the first ping after a start earns no credit: the 12th).
+    assert set(first_refreshes(phase=False)) == {REFRESH_PINGS + 1}
+    spread = first_refreshes(phase=True)
+    assert set(spread) == set(range(1, REFRESH_PINGS + 1)), "one refresh period, every ping of it"
+    assert max(spread.count(number) for number in set(spread)) == 10, "10 peers a ping, not 110"
+
+
+def test_a_restart_phase_costs_at_most_one_early_refresh() -> None:
+    status = _settled(T0)
+    pings, credit = restart_phase(status, 0.999)
+    assert (pings, credit) == (REFRESH_PINGS - 1, ROUTINE_WRITE_COST)
+    peer = Peer(status=dict(status), pings_since_write=pings, credit=credit)
+    start = T0 + timedelta(minutes=20)
+    writes = [number for number in range(1, 121) if peer.ping(start + number * INTERVAL).write]
+    # An hour of pings: the early first refresh, then one every 11 pings as without the phase.
+    assert writes[0] == 1
+    assert all(later - earlier >= REFRESH_PINGS for earlier, later in itertools.pairwise(writes))
+    assert len(writes) <= 120 // REFRESH_PINGS + 1
+
+
+def test_a_peer_never_pinged_starts_its_refresh_period_from_zero() -> None:
+    assert restart_phase(credentials_ready(), 0.5) == (0, timedelta())

@@ -17,6 +17,7 @@ is it merge-patched, with the resourceVersion as precondition, so that another w
 conditions are never clobbered.
 """
 
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from federation_operator.domain.reachability import (
     StatusUpdate,
     heartbeat_status,
     remembered,
+    restart_phase,
     timeout_of_own_lag,
 )
 
@@ -135,7 +137,12 @@ class PeerHeartbeat:
         self.reads = HeartbeatReads(shared.cache, watched=shared.watched)
         self.tokens = TokenPreference()
         last_success, first_probe = remembered(body.get("status") or {})
-        self.memory = Memory(last_success=last_success, first_probe=first_probe)
+        # Where this peer starts in the refresh period: drawn, so that the peers of a restart
+        # do not all refresh at the same ping (reachability.restart_phase).
+        pings, credit = restart_phase(body.get("status") or {}, random.random())  # noqa: S311 - jitter
+        self.memory = Memory(
+            last_success=last_success, first_probe=first_probe, pings_since_write=pings, write_credit=credit
+        )
         self._step = STEP_CREDENTIALS
 
     @property
