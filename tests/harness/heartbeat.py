@@ -15,6 +15,7 @@ import json
 import ssl
 import threading
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -43,6 +44,10 @@ class StandInRemote:
     headers: dict[str, str] = field(default_factory=dict)
     handshakes: list[Handshake] = field(default_factory=list)
     port: int = 0
+    # Exactly one slow reply: the next request waits `slow_delay` instead of `delay`, and
+    # `on_slow_reply` (if set) runs in the remote's thread as that request arrives.
+    slow_delay: float | None = None
+    on_slow_reply: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -81,7 +86,12 @@ class StandInRemote:
             for line in head.decode("latin-1").split("\r\n"):
                 if line.lower().startswith("authorization:"):
                     handshake.authorization = line.split(":", 1)[1].strip()
-            await asyncio.sleep(self.delay)
+            delay = self.delay
+            if self.slow_delay is not None:
+                delay, self.slow_delay = self.slow_delay, None
+                if self.on_slow_reply is not None:
+                    self.on_slow_reply()
+            await asyncio.sleep(delay)
             extra = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
             writer.write(
                 f"HTTP/1.1 {self.status} X\r\nContent-Type: application/json\r\n"

@@ -7,7 +7,10 @@ under test (the measurement has its own tests, tests/unit/test_loop_lag.py). The
 stand-in that answers at once, then slower than the peer's timeout.
 """
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from tests.harness.clock import Clock
 from tests.harness.heartbeat import StandInRemote, scrape
 from tests.harness.net import free_port
 from tests.harness.server import Keys
-from tests.harness.site import SiteFactory, issued_pem
+from tests.harness.site import Site, SiteFactory, issued_pem
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -43,9 +46,26 @@ class SetLoopLag(LoopLag):
         return 10.0 if self.late.is_set() else 0.0
 
 
-def test_a_timeout_while_the_loop_ran_late_keeps_the_link_until_a_minute_without_success(
+@dataclass
+class Link:
+    """An operator whose clock and loop lag the test sets, and one peer "us" at a stand-in remote."""
+
+    site: Site
+    remote: StandInRemote
+    clock: Clock
+    metrics_port: int
+
+    def status(self) -> dict[str, Any]:
+        return dict((self.site.get(PEERS, "us") or {}).get("status") or {})
+
+    def own_lag_timeouts(self) -> float:
+        return scrape(self.metrics_port).get(OWN_LAG, 0.0)
+
+
+@contextlib.contextmanager
+def reachable_link(
     site_factory: SiteFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[Link]:
     SetLoopLag.late.clear()
     monkeypatch.setattr(heartbeat_registration, "LoopLag", SetLoopLag)
     port = free_port()
@@ -75,33 +95,59 @@ def test_a_timeout_while_the_loop_ran_late_keeps_the_link_until_a_minute_without
                 "serverTrust": TRUST,
             },
         )
-
-        def status() -> dict[str, Any]:
-            return dict((site.get(PEERS, "us") or {}).get("status") or {})
-
-        wait_for(lambda: status().get("reachability") == "Reachable", timeout=30, message="the link up")
-
-        # The remote now answers after the timeout, and the loop "was late" during every ping.
-        SetLoopLag.late.set()
-        remote.delay = 2.0
-        wait_for(
-            lambda: scrape(port).get(OWN_LAG, 0.0) >= 3 or status().get("reachability") != "Reachable",
-            timeout=30,
-            message="three timeouts while the loop ran late",
-        )
-        kept = status()
-        assert kept.get("reachability") == "Reachable", f"a timeout of our own lag was written: {kept}"
-        assert "lastFailure" not in kept
-
-        # A minute after the last success, the loop's lateness no longer excuses a timeout.
-        clock.advance(timedelta(minutes=2))
-        written = wait_for(
-            lambda: (now := status()).get("reachability") == "Degraded" and now,
-            timeout=30,
-            message="Degraded once the last success is more than a minute old",
-        )
-        assert written["lastFailure"]["factor"] == "Timeout"
+        link = Link(site=site, remote=remote, clock=clock, metrics_port=port)
+        wait_for(lambda: link.status().get("reachability") == "Reachable", timeout=30, message="the link up")
+        yield link
     finally:
         SetLoopLag.late.clear()
         site.stop_operator()  # before the remote, so that no ping is cut off by its loop closing
         remote.stop()
+
+
+def test_a_timeout_while_the_loop_ran_late_keeps_the_link_until_a_minute_without_success(
+    site_factory: SiteFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with reachable_link(site_factory, tmp_path, monkeypatch) as link:
+        # The remote now answers after the timeout, and the loop "was late" during every ping.
+        SetLoopLag.late.set()
+        link.remote.delay = 2.0
+        wait_for(
+            lambda: link.own_lag_timeouts() >= 3 or link.status().get("reachability") != "Reachable",
+            timeout=30,
+            message="three timeouts while the loop ran late",
+        )
+        kept = link.status()
+        assert kept.get("reachability") == "Reachable", f"a timeout of our own lag was written: {kept}"
+        assert "lastFailure" not in kept
+
+        # A minute after the last success, the loop's lateness no longer excuses a timeout.
+        link.clock.advance(timedelta(minutes=2))
+        written = wait_for(
+            lambda: (now := link.status()).get("reachability") == "Degraded" and now,
+            timeout=30,
+            message="Degraded once the last success is more than a minute old",
+        )
+        assert written["lastFailure"]["factor"] == "Timeout"
+
+
+def test_one_timeout_while_the_loop_ran_late_right_after_a_green_ping_is_excused_however_long_ago(
+    site_factory: SiteFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saturated operator pings each peer less than once a minute, so its last success is more
+    than a minute old whenever a ping times out for its own lag (here: the operator's clock jumps
+    two minutes while that ping is in flight). One such timeout right after a green ping writes
+    nothing; the next ping is green again and the link never showed a failure."""
+    with reachable_link(site_factory, tmp_path, monkeypatch) as link:
+        SetLoopLag.late.set()
+        before = link.own_lag_timeouts()
+        link.remote.on_slow_reply = lambda: link.clock.advance(timedelta(minutes=2))
+        link.remote.slow_delay = 2.0
+        wait_for(lambda: link.remote.slow_delay is None, timeout=30, message="the slow reply's request")
+        slow = len(link.remote.handshakes)
+        # A peer runs one cycle at a time: the ping after the slow one starts once the slow one's
+        # status decision is made (and written, if it was).
+        wait_for(lambda: len(link.remote.handshakes) >= slow + 2, timeout=30, message="two pings after it")
+        status = link.status()
+        assert "lastFailure" not in status, f"a timeout of our own lag was written: {status}"
+        assert status.get("reachability") == "Reachable"
+        assert link.own_lag_timeouts() >= before + 1

@@ -446,7 +446,9 @@ def test_a_timeout_while_the_loop_ran_late_is_no_evidence_for_a_minute_after_the
     def own_lag(
         failure: Failure | None, *, lagged: bool = True, last_success: datetime | None = recent
     ) -> bool:
-        return timeout_of_own_lag(failure=failure, loop_lagged=lagged, last_success=last_success, now=T0)
+        return timeout_of_own_lag(
+            failure=failure, loop_lagged=lagged, last_success=last_success, previous_green=False, now=T0
+        )
 
     assert own_lag(timeout)
     assert not own_lag(timeout, lagged=False), "our loop on time: the remote was slow"
@@ -457,6 +459,31 @@ def test_a_timeout_while_the_loop_ran_late_is_no_evidence_for_a_minute_after_the
     assert own_lag(timeout, last_success=T0 - timedelta(minutes=1))
     assert not own_lag(timeout, last_success=T0 - timedelta(minutes=1, seconds=1))
     assert not own_lag(timeout, last_success=None), "never succeeded: nothing to keep"
+
+
+def test_a_timeout_while_the_loop_ran_late_right_after_a_green_ping_is_no_evidence_however_long_ago() -> None:
+    """A saturated operator pings each peer less than once a minute: the last success is always
+    more than a minute old when the next ping times out, so the minute alone would write every
+    timeout of its own lag as `Degraded` (or `Unreachable`) for a healthy remote. One such timeout
+    right after a green ping is excused; the second in a row is written."""
+    timeout = Failure("Timeout", "no reply within the 10 s timeout")
+    long_ago = T0 - timedelta(minutes=3)
+
+    def own_lag(*, previous_green: bool, lagged: bool = True) -> bool:
+        return timeout_of_own_lag(
+            failure=timeout, loop_lagged=lagged, last_success=long_ago, previous_green=previous_green, now=T0
+        )
+
+    assert own_lag(previous_green=True)
+    assert not own_lag(previous_green=False), "two timeouts in a row: the remote may really be gone"
+    assert not own_lag(previous_green=True, lagged=False), "our loop on time: the remote was slow"
+    assert not timeout_of_own_lag(
+        failure=Failure("Network", "connection refused"),
+        loop_lagged=True,
+        last_success=long_ago,
+        previous_green=True,
+        now=T0,
+    ), "only a timeout can be our lag"
 
 
 def test_the_refresh_also_waits_for_eleven_pings_so_fewer_pings_never_mean_more_writes_per_ping() -> None:

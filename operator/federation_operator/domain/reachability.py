@@ -148,24 +148,34 @@ class Failure:
 
 
 def timeout_of_own_lag(
-    *, failure: Failure | None, loop_lagged: bool, last_success: datetime | None, now: datetime
+    *,
+    failure: Failure | None,
+    loop_lagged: bool,
+    last_success: datetime | None,
+    previous_green: bool,
+    now: datetime,
 ) -> bool:
     """Whether a failed ping is no evidence against the remote: it timed out while the operator's
-    event loop ran late (the loop-lag rule), and the last success is recent enough
-    (`FRESH_FOR`) that the stored reachability still stands on its own.
+    event loop ran late (the loop-lag rule), and either the last success is recent enough
+    (`FRESH_FOR`) that the stored reachability still stands on its own, or the peer's previous
+    ping was green (`previous_green`).
 
     An operator short of CPU reads replies late: a remote that answered in time can still run
     out of our timeout while the reply waits for the loop. Such a ping is retried at the next slot
-    instead of writing `Degraded` (Timeout). Bounded: once the last success is older than
-    `FRESH_FOR`, a timeout is written whatever the loop did, so a remote that really stopped
-    answering is reported within a minute and one interval even by an overloaded operator.
+    instead of writing `Degraded` (Timeout). Bounded: a timeout is written whatever the loop did
+    once the last success is older than `FRESH_FOR` and the ping before was not green either, so
+    a remote that really stopped answering is reported by the later of a minute (plus one ping)
+    and its second ping, even by an overloaded operator. The second ping matters when the
+    operator is saturated: it then pings each peer less often than every interval, often less
+    than once a minute, and a minute alone would write every timeout of its own lag as a failure
+    (`Degraded`, or `Unreachable` five minutes after the last success) of a healthy remote.
     """
     return (
         failure is not None
         and failure.factor == Factor.TIMEOUT
         and loop_lagged
         and last_success is not None
-        and now - last_success <= FRESH_FOR
+        and (now - last_success <= FRESH_FOR or previous_green)
     )
 
 

@@ -101,6 +101,9 @@ class Memory:
     patched: dict[str, Any] | None = None
     patched_over: str | None = None  # the resourceVersion that write replaced
     previous_latency: timedelta | None = None  # of the last ping, when it was green
+    # Whether the peer's last ping was green (a timeout of our own lag that was not recorded
+    # counts as not green): one such timeout after a green ping is excused, two in a row are not.
+    last_ping_green: bool = False
     pings_since_write: int = 0
     write_credit: timedelta = timedelta()  # pays for routine writes (reachability.CREDIT_PER_PING)
     last_probe: datetime | None = None  # when the previous ping finished (operator's clock): earns credit
@@ -267,10 +270,12 @@ class PeerHeartbeat:
             failure=outcome.failure,
             loop_lagged=lagged,
             last_success=self.memory.last_success,
+            previous_green=self.memory.last_ping_green,
             now=self.context.clock(),
         ):
             # Maybe only our loop was late to read the reply: keep what the status says, and let
             # the next slot's ping decide (reachability.timeout_of_own_lag).
+            self.memory.last_ping_green = False
             self.shared.metrics.own_lag_timeouts.inc()
             self.logger.debug("peer %s timed out while the operator's loop ran late: not recorded", self.name)
             return
@@ -285,6 +290,7 @@ class PeerHeartbeat:
             if outcome.reply is not None:
                 self.memory.remote = dict(outcome.reply)
         self.memory.last_failure_factor = outcome.failure.factor if outcome.failure else None
+        self.memory.last_ping_green = outcome.ok
         self.memory.pings_since_write += 1
         observation = Observation(
             result=PingResult(ok=outcome.ok, time=now, latency=outcome.latency),
