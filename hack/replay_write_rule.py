@@ -14,10 +14,18 @@ counted is the rule's routine writes (the refresh, latency moves). Interval 30 s
 slots skipped and a share of pings flagged as taken while the operator was saturated, as under
 `bench_heartbeat.py --peers 1000`. `--interval 6 --clock 5` replays that benchmark's time
 compression: a 6 s interval on the scheduler, pings 30 s apart on the operator's clock.
+
+`--own-lag-timeouts P` makes a share P of the pings time out while the operator's loop ran late
+(the remote healthy, as in a saturated `bench_heartbeat.py`): each goes through the rule's
+`timeout_of_own_lag` (where the checkout has one) as the heartbeat does, and is either excused
+(no status decision, nothing written) or written as the failure it looks like. With `--clock 5.5`
+(a saturated operator sending one ping in 5.5 slots, as that benchmark measured) it replays why
+healthy remotes were written `Degraded` and `Unreachable`.
 """
 
 import argparse
 import collections
+import inspect
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -78,9 +86,16 @@ def replay(
     saturated: float,
     interval: timedelta,
     clock: float,
+    own_lag_timeouts: float = 0.0,
 ) -> tuple[int, collections.Counter[str]]:
-    """(pings after the first, writes after the first by what changed) for one peer."""
+    """(pings after the first, writes after the first by what changed) for one peer; timeouts of
+    our own lag the rule excused are counted under "(excused, not written)"."""
     rng = random.Random(seed)
+    own_lag = getattr(reachability, "timeout_of_own_lag", None)
+    own_lag_takes = inspect.signature(own_lag).parameters if own_lag is not None else {}
+    last_success: datetime | None = None
+    last_green = False
+    timeout = reachability.Failure("Timeout", "no reply within the 1.5 s timeout")
     status, now, since = dict(READY), START, 0
     memory: dict[str, Any] = {}
     previous: timedelta | None = None
@@ -89,16 +104,30 @@ def replay(
     for number in range(pings):
         now += interval * clock * (2 if rng.random() < skipped else 1)
         took = timedelta(milliseconds=latency(rng))
+        timed_out = own_lag_timeouts > 0 and number > 0 and rng.random() < own_lag_timeouts
+        if timed_out and own_lag is not None:
+            asked: dict[str, Any] = {"failure": timeout, "loop_lagged": True, "last_success": last_success}
+            if "previous_green" in own_lag_takes:
+                asked["previous_green"] = last_green
+            if own_lag(now=now, **asked):
+                last_green = False
+                causes["(excused, not written)"] += 1
+                continue
         since += 1
+        if not timed_out:
+            last_success = now
+        last_green = not timed_out
         fields: dict[str, Any] = {
-            "result": reachability.PingResult(ok=True, time=now, latency=took),
+            "result": reachability.PingResult(ok=not timed_out, time=now, latency=took),
             "slow_threshold": SLOW,
-            "last_success": now,
+            "last_success": last_success,
             "previous_latency": previous,
             "interval": interval,
             "pings_since_write": since,
-            "operator_saturated": rng.random() < saturated,
+            "operator_saturated": timed_out or rng.random() < saturated,
         }
+        if timed_out:
+            fields["failure"] = timeout
         if "write_credit" in known:
             fields["write_credit"] = memory.get("write_credit", timedelta())
         if "previous_probe" in known:
@@ -106,7 +135,7 @@ def replay(
         update = reachability.heartbeat_status(status, reachability.Observation(**fields), now)
         memory["write_credit"] = getattr(update, "write_credit", None)
         memory["previous_probe"] = now
-        previous = took
+        previous = None if timed_out else took
         if update.write:
             if number:
                 causes[", ".join(update.changed) or "refresh"] += 1
@@ -127,6 +156,9 @@ def main() -> int:
     parser.add_argument(
         "--clock", type=float, default=1.0, help="operator-clock seconds per scheduler second (bench: 5)"
     )
+    parser.add_argument(
+        "--own-lag-timeouts", type=float, default=0.0, help="share of pings timing out for the operator's lag"
+    )
     args = parser.parse_args()
     interval = timedelta(seconds=args.interval)
     print(f"rule: {reachability.__file__}; interval {args.interval:g} s, operator clock x{args.clock:g}")
@@ -142,10 +174,11 @@ def main() -> int:
                 saturated=args.saturated,
                 interval=interval,
                 clock=args.clock,
+                own_lag_timeouts=args.own_lag_timeouts,
             )
             total_pings += pings
             total.update(causes)
-        writes = sum(total.values())
+        writes = sum(count for cause, count in total.items() if not cause.startswith("("))
         fewer = total_pings / writes if writes else float("inf")
         by_cause = dict(total.most_common())
         print(f"{name:>9}: {total_pings} pings, {writes} writes ({fewer:.1f}x fewer); {by_cause}")
