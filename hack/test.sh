@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./hack/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
-echo "== ruff";        ruff check . && ruff format --check .
-echo "== mypy";        mypy && mypy --strict hack/*.py  # the benchmarks are not run in CI: type-check them
+# One command a line: under `set -e` a failure before the last `&&` of a list does not stop the script.
+echo "== ruff";        ruff check .
+echo "== format";      ruff format --check .
+echo "== mypy";        mypy
+echo "== mypy hack";   mypy --strict hack/*.py  # the benchmarks are not run in CI: type-check them
 echo "== layering";    lint-imports
 echo "== crd copies";  python hack/sync-crds.py --check
 echo "== locks";       python hack/lock.py --check
