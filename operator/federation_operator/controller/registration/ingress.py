@@ -12,11 +12,13 @@ compared with what the namespace's last pass computed from (`NamespaceLocks.is_c
 peer's uid and `metadata.generation`), and a peer that moved on starts a pass at once. The change
 handlers stay for kopf's retries; they skip the pass when the event watch already ran it.
 
-The event watch starts its pass and returns; it does not wait for it. kopf runs a peer's event
-handlers before its change handlers, in one worker per peer: a pass held by the API server (a
-read that waits out the client's 30 s timeout) would otherwise hold that peer's credentials pass
-too, and every peer of the namespace joins the same pass. The change handlers, registered after
-the credentials' ones, still wait for the pass, so that kopf retries a pass that failed.
+The event watch starts its pass (or joins the queued one) and waits for it at most `EDGE_WAIT`.
+kopf runs a peer's event handlers before its change handlers, in one worker per peer: a pass held
+by the API server (a read that waits out the client's 30 s timeout) would otherwise hold that
+peer's credentials pass too, and every peer of the namespace joins the same pass. Waiting at all
+paces a start's peers to the edge's passes, which bounds the operator's memory. The change
+handlers, registered after the credentials' ones, still wait for the pass, so that kopf retries a
+pass that failed.
 
 Pinned certificates expire without any API event, so the edge is also re-checked every
 `ingress_check_interval`: by one periodic sweep per operator over the namespaces that hold
@@ -42,6 +44,8 @@ PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 SWEEP_KEY = "ingress-check"
 # Namespaces whose edge the sweep re-checks at once (each pass holds its namespace's lock).
 SWEEP_CONCURRENCY = 4
+# How long the event watch waits for its namespace's pass before the peer's other handlers run.
+EDGE_WAIT = 5.0
 _log = logging.getLogger(__name__)
 
 
@@ -95,15 +99,24 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         **_: Any,
     ) -> None:
         # FederationPeer is namespaced: kopf's `None` (cluster-scoped objects) never comes here.
-        if seen(str(namespace), name, meta, gone=type == "DELETED") or str(namespace) in locks.queued:
-            # A queued pass has not listed the peers yet: it reads this one as it is now.
+        if seen(str(namespace), name, meta, gone=type == "DELETED"):
             return
-        # The task copies this handler's context: kopf's Event posting in the pass needs it.
-        task = asyncio.create_task(
-            watched_pass(str(namespace), logger=logger, memo=memo), name=f"edge pass of namespace {namespace}"
-        )
-        started.add(task)
-        task.add_done_callback(started.discard)
+        # A queued pass has not listed the peers yet: it reads this one as it is now.
+        waited: asyncio.Future[None] | None = locks.queued.get(str(namespace))
+        if waited is None:
+            # The task copies this handler's context: kopf's Event posting in the pass needs it.
+            task = asyncio.create_task(
+                watched_pass(str(namespace), logger=logger, memo=memo),
+                name=f"edge pass of namespace {namespace}",
+            )
+            started.add(task)
+            task.add_done_callback(started.discard)
+            waited = task
+        # Waiting paces kopf's workers to the edge's passes: a start's peers go on to their
+        # credentials no faster than the passes list them, which bounds what the operator holds
+        # at once (at 2,000 peers, not waiting took the RSS from 207 to 267 MiB; docs/benchmarks.md).
+        # Bounded, so that a pass the API server holds does not hold the credentials too.
+        await asyncio.wait({waited}, timeout=EDGE_WAIT)
 
     @kopf.on.cleanup(registry=registry, id="ingress-watch-stop")
     async def stop_started_passes(**_: Any) -> None:
