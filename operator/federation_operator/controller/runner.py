@@ -103,8 +103,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         info = connection_info(config.kubeconfig) or kopf.login_via_client(**kwargs)
         if info is None:
             return None
-        gate = kwargs["memo"].get(API_GATE_KEY) or RequestGate(config.api_max_in_flight)
-        return gated_session(info, gate=gate)
+        # The operator's one gate (run_operator puts it in the memo), whichever login this is.
+        return gated_session(info, gate=kwargs["memo"][API_GATE_KEY])
 
     registration.register(registry, config)
     return registry

@@ -139,10 +139,11 @@ class PeerHeartbeat:
         self.pinger = Pinger()
         self.reads = HeartbeatReads(shared.cache, watched=shared.watched)
         self.tokens = TokenPreference()
-        last_success, first_probe = remembered(body.get("status") or {})
+        status = body.get("status") or {}
+        last_success, first_probe = remembered(status)
         # Where this peer starts in the refresh period: drawn, so that the peers of a restart
         # do not all refresh at the same ping (reachability.restart_phase).
-        pings, credit = restart_phase(body.get("status") or {}, random.random())  # noqa: S311 - jitter
+        pings, credit = restart_phase(status, random.random())  # noqa: S311 - jitter
         self.memory = Memory(
             last_success=last_success, first_probe=first_probe, pings_since_write=pings, write_credit=credit
         )

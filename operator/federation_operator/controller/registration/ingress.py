@@ -75,8 +75,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 context_of(memo), namespace=namespace, locks=locks, logger=logger
             )
 
-    # Passes the event watch started and nobody waits for: held so that they are not collected
-    # mid-flight, and cancelled when the operator stops.
+    # Passes the event watch started: held so that they are not collected mid-flight (the event
+    # watch waits for one at most EDGE_WAIT), and cancelled when the operator stops.
     started: set[asyncio.Task[None]] = set()
 
     async def watched_pass(namespace: str, *, logger: kopf.Logger, memo: Any) -> None:

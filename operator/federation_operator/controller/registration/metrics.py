@@ -47,9 +47,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         logging.getLogger(KOPF_OBJECT_LOGGER).addHandler(errors)
         _certificates(memo)
         memo[CREDENTIALS_KEY] = CredentialMetrics(shared.metrics.registry)
-        gate = memo.get(API_GATE_KEY)
-        if gate is not None:
-            ApiGateMetrics(shared.metrics.registry, gate)
+        ApiGateMetrics(shared.metrics.registry, memo[API_GATE_KEY])
 
     @kopf.on.cleanup(registry=registry, id="metrics-cleanup")
     async def metrics_cleanup(memo: kopf.Memo, **_: Any) -> None:
