@@ -87,6 +87,7 @@ from federation_operator.adapters.k8s.resources import (
 from federation_operator.controller.config import OperatorConfig, OperatorContext
 from federation_operator.controller.threads import OperatorThread
 from federation_operator.domain import api, tokens
+from procfs import process_cpu_seconds
 
 NAMESPACE = "bench"
 
@@ -282,12 +283,6 @@ def rss_mib() -> float:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of another process (its threads included), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pin_operator(count: int) -> tuple[set[int], set[int]]:

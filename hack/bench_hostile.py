@@ -66,6 +66,7 @@ from federation_operator.server.app import AppConfig, create_app, make_runner
 from federation_operator.server.index import PeerIndex
 from federation_operator.server.protocol import ConnectionLimits, limit_tls_read_buffer
 from federation_operator.server.tls import PinnedTLS
+from procfs import process_cpu_seconds
 
 PING = api.PING_PATH.encode()
 _MIB = 1024 * 1024
@@ -80,11 +81,6 @@ VARIANTS: dict[str, tuple[float, int | None]] = {
     "flood": (0.0, 1),
     "flood-spread": (0.0, None),
 }
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _rss(pid: int) -> int:
@@ -276,7 +272,7 @@ def _attack_round(
     sources = spread or args.connections
 
     async def under_attack() -> tuple[list[float | None], int, str, float, float]:
-        server_cpu = _cpu_seconds(server_pid)
+        server_cpu_before = process_cpu_seconds(server_pid)
         attacker = await asyncio.create_subprocess_exec(
             *script, "--attack", str(directory), "--port", str(port),
             "--connections", str(args.connections), "--attack-seconds", str(args.attack_seconds),
@@ -292,11 +288,12 @@ def _attack_round(
         end = loop.time() + args.attack_seconds * 0.6
         while loop.time() < end and len(samples) < args.pings:
             samples.append(await _ping(port, context, token))
-        attacker_cpu = _cpu_seconds(attacker.pid)
+        attacker_cpu = process_cpu_seconds(attacker.pid)
         output, _ = await attacker.communicate()
         stop.set()
         await sampler
-        return samples, peak[0], output.decode().strip(), _cpu_seconds(server_pid) - server_cpu, attacker_cpu
+        server_cpu = process_cpu_seconds(server_pid) - server_cpu_before
+        return samples, peak[0], output.decode().strip(), server_cpu, attacker_cpu
 
     attacked, peak, attacker_report, server_cpu, attacker_cpu = asyncio.run(under_attack())
     # The server's side of the attacker's connections closes as the attacker exits; give it the

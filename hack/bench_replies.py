@@ -25,7 +25,6 @@ pinned PEM into the trust store).
 
 import argparse
 import concurrent.futures
-import os
 import socket
 import ssl
 import subprocess
@@ -33,8 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +46,7 @@ from federation_devkit.localsite import LOOPBACK, free_port, write_server_identi
 from federation_devkit.sandbox.server import SandboxThread
 from federation_operator.domain import api, tokens
 from federation_operator.domain.certs import issue_certificate
+from procfs import answers_ok, process_cpu_seconds, rss_kib
 
 NAMESPACE: Final = "default"
 PING: Final = "/api/federation/ping"
@@ -93,26 +91,6 @@ def _peer(caller: Caller) -> dict[str, Any]:
             "inbound": {"acceptedHashes": [{"hash": tokens.hash_token(tokens.SecretText(caller.token))}]},
         },
     }
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as reply:  # noqa: S310 - loopback, our own server
-            return bool(reply.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @dataclass
@@ -164,7 +142,7 @@ def served(peers: int, *, directory: Path, workers: int = 8, timeout: float = 60
         started = time.monotonic()
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            while not _ready(f"http://{LOOPBACK}:{metrics}/readyz"):
+            while not answers_ok(f"http://{LOOPBACK}:{metrics}/readyz"):
                 if server.poll() is not None or time.monotonic() > started + timeout:
                     raise SystemExit(f"the server at {peers} peers did not get ready")
                 time.sleep(0.05)
@@ -203,7 +181,7 @@ def cpu_per_reply(
     numbers = iter(range(requests))
     lock = threading.Lock()
     statuses: list[int] = []
-    before, started = _cpu_seconds(target.pid), time.monotonic()
+    before, started = process_cpu_seconds(target.pid), time.monotonic()
 
     def work() -> None:
         while time.monotonic() < started + budget:
@@ -220,7 +198,7 @@ def cpu_per_reply(
         thread.start()
     for thread in threads:
         thread.join()
-    cpu, wall = _cpu_seconds(target.pid) - before, time.monotonic() - started
+    cpu, wall = process_cpu_seconds(target.pid) - before, time.monotonic() - started
     assert set(statuses) <= {200}, set(statuses)
     replies = len(statuses)
     return cpu / max(replies, 1) * 1e3, wall / max(replies, 1) * 1e3, replies
@@ -266,13 +244,13 @@ def run(*, peers: int, requests: int, rounds: int, workers: int, status_writes: 
         served(peers, directory=Path(big_dir)) as big,
     ):
         for target in (small, big):
-            started, before = time.monotonic(), _cpu_seconds(target.pid)
+            started, before = time.monotonic(), process_cpu_seconds(target.pid)
             status = ping(target.port, target.callers[0])
-            seconds, cpu = time.monotonic() - started, _cpu_seconds(target.pid) - before
+            seconds, cpu = time.monotonic() - started, process_cpu_seconds(target.pid) - before
             print(
                 f"peers={len(target.callers)} ready_s={target.ready_s:.2f} "
                 f"first_ping_s={seconds:.2f} first_ping_cpu_s={cpu:.2f} "
-                f"status={status} rss_mib={_rss_mib(target.pid):.1f}",
+                f"status={status} rss_mib={rss_kib(target.pid) / 1024:.1f}",
                 flush=True,
             )
         for round_ in range(rounds):

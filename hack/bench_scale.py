@@ -111,6 +111,7 @@ from federation_devkit.sandbox.server import SandboxThread
 from federation_operator.controller.runner import connection_info
 from federation_operator.domain import api, tokens
 from federation_operator.server.index import PeerIndex
+from procfs import answers_ok, cpu_seconds, rss_kib
 
 NAMESPACE = "default"
 CERT_NAME = "bench-client"
@@ -191,7 +192,7 @@ class LocalRemote:
             total["pings"] += int(stats.get("pings", 0))
             total.update({f"outcome_{k}": int(v) for k, v in (stats.get("outcomes") or {}).items()})
         total["cpu_ms"] = sum(
-            int(_cpu_seconds(Path(f"/proc/{process.pid}/stat")) * 1000) for process in self.processes
+            int(cpu_seconds(Path(f"/proc/{process.pid}/stat")) * 1000) for process in self.processes
         )
         return total
 
@@ -443,14 +444,6 @@ def _create_objects(
         list(pool.map(create, range(peers)))
 
 
-def _rss_kib(pid: int, field: str = "VmRSS") -> int:
-    """The process's resident memory (`VmHWM`: its peak so far), KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def _until(predicate: Callable[[], bool], *, timeout: float, what: str, every: float = POLL_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -598,12 +591,12 @@ def _measure_startup(*, kind: str, peers: int, workers: int, timeout: float) -> 
                 nonlocal peak_rss
                 if operator.poll() is not None:
                     raise SystemExit(f"{kind} operator exited with {operator.returncode}")
-                peak_rss = max(peak_rss, _rss_kib(operator.pid))
+                peak_rss = max(peak_rss, rss_kib(operator.pid))
                 if kind == "ours":
                     ready, cert_ready = sandbox.call(_count_ready, sandbox.api)
                     if cert_ready and ready == peers and "handled_s" not in figures:
                         figures["handled_s"] = time.monotonic() - started
-                        figures["rss_mib"] = _rss_kib(operator.pid) / 1024
+                        figures["rss_mib"] = rss_kib(operator.pid) / 1024
                         calls_at_handled.update(sandbox.call(_api_calls, sandbox.api))
                     heartbeats = sandbox.call(_count_heartbeats, sandbox.api)
                     if heartbeats == peers:
@@ -625,7 +618,7 @@ def _measure_startup(*, kind: str, peers: int, workers: int, timeout: float) -> 
                     ready, _ = sandbox.call(_count_ready, sandbox.api)
                     figures["handled_peers"] = float(ready)
                     figures["heartbeats"] = float(sandbox.call(_count_heartbeats, sandbox.api))
-            figures.setdefault("rss_mib", _rss_kib(operator.pid) / 1024)
+            figures.setdefault("rss_mib", rss_kib(operator.pid) / 1024)
             figures["peak_rss_mib"] = peak_rss / 1024
             calls = calls_at_handled or sandbox.call(_api_calls, sandbox.api)
             calls.subtract(calls_before)
@@ -679,12 +672,6 @@ def compare_with_floor(*, peers: int, workers: int, timeout: float, operators: l
 BULK_POLL_SECONDS = 0.5
 DIFFBASE = f"kopf.{api.GROUP}/last-handled-configuration"
 AGENTS = (("kopf", "kopf/"), ("ours", "federation-operator/"))
-
-
-def _cpu_seconds(stat: Path) -> float:
-    """utime + stime of a process or thread (`/proc/.../stat`), in seconds."""
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _watching_peers(sandbox_api: SandboxAPI) -> bool:
@@ -755,7 +742,7 @@ def _measure_bulk(*, kind: str, peers: int, workers: int, timeout: float) -> dic
             sandbox_stat = Path(f"/proc/self/task/{sandbox._thread.native_id}/stat")
             own_stat = Path("/proc/self/stat")
             operator_stat = Path(f"/proc/{operator.pid}/stat") if operator else None
-            cpu_before = [_cpu_seconds(stat) for stat in (own_stat, sandbox_stat, operator_stat) if stat]
+            cpu_before = [cpu_seconds(stat) for stat in (own_stat, sandbox_stat, operator_stat) if stat]
             mark, started = len(sandbox.api.calls), time.monotonic()
             _create_objects(custom, peers, workers=workers, port=free_port(), cert=False)
             figures["applied_s"] = time.monotonic() - started
@@ -779,14 +766,14 @@ def _measure_bulk(*, kind: str, peers: int, workers: int, timeout: float) -> dic
                     {f"{m}_peers": float(n) for m, n in sandbox.call(_bulk_progress, sandbox.api).items()}
                 )
             took = time.monotonic() - started
-            cpu_after = [_cpu_seconds(stat) for stat in (own_stat, sandbox_stat, operator_stat) if stat]
+            cpu_after = [cpu_seconds(stat) for stat in (own_stat, sandbox_stat, operator_stat) if stat]
             cpu = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
             figures.update({f"{milestone}_s": at for milestone, at in reached.items()})
             figures["done_s"] = took
             figures["cpu_bench_s"], figures["cpu_sandbox_s"] = cpu[0], cpu[1]
             if operator is not None:
                 figures["cpu_operator_s"] = cpu[2]
-                figures["rss_mib"] = _rss_kib(operator.pid) / 1024
+                figures["rss_mib"] = rss_kib(operator.pid) / 1024
             calls = sandbox.call(_calls_by_caller, sandbox.api, mark)
             figures.update({key: float(count) for key, count in calls.items()})
             figures["calls_per_s"] = calls["calls_all"] / took
@@ -988,7 +975,7 @@ def restart_run(
             _until(lambda: _alive(first) and all_ready(), timeout=timeout, what="first start: all reconciled")
             print(
                 f"peers={peers} first_start_all_reconciled_s={time.monotonic() - started:.1f} "
-                f"rss_mib={_rss_kib(first.pid) / 1024:.0f}",
+                f"rss_mib={rss_kib(first.pid) / 1024:.0f}",
                 flush=True,
             )
             _print_calls(f"peers={peers} first_start", sandbox.call(_calls_since, sandbox.api, mark), peers)
@@ -1065,7 +1052,7 @@ def restart_run(
                     passes = sandbox.call(_operator_peer_reads, sandbox.api, mark)
                 if "reconciled" not in marks and passes >= peers and all_ready():
                     marks["reconciled"] = time.monotonic() - started
-                    marks["rss_mib"] = _rss_kib(second.pid) / 1024
+                    marks["rss_mib"] = rss_kib(second.pid) / 1024
                     _print_calls(
                         f"peers={peers} restart_until_reconciled",
                         sandbox.call(_calls_since, sandbox.api, mark),
@@ -1165,7 +1152,7 @@ def bulk_run(
             )
             print(
                 f"peers={peers} bulk_all_reconciled_s={time.monotonic() - started:.1f} "
-                f"rss_mib={_rss_kib(operator.pid) / 1024:.0f}",
+                f"rss_mib={rss_kib(operator.pid) / 1024:.0f}",
                 flush=True,
             )
             _print_calls(f"peers={peers} bulk", sandbox.call(_calls_since, sandbox.api, mark), peers)
@@ -1276,25 +1263,17 @@ def _server_ready(*, peers: int, workers: int, timeout: float) -> tuple[float, f
         try:
             url = f"http://127.0.0.1:{metrics}/readyz"
             deadline = started + timeout
-            while not _ok(url):
+            while not answers_ok(url):
                 if server.poll() is not None:
                     raise SystemExit(f"server exited with {server.returncode}")
                 if time.monotonic() > deadline:
                     raise SystemExit("timed out waiting for /readyz")
                 time.sleep(0.05)
-            return time.monotonic() - started, _rss_kib(server.pid) / 1024
+            return time.monotonic() - started, rss_kib(server.pid) / 1024
         finally:
             server.terminate()
             server.wait(timeout=30)
             log.close()
-
-
-def _ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as reply:  # noqa: S310 - loopback, our own server
-            return bool(reply.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def index_server_run(*, peers: int, workers: int, timeout: float) -> None:
@@ -1354,7 +1333,7 @@ def _memory_of_ours(
             def reached(what: str, done: bool) -> bool:
                 if done and f"{what}_s" not in figures:
                     figures[f"{what}_s"] = time.monotonic() - started
-                    figures[f"{what}_rss_mib"] = _rss_kib(operator.pid) / 1024
+                    figures[f"{what}_rss_mib"] = rss_kib(operator.pid) / 1024
                 return done
 
             def handled() -> bool:
@@ -1374,8 +1353,8 @@ def _memory_of_ours(
                 figures["heartbeats_missing"] = float(peers - sandbox.call(_count_heartbeats, sandbox.api))
             time.sleep(settle)  # what stays: the startup's transients gone, heartbeats in their rhythm
             _alive(operator)
-            figures["end_rss_mib"] = _rss_kib(operator.pid) / 1024
-            figures["peak_rss_mib"] = _rss_kib(operator.pid, "VmHWM") / 1024
+            figures["end_rss_mib"] = rss_kib(operator.pid) / 1024
+            figures["peak_rss_mib"] = rss_kib(operator.pid, "VmHWM") / 1024
             # Trimmed before the census: the census itself allocates (a snapshot, a list of every object).
             marks = _signal_and_wait(operator, signal.SIGUSR2, trim_report, "== malloc_trim")
             figures["trimmed_rss_mib"] = float(marks.rsplit("->", 1)[1].split()[0])
@@ -1615,14 +1594,14 @@ def main() -> int:
                 nonlocal peak_rss
                 if operator.poll() is not None:
                     raise SystemExit(f"operator exited with {operator.returncode}")
-                peak_rss = max(peak_rss, _rss_kib(operator.pid))
+                peak_rss = max(peak_rss, rss_kib(operator.pid))
                 ready, cert_ready = sandbox.call(_count_ready, sandbox.api)
                 return bool(cert_ready and ready == args.peers)
 
             _until(converged, timeout=args.timeout, what="all peers CredentialsReady")
             startup = time.monotonic() - started
             print(f"startup_to_all_reconciled_s={startup:.1f}", flush=True)
-            print(f"operator_rss_at_convergence_mib={_rss_kib(operator.pid) / 1024:.0f}", flush=True)
+            print(f"operator_rss_at_convergence_mib={rss_kib(operator.pid) / 1024:.0f}", flush=True)
             print(f"operator_rss_peak_during_startup_mib={peak_rss / 1024:.0f}", flush=True)
 
             # The first heartbeat round (every peer Unknown -> Degraded) follows convergence; the
@@ -1665,7 +1644,7 @@ def _steady_windows(
         mark = len(sandbox.api.calls)
         metrics_before, cpu_before = (
             _heartbeat_metrics(metrics_port),
-            _cpu_seconds(Path(f"/proc/{operator.pid}/stat")),
+            cpu_seconds(Path(f"/proc/{operator.pid}/stat")),
         )
         remote_before = remote.stats() if remote is not None else Counter()
         time.sleep(seconds)
@@ -1684,12 +1663,12 @@ def _steady_windows(
             f"window={window} status_writes_per_min peers={writes[api.PEER_PLURAL] * per_minute:.0f} "
             f"certs={writes[api.CERT_PLURAL] * per_minute:.0f} "
             f"all_api_calls_per_min={writes['all'] * per_minute:.0f} "
-            f"operator_rss_mib={_rss_kib(operator.pid) / 1024:.0f} "
+            f"operator_rss_mib={rss_kib(operator.pid) / 1024:.0f} "
             f"routine_write_budget_per_min={budget:.0f}",
             flush=True,
         )
         elapsed = time.monotonic() - window_start
-        cpu = _cpu_seconds(Path(f"/proc/{operator.pid}/stat")) - cpu_before
+        cpu = cpu_seconds(Path(f"/proc/{operator.pid}/stat")) - cpu_before
         line = f"window={window} operator_cpu_s={cpu:.1f}"
         metrics = _heartbeat_metrics(metrics_port)
         if metrics:
