@@ -92,6 +92,18 @@ class HeartbeatMetrics:
             "Status writes made by the heartbeat (only when a reader sees a change, or a refresh).",
             registry=self.registry,
         )
+        self.write_queue = Gauge(
+            "federation_heartbeat_status_writes_pending",
+            "Heartbeat status writes that wait for a writer, at most one per peer (0 while the API "
+            "server keeps up).",
+            registry=self.registry,
+        )
+        self.coalesced_writes = Counter(
+            "federation_heartbeat_status_writes_coalesced",
+            "Heartbeat status writes replaced by a newer one of the same peer before their turn came "
+            "(the API server is slower than the pings' changes).",
+            registry=self.registry,
+        )
         self.peer_state = Gauge(
             "federation_heartbeat_peer_state",
             "1 for the current reachability of each peer (one series per peer).",

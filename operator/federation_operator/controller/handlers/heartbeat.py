@@ -12,15 +12,19 @@ timeout) and none follows; the status shows it within one interval.
 
 Each cycle: credentials (cached, see `ping_credentials.HeartbeatReads`), one ping (two when the
 current outbound token is refused and a previous one is still valid: `outbound_ping`), metrics,
-then `reachability.heartbeat_status` decides whether the status changes for a reader; only then
-is it merge-patched, with the resourceVersion as precondition, so that another writer's
-conditions are never clobbered.
+then the observation goes to the operator's status write queue (`controller/write_queue.py`) and
+the worker is free for the next ping. When the write's turn comes, `reachability.heartbeat_status`
+decides from the freshest status whether anything changes for a reader; only then is it
+merge-patched, with the resourceVersion as precondition, so that another writer's conditions are
+never clobbered. A newer observation of the same peer replaces one that still waits: under a write
+backlog the peer's status skips to the newest state (a ping whose write was replaced earns no
+write credit, so routine writes slow down with the backlog; changes of state are written anyway).
 """
 
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
@@ -35,6 +39,7 @@ from federation_operator.adapters.probe import Pinger, PingOutcome
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import EventType, post_event
 from federation_operator.controller.handlers.saturation import LOOP_LAG_TOLERANCE, LoopLag, SaturationWatch
+from federation_operator.controller.write_queue import WriteQueue
 from federation_operator.domain import api, conditions, objects
 from federation_operator.domain.factors import Factor
 from federation_operator.domain.heartbeat_schedule import (
@@ -74,13 +79,18 @@ def peer_view(body: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
+PeerKey = tuple[str, str]  # (namespace, name)
+
+
 @dataclass
 class Shared:
     """What all heartbeats of one operator share: their API lane (`Kube.lane`: their reads and
-    status writes never queue behind the reconcilers' calls), metrics, the credential cache (on
-    that lane), the saturation, and the credential Secrets the operator's watch holds."""
+    status writes never queue behind the reconcilers' calls), the status write queue, metrics, the
+    credential cache (on that lane), the saturation, and the credential Secrets the operator's
+    watch holds."""
 
     kube: k8s.Kube
+    writes: WriteQueue[PeerKey]
     metrics: HeartbeatMetrics
     cache: CredentialCache
     load: SaturationWatch
@@ -115,7 +125,7 @@ class Memory:
 # credential object is a credentials problem; an error inside the ping is one of the link.
 STEP_CREDENTIALS: Final = ("reading credentials", Factor.SECRET)
 STEP_PING: Final = ("pinging", Factor.NETWORK)
-STEP_STATUS: Final = ("writing status", Factor.NETWORK)
+STEP_STATUS: Final = ("recording status", Factor.NETWORK)
 
 
 class PeerHeartbeat:
@@ -177,8 +187,13 @@ class PeerHeartbeat:
             return False
         return credentials_judged(self._current()[0], generation=self.meta.get("generation"))
 
+    @property
+    def key(self) -> PeerKey:
+        return (self.namespace, self.name)
+
     def forget(self) -> None:
-        """The peer is gone: its metric series go with it."""
+        """The peer is gone: its waiting status write and its metric series go with it."""
+        self.shared.writes.discard(self.key)
         self.shared.metrics.forget(namespace=self.namespace, peer=self.name)
 
     async def crashed(self, error: Exception) -> None:
@@ -191,13 +206,13 @@ class PeerHeartbeat:
             "heartbeat cycle of peer %s/%s failed while %s: %s", self.namespace, self.name, doing, described
         )
         if doing == STEP_STATUS[0]:
-            return  # writing status is what failed; the next cycle tries again
+            return  # recording the status is what failed; the next cycle tries again
         failure = Failure(factor, f"the heartbeat failed while {doing}: {described}")
         try:
-            await self._record(PingOutcome(False, timedelta(), failure=failure), self.settings())
+            self._record(PingOutcome(False, timedelta(), failure=failure), self.settings())
         except Exception as again:
             self.logger.warning(
-                "status of peer %s/%s not written after a failed cycle: %s",
+                "status of peer %s/%s not recorded after a failed cycle: %s",
                 self.namespace,
                 self.name,
                 unexpected(again),
@@ -220,10 +235,7 @@ class PeerHeartbeat:
                 suspended=True,
                 generation=self.meta.get("generation"),
             )
-            update = await self._write(observation)
-            self.shared.metrics.set_state(
-                namespace=self.namespace, peer=self.name, state=update.reachability.value
-            )
+            self.shared.writes.submit(self.key, lambda: self._apply(observation))
             return
         now = self.context.clock()
         if awaits_credentials(
@@ -280,9 +292,10 @@ class PeerHeartbeat:
             self.shared.metrics.own_lag_timeouts.inc()
             self.logger.debug("peer %s timed out while the operator's loop ran late: not recorded", self.name)
             return
-        await self._record(outcome, settings, loop_lagged=lagged)
+        self._record(outcome, settings, loop_lagged=lagged)
 
-    async def _record(self, outcome: PingOutcome, settings: Settings, *, loop_lagged: bool = False) -> None:
+    def _record(self, outcome: PingOutcome, settings: Settings, *, loop_lagged: bool = False) -> None:
+        """Remember the ping, and queue its status write (judged when its turn comes: `_apply`)."""
         now = self.context.clock()
         if self.memory.first_probe is None and self.memory.last_success is None:
             self.memory.first_probe = now
@@ -306,15 +319,34 @@ class PeerHeartbeat:
             generation=self.meta.get("generation"),
             previous_latency=self.memory.previous_latency,
             interval=settings.interval,
-            pings_since_write=self.memory.pings_since_write,
+            pings_since_write=self.memory.pings_since_write,  # both read again by `_apply`
             write_credit=self.memory.write_credit,
             previous_probe=self.memory.last_probe,
             operator_saturated=self.shared.load.saturated or loop_lagged,
         )
         self.memory.previous_latency = outcome.latency if outcome.ok else None
         self.memory.last_probe = now
-        update = await self._write(observation)
-        self.memory.write_credit = update.write_credit
+        self.shared.writes.submit(self.key, lambda: self._apply(observation))
+
+    async def _apply(self, observation: Observation) -> None:
+        """A queued status write, when its turn comes: judged from the freshest status, with the
+        pings counted and the write credit left now (an earlier write of this peer may have landed
+        since the ping). Its failure is logged here; the next ping's write tries again."""
+        if observation.result is not None:
+            observation = replace(
+                observation,
+                pings_since_write=self.memory.pings_since_write,
+                write_credit=self.memory.write_credit,
+            )
+        try:
+            update = await self._write(observation)
+        except Exception as error:
+            self.logger.warning(
+                "status of peer %s/%s not written: %s", self.namespace, self.name, unexpected(error)
+            )
+            return
+        if observation.result is not None:
+            self.memory.write_credit = update.write_credit
         self.shared.metrics.set_state(
             namespace=self.namespace, peer=self.name, state=update.reachability.value
         )
@@ -357,7 +389,11 @@ class PeerHeartbeat:
                 "status": written.get("status") or {},
                 "metadata": {"resourceVersion": (written.get("metadata") or {}).get("resourceVersion")},
             }
-            self.memory.pings_since_write = 0
+            # Pings made while this write was in flight count towards the next one.
+            counted = observation.pings_since_write
+            self.memory.pings_since_write = (
+                0 if counted is None else max(0, self.memory.pings_since_write - counted)
+            )
             self.memory.patched_over = self.meta.get("resourceVersion")
             self._announce(update)
             return update

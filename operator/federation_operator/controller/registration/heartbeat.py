@@ -20,17 +20,22 @@ from federation_operator.controller.handlers import heartbeat
 from federation_operator.controller.handlers.saturation import LoopLag, SaturationWatch
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
+from federation_operator.controller.write_queue import WriteHooks, WriteQueue
 from federation_operator.domain import api
 
 PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 MEMO_KEY = "heartbeat"
 SCHEDULER_KEY = "heartbeat-scheduler"
 METRICS_KEY = "metrics-server"
-# The heartbeat's own API threads (a cycle makes at most a read and a status write). Fewer than
-# the reconcilers' pool: the heartbeat needs to be timely, not to have the most calls in flight.
-HEARTBEAT_API_THREADS = 8
+WRITES_KEY = "heartbeat-writes"
+# The heartbeat's status writers (controller/write_queue.py): writes in flight at once at most.
+STATUS_WRITERS = 8
+# The heartbeat's own API threads: the status writers' and as many again for the cycles' reads
+# (credentials not in the watch's cache), which so never wait behind a write. Fewer than the
+# reconcilers' pool: the heartbeat needs to be timely, not to have the most calls in flight.
+HEARTBEAT_API_THREADS = 2 * STATUS_WRITERS
 
-PeerKey = tuple[str, str]
+PeerKey = heartbeat.PeerKey
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache) -> None:
@@ -43,8 +48,14 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         lane = context.kube.lane("heartbeat", workers=HEARTBEAT_API_THREADS)
         loop_lag = LoopLag()
         loop_lag.start()
+        writes: WriteQueue[PeerKey] = WriteQueue(
+            writers=STATUS_WRITERS,
+            hooks=WriteHooks(on_pending=metrics.write_queue.set, on_coalesced=metrics.coalesced_writes.inc),
+        )
+        memo[WRITES_KEY] = writes
         shared = heartbeat.Shared(
             kube=lane,
+            writes=writes,
             metrics=metrics,
             cache=CredentialCache(lane),
             load=load,
@@ -68,6 +79,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         scheduler: Scheduler[PeerKey] | None = memo.get(SCHEDULER_KEY)
         if scheduler is not None:
             await scheduler.stop()
+        writes: WriteQueue[PeerKey] | None = memo.get(WRITES_KEY)
+        if writes is not None:
+            await writes.stop()
         server = memo.get(METRICS_KEY)
         if server is not None:
             await server.cleanup()
@@ -80,9 +94,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
     async def heartbeat_peers(event: kopf.RawEvent, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler[PeerKey] = memo[SCHEDULER_KEY]
         if not scheduler.started:
-            # Started from the first event, not at startup: its tasks inherit the context of kopf's
+            # Started from the first event, not at startup: their tasks inherit the context of kopf's
             # processing, where `kopf.event` finds kopf's event queue (not set for startup handlers).
             scheduler.start()
+            memo[WRITES_KEY].start()
         body = event["object"]
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
