@@ -8,6 +8,7 @@ import pytest
 from federation_operator.domain.heartbeat_schedule import (
     CALM_FOR,
     CREDENTIALS_WAIT,
+    CREDENTIALS_WAIT_QUEUED,
     LATE_AFTER,
     Saturation,
     awaits_credentials,
@@ -44,6 +45,24 @@ def test_a_cycle_waits_for_the_credentials_a_bounded_time_only() -> None:
     since = NOW - CREDENTIALS_WAIT
     assert awaits_credentials({}, generation=1, waiting_since=since + timedelta(seconds=1), now=NOW)
     assert not awaits_credentials({}, generation=1, waiting_since=since, now=NOW)
+
+
+def test_a_cycle_waits_longer_while_the_peers_credentials_pass_waits_its_turn() -> None:
+    """At a large start the last credentials passes run minutes after the first: a peer whose
+    pass is queued is not pinged at `CREDENTIALS_WAIT` (a missing Secret, never the link's), but
+    a queue that does not move still ends the wait."""
+    since = NOW - CREDENTIALS_WAIT
+    assert awaits_credentials({}, generation=1, waiting_since=since, now=NOW, queued=True)
+    assert not awaits_credentials({}, generation=1, waiting_since=since, now=NOW, queued=False)
+    late = NOW - CREDENTIALS_WAIT_QUEUED
+    assert awaits_credentials(
+        {}, generation=1, waiting_since=late + timedelta(seconds=1), now=NOW, queued=True
+    )
+    assert not awaits_credentials({}, generation=1, waiting_since=late, now=NOW, queued=True)
+    # Judged is judged, queued or not (a later pass for the same spec is queued too).
+    assert not awaits_credentials(
+        credentials("True", 1), generation=1, waiting_since=late, now=NOW, queued=True
+    )
 
 
 def test_slots_stay_on_the_grid_however_long_each_cycle_took() -> None:

@@ -98,10 +98,10 @@ class HeartbeatMetrics:
             "server keeps up).",
             registry=self.registry,
         )
-        self.coalesced_writes = Counter(
-            "federation_heartbeat_status_writes_coalesced",
-            "Heartbeat status writes replaced by a newer one of the same peer before their turn came "
-            "(the API server is slower than the pings' changes).",
+        self.write_waits = Counter(
+            "federation_heartbeat_write_wait_cycles",
+            "Heartbeat cycles that made no ping because the peer's previous status write was not made "
+            "yet (a peer pings at most once per status write while the API server is behind).",
             registry=self.registry,
         )
         self.peer_state = Gauge(

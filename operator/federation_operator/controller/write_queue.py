@@ -7,11 +7,12 @@ second while every worker waited on a status write (docs/benchmarks.md, "10,000 
 real local federation endpoint"). Here a cycle hands its write over and its worker takes the next
 ping at once.
 
-The queue holds at most one waiting write per peer. A newer write for a peer whose write still
-waits replaces it in its place in line (the status says what is true now; the newest observation
-carries everything a reader needs), so the queue is never longer than the number of peers, however
-slow the API server, and a backlog shrinks the writes it makes instead of growing. One peer's
-writes never run two at a time: each is computed from what the previous one returned.
+The queue holds at most one waiting write per peer: a newer write for a peer whose write still
+waits replaces it in its place in line (the newest observation carries everything a reader
+needs), so the queue is never longer than the number of peers. The heartbeat makes no new ping for
+a peer that `holds` a write, so a backlog slows each peer's pings to its writes instead of
+spending the operator's CPU on pings whose results could not be written. One peer's writes never
+run two at a time: each is computed from what the previous one returned.
 
 `writers` tasks run the writes, oldest first: as many as the API lane has threads, so that writes
 wait here, where they can be merged, and not in the lane's thread queue, where they cannot.
@@ -34,10 +35,9 @@ STOP_TIMEOUT: Final = 5.0
 
 @dataclass
 class WriteHooks:
-    """What the queue tells its owner: its length whenever it changes, and each merged write."""
+    """What the queue tells its owner: its length whenever it changes."""
 
     on_pending: Callable[[int], None] = lambda pending: None
-    on_coalesced: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -65,6 +65,10 @@ class WriteQueue(Generic[K]):
     def running(self) -> int:
         return len(self._running)
 
+    def holds(self, key: K) -> bool:
+        """Whether `key` has a write waiting or in flight."""
+        return key in self._waiting or key in self._running
+
     def start(self) -> None:
         if self._tasks or self._stopped:
             raise RuntimeError("a write queue starts once")
@@ -88,8 +92,6 @@ class WriteQueue(Generic[K]):
         """Queue `write` for `key`, replacing the one that waits for it, if any (same place in line)."""
         if self._stopped:
             return
-        if key in self._waiting:
-            self.hooks.on_coalesced()
         self._waiting[key] = write
         self._wake.set()
         self.hooks.on_pending(len(self._waiting))

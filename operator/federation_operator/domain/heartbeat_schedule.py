@@ -50,6 +50,9 @@ def next_slot(*, previous: float, now: float, step: float) -> float:
 # judges a new peer within a second or two; this bound only keeps a broken or stalled credentials
 # handler from silencing the heartbeat: after it, the cycle pings and reports what it finds.
 CREDENTIALS_WAIT: Final = timedelta(minutes=2)
+# ... and while the peer's credentials pass waits for its turn behind the others of a large start
+# (at 10,000 new peers the last pass runs minutes after the first): that pass is coming.
+CREDENTIALS_WAIT_QUEUED: Final = timedelta(minutes=10)
 
 
 def credentials_judged(status: Mapping[str, Any], *, generation: int | None) -> bool:
@@ -66,10 +69,16 @@ def credentials_judged(status: Mapping[str, Any], *, generation: int | None) -> 
 
 
 def awaits_credentials(
-    status: Mapping[str, Any], *, generation: int | None, waiting_since: datetime | None, now: datetime
+    status: Mapping[str, Any],
+    *,
+    generation: int | None,
+    waiting_since: datetime | None,
+    now: datetime,
+    queued: bool = False,
 ) -> bool:
     """Whether a cycle should make no ping and write nothing yet: the peer's credentials are not
-    judged for its current spec, and have not been awaited for `CREDENTIALS_WAIT`.
+    judged for its current spec, and have not been awaited for `CREDENTIALS_WAIT` (for
+    `CREDENTIALS_WAIT_QUEUED` while its credentials pass is `queued` behind others).
 
     Why: a new peer's first slot falls anywhere within its interval, often before the
     credentials handler has created its generated outbound Secret; pinging then reports the
@@ -78,7 +87,9 @@ def awaits_credentials(
     reports the honest failure."""
     if credentials_judged(status, generation=generation):
         return False
-    return waiting_since is None or now - waiting_since < CREDENTIALS_WAIT
+    if waiting_since is None:
+        return True
+    return now - waiting_since < (CREDENTIALS_WAIT_QUEUED if queued else CREDENTIALS_WAIT)
 
 
 # A cycle that starts more than this after its slot while others still wait for a worker means

@@ -12,18 +12,18 @@ timeout) and none follows; the status shows it within one interval.
 
 Each cycle: credentials (cached, see `ping_credentials.HeartbeatReads`), one ping (two when the
 current outbound token is refused and a previous one is still valid: `outbound_ping`), metrics,
-then the observation goes to the operator's status write queue (`controller/write_queue.py`) and
-the worker is free for the next ping. When the write's turn comes, `reachability.heartbeat_status`
-decides from the freshest status whether anything changes for a reader; only then is it
-merge-patched, with the resourceVersion as precondition, so that another writer's conditions are
-never clobbered. A newer observation of the same peer replaces one that still waits: under a write
-backlog the peer's status skips to the newest state (a ping whose write was replaced earns no
-write credit, so routine writes slow down with the backlog; changes of state are written anyway).
+then `reachability.heartbeat_status` decides whether the status changes for a reader. Most pings
+change nothing and end there. A change goes to the operator's status write queue
+(`controller/write_queue.py`) and the worker is free for the next ping; when the write's turn
+comes it is decided again from the freshest status and merge-patched with the resourceVersion as
+precondition, so that another writer's conditions are never clobbered. While a peer's write
+waits, its cycles make no ping: a peer pings at most once per status write when the API server
+is behind, and the CPU of the pings it would have wasted goes to the writes.
 """
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
@@ -96,6 +96,8 @@ class Shared:
     load: SaturationWatch
     loop_lag: LoopLag
     watched: WatchedSecrets | None = None
+    # Whether a peer's credentials pass waits for its turn (handlers.pass_gate.PassGate.waiting).
+    credentials_queued: Callable[[PeerKey], bool] = lambda key: False
 
 
 @dataclass
@@ -235,7 +237,13 @@ class PeerHeartbeat:
                 suspended=True,
                 generation=self.meta.get("generation"),
             )
-            self.shared.writes.submit(self.key, lambda: self._apply(observation))
+            self._submit(observation)
+            return
+        if self.shared.writes.holds(self.key):
+            # The previous ping's status is not written yet (the API server is behind): a ping now
+            # would cost a handshake whose result could only replace that write. This slot is
+            # skipped, so a peer makes at most one ping per status write while writes wait.
+            self.shared.metrics.write_waits.inc()
             return
         now = self.context.clock()
         if awaits_credentials(
@@ -243,6 +251,7 @@ class PeerHeartbeat:
             generation=self.meta.get("generation"),
             waiting_since=self.memory.awaiting_credentials_since,
             now=now,
+            queued=self.shared.credentials_queued(self.key),
         ):
             # No ping before the credentials handler has judged this spec: its first reachability
             # would be the missing generated Secret's, not the link's (heartbeat_schedule).
@@ -295,7 +304,7 @@ class PeerHeartbeat:
         self._record(outcome, settings, loop_lagged=lagged)
 
     def _record(self, outcome: PingOutcome, settings: Settings, *, loop_lagged: bool = False) -> None:
-        """Remember the ping, and queue its status write (judged when its turn comes: `_apply`)."""
+        """Remember the ping, and hand its observation on to be written if it changes anything."""
         now = self.context.clock()
         if self.memory.first_probe is None and self.memory.last_success is None:
             self.memory.first_probe = now
@@ -319,32 +328,53 @@ class PeerHeartbeat:
             generation=self.meta.get("generation"),
             previous_latency=self.memory.previous_latency,
             interval=settings.interval,
-            pings_since_write=self.memory.pings_since_write,  # both read again by `_apply`
+            pings_since_write=self.memory.pings_since_write,  # both read again by `_counted`
             write_credit=self.memory.write_credit,
             previous_probe=self.memory.last_probe,
             operator_saturated=self.shared.load.saturated or loop_lagged,
         )
         self.memory.previous_latency = outcome.latency if outcome.ok else None
         self.memory.last_probe = now
+        self._submit(observation)
+
+    def _counted(self, observation: Observation) -> Observation:
+        """The observation with the pings counted and the write credit left now: an earlier write
+        of this peer may have landed since its ping."""
+        if observation.result is None:
+            return observation
+        return replace(
+            observation,
+            pings_since_write=self.memory.pings_since_write,
+            write_credit=self.memory.write_credit,
+        )
+
+    def _submit(self, observation: Observation) -> None:
+        """Settle an observation that changes nothing for a reader at once; queue the others.
+
+        Most pings change nothing: judged here from the freshest status we know, they cost no
+        queue and no call. A write is judged again when its turn comes (`_apply`)."""
+        if not self.shared.writes.holds(self.key):
+            counted = self._counted(observation)
+            update = heartbeat_status(self._current()[0], counted, self.context.clock())
+            if not update.write:
+                self._settle(counted, update)
+                return
         self.shared.writes.submit(self.key, lambda: self._apply(observation))
 
     async def _apply(self, observation: Observation) -> None:
-        """A queued status write, when its turn comes: judged from the freshest status, with the
-        pings counted and the write credit left now (an earlier write of this peer may have landed
-        since the ping). Its failure is logged here; the next ping's write tries again."""
-        if observation.result is not None:
-            observation = replace(
-                observation,
-                pings_since_write=self.memory.pings_since_write,
-                write_credit=self.memory.write_credit,
-            )
+        """A queued status write, when its turn comes: judged from the freshest status and the
+        counts of now. Its failure is logged here; the next ping's write tries again."""
+        counted = self._counted(observation)
         try:
-            update = await self._write(observation)
+            update = await self._write(counted)
         except Exception as error:
             self.logger.warning(
                 "status of peer %s/%s not written: %s", self.namespace, self.name, unexpected(error)
             )
             return
+        self._settle(counted, update)
+
+    def _settle(self, observation: Observation, update: StatusUpdate) -> None:
         if observation.result is not None:
             self.memory.write_credit = update.write_credit
         self.shared.metrics.set_state(

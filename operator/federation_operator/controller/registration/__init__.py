@@ -11,30 +11,36 @@ from typing import Any
 import kopf
 
 from federation_operator.controller.config import OperatorConfig
+from federation_operator.controller.handlers.pass_gate import PassGate
 from federation_operator.controller.handlers.periodic import Periodic
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration import certs, heartbeat, ingress, memory, metrics, peers
 from federation_operator.controller.scheduler import Scheduler
+from federation_operator.controller.write_queue import WriteQueue
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     # The credential Secrets from the operator's watch: the credentials passes keep it, the
     # heartbeat reads its outbound tokens from it.
     secrets = SecretCache()
+    # The credentials passes' gate: the passes wait there, the heartbeat asks who waits.
+    gate = PassGate(config.reconcile_concurrency)
     certs.register(registry, config)
-    peers.register(registry, config, secrets=secrets)
-    heartbeat.register(registry, config, secrets=secrets)
+    peers.register(registry, config, secrets=secrets, gate=gate)
+    heartbeat.register(registry, config, secrets=secrets, gate=gate)
     metrics.register(registry, config)
     ingress.register(registry, config)
     memory.register(registry, config)
 
 
 async def wind_down(memo: Mapping[str, Any]) -> None:
-    """Stop the heartbeat scheduler and every periodic sweep in the memo, all at once.
+    """Stop the heartbeat scheduler, its status writes and every periodic sweep in the memo, all at once.
 
     Called as soon as the operator is told to stop, before kopf has stopped its watchers and
     workers: nothing they would still ping or write is needed (the next start judges every peer
     afresh). Their cleanup handlers run later as before and find them stopped.
     """
-    stops = [value.stop() for value in list(memo.values()) if isinstance(value, Periodic | Scheduler)]
+    stops = [
+        value.stop() for value in list(memo.values()) if isinstance(value, Periodic | Scheduler | WriteQueue)
+    ]
     await asyncio.gather(*stops)

@@ -17,6 +17,7 @@ from federation_operator.adapters.k8s.ping_credentials import CredentialCache
 from federation_operator.adapters.metrics import HeartbeatMetrics, serve_metrics
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import heartbeat
+from federation_operator.controller.handlers.pass_gate import PassGate
 from federation_operator.controller.handlers.saturation import LoopLag, SaturationWatch
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
@@ -38,7 +39,9 @@ HEARTBEAT_API_THREADS = 2 * STATUS_WRITERS
 PeerKey = heartbeat.PeerKey
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache) -> None:
+def register(
+    registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache, gate: PassGate
+) -> None:
     @kopf.on.startup(registry=registry, id="heartbeat-startup")
     async def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
         context = context_of(memo)
@@ -50,7 +53,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         loop_lag.start()
         writes: WriteQueue[PeerKey] = WriteQueue(
             writers=STATUS_WRITERS,
-            hooks=WriteHooks(on_pending=metrics.write_queue.set, on_coalesced=metrics.coalesced_writes.inc),
+            hooks=WriteHooks(on_pending=metrics.write_queue.set),
         )
         memo[WRITES_KEY] = writes
         shared = heartbeat.Shared(
@@ -61,6 +64,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
             load=load,
             loop_lag=loop_lag,
             watched=secrets,
+            credentials_queued=gate.waiting,
         )
         memo[MEMO_KEY] = shared
         scheduler: Scheduler[PeerKey] = Scheduler(

@@ -10,7 +10,6 @@ handled") runs no change handler: the status events make such a peer due at once
 (`CredentialsReady` judged for an older generation), and tell which Secrets it names now.
 """
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ import kopf
 from federation_operator.adapters.metrics import CredentialMetrics
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import peers as peer_handlers
+from federation_operator.controller.handlers.pass_gate import PassGate
 from federation_operator.controller.handlers.periodic import HandlerContext, bounded
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration.metrics import CREDENTIALS_KEY
@@ -45,7 +45,9 @@ def _peer_logger(namespace: str, name: str) -> logging.LoggerAdapter[logging.Log
     return logging.LoggerAdapter(_log, {"k8s_ref": ref})
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache) -> None:
+def register(
+    registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache, gate: PassGate
+) -> None:
     shared = peer_handlers.Shared(locks=peer_handlers.PeerLocks(), claims=SharedClaims(), cache=secrets)
     watchers = peer_handlers.SecretWatchers()
     interval = config.peer_check_interval
@@ -75,13 +77,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         if isinstance(counted, CredentialMetrics):
             counted.passes.inc()
 
-    # kopf hands every listed peer to its handlers at once: at a start over thousands of peers
-    # each pass in flight holds its reads, plans and writes until its calls come back through the
-    # API client's pool, and that transient peak, not what stays, sets the operator's RSS (CPython
-    # keeps an arena while one block in it lives; docs/benchmarks.md, "Memory per peer"). Passes
-    # beyond the gate wait before they read anything.
-    gate = asyncio.Semaphore(config.reconcile_concurrency)
-
     @kopf.on.resume(*PEER, registry=registry, id="peer-credentials-resume")
     @kopf.on.create(*PEER, registry=registry, id="peer-credentials-create")
     @kopf.on.update(*PEER, registry=registry, id="peer-credentials-update")
@@ -99,7 +94,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets
         # nothing: judged from it, a restart costs no call per converged peer. A create or an
         # update has work to do, which is always planned from a fresh read.
         seen = body if reason == kopf.Reason.RESUME else None
-        async with gate:
+        async with gate.slot((str(namespace), name)):
             await read_in_full(name, str(namespace), spec, logger, memo, seen=seen)
 
     # Per peer, what its last status event said about its next deadline (see `check_deadline`).
