@@ -18,10 +18,33 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from federation_devkit.localsite import ServerThread
 from federation_operator.server.main import ServerConfig
+from tests.harness.server import Keys
+from tests.harness.site import Site
+
+CA_CONFIGMAP = "federation-ca"
+
+
+def trust_remote_ca(site: Site, keys: Keys) -> None:
+    """The remotes' server CA in a ConfigMap of the site's namespace (what `pinging` trusts)."""
+    site.core.create_namespaced_config_map(
+        site.namespace, {"metadata": {"name": CA_CONFIGMAP}, "data": {"ca.crt": keys.ca.read_text()}}
+    )
+
+
+def pinging(url: str, pem: str, heartbeat: dict[str, str]) -> dict[str, Any]:
+    """A FederationPeer spec that pings `url`, presenting the site's `eu-client` certificate,
+    trusting the CA of `trust_remote_ca` and pinning `pem` for the remote's calls."""
+    return {
+        "endpoint": url,
+        "remoteCertificates": [{"pem": pem}],
+        "clientCertificateRef": {"name": "eu-client"},
+        "heartbeat": heartbeat,
+        "serverTrust": {"caBundleRef": {"kind": "ConfigMap", "name": CA_CONFIGMAP}},
+    }
 
 
 @dataclass

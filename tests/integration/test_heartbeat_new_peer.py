@@ -17,7 +17,7 @@ import pytest
 
 from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote, scrape
+from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import SiteFactory, issued_pem
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.slow
 
 PEERS = api.PEER_PLURAL
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
-TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
 DEFERRED = "federation_heartbeat_deferred_cycles_total"
 
 
@@ -37,9 +36,7 @@ def test_a_new_peer_is_not_shown_degraded_while_its_credentials_are_being_writte
     port = free_port()
     site = site_factory("eu", metrics_port=port, metrics_host="127.0.0.1")
     keys = Keys.create(tmp_path)
-    site.core.create_namespaced_config_map(
-        site.namespace, {"metadata": {"name": "federation-ca"}, "data": {"ca.crt": keys.ca.read_text()}}
-    )
+    trust_remote_ca(site, keys)
     pem = issued_pem(site, "eu-client")
     remote = StandInRemote(
         server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem]
@@ -58,13 +55,7 @@ def test_a_new_peer_is_not_shown_degraded_while_its_credentials_are_being_writte
         site.create(
             PEERS,
             "us",
-            {
-                "endpoint": remote.url,
-                "remoteCertificates": [{"pem": pem}],
-                "clientCertificateRef": {"name": "eu-client"},
-                "heartbeat": HEARTBEAT,
-                "serverTrust": TRUST,
-            },
+            pinging(remote.url, pem, HEARTBEAT),
         )
 
         def status() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from federation_operator.controller.handlers.saturation import LoopLag
 from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.domain import api
 from tests.harness.clock import Clock
-from tests.harness.heartbeat import StandInRemote, scrape
+from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import Site, SiteFactory, issued_pem
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.slow
 
 PEERS = api.PEER_PLURAL
 HEARTBEAT = {"interval": "1s", "timeout": "500ms", "slowThreshold": "400ms"}
-TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
 OWN_LAG = "federation_heartbeat_own_lag_timeouts_total"
 
 
@@ -77,9 +76,7 @@ def reachable_link(
         )
     )
     keys = Keys.create(tmp_path)
-    site.core.create_namespaced_config_map(
-        site.namespace, {"metadata": {"name": "federation-ca"}, "data": {"ca.crt": keys.ca.read_text()}}
-    )
+    trust_remote_ca(site, keys)
     pem = issued_pem(site, "eu-client")
     remote = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
     remote.start()
@@ -87,13 +84,7 @@ def reachable_link(
         site.create(
             PEERS,
             "us",
-            {
-                "endpoint": remote.url,
-                "remoteCertificates": [{"pem": pem}],
-                "clientCertificateRef": {"name": "eu-client"},
-                "heartbeat": HEARTBEAT,
-                "serverTrust": TRUST,
-            },
+            pinging(remote.url, pem, HEARTBEAT),
         )
         link = Link(site=site, remote=remote, clock=clock, metrics_port=port)
         wait_for(lambda: link.status().get("reachability") == "Reachable", timeout=30, message="the link up")

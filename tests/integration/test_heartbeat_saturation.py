@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote, scrape
+from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import SiteFactory, issued_pem
@@ -22,7 +22,6 @@ pytestmark = pytest.mark.slow
 
 PEERS = api.PEER_PLURAL
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
-TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
 COUNT = 8
 
 
@@ -32,9 +31,7 @@ def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachab
     port = free_port()
     site = site_factory("eu", heartbeat_workers=1, metrics_port=port, metrics_host="127.0.0.1")
     keys = Keys.create(tmp_path)
-    site.core.create_namespaced_config_map(
-        site.namespace, {"metadata": {"name": "federation-ca"}, "data": {"ca.crt": keys.ca.read_text()}}
-    )
+    trust_remote_ca(site, keys)
     pem = issued_pem(site, "eu-client")
     remote = StandInRemote(
         server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem], delay=0.2
@@ -45,13 +42,7 @@ def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachab
             site.create(
                 PEERS,
                 name,
-                {
-                    "endpoint": remote.url,
-                    "remoteCertificates": [{"pem": pem}],
-                    "clientCertificateRef": {"name": "eu-client"},
-                    "heartbeat": HEARTBEAT,
-                    "serverTrust": TRUST,
-                },
+                pinging(remote.url, pem, HEARTBEAT),
             )
         seen: dict[str, set[str]] = {name: set() for name in names}
 

@@ -18,7 +18,7 @@ import pytest
 from federation_devkit.sandbox.emulator import SandboxAPI
 from federation_devkit.sandbox.faults import TIMEOUT
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote, scrape
+from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import SiteFactory, issued_pem
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.slow
 
 PEERS = api.PEER_PLURAL
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
-TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
 STEADY = ["steady-0", "steady-1", "steady-2"]
 # Longer than the window the test watches the pings in: no held write comes back within it.
 HANG_SECONDS = 20.0
@@ -43,9 +42,7 @@ def test_a_held_status_write_holds_no_other_peers_pings(site_factory: SiteFactor
     port = free_port()
     site = site_factory("eu", heartbeat_workers=1, metrics_port=port, metrics_host="127.0.0.1")
     keys = Keys.create(tmp_path)
-    site.core.create_namespaced_config_map(
-        site.namespace, {"metadata": {"name": "federation-ca"}, "data": {"ca.crt": keys.ca.read_text()}}
-    )
+    trust_remote_ca(site, keys)
     pem = issued_pem(site, "eu-client")
     steady = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
     changing = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
@@ -56,13 +53,7 @@ def test_a_held_status_write_holds_no_other_peers_pings(site_factory: SiteFactor
             site.create(
                 PEERS,
                 name,
-                {
-                    "endpoint": remote.url,
-                    "remoteCertificates": [{"pem": pem}],
-                    "clientCertificateRef": {"name": "eu-client"},
-                    "heartbeat": HEARTBEAT,
-                    "serverTrust": TRUST,
-                },
+                pinging(remote.url, pem, HEARTBEAT),
             )
 
         def states() -> dict[str, object]:
