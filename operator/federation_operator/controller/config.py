@@ -34,7 +34,8 @@ class OperatorConfig:
     peer_check_interval: float = 30.0
     # How often each peer's namespace edge objects are re-checked: pins expire without an event.
     ingress_check_interval: float = 60.0
-    # Heartbeat workers: pings in flight at most (None: sized for the machine, scheduler.default_workers).
+    # Heartbeat workers: pings in flight at most (None: scheduler.default_workers of the CPUs the
+    # process may use, adapters/cpus.py).
     heartbeat_workers: int | None = None
     # Credentials passes of kopf's peer handlers (create, update, resume) in flight at most: a
     # start over thousands of peers otherwise runs them all at once (registration/peers.py).

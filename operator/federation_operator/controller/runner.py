@@ -248,7 +248,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat-workers",
         type=int,
-        help="pings in flight at most (default: 64 per CPU, between 32 and 256; docs/reachability.md)",
+        help="pings in flight at most (default: 64 per usable CPU, between 32 and 256; docs/operations.md)",
     )
     parser.add_argument(
         "--reconcile-concurrency",

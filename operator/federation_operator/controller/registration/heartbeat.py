@@ -8,11 +8,11 @@ object gone) removes it, which cancels a ping in flight. Status changes matter a
 changes: the heartbeat writes its part of the status against the resourceVersion it last saw.
 """
 
-import os
 from typing import Any
 
 import kopf
 
+from federation_operator.adapters.cpus import usable_cpus
 from federation_operator.adapters.k8s.ping_credentials import CredentialCache
 from federation_operator.adapters.metrics import HeartbeatMetrics, serve_metrics
 from federation_operator.controller.config import OperatorConfig, context_of
@@ -46,7 +46,7 @@ def register(
     async def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
         context = context_of(memo)
         metrics = HeartbeatMetrics()
-        workers = config.heartbeat_workers or default_workers(os.cpu_count())
+        workers = config.heartbeat_workers or default_workers(usable_cpus())
         load = SaturationWatch(config=config, kube=context.kube, metrics=metrics, workers=workers)
         lane = context.kube.lane("heartbeat", workers=HEARTBEAT_API_THREADS)
         loop_lag = LoopLag()
