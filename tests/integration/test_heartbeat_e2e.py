@@ -24,6 +24,7 @@ from federation_operator.controller.handlers import heartbeat
 from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.controller.scheduler import Scheduler
 from federation_operator.domain import api, tokens
+from federation_operator.domain.times import parse_rfc3339
 from federation_operator.plugin import cli
 from tests.harness.clock import Clock
 from tests.harness.heartbeat import FederationServerThread, StandInRemote
@@ -38,6 +39,11 @@ PEERS, CERTS = api.PEER_PLURAL, api.CERT_PLURAL
 INTERVAL = 1.0
 HEARTBEAT = {"interval": "1s", "timeout": "800ms", "slowThreshold": "500ms"}
 TRUST = {"caBundleRef": {"kind": "ConfigMap", "name": "federation-ca"}}
+
+
+def to_milliseconds(moment: datetime) -> datetime:
+    """`moment` cut to the millisecond, as the audit log writes its times."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @dataclass
@@ -311,12 +317,26 @@ def test_certificate_rotation_never_fails_a_ping(federation: Federation) -> None
     assert federation.status(us, "eu").get("lastFailure") == failure_before
 
 
-def test_suspend_stops_pings_and_delete_releases_the_finalizer(federation: Federation) -> None:
+@pytest.fixture
+def heartbeats(monkeypatch: pytest.MonkeyPatch) -> list[heartbeat.Shared]:
+    """Both operators' heartbeats (what they share: their metrics). Requested before `federation`."""
+    return record_heartbeats(monkeypatch)
+
+
+def test_suspend_stops_pings_and_delete_releases_the_finalizer(
+    heartbeats: list[heartbeat.Shared], federation: Federation
+) -> None:
     eu = federation.eu
     federation.wait_reachability(eu, "us", "Reachable")
 
-    def pings_from_eu() -> list[dict[str, object]]:
-        return [line for line in federation.us_server.audit_lines() if line.get("peer") == "eu"]
+    def pings_from_eu() -> list[datetime]:
+        """When US's server decided each of EU's pings. By the audit lines' times, not their
+        count: a line reaches the file up to the audit's flush interval after its call."""
+        return [
+            moment
+            for line in federation.us_server.audit_lines()
+            if line.get("peer") == "eu" and (moment := parse_rfc3339(line.get("time"))) is not None
+        ]
 
     suspended_at = time.monotonic()
     eu.patch(PEERS, "us", {"spec": {"suspend": True}})
@@ -324,16 +344,42 @@ def test_suspend_stops_pings_and_delete_releases_the_finalizer(federation: Feder
     # that was in flight: from then on no ping may reach US.
     status = federation.wait_reachability(eu, "us", "Unknown", timeout=0.8 + 5)
     assert time.monotonic() - suspended_at < 0.8 + 5, "pings stop within timeout + 5 s"
+    quiet_from = to_milliseconds(datetime.now(tz=UTC))  # the audit's times are in milliseconds
     reachable = next(c for c in status["conditions"] if c["type"] == "Reachable")
     assert reachable["reason"] == "Suspended"
-    count = len(pings_from_eu())
+    # Suspended for two more of EU's cycles: one of them runs wholly inside the suspension. EU's
+    # heartbeat is the one whose peer `us` is Unknown (its gauge is set just after the status).
+    cycles = wait_for(
+        lambda: next(
+            (
+                shared.metrics.registry
+                for shared in heartbeats
+                if shared.metrics.registry.get_sample_value(
+                    "federation_heartbeat_peer_state",
+                    {"namespace": eu.namespace, "peer": "us", "state": "Unknown"},
+                )
+            ),
+            None,
+        ),
+        message="EU's heartbeat sees the suspension",
+    )
 
-    resumed_at = datetime.now(tz=UTC).replace(microsecond=0)
+    def eu_cycles() -> float:
+        return cycles.get_sample_value("federation_heartbeat_lag_seconds_count") or 0.0
+
+    suspended_cycles = eu_cycles() + 2
+    wait_for(lambda: eu_cycles() >= suspended_cycles, timeout=5 * INTERVAL, message="two suspended cycles")
+
+    resumed_at = to_milliseconds(datetime.now(tz=UTC))
     eu.patch(PEERS, "us", {"spec": {"suspend": False}})
     federation.wait_reachability(eu, "us", "Reachable", timeout=3 * INTERVAL)
-    later = pings_from_eu()[count:]
-    assert later, "pings resume"
-    assert all(str(line["time"]) >= resumed_at.strftime("%Y-%m-%dT%H:%M:%SZ") for line in later), (
+    # Lines are written in the order of their calls: once a ping after the resume is in the file,
+    # so is every ping before it.
+    pings = wait_for(
+        lambda: (found := pings_from_eu()) and max(found) >= resumed_at and found,
+        message="pings resume (a ping after the resume in US's audit log)",
+    )
+    assert [moment for moment in pings if quiet_from <= moment < resumed_at] == [], (
         "no ping between the suspension and its end"
     )
 
