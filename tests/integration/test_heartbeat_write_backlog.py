@@ -9,15 +9,24 @@ while that write waits: a worker that waited for its cycle's write would send no
 API server answered. The changing peer itself makes no new ping while its write waits (its next
 ping could only replace it): at most one ping per status write. Once the API server answers again,
 its newest state is written.
+
+A write judged when its turn comes is judged as of its ping: a green ping whose write waited
+longer than a green ping stays fresh must still be written `Reachable`, not `Unknown`.
 """
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from federation_devkit.sandbox.emulator import SandboxAPI
 from federation_devkit.sandbox.faults import TIMEOUT
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.controller.config import OperatorContext
+from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.domain import api
+from tests.harness.clock import Clock
 from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
 from tests.harness.net import free_port
 from tests.harness.server import Keys
@@ -104,3 +113,70 @@ def test_a_held_status_write_holds_no_other_peers_pings(site_factory: SiteFactor
         site.stop_operator()  # before the remotes, so that no ping is cut off by its loop closing
         steady.stop()
         changing.stop()
+
+
+def test_a_write_that_waited_is_judged_as_of_its_ping(
+    site_factory: SiteFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One status writer, held by peer "a"'s write; peer "b"'s green ping with news (its remote
+    moved to another site) waits behind it while the operator's clock moves on by minutes. When
+    its turn comes, b is written `Reachable` with the new site: judged as of its ping, not as a
+    green ping minutes old (`Unknown`, then a second write to say `Reachable` again)."""
+    monkeypatch.setattr(heartbeat_registration, "STATUS_WRITERS", 1)
+    port = free_port()
+    clock = Clock()
+    site = site_factory("eu", operator=False, metrics_port=port, metrics_host="127.0.0.1")
+    site.start_operator(
+        context=OperatorContext(
+            config=site.config, kube=Kube.from_kubeconfig(site.kubeconfig), clock=clock.now
+        )
+    )
+    keys = Keys.create(tmp_path)
+    trust_remote_ca(site, keys)
+    pem = issued_pem(site, "eu-client")
+    remotes = {
+        name: StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
+        for name in ("a", "b")
+    }
+    for remote in remotes.values():
+        remote.start()
+    try:
+        for name, remote in remotes.items():
+            site.create(PEERS, name, pinging(remote.url, pem, HEARTBEAT))
+
+        def status(name: str) -> dict[str, Any]:
+            return dict((site.get(PEERS, name) or {}).get("status") or {})
+
+        wait_for(
+            lambda: all(status(name).get("reachability") == "Reachable" for name in remotes),
+            timeout=60,
+            message="both links up",
+        )
+        site.sandbox.call(_hold_peer_writes, site.sandbox.api)
+        remotes["a"].reply(status=401, body={"error": "unauthorized"})
+        wait_for(
+            lambda: scrape(port).get("federation_heartbeat_write_wait_cycles_total", 0) > 0,
+            timeout=HANG_SECONDS / 2,
+            message="a's write held in the one writer",
+        )
+        moved = {"ok": True, "site": "moved", "peer": {"name": "eu", "namespace": "default"}, "link": {}}
+        remotes["b"].reply(body=moved)
+        wait_for(
+            lambda: scrape(port).get("federation_heartbeat_status_writes_pending", 0) >= 1,
+            timeout=HANG_SECONDS / 2,
+            message="b's write waiting behind a's",
+        )
+        clock.advance(timedelta(minutes=3))
+        site.sandbox.call(site.sandbox.api.faults.clear)
+
+        written = wait_for(
+            lambda: (current := status("b")).get("remote", {}).get("site") == "moved" and current,
+            timeout=3 * HANG_SECONDS,
+            message="b's news written once a's held write is done",
+        )
+        assert written["reachability"] == "Reachable", written
+        assert not [e for e in site.events() if e.involved_object.name == "b" and e.reason == "Unknown"]
+    finally:
+        site.stop_operator()
+        for remote in remotes.values():
+            remote.stop()

@@ -348,6 +348,12 @@ class PeerHeartbeat:
             write_credit=self.memory.write_credit,
         )
 
+    def _judged_at(self, observation: Observation) -> datetime:
+        """The moment an observation is judged at: its ping's, however late its write's turn comes
+        (judged minutes after, a green ping would look stale, `Unknown`, and cost a second write
+        once the next ping says `Reachable` again); now, for a suspension (no ping)."""
+        return observation.result.time if observation.result is not None else self.context.clock()
+
     def _submit(self, observation: Observation) -> None:
         """Settle an observation that changes nothing for a reader at once; queue the others.
 
@@ -355,7 +361,7 @@ class PeerHeartbeat:
         queue and no call. A write is judged again when its turn comes (`_apply`)."""
         if not self.shared.writes.holds(self.key):
             counted = self._counted(observation)
-            update = heartbeat_status(self._current()[0], counted, self.context.clock())
+            update = heartbeat_status(self._current()[0], counted, self._judged_at(counted))
             if not update.write:
                 self._settle(counted, update)
                 return
@@ -393,7 +399,7 @@ class PeerHeartbeat:
     async def _write(self, observation: Observation) -> StatusUpdate:
         kube = self.shared.kube
         status, resource_version = self._current()
-        update = heartbeat_status(status, observation, self.context.clock())
+        update = heartbeat_status(status, observation, self._judged_at(observation))
         for _ in range(_STATUS_ATTEMPTS):
             if not update.write:
                 return update
@@ -411,7 +417,7 @@ class PeerHeartbeat:
                     return update
                 status = fresh.get("status") or {}
                 resource_version = fresh["metadata"].get("resourceVersion")
-                update = heartbeat_status(status, observation, self.context.clock())
+                update = heartbeat_status(status, observation, self._judged_at(observation))
                 continue
             self.shared.metrics.status_writes.inc()
             self.logger.debug("heartbeat status written: %s", ", ".join(update.changed) or "refresh")
