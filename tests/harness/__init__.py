@@ -8,6 +8,7 @@ registers as a plugin, so tests name them as arguments without importing them.
 - `site`: a sandbox API with its operator in this process, and the linking steps (issue, export, apply)
 - `waiting`: poll-until-deadline helpers (`wait_for`, `async_wait_for`); tests never sleep
 - `clock`: the clock a test controls, for time-dependent behaviour
+- `recorder`: every version of the operator's objects a watch delivers during a test
 - `net`: a free loopback port, for servers that must be told theirs
 - `server`: keys, identities and peer objects for the federation server, and its app in a thread
 - `heartbeat`: a stand-in remote that misbehaves on purpose, and a real federation server thread

@@ -7,6 +7,7 @@ dicts; `assert_valid` checks one the way the unit tests check the pure builders.
 
 import datetime
 import hashlib
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kubernetes_validate
@@ -58,7 +59,11 @@ def peer_spec(*pins: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {"endpoint": "https://127.0.0.1:9", "remoteCertificates": list(pins), **extra}
 
 
-def ingress_site(site_factory: SiteFactory, provider: str, **overrides: Any) -> Site:
+def ingress_site(
+    site_factory: SiteFactory, provider: str, *, operator: Mapping[str, Any] | None = None, **overrides: Any
+) -> Site:
+    """A site whose operator writes `provider`'s edge (`overrides`: IngressConfig fields; `operator`:
+    OperatorConfig fields)."""
     values: dict[str, Any] = {
         "host": HOST,
         "labels": api.managed_labels(role=api.ROLE_INGRESS),
@@ -67,7 +72,9 @@ def ingress_site(site_factory: SiteFactory, provider: str, **overrides: Any) -> 
         "listener_port": GATEWAY_PORT if provider == "gateway-api" else None,
     }
     values.update(overrides)
-    site = site_factory("eu", operator=False, ingress_provider=provider, ingress=IngressConfig(**values))
+    site = site_factory(
+        "eu", operator=False, ingress_provider=provider, ingress=IngressConfig(**values), **(operator or {})
+    )
     if provider == "gateway-api":
         create_gateway(site)
     site.start_operator()

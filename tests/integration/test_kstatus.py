@@ -7,65 +7,20 @@ final ones are judged as Flux (kstatus) and Argo CD (our health.lua) would judge
 """
 
 import functools
-import threading
 from typing import Any
 
 import pytest
-from kubernetes import watch
 
 from federation_operator.domain import api
 from tests.harness import kstatus
 from tests.harness.argocd_health import evaluate
+from tests.harness.recorder import Recorder
 from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
 
 PIN = {"thumbprint": "sha256:" + "4f" * 32}
 HEARTBEAT = {"interval": "2s", "timeout": "1s", "slowThreshold": "500ms"}
 HASH = "sha256:" + "9c" * 32
-
-
-class Recorder:
-    """Every object version the watches deliver, per (plural, name)."""
-
-    def __init__(self, site: Site) -> None:
-        self.site = site
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-        self.stopping = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._watch, args=(plural,), daemon=True)
-            for plural in (api.CERT_PLURAL, api.PEER_PLURAL)
-        ]
-
-    def _watch(self, plural: str) -> None:
-        resource_version = None
-        while not self.stopping.is_set():
-            stream = watch.Watch()
-            kwargs: dict[str, Any] = {"timeout_seconds": 1}
-            if resource_version:
-                kwargs["resource_version"] = resource_version
-            for event in stream.stream(
-                self.site.custom.list_namespaced_custom_object,
-                api.GROUP,
-                api.VERSION,
-                self.site.namespace,
-                plural,
-                **kwargs,
-            ):
-                obj = event["object"]
-                resource_version = obj["metadata"]["resourceVersion"]
-                self.seen.append((plural, obj))
-                if self.stopping.is_set():
-                    stream.stop()
-
-    def __enter__(self) -> "Recorder":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=10)
 
 
 @pytest.fixture

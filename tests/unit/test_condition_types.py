@@ -108,7 +108,7 @@ def test_every_issuance_assessment_is_a_reason_of_the_certificates_ready() -> No
 
 def test_every_ingress_warning_and_failure_factor_is_listed() -> None:
     source = (PACKAGE / "domain" / "ingress" / "bundle.py").read_text()
-    source += (PACKAGE / "controller" / "handlers" / "ingress.py").read_text()
+    source += (PACKAGE / "domain" / "ingress" / "pins_usable.py").read_text()
     warnings = set(re.findall(r'^REASON_\w+ = "(\w+)"', source, re.M))
     assert len(warnings) >= 6
     assert warnings <= reasons_of(api.PEER_KIND, "PinsUsable")

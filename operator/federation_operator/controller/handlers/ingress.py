@@ -25,11 +25,12 @@ from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, GATEWAY
 from federation_operator.adapters.k8s.status import StatusContention, patch_status
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import post_event
+from federation_operator.controller.handlers.pins_handover import Handed, PinsHandover
 from federation_operator.domain import api, condition_types, conditions, pinning
+from federation_operator.domain.ingress import pins_usable
 from federation_operator.domain.ingress.bundle import (
     BundledCertificate,
     PeerPins,
-    PeerWarning,
     TrustBundle,
     build_trust_bundle,
     build_trust_bundle_objects,
@@ -38,9 +39,6 @@ from federation_operator.domain.ingress.config import IngressConfig
 from federation_operator.domain.ingress.diffing import needs_write, stale_owners
 from federation_operator.domain.ingress.providers import PROVIDERS, Provider
 
-REASON_ENFORCED = "Enforced"
-REASON_SUSPENDED = "Suspended"
-REASON_NOT_INSTALLED = "ProviderNotInstalled"
 # What brings a provider's kinds into a cluster, by API group: said in the condition so that the
 # reader knows what to install, not only what is missing.
 INSTALL_HINTS: Final = {
@@ -91,9 +89,17 @@ class NamespaceLocks:
 
 
 async def reconcile_namespace(
-    context: OperatorContext, *, namespace: str, locks: NamespaceLocks, logger: kopf.Logger
+    context: OperatorContext,
+    *,
+    namespace: str,
+    locks: NamespaceLocks,
+    logger: kopf.Logger,
+    handover: PinsHandover | None = None,
 ) -> None:
     """Bring the edge of `namespace` and the peers' `PinsUsable` in line with its peers now.
+
+    With `handover`, a peer whose credentials are still to be judged gets its `PinsUsable` from
+    its credentials pass's status write (pins_handover.py); without, the pass writes every one.
 
     A trigger that finds a pass of its namespace queued (waiting for the lock, not yet listing
     the peers) joins it instead of queueing another: that pass reads everything this trigger
@@ -114,7 +120,7 @@ async def reconcile_namespace(
         async with locks.of(namespace):
             del locks.queued[namespace]
             await _reconcile_namespace_locked(
-                context, settings=settings, namespace=namespace, locks=locks, logger=logger
+                context, settings=settings, namespace=namespace, locks=locks, logger=logger, handover=handover
             )
     except BaseException as error:
         if locks.queued.get(namespace) is queued:
@@ -134,6 +140,7 @@ async def _reconcile_namespace_locked(
     namespace: str,
     locks: NamespaceLocks,
     logger: kopf.Logger,
+    handover: PinsHandover | None,
 ) -> None:
     provider = PROVIDERS[context.config.ingress_provider]
     for _ in range(_ATTEMPTS):
@@ -145,6 +152,7 @@ async def _reconcile_namespace_locked(
                 namespace=namespace,
                 locks=locks,
                 logger=logger,
+                handover=handover,
             )
             return
         except k8s.Conflict:
@@ -161,6 +169,7 @@ async def _reconcile_once(
     namespace: str,
     locks: NamespaceLocks,
     logger: kopf.Logger,
+    handover: PinsHandover | None,
 ) -> None:
     kube: k8s.Kube = context.kube
     listed = await kube.list(FEDERATION_PEERS, namespace)
@@ -198,7 +207,9 @@ async def _reconcile_once(
             logger.warning("edge of %s not enforced: %s", namespace, unserved)
             locks.reported[namespace] = unserved
         for peer in peers:
-            await _set_pins_condition(kube, peer, bundle=bundle, now=now, logger=logger, unserved=unserved)
+            await _set_pins_condition(
+                kube, peer, bundle=bundle, now=now, logger=logger, handover=handover, unserved=unserved
+            )
         _record_pass(locks, namespace, peers)
         return
     if locks.reported.pop(namespace, None) is not None:
@@ -233,7 +244,7 @@ async def _reconcile_once(
             await _delete_ours(kube, address, logger=logger)
 
     for peer in peers:
-        await _set_pins_condition(kube, peer, bundle=bundle, now=now, logger=logger)
+        await _set_pins_condition(kube, peer, bundle=bundle, now=now, logger=logger, handover=handover)
     _record_pass(locks, namespace, peers)
 
 
@@ -404,23 +415,6 @@ async def _patch_gateway(
     )
 
 
-def pins_condition(
-    *, suspended: bool, warnings: Sequence[PeerWarning], unserved: str | None = None
-) -> tuple[conditions.Status, str, str]:
-    """(status, reason, message) of `PinsUsable` for one peer."""
-    if unserved is not None:
-        return "False", REASON_NOT_INSTALLED, unserved
-    if suspended:
-        return (
-            "Unknown",
-            REASON_SUSPENDED,
-            "suspended: the edge refuses this peer and its pins are not bundled",
-        )
-    if warnings:
-        return "False", warnings[0].reason, "; ".join(warning.message for warning in warnings)
-    return "True", REASON_ENFORCED, "every pin is enforced at the edge"
-
-
 async def _set_pins_condition(
     kube: k8s.Kube,
     peer: Mapping[str, Any],
@@ -428,56 +422,51 @@ async def _set_pins_condition(
     bundle: TrustBundle,
     now: datetime.datetime,
     logger: kopf.Logger,
+    handover: PinsHandover | None,
     unserved: str | None = None,
 ) -> None:
-    """Write `PinsUsable` when it differs, and only it: other conditions are other handlers'."""
-    if peer["metadata"].get("deletionTimestamp"):
-        return
+    """`PinsUsable` on the peer when it differs, and only it: other conditions are other handlers'.
+
+    Written here, or handed over to the peer's credentials pass (pins_handover.py). A Warning Event
+    is posted when it turns `False` with a new reason, by this pass either way.
+    """
     name = str(peer["metadata"]["name"])
+    key = (str(peer["metadata"]["namespace"]), name)
     warnings = [warning for warning in bundle.warnings if warning.peer == name]
-    status, reason, message = pins_condition(
-        suspended=bool((peer.get("spec") or {}).get("suspend")), warnings=warnings, unserved=unserved
-    )
-    generation = peer["metadata"].get("generation")
+    verdict = pins_usable.decide(peer=peer, warnings=warnings, unserved=unserved, now=now)
+    listed: Mapping[str, Any] = peer.get("status") or {}
+    if pins_usable.shown(listed, verdict):
+        if handover is not None:
+            handover.settle(key, listed=listed, generation=verdict.generation)
+        return
+    handed = Handed.NO if handover is None else handover.hand_over(key, verdict, listed=listed, now=now)
+    if handed is Handed.NOW:
+        _announce_pins(peer, previous=listed, verdict=verdict)
+    if handed in (Handed.NOW, Handed.BEFORE, Handed.DELIVERED):
+        return
     previous: dict[str, Any] = {}
 
     def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
-        existing = list(fresh.get("conditions") or [])
-        old = conditions.get_condition(existing, condition_types.PINS_USABLE) or {}
         previous.clear()
-        previous.update(old)
-        if (old.get("status"), old.get("reason"), old.get("message"), old.get("observedGeneration")) == (
-            status,
-            reason,
-            message,
-            generation,
-        ):
-            return {}
-        updated = conditions.set_condition(
-            existing,
-            kind=api.PEER_KIND,
-            owner="ingress",
-            type_=condition_types.PINS_USABLE,
-            status=status,
-            reason=reason,
-            message=message,
-            generation=generation,
-            now=now,
-        )
-        return {"conditions": updated}
+        previous.update(fresh)
+        return pins_usable.status_patch(fresh, verdict)
 
     try:
         written = await patch_status(kube, FEDERATION_PEERS, peer, compute, attempts=_ATTEMPTS)
     except StatusContention:
         logger.info("peer %s keeps changing; %s is set on the next pass", name, condition_types.PINS_USABLE)
         return
-    if (
-        written is not None
-        and status == "False"
-        and (previous.get("status"), previous.get("reason"))
-        != (
-            status,
-            reason,
-        )
+    if written is not None and handed is Handed.NO:
+        _announce_pins(written, previous=previous, verdict=verdict)
+
+
+def _announce_pins(
+    peer: Mapping[str, Any], *, previous: Mapping[str, Any], verdict: pins_usable.Verdict
+) -> None:
+    """A Warning Event when `PinsUsable` turns False, or False for another reason."""
+    old = conditions.get_condition(previous.get("conditions") or [], condition_types.PINS_USABLE) or {}
+    if verdict.status == "False" and (old.get("status"), old.get("reason")) != (
+        verdict.status,
+        verdict.reason,
     ):
-        post_event(written, kind=api.PEER_KIND, type_="Warning", reason=reason, message=message)
+        post_event(peer, kind=api.PEER_KIND, type_="Warning", reason=verdict.reason, message=verdict.message)

@@ -16,9 +16,10 @@ import kopf
 
 from federation_operator.adapters.k8s import client as k8s
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS, SECRETS
-from federation_operator.adapters.k8s.status import patch_status
+from federation_operator.adapters.k8s.status import DEFAULT_ATTEMPTS, patch_status
 from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.events import post_event
+from federation_operator.controller.handlers.pins_handover import PinsHandover, write_verdict
 from federation_operator.controller.handlers.secret_cache import ROLE_SELECTOR, SecretCache
 from federation_operator.domain import api, condition_types, conditions
 from federation_operator.domain.claims import SharedClaims, caller_claims
@@ -29,6 +30,7 @@ from federation_operator.domain.credentials import (
     readiness,
     rotation_request,
 )
+from federation_operator.domain.ingress import pins_usable
 
 # A create that loses a race (409) is re-judged from a fresh read this many times in one pass.
 _ATTEMPTS = 3
@@ -120,6 +122,8 @@ class Shared:
     locks: PeerLocks
     claims: SharedClaims
     cache: SecretCache
+    # `PinsUsable` verdicts the edge handed to the credentials passes (None: no edge configured).
+    handover: PinsHandover | None = None
 
 
 async def prime(context: OperatorContext, *, shared: Shared, logger: kopf.Logger) -> None:
@@ -234,7 +238,9 @@ async def _reconcile_once(
             return await _reconcile_once(
                 context, namespace=namespace, name=name, shared=shared, logger=logger, fresh=fresh
             )
-        await _write_status(kube, peer, _invalid_spec_status(status, str(error), identity, now))
+        await _write_status(
+            kube, peer, _invalid_spec_status(status, str(error), identity, now), shared=shared
+        )
         return claims.forget((namespace, name))
     try:
         rotation = rotation_request.parse_rotation(annotation)
@@ -257,7 +263,7 @@ async def _reconcile_once(
             or the_plan.deletes
             or the_plan.events
             or annotation is not None
-            or _status_delta(peer, the_plan.status, status)
+            or _status_delta(peer, the_plan.status, status, carried=_carried(shared, peer))
         ):
             return affected  # nothing to do, judged without a call (a restart over converged peers)
         # Something to write: decided again from the API's view, never from a watch body that may
@@ -282,7 +288,7 @@ async def _reconcile_once(
         await kube.delete(SECRETS, namespace, delete.name, uid=delete.uid)
         cache.deleted(namespace, delete.name, delete.uid)
         logger.info("deleted Secret %s for peer %s", delete.name, name)
-    await _write_status(kube, peer, the_plan.status)
+    await _write_status(kube, peer, the_plan.status, shared=shared)
     _announce(peer, status, the_plan)
     if annotation is not None:
         await _clear_rotation(kube, peer, annotation, logger=logger)
@@ -362,9 +368,15 @@ _SIDE_FIELDS = frozenset(
 
 
 def _status_delta(
-    peer: Mapping[str, Any], new: Mapping[str, Any], fresh: Mapping[str, Any]
+    peer: Mapping[str, Any],
+    new: Mapping[str, Any],
+    fresh: Mapping[str, Any],
+    *,
+    carried: pins_usable.Verdict | None = None,
 ) -> dict[str, Any]:
-    """The merge patch that puts our part of status (`new`) onto `fresh`; empty: nothing to write."""
+    """The merge patch that puts our part of status (`new`) onto `fresh`; empty: nothing to write.
+
+    `carried`: the edge's `PinsUsable` verdict this write carries (pins_handover.py)."""
     rebased = dict(new)
     for side in ("inbound", "outbound"):
         if isinstance(new.get(side), Mapping):
@@ -377,12 +389,49 @@ def _status_delta(
             list(new["conditions"]),
             generation=peer["metadata"].get("generation"),
         )
+    if carried is not None and not pins_usable.shown(fresh, carried):
+        rebased["conditions"] = pins_usable.with_verdict(
+            rebased.get("conditions", fresh.get("conditions") or []), carried
+        )
     return readiness.status_patch(fresh, rebased)
 
 
-async def _write_status(kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    """Our part of status; rebased onto a fresh read if another handler wrote meanwhile."""
-    await patch_status(kube, FEDERATION_PEERS, peer, lambda fresh: _status_delta(peer, new, fresh))
+def _carried(shared: Shared, peer: Mapping[str, Any]) -> pins_usable.Verdict | None:
+    """The `PinsUsable` verdict the edge handed over for this peer as it is, if any."""
+    if shared.handover is None:
+        return None
+    meta = peer["metadata"]
+    return shared.handover.carried(
+        (str(meta["namespace"]), str(meta["name"])), uid=str(meta["uid"]), generation=meta.get("generation")
+    )
+
+
+async def _write_status(
+    kube: k8s.Kube, peer: Mapping[str, Any], new: Mapping[str, Any], *, shared: Shared
+) -> None:
+    """Our part of status, with a `PinsUsable` the edge handed over; rebased onto a fresh read if
+    another handler wrote meanwhile."""
+    carried: list[pins_usable.Verdict | None] = [None]
+
+    def compute(fresh: Mapping[str, Any]) -> dict[str, Any]:
+        # Asked on every attempt: a verdict handed over during the previous one goes along.
+        carried[0] = _carried(shared, peer)
+        return _status_delta(peer, new, fresh, carried=carried[0])
+
+    written = await patch_status(kube, FEDERATION_PEERS, peer, compute)
+    if written is None or shared.handover is None:
+        return
+    meta = peer["metadata"]
+    owed = shared.handover.wrote(
+        (str(meta["namespace"]), str(meta["name"])),
+        uid=str(meta["uid"]),
+        generation=meta.get("generation"),
+        delivered=carried[0],
+    )
+    if owed is not None:
+        # Handed over while our write was in flight: no credentials pass of this generation
+        # follows, so this one writes it.
+        await write_verdict(kube, written, owed, attempts=DEFAULT_ATTEMPTS)
 
 
 async def _clear_rotation(

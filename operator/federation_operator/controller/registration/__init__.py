@@ -6,6 +6,7 @@ every decorator names the registry explicitly and has an explicit `id`.
 
 import asyncio
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -13,6 +14,7 @@ import kopf
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.controller.handlers.pass_gate import PassGate
 from federation_operator.controller.handlers.periodic import Periodic
+from federation_operator.controller.handlers.pins_handover import PinsHandover
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration import certs, heartbeat, ingress, memory, metrics, peers
 from federation_operator.controller.scheduler import Scheduler
@@ -25,11 +27,18 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     secrets = SecretCache()
     # The credentials passes' gate: the passes wait there, the heartbeat asks who waits.
     gate = PassGate(config.reconcile_concurrency)
+    # The edge's `PinsUsable` verdicts for peers whose credentials pass is still to write: it
+    # carries them in its own status write (one write per new peer instead of two).
+    handover = (
+        None
+        if config.ingress is None
+        else PinsHandover(patience=timedelta(seconds=config.ingress_check_interval))
+    )
     certs.register(registry, config)
-    peers.register(registry, config, secrets=secrets, gate=gate)
+    peers.register(registry, config, secrets=secrets, gate=gate, handover=handover)
     heartbeat.register(registry, config, secrets=secrets, gate=gate)
     metrics.register(registry, config)
-    ingress.register(registry, config)
+    ingress.register(registry, config, handover=handover)
     memory.register(registry, config)
 
 

@@ -37,6 +37,7 @@ import kopf
 from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import ingress as ingress_handlers
 from federation_operator.controller.handlers.periodic import HandlerContext, bounded
+from federation_operator.controller.handlers.pins_handover import PinsHandover
 from federation_operator.controller.registration.periodic import Tick, register_periodic
 from federation_operator.domain import api
 
@@ -49,7 +50,9 @@ EDGE_WAIT = 5.0
 _log = logging.getLogger(__name__)
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+def register(
+    registry: kopf.OperatorRegistry, config: OperatorConfig, *, handover: PinsHandover | None
+) -> None:
     if config.ingress is None:
         # No edge configured: no handler, no finalizer, nothing written.
         return
@@ -72,7 +75,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         """Run the namespace's pass unless its last one already computed from this peer as it is."""
         if not seen(namespace, name, meta, gone=gone):
             await ingress_handlers.reconcile_namespace(
-                context_of(memo), namespace=namespace, locks=locks, logger=logger
+                context_of(memo), namespace=namespace, locks=locks, logger=logger, handover=handover
             )
 
     # Passes the event watch started: held so that they are not collected mid-flight (the event
@@ -82,7 +85,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     async def watched_pass(namespace: str, *, logger: kopf.Logger, memo: Any) -> None:
         try:
             await ingress_handlers.reconcile_namespace(
-                context_of(memo), namespace=namespace, locks=locks, logger=logger
+                context_of(memo), namespace=namespace, locks=locks, logger=logger, handover=handover
             )
         except Exception as error:
             # The peer's change handler (kopf retries it) or the next sweep runs the pass again.
@@ -139,7 +142,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         name: str, namespace: str | None, logger: kopf.Logger, memo: Any, **_: Any
     ) -> None:
         await ingress_handlers.reconcile_namespace(
-            context_of(memo), namespace=str(namespace), locks=locks, logger=logger
+            context_of(memo), namespace=str(namespace), locks=locks, logger=logger, handover=handover
         )
         # Forgotten only once the pass that removes its certificate from the edge succeeded.
         known = peers_in.get(str(namespace), set())
@@ -153,7 +156,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         def check(namespace: str) -> Callable[[], Awaitable[None]]:
             async def job() -> None:
                 await ingress_handlers.reconcile_namespace(
-                    context, namespace=namespace, locks=locks, logger=_log
+                    context, namespace=namespace, locks=locks, logger=_log, handover=handover
                 )
                 _log.debug("%s of namespace %s succeeded", SWEEP_KEY, namespace)
 

@@ -22,6 +22,7 @@ from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.controller.handlers.pass_gate import PassGate
 from federation_operator.controller.handlers.periodic import HandlerContext, bounded
+from federation_operator.controller.handlers.pins_handover import PinsHandover
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration.metrics import CREDENTIALS_KEY
 from federation_operator.controller.registration.periodic import Tick, register_periodic
@@ -46,9 +47,16 @@ def _peer_logger(namespace: str, name: str) -> logging.LoggerAdapter[logging.Log
 
 
 def register(
-    registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache, gate: PassGate
+    registry: kopf.OperatorRegistry,
+    config: OperatorConfig,
+    *,
+    secrets: SecretCache,
+    gate: PassGate,
+    handover: PinsHandover | None,
 ) -> None:
-    shared = peer_handlers.Shared(locks=peer_handlers.PeerLocks(), claims=SharedClaims(), cache=secrets)
+    shared = peer_handlers.Shared(
+        locks=peer_handlers.PeerLocks(), claims=SharedClaims(), cache=secrets, handover=handover
+    )
     watchers = peer_handlers.SecretWatchers()
     interval = config.peer_check_interval
     full_every = timedelta(seconds=interval * FULL_CHECK_EVERY)
@@ -159,6 +167,8 @@ def register(
         watchers.forget(str(body.metadata.namespace), str(body.metadata.name))
         last_full.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
         deadlines.pop((str(body.metadata.namespace), str(body.metadata.name)), None)
+        if handover is not None:
+            handover.forget((str(body.metadata.namespace), str(body.metadata.name)))
 
     @kopf.on.event("v1", "secrets", registry=registry, id="peer-secret-event")
     async def peer_secret_event(
