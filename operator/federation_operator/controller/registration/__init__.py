@@ -17,6 +17,7 @@ from federation_operator.controller.handlers.periodic import Periodic
 from federation_operator.controller.handlers.pins_handover import PinsHandover
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration import certs, heartbeat, ingress, memory, metrics, peers
+from federation_operator.controller.registration.peer_events import PeerEvents
 from federation_operator.controller.scheduler import Scheduler
 from federation_operator.controller.write_queue import WriteQueue
 
@@ -35,10 +36,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         else PinsHandover(patience=timedelta(seconds=config.ingress_check_interval))
     )
     certs.register(registry, config)
-    peers.register(registry, config, secrets=secrets, gate=gate, handover=handover)
-    heartbeat.register(registry, config, secrets=secrets, gate=gate)
+    # Every FederationPeer event goes to one kopf handler, which hands it to these in this order.
+    events = PeerEvents()
+    peers.register(registry, config, secrets=secrets, gate=gate, handover=handover, events=events)
+    heartbeat.register(registry, config, secrets=secrets, gate=gate, events=events)
     metrics.register(registry, config)
-    ingress.register(registry, config, handover=handover)
+    ingress.register(registry, config, handover=handover, events=events)
+    events.register(registry)
     memory.register(registry, config)
 
 

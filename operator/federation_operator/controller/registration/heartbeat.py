@@ -2,10 +2,11 @@
 
 No kopf daemon or timer per peer (see `controller/scheduler.py` for why): the scheduler starts
 with the operator and stops in one step at cleanup. Every watch event of a FederationPeer (the
-initial listing, creation, any change of spec or status) hands the peer's latest body to its
-heartbeat, which the scheduler runs every interval; a deletion (the `deletionTimestamp`, or the
-object gone) removes it, which cancels a ping in flight. Status changes matter as well as spec
-changes: the heartbeat writes its part of the status against the resourceVersion it last saw.
+initial listing, creation, any change of spec or status; handed on by `peer_events`) gives the
+peer's latest body to its heartbeat, which the scheduler runs every interval; a deletion (the
+`deletionTimestamp`, or the object gone) removes it, which cancels a ping in flight. Status changes
+matter as well as spec changes: the heartbeat writes its part of the status against the
+resourceVersion it last saw.
 """
 
 from typing import Any
@@ -20,11 +21,10 @@ from federation_operator.controller.handlers import heartbeat
 from federation_operator.controller.handlers.pass_gate import PassGate
 from federation_operator.controller.handlers.saturation import LoopLag, SaturationWatch
 from federation_operator.controller.handlers.secret_cache import SecretCache
+from federation_operator.controller.registration.peer_events import PeerEvents
 from federation_operator.controller.scheduler import Scheduler, SchedulerHooks, default_workers
 from federation_operator.controller.write_queue import WriteHooks, WriteQueue
-from federation_operator.domain import api
 
-PEER = (api.GROUP, api.VERSION, api.PEER_PLURAL)
 MEMO_KEY = "heartbeat"
 SCHEDULER_KEY = "heartbeat-scheduler"
 METRICS_KEY = "metrics-server"
@@ -40,7 +40,12 @@ PeerKey = heartbeat.PeerKey
 
 
 def register(
-    registry: kopf.OperatorRegistry, config: OperatorConfig, *, secrets: SecretCache, gate: PassGate
+    registry: kopf.OperatorRegistry,
+    config: OperatorConfig,
+    *,
+    secrets: SecretCache,
+    gate: PassGate,
+    events: PeerEvents,
 ) -> None:
     @kopf.on.startup(registry=registry, id="heartbeat-startup")
     async def heartbeat_startup(memo: kopf.Memo, **_: Any) -> None:
@@ -94,7 +99,6 @@ def register(
             await shared.loop_lag.stop()
             shared.kube.close()
 
-    @kopf.on.event(*PEER, registry=registry, id="heartbeat-peers")
     async def heartbeat_peers(event: kopf.RawEvent, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler[PeerKey] = memo[SCHEDULER_KEY]
         if not scheduler.started:
@@ -119,3 +123,5 @@ def register(
         scheduler.put(
             key, heartbeat.PeerHeartbeat(context_of(memo), body=body, shared=memo[MEMO_KEY], logger=logger)
         )
+
+    events.add("heartbeat-peers", heartbeat_peers)

@@ -38,6 +38,7 @@ from federation_operator.controller.config import OperatorConfig, context_of
 from federation_operator.controller.handlers import ingress as ingress_handlers
 from federation_operator.controller.handlers.periodic import HandlerContext, bounded
 from federation_operator.controller.handlers.pins_handover import PinsHandover
+from federation_operator.controller.registration.peer_events import PeerEvents
 from federation_operator.controller.registration.periodic import Tick, register_periodic
 from federation_operator.domain import api
 
@@ -51,7 +52,11 @@ _log = logging.getLogger(__name__)
 
 
 def register(
-    registry: kopf.OperatorRegistry, config: OperatorConfig, *, handover: PinsHandover | None
+    registry: kopf.OperatorRegistry,
+    config: OperatorConfig,
+    *,
+    handover: PinsHandover | None,
+    events: PeerEvents,
 ) -> None:
     if config.ingress is None:
         # No edge configured: no handler, no finalizer, nothing written.
@@ -91,7 +96,6 @@ def register(
             # The peer's change handler (kopf retries it) or the next sweep runs the pass again.
             logger.warning("Edge pass of namespace %s failed: %s; it is retried", namespace, error)
 
-    @kopf.on.event(*PEER, registry=registry, id="ingress-watch")
     async def peer_seen(
         type: str | None,
         name: str,
@@ -120,6 +124,8 @@ def register(
         # at once (at 2,000 peers, not waiting took the RSS from 207 to 267 MiB; docs/benchmarks.md).
         # Bounded, so that a pass the API server holds does not hold the credentials too.
         await asyncio.wait({waited}, timeout=EDGE_WAIT)
+
+    events.add("ingress-watch", peer_seen)
 
     @kopf.on.cleanup(registry=registry, id="ingress-watch-stop")
     async def stop_started_passes(**_: Any) -> None:

@@ -25,6 +25,7 @@ from federation_operator.controller.handlers.periodic import HandlerContext, bou
 from federation_operator.controller.handlers.pins_handover import PinsHandover
 from federation_operator.controller.handlers.secret_cache import SecretCache
 from federation_operator.controller.registration.metrics import CREDENTIALS_KEY
+from federation_operator.controller.registration.peer_events import PeerEvents
 from federation_operator.controller.registration.periodic import Tick, register_periodic
 from federation_operator.domain import api
 from federation_operator.domain.claims import SharedClaims
@@ -53,6 +54,7 @@ def register(
     secrets: SecretCache,
     gate: PassGate,
     handover: PinsHandover | None,
+    events: PeerEvents,
 ) -> None:
     shared = peer_handlers.Shared(
         locks=peer_handlers.PeerLocks(), claims=SharedClaims(), cache=secrets, handover=handover
@@ -109,7 +111,6 @@ def register(
     deadlines: dict[tuple[str, str], datetime | None] = {}
     handler_context = HandlerContext()
 
-    @kopf.on.event(*PEER, registry=registry, id="peer-credentials-deadline")
     async def peer_deadline(
         type: str,
         name: str,
@@ -130,6 +131,8 @@ def register(
         # `watchers` on B's Secrets: every event says which Secrets the peer names now.
         if not meta.get("deletionTimestamp"):
             watchers.watch(key[0], name, peer_handlers.watched_secret_names(name, spec))
+
+    events.add("peer-credentials-deadline", peer_deadline)
 
     async def make_sweep(memo: kopf.Memo) -> Tick:
         context = context_of(memo)
