@@ -21,11 +21,25 @@ from pathlib import Path
 from typing import Any, Self
 
 from federation_devkit.localsite import ServerThread
+from federation_operator.adapters.k8s.client import Kube
+from federation_operator.controller.config import OperatorContext
 from federation_operator.server.main import ServerConfig
+from tests.harness.clock import Clock
 from tests.harness.server import Keys
-from tests.harness.site import Site
+from tests.harness.site import Site, SiteFactory
 
 CA_CONFIGMAP = "federation-ca"
+
+
+def clocked_site(site_factory: SiteFactory, clock: Clock, *, metrics_port: int) -> Site:
+    """Site "eu" whose operator reads `clock` (the test moves it), with /metrics on 127.0.0.1."""
+    site = site_factory("eu", operator=False, metrics_port=metrics_port, metrics_host="127.0.0.1")
+    site.start_operator(
+        context=OperatorContext(
+            config=site.config, kube=Kube.from_kubeconfig(site.kubeconfig), clock=clock.now
+        )
+    )
+    return site
 
 
 def trust_remote_ca(site: Site, keys: Keys) -> None:

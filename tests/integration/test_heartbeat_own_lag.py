@@ -17,13 +17,11 @@ from typing import Any
 
 import pytest
 
-from federation_operator.adapters.k8s.client import Kube
-from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.handlers.saturation import LoopLag
 from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.domain import api
 from tests.harness.clock import Clock
-from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
+from tests.harness.heartbeat import StandInRemote, clocked_site, pinging, scrape, trust_remote_ca
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import Site, SiteFactory, issued_pem
@@ -69,12 +67,7 @@ def reachable_link(
     monkeypatch.setattr(heartbeat_registration, "LoopLag", SetLoopLag)
     port = free_port()
     clock = Clock()
-    site = site_factory("eu", operator=False, metrics_port=port, metrics_host="127.0.0.1")
-    site.start_operator(
-        context=OperatorContext(
-            config=site.config, kube=Kube.from_kubeconfig(site.kubeconfig), clock=clock.now
-        )
-    )
+    site = clocked_site(site_factory, clock, metrics_port=port)
     keys = Keys.create(tmp_path)
     trust_remote_ca(site, keys)
     pem = issued_pem(site, "eu-client")

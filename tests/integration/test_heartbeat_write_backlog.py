@@ -22,12 +22,10 @@ import pytest
 
 from federation_devkit.sandbox.emulator import SandboxAPI
 from federation_devkit.sandbox.faults import TIMEOUT
-from federation_operator.adapters.k8s.client import Kube
-from federation_operator.controller.config import OperatorContext
 from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.domain import api
 from tests.harness.clock import Clock
-from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
+from tests.harness.heartbeat import StandInRemote, clocked_site, pinging, scrape, trust_remote_ca
 from tests.harness.net import free_port
 from tests.harness.server import Keys
 from tests.harness.site import SiteFactory, issued_pem
@@ -125,12 +123,7 @@ def test_a_write_that_waited_is_judged_as_of_its_ping(
     monkeypatch.setattr(heartbeat_registration, "STATUS_WRITERS", 1)
     port = free_port()
     clock = Clock()
-    site = site_factory("eu", operator=False, metrics_port=port, metrics_host="127.0.0.1")
-    site.start_operator(
-        context=OperatorContext(
-            config=site.config, kube=Kube.from_kubeconfig(site.kubeconfig), clock=clock.now
-        )
-    )
+    site = clocked_site(site_factory, clock, metrics_port=port)
     keys = Keys.create(tmp_path)
     trust_remote_ca(site, keys)
     pem = issued_pem(site, "eu-client")
