@@ -61,10 +61,6 @@ class WriteQueue(Generic[K]):
         """Writes that wait for a writer (at most one per key)."""
         return len(self._waiting)
 
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
     def holds(self, key: K) -> bool:
         """Whether `key` has a write waiting or in flight."""
         return key in self._waiting or key in self._running

@@ -425,11 +425,9 @@ class PeerHeartbeat:
                 "status": written.get("status") or {},
                 "metadata": {"resourceVersion": (written.get("metadata") or {}).get("resourceVersion")},
             }
-            # Pings made while this write was in flight count towards the next one.
-            counted = observation.pings_since_write
-            self.memory.pings_since_write = (
-                0 if counted is None else max(0, self.memory.pings_since_write - counted)
-            )
+            # No ping runs while a peer's write waits or is in flight (`cycle` checks `holds`):
+            # every ping counted so far is this write's.
+            self.memory.pings_since_write = 0
             self.memory.patched_over = self.meta.get("resourceVersion")
             self._announce(update)
             return update

@@ -82,9 +82,8 @@ class NamespaceLocks:
         for as long as it ran (at most `PASS_REST`): a namespace's passes keep the API server and
         the operator busy at most half the time. Triggers that come meanwhile join the waiting pass.
 
-        Without it, a bulk apply of 2,000 peers ran 17 passes back to back, each listing every
-        peer; the LISTs held the watch streams long enough for kopf to handle creations twice
-        (docs/benchmarks.md)."""
+        Without it, a bulk apply of 2,000 peers ran 17-18 passes back to back, each listing every
+        peer; with it, 12 (docs/benchmarks.md)."""
         last = self.last_pass.get(namespace)
         if last is None:
             return
@@ -153,7 +152,8 @@ async def reconcile_namespace(
                     handover=handover,
                 )
             finally:
-                locks.last_pass[namespace] = (loop.time(), loop.time() - started)
+                ended = loop.time()
+                locks.last_pass[namespace] = (ended, ended - started)
     except BaseException as error:
         if locks.queued.get(namespace) is queued:
             del locks.queued[namespace]
