@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from federation_devkit.sandbox.server import Sandbox
-from federation_operator.adapters.k8s.client import Kube
+from federation_operator.adapters.k8s.client import Invalid, Kube
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
-from federation_operator.adapters.k8s.status import patch_status
+from federation_operator.adapters.k8s.status import merged, patch_status, status_guarded_patch
 from federation_operator.domain import api, conditions
 from federation_operator.domain.condition_types import Owner
 
@@ -89,3 +89,62 @@ async def test_nothing_to_write_makes_no_call(kube: Kube) -> None:
     )
     assert result is None
     assert kube.writes == before
+
+
+async def _peer(kube: Kube, name: str) -> Mapping[str, Any]:
+    body = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.PEER_KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "endpoint": "https://us.example.com",
+            "remoteCertificates": [{"thumbprint": "sha256:" + "a" * 64}],
+        },
+    }
+    await kube.create(FEDERATION_PEERS, "default", body)
+    written = await kube.patch(
+        FEDERATION_PEERS,
+        "default",
+        name,
+        {"status": {"conditions": condition("CredentialsReady", "CredentialsReady", owner="credentials")}},
+        subresource="status",
+    )
+    return written
+
+
+async def test_a_tested_status_write_lands_over_a_change_outside_the_status(kube: Kube) -> None:
+    seen = await _peer(kube, "us")
+    # kopf's kind of change, after our read: metadata only.
+    await kube.patch(FEDERATION_PEERS, "default", "us", {"metadata": {"annotations": {"example.com/a": "1"}}})
+    patch = status_guarded_patch(seen["status"], {"reachability": "Reachable", "remote": {"site": "x"}})
+    written = await kube.patch(FEDERATION_PEERS, "default", "us", patch, kind="json", subresource="status")
+    assert written["status"]["reachability"] == "Reachable"
+    assert written["status"]["remote"] == {"site": "x"}
+    assert written["status"]["conditions"] == seen["status"]["conditions"]
+    assert written["metadata"]["annotations"]["example.com/a"] == "1"
+
+
+async def test_a_tested_status_write_is_refused_when_the_status_moved(kube: Kube) -> None:
+    seen = await _peer(kube, "us")
+    theirs = condition("Reachable", "Reachable", owner="heartbeat")
+    await kube.patch(
+        FEDERATION_PEERS,
+        "default",
+        "us",
+        {"status": {"conditions": [*seen["status"]["conditions"], *theirs]}},
+        subresource="status",
+    )
+    patch = status_guarded_patch(seen["status"], {"latencyMilliseconds": 5})
+    with pytest.raises(Invalid):
+        await kube.patch(FEDERATION_PEERS, "default", "us", patch, kind="json", subresource="status")
+    final = await kube.get(FEDERATION_PEERS, "default", "us")
+    assert final is not None
+    assert {c["type"] for c in final["status"]["conditions"]} == {"CredentialsReady", "Reachable"}
+    assert "latencyMilliseconds" not in final["status"]
+
+
+def test_merged_follows_rfc_7386() -> None:
+    target = {"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2]}
+    patch = {"a": None, "b": {"c": None, "f": 4}, "e": [3], "g": {"h": None, "i": 5}}
+    assert merged(target, patch) == {"b": {"d": 3, "f": 4}, "e": [3], "g": {"i": 5}}
+    assert target == {"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2]}, "the target is not changed"
