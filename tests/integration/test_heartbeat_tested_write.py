@@ -76,7 +76,9 @@ def test_a_heartbeat_write_lands_although_the_peers_metadata_moved_just_before_i
         site.create(PEERS, "us", pinging(remote.url, pem, HEARTBEAT))
 
         def peer() -> dict[str, Any]:
-            return dict(site.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, site.namespace, PEERS, "us"))
+            custom = site.custom
+            got = custom.get_namespaced_custom_object(api.GROUP, api.VERSION, site.namespace, PEERS, "us")
+            return dict(got)
 
         wait_for(
             lambda: (peer().get("status") or {}).get("reachability") == "Reachable",

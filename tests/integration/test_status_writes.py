@@ -102,14 +102,13 @@ async def _peer(kube: Kube, name: str) -> Mapping[str, Any]:
         },
     }
     await kube.create(FEDERATION_PEERS, "default", body)
-    written = await kube.patch(
+    return await kube.patch(
         FEDERATION_PEERS,
         "default",
         name,
         {"status": {"conditions": condition("CredentialsReady", "CredentialsReady", owner="credentials")}},
         subresource="status",
     )
-    return written
 
 
 async def test_a_tested_status_write_lands_over_a_change_outside_the_status(kube: Kube) -> None:
