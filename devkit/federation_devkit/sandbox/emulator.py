@@ -28,7 +28,7 @@ subclass takes over request handling entirely and implements what our clients de
 - `meta.k8s.io/v1 Table` answers from `additionalPrinterColumns` (see `tables.py`), legacy discovery
   (kubectl falls back to it from aggregated discovery), `/version` 1.32; Secret `stringData` folded
   into `data`;
-- `faults` (injected 500/409/429/timeouts, dropped watches) and `calls` (what was requested).
+- `faults` (injected 500/409/429/timeouts, dropped or late watches) and `calls` (what was requested).
 
 Where it is NOT faithful: no authentication or authorization (any token is accepted; RBAC is not
 enforced, `calls` records what RBAC would need); no admission webhooks, no built-in controllers (no
@@ -55,6 +55,7 @@ import json
 import logging
 import random
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -702,7 +703,14 @@ class SandboxAPI(kmock.KubernetesEmulator):
             async with asyncio.timeout(close_after):
                 while True:
                     queued = await watcher.queue.get()
-                    if queued is None or not await self._send(request, response, target.rt, queued):
+                    if queued is None:
+                        return
+                    # A late stream (faults.watch_delays): each event waits out its delay from its
+                    # write; they are queued in order, so the stream stays in order.
+                    delay = self.faults.watch_delay(target.rt.plural)
+                    if delay > 0:
+                        await asyncio.sleep(queued["written"] + delay - time.monotonic())
+                    if not await self._send(request, response, target.rt, queued):
                         return
 
     async def _send(
@@ -729,9 +737,10 @@ class SandboxAPI(kmock.KubernetesEmulator):
         self._history.append((self._revision, rt.group_plural, kind, snapshot))
         while len(self._history) > self._history_limit:
             self._compacted = self._history.popleft()[0]
+        written = time.monotonic()
         for watcher in list(self._watchers):
             if watcher.group_plural == rt.group_plural and watcher.wants(obj):
-                watcher.queue.put_nowait({"type": kind, "object": snapshot})
+                watcher.queue.put_nowait({"type": kind, "object": snapshot, "written": written})
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Fault injection and call recording for the sandbox API: what later tests need to be honest.
 
 A real API server fails: 500s during upgrades, 409s on races, 429s under load, requests that hang,
-watch streams that drop. Resilience tests switch those on here, per verb and resource, with a
-probability; they are off by default. `Call` records (verb, group, resource, subresource,
+watch streams that drop or fall behind the writes. Resilience tests switch those on here, per verb
+and resource, with a probability; they are off by default. `Call` records (verb, group, resource, subresource,
 namespace, and the caller's User-Agent) of every resource request, so a test can derive the RBAC
 rules the operator needs from what it actually did. Pure: no I/O.
 """
@@ -53,6 +53,10 @@ class Faults:
     watch_drop_probability: float = 0.0
     # How long a TIMEOUT fault holds a request before answering 504.
     hang_seconds: float = 30.0
+    # Per resource (plural, `"*"` = any): how long each watch event of it is held after its write
+    # before it is sent, in order, as a watch stream that falls behind delivers it (a busy API
+    # server, or a client that reads its stream late). The write's own reply is not held.
+    watch_delays: dict[str, float] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
 
     def add(
@@ -65,6 +69,7 @@ class Faults:
     def clear(self) -> None:
         self.rules.clear()
         self.watch_drop_probability = 0.0
+        self.watch_delays.clear()
 
     def pick(self, *, verb: str, resource: str) -> FaultRule | None:
         """The first rule that applies and fires this time, if any."""
@@ -75,3 +80,7 @@ class Faults:
 
     def drop_watch(self) -> bool:
         return self.watch_drop_probability > 0 and self.rng.random() < self.watch_drop_probability
+
+    def watch_delay(self, resource: str) -> float:
+        """Seconds a watch event of `resource` waits after its write (0: sent at once)."""
+        return self.watch_delays.get(resource, self.watch_delays.get("*", 0.0))
