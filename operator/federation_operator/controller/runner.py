@@ -29,6 +29,17 @@ from federation_operator.domain.ingress.providers import PROVIDERS
 logger = logging.getLogger(__name__)
 
 KOPF_PREFIX = f"kopf.{api.GROUP}"
+# How long kopf waits for the watch event of its own patch of an object before it takes an older
+# event of that object as the object's state (kopf's default: 5 s). A new peer's credentials write
+# their status while kopf handles its creation, so the event kopf sees next is that write, which
+# lacks kopf's diff-base annotation: read as the object's state, it is the creation again (our
+# create handler, with its fresh read, and kopf's diff-base patch run twice).
+# kopf's watcher reads a bulk apply's events late: it yields the event loop once for every object
+# it starts a worker for, and on a busy loop each yield costs a full turn of it, so at 2,000 new
+# peers its own patches came back 8-13 s after their reply (docs/benchmarks.md, "kopf's own
+# patches come back late"). The wait ends as soon as the patched version arrives, so a longer bound
+# costs time only when it never does (a watch that restarts from a fresh list after 410 Gone).
+CONSISTENCY_TIMEOUT = 60.0
 
 
 def connection_info(kubeconfig: Path | None) -> kopf.ConnectionInfo | None:
@@ -82,6 +93,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             prefix=KOPF_PREFIX, key="last-handled-configuration"
         )
         settings.posting.level = logging.INFO
+        settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 30
