@@ -5,7 +5,8 @@
 Why a script and not a test: 10,000 peers take minutes on a 2-core box. Steps:
 1. A sandbox API in this process; the cert and N peers are created through its HTTP API (the
    operator is not running yet), each peer pinning a thumbprint and presenting the shared cert.
-   Where the peers point (`--remote`, with `--restart` or `--bulk`; every other mode: `closed`):
+   Where the peers point (`--remote`, with `--restart`, `--bulk` or `--memory`; every other mode:
+   `closed`):
    - `closed` (the default): a closed port on 127.0.0.1. Every ping fails fast with `Network`: no
      ping ever succeeds, pings cost no remote, and status writes are failure transitions.
    - `local`: `federation_devkit.independent_remote`, an endpoint written from docs/protocol.md
@@ -1306,18 +1307,28 @@ def _memory_of_ours(
     trace: int,
     operator_env: list[str],
     run_args: list[str] | None = None,
+    remote_workers: int = 0,
+    census_marks: bool = False,
 ) -> dict[str, float]:
     """Our operator's memory over a fresh sandbox holding `peers` peers (0: only the cert).
 
-    RSS when every peer is handled, when every first heartbeat is written, and `settle` s later
-    (the end); the peak (VmHWM) over the whole run; then the RSS after glibc's `malloc_trim(0)`,
-    i.e. what of the end's RSS was freed memory the allocator kept. `operator_path` puts another
-    checkout's package first (a before/after in one session); `census` runs it under
-    hack/mem_census.py and takes a census at the end; `run_args` are more options of `run`."""
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, SandboxThread() as sandbox:
+    RSS when every peer is handled, when every first heartbeat is written, every 30 s of the
+    `settle` s after that (`settle_Ns_rss_mib`) and at its end; the peak (VmHWM) over the whole
+    run; then the RSS after glibc's `malloc_trim(0)`, i.e. what of the end's RSS was freed memory
+    the allocator kept. `operator_path` puts another checkout's package first (a before/after in
+    one session); `census` runs it under hack/mem_census.py and takes a census at the end (and
+    with `census_marks` at every mark: its times then include the censuses' pauses);
+    `run_args` are more options of `run`; `remote_workers` > 0 points the peers at the local
+    remote (`--remote local`: real pings) instead of a closed port."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp,
+        SandboxThread() as sandbox,
+        _local_remote(sandbox, Path(tmp), workers=remote_workers if peers else 0) as remote,
+    ):
         kubeconfig = sandbox.write_kubeconfig(Path(tmp) / "bench.kubeconfig")
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        _create_objects(k8s_client.CustomObjectsApi(api_client), peers, workers=workers, port=free_port())
+        custom = k8s_client.CustomObjectsApi(api_client)
+        _create_objects(custom, peers, workers=workers, port=free_port(), remote=remote)
         run = ["run", "--kubeconfig", str(kubeconfig), *(run_args or [])]
         trim_report = census or Path(tmp) / "trim.report"
         command = [sys.executable, str(CENSUS), "--out", str(trim_report), "--trace", str(trace), "--", *run]
@@ -1334,6 +1345,10 @@ def _memory_of_ours(
                 if done and f"{what}_s" not in figures:
                     figures[f"{what}_s"] = time.monotonic() - started
                     figures[f"{what}_rss_mib"] = rss_kib(operator.pid) / 1024
+                    if census is not None and census_marks:
+                        with census.open("a") as out:
+                            out.write(f"## mark {what} at {figures[f'{what}_s']:.1f} s\n")
+                        _signal_and_wait(operator, signal.SIGUSR1, census, "== census")
                 return done
 
             def handled() -> bool:
@@ -1343,7 +1358,9 @@ def _memory_of_ours(
 
             def heartbeats() -> bool:
                 _alive(operator)
-                return reached("heartbeats", sandbox.call(_count_heartbeats, sandbox.api) == peers)
+                written = sandbox.call(_count_heartbeats, sandbox.api)
+                reached("half_heartbeats", written * 2 >= peers)
+                return reached("heartbeats", written == peers)
 
             _until(handled, timeout=timeout, what=f"{label}: every peer handled")
             try:
@@ -1351,8 +1368,14 @@ def _memory_of_ours(
             except SystemExit as gave_up:  # the memory is still worth measuring; say what was missing
                 print(f"{gave_up} ({timeout:g} s); measuring as it stands", flush=True)
                 figures["heartbeats_missing"] = float(peers - sandbox.call(_count_heartbeats, sandbox.api))
-            time.sleep(settle)  # what stays: the startup's transients gone, heartbeats in their rhythm
-            _alive(operator)
+            # What stays: the startup's transients gone, heartbeats in their rhythm; sampled, so that
+            # a creep shows (real pings allocate a connection's buffers every ping).
+            settled = time.monotonic() + settle
+            while (left := settled - time.monotonic()) > 0:
+                time.sleep(min(30.0, left))
+                _alive(operator)
+                since = settle - max(0.0, settled - time.monotonic())
+                figures[f"settle_{since:03.0f}s_rss_mib"] = rss_kib(operator.pid) / 1024
             figures["end_rss_mib"] = rss_kib(operator.pid) / 1024
             figures["peak_rss_mib"] = rss_kib(operator.pid, "VmHWM") / 1024
             # Trimmed before the census: the census itself allocates (a snapshot, a list of every object).
@@ -1392,16 +1415,20 @@ def memory_run(
     trace: int,
     operator_env: list[str],
     variants: list[str],
+    remote_workers: int = 0,
+    census_marks: bool = False,
 ) -> None:
     """The empty operator and N peers, for each checkout in `paths` ("" = this one), alternating;
-    for each checkout, N peers once per entry of `variants` (more options of `run`, "" = none)."""
+    for each checkout, N peers once per entry of `variants` (more options of `run`, "" = none);
+    `remote_workers` > 0: the N peers ping the local remote (`--remote local`). The empty operator
+    settles at most 60 s: with nothing to do, a longer settle only adds to the run's time."""
     for path in paths:
         label = (path or "this checkout") + "".join(f" {item}" for item in operator_env)
         empty = _memory_of_ours(
             peers=0,
             workers=workers,
             timeout=timeout,
-            settle=settle,
+            settle=min(settle, 60.0),
             label=label,
             operator_path=path,
             census=census.with_name(census.name + ".empty") if census else None,
@@ -1420,6 +1447,8 @@ def memory_run(
                 trace=trace,
                 operator_env=operator_env,
                 run_args=variant.split(),
+                remote_workers=remote_workers,
+                census_marks=census_marks,
             )
             per_peer = (full["end_rss_mib"] - empty["end_rss_mib"]) * 1024 / max(peers, 1)
             print(
@@ -1492,6 +1521,11 @@ def main() -> int:
         default=[],
         help="with --memory: KEY=VALUE in our operator's environment",
     )
+    parser.add_argument(
+        "--census-marks",
+        action="store_true",
+        help="with --census: a census at every mark too (handled, half and all first heartbeats)",
+    )
     parser.add_argument("--trace", type=int, default=0, help="with --census: tracemalloc frames (0: off)")
     parser.add_argument(
         "--index-server",
@@ -1502,8 +1536,8 @@ def main() -> int:
         "--remote",
         choices=("closed", "local"),
         default="closed",
-        help="with --restart or --bulk: where the peers point: a closed port on 127.0.0.1 (every ping "
-        "fails fast with Network) or a local federation endpoint written from docs/protocol.md",
+        help="with --restart, --bulk or --memory: where the peers point: a closed port on 127.0.0.1 (every "
+        "ping fails fast with Network) or a local federation endpoint written from docs/protocol.md",
     )
     parser.add_argument(
         "--remote-workers", type=int, default=2, help="with --remote local: its processes (SO_REUSEPORT)"
@@ -1513,8 +1547,8 @@ def main() -> int:
     parser.add_argument("--floor-report", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     remote_workers = args.remote_workers if args.remote == "local" else 0
-    if remote_workers and not (args.restart or args.bulk):
-        parser.error("--remote local goes with --restart or --bulk")
+    if remote_workers and not (args.restart or args.bulk or args.memory):
+        parser.error("--remote local goes with --restart, --bulk or --memory")
     if args.run_floor:
         floor_operator(
             kubeconfig=args.floor_kubeconfig, kind=args.run_floor, peers=args.peers, report=args.floor_report
@@ -1559,6 +1593,8 @@ def main() -> int:
             trace=args.trace,
             operator_env=args.operator_env,
             variants=args.memory_variants.split(";"),
+            remote_workers=remote_workers,
+            census_marks=args.census_marks,
         )
         return 0
     if args.bulk:

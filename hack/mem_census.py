@@ -8,9 +8,10 @@ roughly doubles the process's memory and slows every allocation) and must not sh
   brk and mmap, what is in use, what is free but kept), CPython's object allocator (arenas and
   what is in them, from `sys._debugmallocstats`), a count of the gc-tracked objects by type with
   their shallow sizes, and with `--trace` the top allocation sites (tracemalloc, grouped by line
-  and by file) of what is alive now;
-- SIGUSR2 calls glibc's `malloc_trim(0)` and appends VmRSS before and after: how much of the
-  RSS is memory freed by Python but kept by the allocator.
+  and by file) of what is alive now, and who holds a sample of the live dicts and lists the JSON
+  decoder made (API replies and watch events kept past their handling);
+- SIGUSR2 calls glibc's `malloc_trim(0)` and appends VmRSS before and after, and how long the
+  call took: how much of the RSS is memory freed by Python but kept by the allocator.
 The census runs on the signal in the main thread, so the operator's event loop stands still for
 its duration (seconds at 2,000 peers); take it after convergence, not while measuring times.
 """
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import types
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -149,8 +151,6 @@ def _name(obj: object) -> str:
 
 def _deep_size(root: object, seen: set[int], boundary: set[int]) -> tuple[int, int]:
     """(bytes, objects) reachable from `root` not yet in `seen`, stopping at shared things."""
-    import types
-
     size = count = 0
     stack = [root]
     while stack:
@@ -216,6 +216,59 @@ def _traced(limit: int = 40) -> str:
     return out.getvalue()
 
 
+def _holders(site: str = "json/decoder.py", sample: int = 150) -> str:
+    """Who holds the live objects allocated at `site` (with --trace): for a sample of them, walk the
+    referrers up through plain containers (dict, list, tuple, set) to the first other object, and
+    count those by type (one level of names: `Type.attribute` where a dict is an instance's)."""
+    if not tracemalloc.is_tracing():
+        return ""
+    found = [
+        obj
+        for obj in gc.get_objects()
+        if type(obj) in (dict, list)
+        and (trace := tracemalloc.get_object_traceback(obj)) is not None
+        and trace[0].filename.endswith(site)
+    ]
+    containers = (dict, list, tuple, set, frozenset)
+    holders: Counter[str] = Counter()
+    sampled = found[:: max(1, len(found) // sample)]
+    ignore = {id(found), id(sampled)}
+    for obj in sampled:
+        current, depth, seen = obj, 0, {id(obj)}
+        label = "unreached"
+        while depth < 12:
+            referrers = [
+                ref
+                for ref in gc.get_referrers(current)
+                if id(ref) not in ignore and id(ref) not in seen and not isinstance(ref, types.FrameType)
+            ]
+            if not referrers:
+                label = f"no referrer above {type(current).__name__}"
+                break
+            holder = referrers[0]
+            del referrers  # else the next call finds this list among the holder's referrers
+            seen.add(id(holder))
+            if isinstance(holder, types.FunctionType):
+                label = f"closure {holder.__module__}.{holder.__qualname__}"
+                break
+            if not isinstance(holder, (*containers, types.CellType)):
+                label = _name(holder)
+                break
+            if isinstance(holder, dict):
+                owners = [ref for ref in gc.get_referrers(holder) if getattr(ref, "__dict__", None) is holder]
+                if owners:
+                    key = next((k for k, v in holder.items() if v is current), "?")
+                    label = f"{_name(owners[0])}.{key}"
+                    break
+            current, depth = holder, depth + 1
+        else:
+            label = f"deeper than 12 ({type(current).__name__})"
+        holders[label] += 1
+    lines = [f"holders of {len(found)} dicts/lists allocated at {site} (a sample):"]
+    lines += [f"  {count:6d}  {label}" for label, count in holders.most_common(25)]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="append each census here")
@@ -236,6 +289,7 @@ def main() -> int:
             _census_by_type(),
             _owners(),
             _traced(),
+            _holders(),
         ]
         parts.append(f"(census took {time.monotonic() - started:.1f} s)\n")
         with args.out.open("a") as out:
@@ -243,11 +297,14 @@ def main() -> int:
 
     def trim(_signum: int, _frame: FrameType | None) -> None:
         before = _status_kib("VmRSS")
+        started = time.perf_counter()
         with contextlib.suppress(AttributeError):
             _libc.malloc_trim(0)
+        took_ms = (time.perf_counter() - started) * 1000
         with args.out.open("a") as out:
             out.write(
-                f"== malloc_trim(0): VmRSS {before / 1024:.1f} -> {_status_kib('VmRSS') / 1024:.1f} MiB\n"
+                f"== malloc_trim(0): VmRSS {before / 1024:.1f} -> {_status_kib('VmRSS') / 1024:.1f} MiB "
+                f"in {took_ms:.1f} ms\n"
             )
 
     signal.signal(signal.SIGUSR1, census)
