@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from federation_operator import __version__
 from federation_operator.adapters.logs import CANCELLED_HANDLERS, configure_logging
+from federation_operator.adapters.memory import fix_mmap_threshold
 from federation_operator.controller import runner
 from federation_operator.controller.config import OperatorConfig
 from federation_operator.server import main as server_main
@@ -90,6 +91,7 @@ async def run_operator_with_server(
 
 def main_run(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose)
+    fix_mmap_threshold()
     stop = asyncio.Event()
 
     async def _run() -> None:

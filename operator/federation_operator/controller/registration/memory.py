@@ -1,9 +1,9 @@
-"""kopf decorators for returning freed memory to the OS: once the start's burst is over, then periodically.
+"""kopf decorators for returning freed memory to the OS, every `RELEASE_INTERVAL` (a minute).
 
 One `Periodic` per operator (started at startup, stopped at cleanup) calls
-`adapters.memory.release_freed_memory` in a thread: the first tick after one interval, when the
-start's burst (every peer read and judged at once) is over, then every interval, so that what a
-later burst (a bulk apply, a restart of the API server) freed is returned too.
+`adapters.memory.release_freed_memory` in a thread every interval, the first after one interval:
+what the start's burst (every peer read and judged at once), a later burst (a bulk apply, a
+restart of the API server) or the steady pings freed is returned within a minute.
 """
 
 import asyncio
