@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from federation_operator.controller.handlers.heartbeat import peer_view
+from federation_operator.controller.handlers.heartbeat import peer_view, shows_write
 
 
 def test_the_heartbeat_keeps_the_peers_identity_spec_and_status_and_drops_the_rest() -> None:
@@ -51,3 +51,32 @@ def test_two_peers_views_share_their_repeated_strings() -> None:
     one, two = peer_view(first), peer_view(second)
     assert one["status"]["conditions"][0]["reason"] is two["status"]["conditions"][0]["reason"]
     assert one["metadata"]["namespace"] is two["metadata"]["namespace"]
+
+
+def _body(version: str, probed: str | None) -> dict[str, Any]:
+    status: dict[str, Any] = {"reachability": "Reachable"}
+    if probed is not None:
+        status["lastProbeTime"] = probed
+    return {"metadata": {"resourceVersion": version}, "status": status}
+
+
+WRITTEN = _body("7", "2026-12-02T12:00:30Z")
+
+
+def test_a_body_written_before_our_write_does_not_show_it_although_its_version_is_another() -> None:
+    # kopf's diff-base patch (version 6) written before our status write (7), its event read after.
+    assert not shows_write(_body("6", "2026-12-02T12:00:00Z"), WRITTEN)
+    assert not shows_write(_body("6", None), WRITTEN)
+
+
+def test_our_writes_version_or_a_later_body_with_its_probe_time_shows_it() -> None:
+    assert shows_write(_body("7", "2026-12-02T12:00:30Z"), WRITTEN)
+    # Another writer's change after ours (or a fresh list after the watch restarted): our probe
+    # time is in it.
+    assert shows_write(_body("9", "2026-12-02T12:00:30Z"), WRITTEN)
+
+
+def test_a_write_without_a_probe_time_is_shown_by_its_version_only() -> None:
+    written = _body("7", None)
+    assert shows_write(_body("7", None), written)
+    assert not shows_write(_body("8", None), written)
