@@ -15,7 +15,7 @@ another handler wrote in between is lost. Two kinds of precondition:
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from federation_operator.adapters.k8s.client import Conflict, Kube, NotFound, Obj
+from federation_operator.adapters.k8s.client import Conflict, Kube, NotFound, Obj, PatchKind
 from federation_operator.adapters.k8s.resources import Resource
 
 DEFAULT_ATTEMPTS = 5
@@ -45,6 +45,20 @@ def status_guarded_patch(status: Mapping[str, Any], patch: Mapping[str, Any]) ->
         {"op": "test", "path": "/status", "value": _plain(status)},
         {"op": "replace", "path": "/status", "value": merged(status, patch)},
     ]
+
+
+def guarded_status_write(
+    status: Mapping[str, Any], resource_version: str | None, patch: Mapping[str, Any]
+) -> tuple[object, PatchKind]:
+    """The body and patch kind that write `patch` into a status known to be `status`: guarded by
+    that status (`status_guarded_patch`), or, for an empty status (it cannot be tested), a merge
+    patch guarded by `resource_version`."""
+    if status:
+        return status_guarded_patch(status, patch), "json"
+    body: dict[str, Any] = {"status": dict(patch)}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
+    return body, "merge"
 
 
 def _plain(value: Any) -> Any:

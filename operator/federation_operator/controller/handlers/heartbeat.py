@@ -16,7 +16,7 @@ then `reachability.heartbeat_status` decides whether the status changes for a re
 change nothing and end there. A change goes to the operator's status write queue
 (`controller/write_queue.py`) and the worker is free for the next ping; when the write's turn
 comes it is decided again from the freshest status and written on condition that the status is
-still the one it was decided from (`status.status_guarded_patch`: a change outside the status,
+still the one it was decided from (`status.guarded_status_write`: a change outside the status,
 such as kopf's own patches, does not fail it), so that another writer's conditions are never
 clobbered. While a peer's write waits, its cycles make no ping: a peer pings at most once per
 status write when the API server is behind, and the CPU of the pings it would have wasted goes
@@ -35,7 +35,7 @@ import kopf
 from federation_operator.adapters.k8s import client as k8s
 from federation_operator.adapters.k8s.ping_credentials import CredentialCache, HeartbeatReads, WatchedSecrets
 from federation_operator.adapters.k8s.resources import FEDERATION_PEERS
-from federation_operator.adapters.k8s.status import status_guarded_patch
+from federation_operator.adapters.k8s.status import guarded_status_write
 from federation_operator.adapters.metrics import HeartbeatMetrics
 from federation_operator.adapters.outbound_ping import TokenPreference, ping_with_fallback
 from federation_operator.adapters.probe import Pinger, PingOutcome
@@ -421,31 +421,18 @@ class PeerHeartbeat:
         for _ in range(_STATUS_ATTEMPTS):
             if not update.write:
                 return update
-            tested = bool(status)  # an empty status cannot be tested: see `status_guarded_patch`
+            body, kind = guarded_status_write(status, resource_version, update.status)
             try:
-                if tested:
-                    written = await kube.patch(
-                        FEDERATION_PEERS,
-                        self.namespace,
-                        self.name,
-                        status_guarded_patch(status, update.status),
-                        kind="json",
-                        subresource="status",
-                    )
-                else:
-                    patch: dict[str, Any] = {"status": update.status}
-                    if resource_version is not None:
-                        patch["metadata"] = {"resourceVersion": resource_version}
-                    written = await kube.patch(
-                        FEDERATION_PEERS, self.namespace, self.name, patch, subresource="status"
-                    )
+                written = await kube.patch(
+                    FEDERATION_PEERS, self.namespace, self.name, body, kind=kind, subresource="status"
+                )
             except (k8s.Conflict, k8s.Invalid) as error:
                 # Another writer (the credentials handler) changed the status: judge again from it.
                 fresh = await kube.get(FEDERATION_PEERS, self.namespace, self.name)
                 if fresh is None:
                     return update
                 fresh_status = fresh.get("status") or {}
-                if isinstance(error, k8s.Invalid) and not (tested and fresh_status != status):
+                if isinstance(error, k8s.Invalid) and not (kind == "json" and fresh_status != status):
                     raise  # not a failed test: the write itself was refused
                 status = fresh_status
                 resource_version = fresh["metadata"].get("resourceVersion")

@@ -5,8 +5,8 @@ with the operator and stops in one step at cleanup. Every watch event of a Feder
 initial listing, creation, any change of spec or status; handed on by `peer_events`) gives the
 peer's latest body to its heartbeat, which the scheduler runs every interval; a deletion (the
 `deletionTimestamp`, or the object gone) removes it, which cancels a ping in flight. Status changes
-matter as well as spec changes: the heartbeat writes its part of the status against the
-resourceVersion it last saw.
+matter as well as spec changes: the heartbeat writes its part of the status on condition that the
+status is still the one it last saw (`handlers/heartbeat.py`).
 """
 
 from typing import Any
