@@ -26,7 +26,7 @@ from federation_operator.controller.config import OperatorContext
 from federation_operator.server.main import ServerConfig
 from tests.harness.clock import Clock
 from tests.harness.server import Keys
-from tests.harness.site import Site, SiteFactory
+from tests.harness.site import Site, SiteFactory, issued_pem
 
 CA_CONFIGMAP = "federation-ca"
 
@@ -47,6 +47,31 @@ def trust_remote_ca(site: Site, keys: Keys) -> None:
     site.core.create_namespaced_config_map(
         site.namespace, {"metadata": {"name": CA_CONFIGMAP}, "data": {"ca.crt": keys.ca.read_text()}}
     )
+
+
+@dataclass(frozen=True)
+class RemoteKeys:
+    """What stand-in remotes of site "eu" share: their server keys (whose CA the site trusts) and
+    the site's `eu-client` certificate, the one client they accept."""
+
+    keys: Keys
+    pem: str
+
+    def remote(self, **options: Any) -> "StandInRemote":
+        """A stand-in remote with these keys (not started); `options` as `StandInRemote`'s."""
+        return StandInRemote(
+            server_cert=self.keys.server_cert,
+            server_key=self.keys.server_key,
+            client_pems=[self.pem],
+            **options,
+        )
+
+
+def remote_keys(site: Site, tmp_path: Path) -> RemoteKeys:
+    """New server keys in `tmp_path` whose CA the site trusts (`trust_remote_ca`), and its client PEM."""
+    keys = Keys.create(tmp_path)
+    trust_remote_ca(site, keys)
+    return RemoteKeys(keys=keys, pem=issued_pem(site, "eu-client"))
 
 
 def pinging(url: str, pem: str, heartbeat: dict[str, str]) -> dict[str, Any]:

@@ -17,10 +17,9 @@ import pytest
 
 from federation_operator.controller.handlers import peers as peer_handlers
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
+from tests.harness.heartbeat import pinging, remote_keys, scrape
 from tests.harness.net import free_port
-from tests.harness.server import Keys
-from tests.harness.site import SiteFactory, issued_pem
+from tests.harness.site import SiteFactory
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -35,12 +34,9 @@ def test_a_new_peer_is_not_shown_degraded_while_its_credentials_are_being_writte
 ) -> None:
     port = free_port()
     site = site_factory("eu", metrics_port=port, metrics_host="127.0.0.1")
-    keys = Keys.create(tmp_path)
-    trust_remote_ca(site, keys)
-    pem = issued_pem(site, "eu-client")
-    remote = StandInRemote(
-        server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem]
-    ).start()
+    remotes = remote_keys(site, tmp_path)
+    pem = remotes.pem
+    remote = remotes.remote().start()
     release = threading.Event()
     reconcile = peer_handlers.reconcile
 

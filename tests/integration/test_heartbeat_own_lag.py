@@ -21,10 +21,9 @@ from federation_operator.controller.handlers.saturation import LoopLag
 from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.domain import api
 from tests.harness.clock import Clock
-from tests.harness.heartbeat import StandInRemote, clocked_site, pinging, scrape, trust_remote_ca
+from tests.harness.heartbeat import StandInRemote, clocked_site, pinging, remote_keys, scrape
 from tests.harness.net import free_port
-from tests.harness.server import Keys
-from tests.harness.site import Site, SiteFactory, issued_pem
+from tests.harness.site import Site, SiteFactory
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -68,10 +67,9 @@ def reachable_link(
     port = free_port()
     clock = Clock()
     site = clocked_site(site_factory, clock, metrics_port=port)
-    keys = Keys.create(tmp_path)
-    trust_remote_ca(site, keys)
-    pem = issued_pem(site, "eu-client")
-    remote = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
+    remotes = remote_keys(site, tmp_path)
+    pem = remotes.pem
+    remote = remotes.remote()
     remote.start()
     try:
         site.create(

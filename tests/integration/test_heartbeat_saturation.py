@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote, pinging, scrape, trust_remote_ca
+from tests.harness.heartbeat import pinging, remote_keys, scrape
 from tests.harness.net import free_port
-from tests.harness.server import Keys
-from tests.harness.site import SiteFactory, issued_pem
+from tests.harness.site import SiteFactory
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -30,12 +29,9 @@ def test_a_saturated_operator_says_so_on_its_side_and_keeps_fast_remotes_reachab
 ) -> None:
     port = free_port()
     site = site_factory("eu", heartbeat_workers=1, metrics_port=port, metrics_host="127.0.0.1")
-    keys = Keys.create(tmp_path)
-    trust_remote_ca(site, keys)
-    pem = issued_pem(site, "eu-client")
-    remote = StandInRemote(
-        server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem], delay=0.2
-    ).start()
+    remotes = remote_keys(site, tmp_path)
+    pem = remotes.pem
+    remote = remotes.remote(delay=0.2).start()
     try:
         names = [f"peer-{number}" for number in range(COUNT)]
         for name in names:

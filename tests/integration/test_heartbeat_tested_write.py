@@ -21,9 +21,8 @@ import pytest
 from federation_devkit.sandbox import patching
 from federation_devkit.sandbox.emulator import SandboxAPI
 from federation_operator.domain import api
-from tests.harness.heartbeat import StandInRemote, pinging, trust_remote_ca
-from tests.harness.server import Keys
-from tests.harness.site import SiteFactory, issued_pem
+from tests.harness.heartbeat import pinging, remote_keys
+from tests.harness.site import SiteFactory
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -65,10 +64,9 @@ def test_a_heartbeat_write_lands_although_the_peers_metadata_moved_just_before_i
     site_factory: SiteFactory, tmp_path: Path
 ) -> None:
     site = site_factory("eu")
-    keys = Keys.create(tmp_path)
-    trust_remote_ca(site, keys)
-    pem = issued_pem(site, "eu-client")
-    remote = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
+    remotes = remote_keys(site, tmp_path)
+    pem = remotes.pem
+    remote = remotes.remote()
     remote.start()
     touches: list[int] = []
     try:

@@ -25,10 +25,9 @@ from federation_devkit.sandbox.faults import TIMEOUT
 from federation_operator.controller.registration import heartbeat as heartbeat_registration
 from federation_operator.domain import api
 from tests.harness.clock import Clock
-from tests.harness.heartbeat import StandInRemote, clocked_site, pinging, scrape, trust_remote_ca
+from tests.harness.heartbeat import clocked_site, pinging, remote_keys, scrape
 from tests.harness.net import free_port
-from tests.harness.server import Keys
-from tests.harness.site import SiteFactory, issued_pem
+from tests.harness.site import SiteFactory
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -48,11 +47,10 @@ def _hold_peer_writes(api_: SandboxAPI) -> None:
 def test_a_held_status_write_holds_no_other_peers_pings(site_factory: SiteFactory, tmp_path: Path) -> None:
     port = free_port()
     site = site_factory("eu", heartbeat_workers=1, metrics_port=port, metrics_host="127.0.0.1")
-    keys = Keys.create(tmp_path)
-    trust_remote_ca(site, keys)
-    pem = issued_pem(site, "eu-client")
-    steady = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
-    changing = StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
+    remotes = remote_keys(site, tmp_path)
+    pem = remotes.pem
+    steady = remotes.remote()
+    changing = remotes.remote()
     steady.start()
     changing.start()
     try:
@@ -124,13 +122,9 @@ def test_a_write_that_waited_is_judged_as_of_its_ping(
     port = free_port()
     clock = Clock()
     site = clocked_site(site_factory, clock, metrics_port=port)
-    keys = Keys.create(tmp_path)
-    trust_remote_ca(site, keys)
-    pem = issued_pem(site, "eu-client")
-    remotes = {
-        name: StandInRemote(server_cert=keys.server_cert, server_key=keys.server_key, client_pems=[pem])
-        for name in ("a", "b")
-    }
+    keys = remote_keys(site, tmp_path)
+    pem = keys.pem
+    remotes = {name: keys.remote() for name in ("a", "b")}
     for remote in remotes.values():
         remote.start()
     try:
